@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine for karp's development and tests: Debian packages, Node >= 22, npm
+# dependencies, and the Go-built control plane the integration tests run against. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# ucarp, iproute2, arping: the agent and its network-namespace lab; shellcheck: lints the agent's scripts;
+# curl and socat: the lab's health checks and port forwards.
+apt_packages=(ucarp iproute2 iputils-arping shellcheck curl socat procps git ca-certificates)
+missing=()
+for p in "${apt_packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then echo "setup: need root to install ${missing[*]}" >&2; exit 1; fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# shellcheck source=scripts/ensure-node.sh
+source scripts/ensure-node.sh
+npm ci --no-audit --no-fund
+
+bash test/cluster/build.sh >/dev/null
+echo "setup: done (Node $(node --version), control plane in $(bash test/cluster/build.sh))" >&2
