@@ -1,4 +1,5 @@
 #!/usr/bin/env -S node --import tsx
 import {execute} from '@oclif/core'
 
-await execute({development: true, dir: import.meta.url})
+// Run from src/: the committed oclif.manifest.json describes dist/ and would otherwise win.
+await execute({development: true, loadOptions: {root: import.meta.dirname, ignoreManifest: true}})

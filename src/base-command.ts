@@ -1,0 +1,40 @@
+import {Command, Errors, type Interfaces, ux} from '@oclif/core'
+
+import {ExitCode, InvalidInputError, KarpError} from './lib/errors.js'
+
+export type ErrorJson = {error: {message: string; exitCode: number; hint?: string}}
+
+/**
+ * Maps failures onto DESIGN.md's exit codes: a KarpError is the user's to fix and shows one clear message
+ * (JSON on stdout under --json); anything else is a bug and keeps its stack.
+ */
+export abstract class BaseCommand extends Command {
+  static override enableJsonFlag = true
+
+  protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
+    if (err instanceof KarpError) {
+      if (this.jsonEnabled()) return super.catch(Object.assign(new Errors.CLIError(err.message, {exit: err.exitCode}), {karp: err}))
+      // Printed whole, unwrapped: each problem stays on one line that names the flag and value.
+      ux.action.stop('failed')
+      const lines = err instanceof InvalidInputError ? err.problems : [err.message]
+      for (const line of lines) this.logToStderr(`error: ${line}`)
+      if (err.hint) this.logToStderr(`hint: ${err.hint}`)
+      this.exit(err.exitCode)
+    }
+    return super.catch(err)
+  }
+
+  protected override toErrorJson(err: unknown): ErrorJson {
+    const karp = (err as {karp?: KarpError}).karp
+    if (karp) return {error: {message: karp.message, exitCode: karp.exitCode, ...(karp.hint ? {hint: karp.hint} : {})}}
+    const e = err as Error & {oclif?: {exit?: number}}
+    return {error: {message: e.message, exitCode: e.oclif?.exit ?? ExitCode.bug}}
+  }
+
+  /** Prompts only where a person can answer: a TTY on both ends and no --json. */
+  protected canPrompt(): boolean {
+    return Boolean(process.stdin.isTTY && process.stdout.isTTY) && !this.jsonEnabled()
+  }
+}
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<T['flags'] & T['baseFlags']>

@@ -1,0 +1,115 @@
+import {confirm, input} from '@inquirer/prompts'
+import {Flags, ux} from '@oclif/core'
+
+import {BaseCommand} from '../base-command.js'
+import {clusterFlags, instanceFlags, vipFlags, vipInputFromFlags} from '../flags.js'
+import {checkDuration, checkSubnetPrefix, checkVip} from '../lib/config/validate.js'
+import {validateVipInput} from '../lib/config/vip-config.js'
+import {InvalidInputError, UsageError} from '../lib/errors.js'
+import {Kube} from '../lib/kube/client.js'
+import {
+  choosePassword,
+  describeSelection,
+  executeInstall,
+  gatherClusterFacts,
+  type InstallResult,
+  planInstall,
+  selectedNodes,
+  verifyApply,
+} from '../lib/install/install.js'
+import type {NodeFacts} from '../lib/install/preflight.js'
+import {renderManifests} from '../lib/manifests/render.js'
+
+export type {InstallResult} from '../lib/install/install.js'
+
+export default class Install extends BaseCommand {
+  static override summary = 'install or upgrade the karp agent, giving the API server a floating VIP'
+  static override description =
+    'Validates every flag, checks the cluster (nodes, subnet, vhid, permissions) and only then applies, with server-side apply as field manager karp. Running it again with the same flags changes nothing; other flags upgrade in place. Prompts for what is missing only on a terminal.'
+
+  static override examples = [
+    '<%= config.bin %> install --vip 192.168.1.250',
+    '<%= config.bin %> install --vip 192.168.1.250 --vhid 42 --yes --json',
+    '<%= config.bin %> install --vip 10.0.0.50 --node-selector karp=enabled --context prod',
+  ]
+
+  static override flags = {
+    ...clusterFlags,
+    ...instanceFlags,
+    ...vipFlags,
+    'subnet-prefix': Flags.string({description: 'prefix length of the subnet the nodes and the VIP share, for preflight checks', default: '24'}),
+    wait: Flags.boolean({description: 'wait until the agent runs on every selected node', default: true, allowNo: true}),
+    timeout: Flags.string({description: 'how long to wait for the rollout', default: '5m'}),
+    yes: Flags.boolean({char: 'y', description: 'do not ask for confirmation', default: false}),
+  }
+
+  async run(): Promise<InstallResult> {
+    const {flags} = await this.parse(Install)
+    const interactive = this.canPrompt()
+    const problems: string[] = []
+    let validated
+    try {
+      validated = validateVipInput(vipInputFromFlags(flags))
+    } catch (error) {
+      if (!(error instanceof InvalidInputError)) throw error
+      problems.push(...error.problems)
+    }
+    const subnetPrefix = checkSubnetPrefix(flags['subnet-prefix'])
+    const timeout = checkDuration('timeout', flags.timeout)
+    for (const checked of [subnetPrefix, timeout]) if (!checked.ok) problems.push(checked.problem)
+    if (problems.length > 0 || !validated || !subnetPrefix.ok || !timeout.ok) throw new InvalidInputError(problems)
+    if (validated.vip === undefined && !interactive) {
+      throw new UsageError('missing required flag --vip', 'give the virtual IPv4 address, e.g. --vip 192.168.1.250 (prompts only on a terminal without --json)')
+    }
+
+    const {settings} = validated
+    const kube = Kube.fromOptions(flags)
+    const facts = await gatherClusterFacts(kube, settings)
+    const {password, source} = choosePassword(validated.password, facts)
+
+    const vip = validated.vip ?? (await this.promptForVip(selectedNodes(renderManifests({...settings, vip: '192.0.2.1', password}), facts.nodes), describeSelection(settings)))
+
+    const plan = planInstall({...settings, vip, password}, source, facts, subnetPrefix.value)
+    await verifyApply(kube, plan, facts.namespace !== null)
+    for (const warning of plan.warnings) this.warn(warning)
+
+    if (interactive && !flags.yes) {
+      this.logToStderr(
+        [
+          `About to install karp ${settings.namespace}/${settings.name} on context ${kube.contextName} (${kube.server}):`,
+          `  VIP ${vip} (vhid ${settings.vhid}, port ${settings.apiPort}) on ${plan.selected.map((n) => n.name).join(', ')}`,
+          `  password: ${source === 'cluster' ? 'kept from the installed Secret' : source === 'flag' ? 'from --password' : 'newly generated'}`,
+          `  objects: ${plan.objects.map((o) => `${o.kind}/${o.metadata.name}`).join(', ')}`,
+        ].join('\n'),
+      )
+      if (!(await confirm({message: 'Apply?', default: true}))) this.error('aborted; nothing was applied', {exit: 1})
+    }
+
+    ux.action.start(`Applying karp to ${kube.contextName}`, undefined, {stdout: false})
+    const result = await executeInstall(kube, plan, {
+      wait: flags.wait,
+      timeoutMs: timeout.value,
+      onProgress: (s) => (ux.action.status = `${s.available}/${s.desired} agents available, ${s.updated} updated`),
+    })
+    ux.action.stop(result.rollout ? `${result.rollout.available}/${result.rollout.desired} agents available` : 'applied')
+    if (!this.jsonEnabled()) {
+      for (const o of result.objects) this.log(`${o.kind.toLowerCase()}/${o.name} ${o.action}`)
+      this.log(`VIP ${result.vip} will be held by one of: ${result.nodes.join(', ')}. Next: karp check-cert, then karp kubeconfig rewrite.`)
+    }
+    return result
+  }
+
+  /** Asks for the VIP after showing where it must live: the selected nodes and their addresses. */
+  private async promptForVip(nodes: NodeFacts[], selection: string): Promise<string> {
+    this.logToStderr(`Nodes that will run the agent (${selection}):`)
+    for (const n of nodes) this.logToStderr(`  ${n.name}\t${n.internalIPv4.join(', ') || '(no IPv4 InternalIP)'}`)
+    const answer = await input({
+      message: "Virtual IP for the API server (a free address on the nodes' subnet):",
+      validate: (value) => {
+        const checked = checkVip(value.trim())
+        return checked.ok || checked.problem
+      },
+    })
+    return answer.trim()
+  }
+}

@@ -1,0 +1,52 @@
+import {confirm} from '@inquirer/prompts'
+import {Flags, ux} from '@oclif/core'
+
+import {BaseCommand} from '../base-command.js'
+import {clusterFlags, instanceFlags} from '../flags.js'
+import {checkDuration} from '../lib/config/validate.js'
+import {validateVipInput} from '../lib/config/vip-config.js'
+import {InvalidInputError} from '../lib/errors.js'
+import {Kube} from '../lib/kube/client.js'
+import {uninstall, type UninstallResult} from '../lib/install/uninstall.js'
+
+export type {UninstallResult} from '../lib/install/uninstall.js'
+
+export default class Uninstall extends BaseCommand {
+  static override summary = 'remove a karp install and wait until its agents are gone'
+  static override description =
+    'Deletes the DaemonSet, Secret, RBAC objects and ServiceAccount karp created for --name, and the namespace if karp created it and no other karp install lives there. The VIP leaves with the last agent.'
+
+  static override examples = ['<%= config.bin %> uninstall', '<%= config.bin %> uninstall --name karp --namespace karp-system --yes --json']
+
+  static override flags = {
+    ...clusterFlags,
+    ...instanceFlags,
+    wait: Flags.boolean({description: 'wait until the agent pods are gone', default: true, allowNo: true}),
+    timeout: Flags.string({description: 'how long to wait for the pods to go', default: '2m'}),
+    yes: Flags.boolean({char: 'y', description: 'do not ask for confirmation', default: false}),
+  }
+
+  async run(): Promise<UninstallResult> {
+    const {flags} = await this.parse(Uninstall)
+    const {settings} = validateVipInput({name: flags.name, namespace: flags.namespace})
+    const timeout = checkDuration('timeout', flags.timeout)
+    if (!timeout.ok) throw new InvalidInputError([timeout.problem])
+    const kube = Kube.fromOptions(flags)
+    if (this.canPrompt() && !flags.yes) {
+      const sure = await confirm({message: `Remove karp ${settings.namespace}/${settings.name} from ${kube.contextName}? The VIP will stop answering.`, default: false})
+      if (!sure) this.error('aborted; nothing was deleted', {exit: 1})
+    }
+    ux.action.start(`Removing karp ${settings.namespace}/${settings.name}`, undefined, {stdout: false})
+    const result = await uninstall(kube, settings, {
+      wait: flags.wait,
+      timeoutMs: timeout.value,
+      onProgress: (remaining) => (ux.action.status = `${remaining} agent pod${remaining === 1 ? '' : 's'} left`),
+    })
+    ux.action.stop(result.podsRemaining === 0 ? 'done' : `${result.podsRemaining} pods still terminating`)
+    if (!this.jsonEnabled()) {
+      for (const o of result.objects) this.log(`${o.kind.toLowerCase()}/${o.name} ${o.action === 'absent' ? 'not found' : o.action}`)
+      if (result.objects.every((o) => o.action !== 'deleted')) this.log(`nothing to remove: no karp install ${settings.namespace}/${settings.name}`)
+    }
+    return result
+  }
+}

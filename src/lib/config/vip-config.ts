@@ -1,0 +1,109 @@
+import {randomBytes} from 'node:crypto'
+
+import {InvalidInputError} from '../errors.js'
+import {
+  type Checked,
+  checkAdvbase,
+  checkDnsLabel,
+  checkImage,
+  checkInterface,
+  checkNodeSelector,
+  checkPassword,
+  checkPort,
+  checkVhid,
+  checkVip,
+  MAX_PASSWORD_BYTES,
+  type NodeSelector,
+} from './validate.js'
+
+export type {NodeSelector} from './validate.js'
+
+/** Everything that decides what karp puts into a cluster, validated. */
+export interface VipConfig {
+  name: string
+  namespace: string
+  vip: string
+  vhid: number
+  password: string
+  advbase: number
+  preempt: boolean
+  healthCheck: boolean
+  apiPort: number
+  /** Unset: the agent finds the interface with `ip route get VIP` on each node. */
+  interface?: string
+  /** Unset: control-plane nodes (any of the role labels distributions use). */
+  nodeSelector?: NodeSelector
+  image: string
+}
+
+export const AGENT_IMAGE = 'ghcr.io/karp-vip/karp-agent:v0.1.0'
+
+export const DEFAULTS = {
+  name: 'karp',
+  namespace: 'karp-system',
+  vhid: 10,
+  advbase: 1,
+  preempt: false,
+  healthCheck: true,
+  apiPort: 6443,
+  subnetPrefix: 24,
+  image: AGENT_IMAGE,
+} as const
+
+/** Raw flag text as typed; undefined where the user gave nothing. */
+export interface VipConfigInput {
+  name?: string
+  namespace?: string
+  vip?: string
+  vhid?: string
+  password?: string
+  advbase?: string
+  preempt?: boolean
+  healthCheck?: boolean
+  apiPort?: string
+  interface?: string
+  nodeSelector?: string
+  image?: string
+}
+
+/** Everything but the two values that may be decided later: the VIP (prompted) and the password (reused). */
+export type VipSettings = Omit<VipConfig, 'vip' | 'password'>
+
+export interface ValidatedInput {
+  settings: VipSettings
+  vip?: string
+  password?: string
+}
+
+/** Validates every given field at once and reports every problem together. */
+export function validateVipInput(input: VipConfigInput): ValidatedInput {
+  const problems: string[] = []
+  function field<T>(raw: string | undefined, check: (value: string) => Checked<T>, fallback: T): T {
+    if (raw === undefined) return fallback
+    const checked = check(raw)
+    if (checked.ok) return checked.value
+    problems.push(checked.problem)
+    return fallback
+  }
+  const vip = field<string | undefined>(input.vip, checkVip, undefined)
+  const password = field<string | undefined>(input.password, checkPassword, undefined)
+  const settings: VipSettings = {
+    name: field(input.name, (v) => checkDnsLabel('name', v), DEFAULTS.name),
+    namespace: field(input.namespace, (v) => checkDnsLabel('namespace', v), DEFAULTS.namespace),
+    vhid: field(input.vhid, checkVhid, DEFAULTS.vhid),
+    advbase: field(input.advbase, checkAdvbase, DEFAULTS.advbase),
+    preempt: input.preempt ?? DEFAULTS.preempt,
+    healthCheck: input.healthCheck ?? DEFAULTS.healthCheck,
+    apiPort: field(input.apiPort, (v) => checkPort(v, 'api-port'), DEFAULTS.apiPort),
+    interface: field<string | undefined>(input.interface, checkInterface, undefined),
+    nodeSelector: field<NodeSelector | undefined>(input.nodeSelector, checkNodeSelector, undefined),
+    image: field(input.image, checkImage, DEFAULTS.image),
+  }
+  if (problems.length > 0) throw new InvalidInputError(problems)
+  return {settings, ...(vip === undefined ? {} : {vip}), ...(password === undefined ? {} : {password})}
+}
+
+/** A random CARP password of the most bytes ucarp accepts, from a URL-safe alphabet. */
+export function generatePassword(): string {
+  return randomBytes(MAX_PASSWORD_BYTES).toString('base64url').slice(0, MAX_PASSWORD_BYTES)
+}

@@ -1,0 +1,158 @@
+import {PatchStrategy, type V1Namespace, type V1PodSpec} from '@kubernetes/client-node'
+
+import {generatePassword, type VipConfig} from '../config/vip-config.js'
+import {checkPassword} from '../config/validate.js'
+import {CheckFailedError, UnreachableError} from '../errors.js'
+import {describeObject, applyObjects, type AppliedObject, FIELD_MANAGER} from '../kube/apply.js'
+import {describeNeed, missingPermissions, type PermissionNeed} from '../kube/access.js'
+import type {Kube} from '../kube/client.js'
+import {resourceOf} from '../kube/resources.js'
+import {listKarpInstalls, type KarpInstall} from '../kube/karp-installs.js'
+import {waitForRollout, type RolloutStatus} from '../kube/rollout.js'
+import {podSpecSelectsNode} from '../manifests/node-selection.js'
+import {renderManifests, type ManifestObject} from '../manifests/render.js'
+import {checkPlacement, nodeFacts, type NodeFacts} from './preflight.js'
+
+export type PasswordSource = 'flag' | 'cluster' | 'generated'
+
+/** What install learns from the cluster before deciding anything. */
+export interface ClusterFacts {
+  nodes: NodeFacts[]
+  installs: KarpInstall[]
+  namespace: V1Namespace | null
+  /** The password in this install's Secret, when one exists and is usable. */
+  existingPassword?: string
+}
+
+/** Reads what every install decision depends on; needs only read access. */
+export async function gatherClusterFacts(kube: Kube, target: {namespace: string; name: string}): Promise<ClusterFacts> {
+  const [nodes, installs, namespace] = await Promise.all([
+    kube.call('listing nodes', () => kube.core.listNode()),
+    listKarpInstalls(kube),
+    kube.nullIfNotFound(`reading namespace ${target.namespace}`, () => kube.core.readNamespace({name: target.namespace})),
+  ])
+  const secret = namespace
+    ? await kube.nullIfNotFound(`reading Secret ${target.namespace}/${target.name}`, () => kube.core.readNamespacedSecret(target))
+    : null
+  const stored = secret?.data?.password === undefined ? undefined : Buffer.from(secret.data.password, 'base64').toString('utf8')
+  const existingPassword = stored !== undefined && checkPassword(stored).ok ? stored : undefined
+  return {nodes: nodes.items.map(nodeFacts), installs, namespace, ...(existingPassword ? {existingPassword} : {})}
+}
+
+export function choosePassword(given: string | undefined, facts: ClusterFacts): {password: string; source: PasswordSource} {
+  if (given !== undefined) return {password: given, source: 'flag'}
+  if (facts.existingPassword !== undefined) return {password: facts.existingPassword, source: 'cluster'}
+  return {password: generatePassword(), source: 'generated'}
+}
+
+function daemonSetPodSpec(objects: ManifestObject[]): V1PodSpec {
+  const ds = objects.find((o) => o.kind === 'DaemonSet') as {spec: {template: {spec: V1PodSpec}}} | undefined
+  if (!ds) throw new Error('rendered manifests hold no DaemonSet')
+  return ds.spec.template.spec
+}
+
+/** The nodes the rendered DaemonSet will run on, judged from its own pod spec. */
+export function selectedNodes(objects: ManifestObject[], nodes: NodeFacts[]): NodeFacts[] {
+  const spec = daemonSetPodSpec(objects)
+  return nodes.filter((n) => podSpecSelectsNode(spec, n.labels))
+}
+
+export const describeSelection = (config: Pick<VipConfig, 'nodeSelector'>) =>
+  config.nodeSelector
+    ? `--node-selector ${config.nodeSelector.key}=${config.nodeSelector.value}`
+    : 'control-plane nodes: label node-role.kubernetes.io/control-plane, node-role.kubernetes.io/master or node-role.kubernetes.io/controlplane=true'
+
+export interface InstallPlan {
+  config: VipConfig
+  passwordSource: PasswordSource
+  /** Objects to apply, in order; a namespace karp does not manage is left out, never relabelled. */
+  objects: ManifestObject[]
+  selected: NodeFacts[]
+  warnings: string[]
+}
+
+const isKarpManaged = (ns: V1Namespace | null) => ns?.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'karp'
+
+/** Decides everything install will do, and refuses with every problem at once before any write. */
+export function planInstall(config: VipConfig, passwordSource: PasswordSource, facts: ClusterFacts, subnetPrefix: number): InstallPlan {
+  const rendered = renderManifests(config)
+  const objects = rendered.filter((o) => o.kind !== 'Namespace' || facts.namespace === null || isKarpManaged(facts.namespace))
+  const selected = selectedNodes(rendered, facts.nodes)
+  const verdict = checkPlacement({
+    vip: config.vip,
+    vhid: config.vhid,
+    namespace: config.namespace,
+    name: config.name,
+    subnetPrefix,
+    selected,
+    allNodes: facts.nodes,
+    installs: facts.installs,
+    selection: describeSelection(config),
+  })
+  if (verdict.problems.length > 0) {
+    throw new CheckFailedError(`preflight failed, nothing was applied:\n  - ${verdict.problems.join('\n  - ')}`)
+  }
+  return {config, passwordSource, objects, selected, warnings: verdict.warnings}
+}
+
+function permissionNeeds(objects: ManifestObject[]): PermissionNeed[] {
+  return objects.flatMap((o) => {
+    const r = resourceOf(o.kind)
+    return ['get', 'create', 'patch'].map((verb) => ({verb, ...r, ...(o.metadata.namespace ? {namespace: o.metadata.namespace} : {})}))
+  })
+}
+
+/**
+ * Proves the apply would succeed without writing: RBAC through access reviews, then a server-side dry run
+ * of every object whose namespace exists already (admission, validation, RBAC escalation rules).
+ */
+export async function verifyApply(kube: Kube, plan: InstallPlan, namespaceExists: boolean): Promise<void> {
+  const missing = await missingPermissions(kube, permissionNeeds(plan.objects))
+  if (missing.length > 0) {
+    const user = kube.config.getCurrentUser()?.name ?? 'the current user'
+    throw new UnreachableError(
+      `forbidden: ${user} (context ${kube.contextName}) may not ${missing.map(describeNeed).join('; ')}; nothing was applied`,
+      'karp install needs to create and patch these objects; use a cluster-admin context or ask for these permissions',
+    )
+  }
+  for (const object of plan.objects) {
+    if (object.metadata.namespace && !namespaceExists) continue
+    await kube.call(`dry-run apply of ${describeObject(object)} (nothing was applied)`, () =>
+      kube.objects.patch(object, undefined, 'All', FIELD_MANAGER, true, PatchStrategy.ServerSideApply),
+    )
+  }
+}
+
+export interface InstallResult {
+  name: string
+  namespace: string
+  vip: string
+  vhid: number
+  passwordSource: PasswordSource
+  nodes: string[]
+  objects: AppliedObject[]
+  rollout: RolloutStatus | null
+  warnings: string[]
+}
+
+export async function executeInstall(
+  kube: Kube,
+  plan: InstallPlan,
+  options: {wait: boolean; timeoutMs: number; onProgress: (status: RolloutStatus) => void},
+): Promise<InstallResult> {
+  const objects = await applyObjects(kube, plan.objects)
+  const rollout = options.wait
+    ? await waitForRollout(kube, {namespace: plan.config.namespace, name: plan.config.name}, options.timeoutMs, options.onProgress)
+    : null
+  return {
+    name: plan.config.name,
+    namespace: plan.config.namespace,
+    vip: plan.config.vip,
+    vhid: plan.config.vhid,
+    passwordSource: plan.passwordSource,
+    nodes: plan.selected.map((n) => n.name),
+    objects,
+    rollout,
+    warnings: plan.warnings,
+  }
+}

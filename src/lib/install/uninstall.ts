@@ -1,0 +1,93 @@
+import {CheckFailedError, UnreachableError} from '../errors.js'
+import {describeNeed, missingPermissions} from '../kube/access.js'
+import {describeObject} from '../kube/apply.js'
+import type {Kube} from '../kube/client.js'
+import {KARP_SELECTOR} from '../kube/karp-installs.js'
+import {resourceOf} from '../kube/resources.js'
+import {manifestKinds} from '../manifests/render.js'
+
+export interface RemovedObject {
+  kind: string
+  name: string
+  namespace?: string
+  action: 'deleted' | 'absent' | 'kept'
+}
+
+export interface UninstallResult {
+  name: string
+  namespace: string
+  objects: RemovedObject[]
+  podsRemaining: number
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * Deletes what install created for this name, newest dependency first, then waits for the agent pods to
+ * go. The namespace goes only if karp created it and no other karp install lives there.
+ */
+export async function uninstall(
+  kube: Kube,
+  target: {namespace: string; name: string},
+  options: {wait: boolean; timeoutMs: number; onProgress: (podsRemaining: number) => void},
+): Promise<UninstallResult> {
+  const kinds = manifestKinds().reverse()
+  const needs = kinds.map((k) => ({verb: 'delete', ...resourceOf(k.kind), ...(k.namespaced ? {namespace: target.namespace} : {})}))
+  const missing = await missingPermissions(kube, needs)
+  if (missing.length > 0) {
+    throw new UnreachableError(`forbidden: may not ${missing.map(describeNeed).join('; ')}; nothing was deleted`)
+  }
+  const objects: RemovedObject[] = []
+  for (const k of kinds) {
+    const header = {apiVersion: k.apiVersion, kind: k.kind, metadata: {name: k.namespaced ? target.name : target.namespace, ...(k.namespaced ? {namespace: target.namespace} : {})}}
+    const entry = {kind: k.kind, name: header.metadata.name, ...(k.namespaced ? {namespace: target.namespace} : {})}
+    if (k.kind === 'Namespace') {
+      const ns = await kube.nullIfNotFound(`reading namespace ${target.namespace}`, () => kube.core.readNamespace({name: target.namespace}))
+      const others = ns
+        ? (await kube.call(`listing karp DaemonSets in ${target.namespace}`, () => kube.apps.listNamespacedDaemonSet({namespace: target.namespace, labelSelector: KARP_SELECTOR}))).items
+        : []
+      if (!ns) objects.push({...entry, action: 'absent'})
+      else if (ns.metadata?.labels?.['app.kubernetes.io/managed-by'] !== 'karp' || others.length > 0) objects.push({...entry, action: 'kept'})
+      else {
+        await waitForPods(kube, target, options)
+        const deleted = await kube.nullIfNotFound(`deleting ${describeObject(header)}`, () => kube.objects.delete(header))
+        objects.push({...entry, action: deleted ? 'deleted' : 'absent'})
+      }
+      continue
+    }
+    const deleted = await kube.nullIfNotFound(`deleting ${describeObject(header)}`, () =>
+      kube.objects.delete(header, undefined, undefined, undefined, undefined, 'Background'),
+    )
+    objects.push({...entry, action: deleted ? 'deleted' : 'absent'})
+  }
+  const podsRemaining = options.wait ? await waitForPods(kube, target, options) : await countPods(kube, target)
+  return {name: target.name, namespace: target.namespace, objects, podsRemaining}
+}
+
+async function countPods(kube: Kube, target: {namespace: string; name: string}): Promise<number> {
+  const pods = await kube.call(`listing karp pods in ${target.namespace}`, () =>
+    kube.core.listNamespacedPod({namespace: target.namespace, labelSelector: `${KARP_SELECTOR},app.kubernetes.io/instance=${target.name}`}),
+  )
+  return pods.items.length
+}
+
+async function waitForPods(
+  kube: Kube,
+  target: {namespace: string; name: string},
+  options: {wait: boolean; timeoutMs: number; onProgress: (podsRemaining: number) => void},
+): Promise<number> {
+  if (!options.wait) return countPods(kube, target)
+  const deadline = Date.now() + options.timeoutMs
+  for (;;) {
+    const remaining = await countPods(kube, target)
+    options.onProgress(remaining)
+    if (remaining === 0) return 0
+    if (Date.now() >= deadline) {
+      throw new CheckFailedError(
+        `${remaining} karp pod${remaining === 1 ? '' : 's'} still present in ${target.namespace} after ${Math.round(options.timeoutMs / 1000)} s`,
+        `see: kubectl -n ${target.namespace} get pods -l app.kubernetes.io/instance=${target.name}`,
+      )
+    }
+    await sleep(1000)
+  }
+}

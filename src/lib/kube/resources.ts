@@ -1,0 +1,15 @@
+/** API group and plural resource of each kind karp installs: what RBAC checks and access reviews name. */
+const RESOURCES: Record<string, {group: string; resource: string}> = {
+  Namespace: {group: '', resource: 'namespaces'},
+  ServiceAccount: {group: '', resource: 'serviceaccounts'},
+  Role: {group: 'rbac.authorization.k8s.io', resource: 'roles'},
+  RoleBinding: {group: 'rbac.authorization.k8s.io', resource: 'rolebindings'},
+  Secret: {group: '', resource: 'secrets'},
+  DaemonSet: {group: 'apps', resource: 'daemonsets'},
+}
+
+export function resourceOf(kind: string): {group: string; resource: string} {
+  const r = RESOURCES[kind]
+  if (!r) throw new Error(`no API resource known for kind ${kind}`)
+  return r
+}

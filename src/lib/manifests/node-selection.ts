@@ -1,0 +1,37 @@
+import type {V1NodeSelectorRequirement, V1PodSpec} from '@kubernetes/client-node'
+
+function requirementHolds(req: V1NodeSelectorRequirement, labels: Record<string, string>): boolean {
+  const has = Object.hasOwn(labels, req.key)
+  const value = labels[req.key]
+  switch (req.operator) {
+    case 'Exists':
+      return has
+    case 'DoesNotExist':
+      return !has
+    case 'In':
+      return has && (req.values ?? []).includes(value as string)
+    case 'NotIn':
+      return !has || !(req.values ?? []).includes(value as string)
+    case 'Gt':
+    case 'Lt': {
+      const [bound] = (req.values ?? []).map(Number)
+      const n = Number(value)
+      if (!has || !Number.isInteger(n) || bound === undefined) return false
+      return req.operator === 'Gt' ? n > bound : n < bound
+    }
+    default:
+      return false
+  }
+}
+
+/**
+ * Whether the scheduler may place this pod spec on a node with these labels, judged by its nodeSelector
+ * and required node affinity (terms ORed, expressions ANDed). Preflight uses the rendered DaemonSet's own
+ * spec, so the nodes it checks are exactly the nodes that will run the agent.
+ */
+export function podSpecSelectsNode(spec: Pick<V1PodSpec, 'nodeSelector' | 'affinity'>, labels: Record<string, string>): boolean {
+  for (const [key, value] of Object.entries(spec.nodeSelector ?? {})) if (labels[key] !== value) return false
+  const terms = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms
+  if (!terms) return true
+  return terms.some((term) => (term.matchExpressions ?? []).every((req) => requirementHolds(req, labels)))
+}

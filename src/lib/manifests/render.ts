@@ -1,0 +1,104 @@
+import {createHash} from 'node:crypto'
+import {readFileSync} from 'node:fs'
+
+import type {KubernetesObject} from '@kubernetes/client-node'
+import {parseAllDocuments} from 'yaml'
+
+import type {VipConfig} from '../config/vip-config.js'
+import {KARP_VERSION} from '../version.js'
+
+const TEMPLATES_DIR = new URL('../../../templates/', import.meta.url)
+
+/** Templates in the order their objects must be applied: each one's dependencies come before it. */
+const TEMPLATE_FILES = ['namespace.yaml', 'serviceaccount.yaml', 'rbac.yaml', 'secret.yaml', 'daemonset.yaml']
+
+/** A rendered object: plain JSON data, as the Kubernetes API takes it. */
+export type ManifestObject = KubernetesObject & {apiVersion: string; kind: string; metadata: {name: string; namespace?: string}}
+
+const PLACEHOLDER = /^\$\(karp\.([A-Za-z0-9]+)\)$/
+
+/** The value of each placeholder; undefined marks an optional setting the user left unset. */
+export function placeholderValues(config: VipConfig): Record<string, string | undefined> {
+  return {
+    name: config.name,
+    namespace: config.namespace,
+    version: KARP_VERSION,
+    vip: config.vip,
+    vhid: String(config.vhid),
+    advbase: String(config.advbase),
+    preempt: String(config.preempt),
+    apiPort: String(config.apiPort),
+    interface: config.interface,
+    healthUrl: config.healthCheck ? `https://127.0.0.1:${config.apiPort}/readyz` : undefined,
+    image: config.image,
+    passwordBase64: Buffer.from(config.password).toString('base64'),
+    // Only a digest prefix: enough to roll the pods on change without publishing the password's hash whole.
+    passwordHash: createHash('sha256').update(config.password).digest('hex').slice(0, 16),
+  }
+}
+
+/**
+ * Replaces each scalar that is exactly a placeholder with its value, on the parsed tree: whatever a value
+ * contains, it stays one string and can never add keys, documents or YAML syntax.
+ */
+function substitute(node: unknown, values: Record<string, string | undefined>, where: string): unknown {
+  if (typeof node === 'string') {
+    const match = PLACEHOLDER.exec(node)
+    if (!match) {
+      if (node.includes('$(karp.')) throw new Error(`template ${where}: placeholder must be a whole value: ${node}`)
+      return node
+    }
+    const key = match[1] as string
+    if (!(key in values)) throw new Error(`template ${where}: unknown placeholder ${node}`)
+    return values[key] ?? null
+  }
+  if (Array.isArray(node)) return node.map((item) => substitute(item, values, where))
+  if (node !== null && typeof node === 'object') {
+    return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, substitute(v, values, where)]))
+  }
+  return node
+}
+
+function loadTemplates(): Array<{file: string; object: unknown}> {
+  return TEMPLATE_FILES.flatMap((file) => {
+    const text = readFileSync(new URL(file, TEMPLATES_DIR), 'utf8')
+    return parseAllDocuments(text).map((doc) => {
+      if (doc.errors.length > 0) throw new Error(`template ${file}: ${doc.errors[0]?.message}`)
+      return {file, object: doc.toJS()}
+    })
+  })
+}
+
+type Container = {env?: Array<{name: string; value?: string | null}>}
+
+function isDaemonSet(object: ManifestObject): object is ManifestObject & {spec: {template: {spec: Record<string, unknown> & {containers: Container[]}}}} {
+  return object.kind === 'DaemonSet'
+}
+
+/** Renders the objects of one karp install, in apply order. Same config in, same objects out. */
+export function renderManifests(config: VipConfig): ManifestObject[] {
+  const values = placeholderValues(config)
+  return loadTemplates().map(({file, object}) => {
+    const rendered = substitute(object, values, file) as ManifestObject
+    if (isDaemonSet(rendered)) {
+      const podSpec = rendered.spec.template.spec
+      for (const container of podSpec.containers) {
+        // An optional setting left unset leaves its variable out, so the agent's own default applies.
+        container.env = container.env?.filter((e) => !('value' in e) || e.value !== null)
+      }
+      if (config.nodeSelector) {
+        delete podSpec.affinity
+        podSpec.nodeSelector = {[config.nodeSelector.key]: config.nodeSelector.value}
+      }
+    }
+    return rendered
+  })
+}
+
+/** The kinds an install consists of, in apply order, read from the templates themselves. */
+export function manifestKinds(): Array<{apiVersion: string; kind: string; namespaced: boolean}> {
+  return loadTemplates().map(({object}) => {
+    const o = object as {apiVersion: string; kind: string; metadata: {namespace?: string}}
+    return {apiVersion: o.apiVersion, kind: o.kind, namespaced: o.metadata.namespace !== undefined}
+  })
+}
