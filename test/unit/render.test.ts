@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict'
+import {describe, it} from 'node:test'
+
+import type {V1DaemonSet} from '@kubernetes/client-node'
+
+import {validateVipInput, type VipConfig} from '../../src/lib/config/vip-config.js'
+import {podSpecSelectsNode} from '../../src/lib/manifests/node-selection.js'
+import {manifestKinds, renderManifests} from '../../src/lib/manifests/render.js'
+
+function config(overrides: Partial<VipConfig> = {}): VipConfig {
+  return {...validateVipInput({}).settings, vip: '192.168.1.250', password: 's3cret', ...overrides}
+}
+
+const daemonSet = (objects: ReturnType<typeof renderManifests>) => objects.find((o) => o.kind === 'DaemonSet') as unknown as V1DaemonSet
+const envOf = (ds: V1DaemonSet) => Object.fromEntries((ds.spec?.template.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]))
+
+describe('renderManifests', () => {
+  it('renders the objects in dependency order', () => {
+    assert.deepEqual(
+      renderManifests(config()).map((o) => o.kind),
+      ['Namespace', 'ServiceAccount', 'Role', 'RoleBinding', 'Secret', 'DaemonSet'],
+    )
+    assert.deepEqual(manifestKinds().map((k) => [k.kind, k.namespaced]), [
+      ['Namespace', false],
+      ['ServiceAccount', true],
+      ['Role', true],
+      ['RoleBinding', true],
+      ['Secret', true],
+      ['DaemonSet', true],
+    ])
+  })
+
+  it('is deterministic for the same input', () => {
+    assert.equal(JSON.stringify(renderManifests(config())), JSON.stringify(renderManifests(config())))
+  })
+
+  it('leaves no placeholder behind', () => {
+    assert.doesNotMatch(JSON.stringify(renderManifests(config({interface: 'eth0'}))), /\$\(karp\./)
+  })
+
+  it('names and places every object after --name and --namespace', () => {
+    const objects = renderManifests(config({name: 'vip2', namespace: 'infra'}))
+    for (const o of objects) {
+      if (o.kind === 'Namespace') assert.equal(o.metadata.name, 'infra')
+      else assert.deepEqual([o.metadata.name, o.metadata.namespace], ['vip2', 'infra'])
+    }
+  })
+
+  it('passes the agent contract through env, with the password only in the Secret', () => {
+    const objects = renderManifests(config({vhid: 42, advbase: 2, preempt: true}))
+    const ds = daemonSet(objects)
+    const env = envOf(ds)
+    assert.equal(env.KARP_VIP, '192.168.1.250')
+    assert.equal(env.KARP_VHID, '42')
+    assert.equal(env.KARP_ADVBASE, '2')
+    assert.equal(env.KARP_PREEMPT, 'true')
+    assert.equal(env.KARP_HEALTH_URL, 'https://127.0.0.1:6443/readyz')
+    assert.equal(env.KARP_PASSWORD_FILE, '/etc/karp/password')
+    assert.deepEqual(env.NODE_NAME, {fieldRef: {fieldPath: 'spec.nodeName'}})
+    assert.ok(!('KARP_INTERFACE' in env), 'unset interface is left to the agent')
+    assert.doesNotMatch(JSON.stringify(ds), /s3cret/)
+    const secret = objects.find((o) => o.kind === 'Secret') as unknown as {data: {password: string}}
+    assert.equal(Buffer.from(secret.data.password, 'base64').toString(), 's3cret')
+    assert.equal(ds.metadata?.annotations?.['karp.io/vip'], '192.168.1.250')
+    assert.equal(ds.metadata?.annotations?.['karp.io/vhid'], '42')
+  })
+
+  it('drops the health URL with --no-health-check and sets the interface when given', () => {
+    const env = envOf(daemonSet(renderManifests(config({healthCheck: false, interface: 'bond0', apiPort: 8443}))))
+    assert.ok(!('KARP_HEALTH_URL' in env))
+    assert.equal(env.KARP_INTERFACE, 'bond0')
+  })
+
+  it('follows the pod security contract', () => {
+    const spec = daemonSet(renderManifests(config())).spec?.template.spec
+    const container = spec?.containers[0]
+    assert.equal(spec?.hostNetwork, true)
+    assert.equal(spec?.priorityClassName, 'system-node-critical')
+    assert.deepEqual(container?.securityContext?.capabilities, {drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW']})
+    assert.equal(container?.securityContext?.readOnlyRootFilesystem, true)
+    assert.equal(container?.securityContext?.allowPrivilegeEscalation, false)
+    assert.equal(container?.securityContext?.seccompProfile?.type, 'RuntimeDefault')
+    assert.ok(container?.resources?.requests && container.resources.limits)
+    assert.ok(container?.livenessProbe && container.readinessProbe)
+    assert.equal(daemonSet(renderManifests(config())).spec?.updateStrategy?.rollingUpdate?.maxUnavailable, 1)
+  })
+
+  it('rolls the pods when the password changes, and only then', () => {
+    const hash = (c: VipConfig) => daemonSet(renderManifests(c)).spec?.template.metadata?.annotations?.['karp.io/password-hash']
+    assert.equal(hash(config()), hash(config({vip: '192.168.1.251'})))
+    assert.notEqual(hash(config()), hash(config({password: 'other'})))
+  })
+
+  it('keeps hostile values as plain strings: no input changes the structure', () => {
+    const hostile = 'x\n---\nkind: Secret\nmetadata: {name: pwned}'
+    const objects = renderManifests(config({image: hostile, password: 'a: b\n- c'}))
+    assert.equal(objects.length, 6)
+    assert.equal(daemonSet(objects).spec?.template.spec?.containers[0]?.image, hostile)
+  })
+
+  it('selects control-plane nodes of every distribution by default, and only them', () => {
+    const spec = daemonSet(renderManifests(config())).spec?.template.spec ?? {}
+    assert.ok(podSpecSelectsNode(spec, {'node-role.kubernetes.io/control-plane': ''}), 'kubeadm')
+    assert.ok(podSpecSelectsNode(spec, {'node-role.kubernetes.io/control-plane': 'true', 'node-role.kubernetes.io/master': 'true'}), 'k3s/RKE2')
+    assert.ok(podSpecSelectsNode(spec, {'node-role.kubernetes.io/master': ''}), 'older kubeadm')
+    assert.ok(podSpecSelectsNode(spec, {'node-role.kubernetes.io/controlplane': 'true'}), 'RKE')
+    assert.ok(!podSpecSelectsNode(spec, {'node-role.kubernetes.io/worker': 'true'}))
+    assert.ok(!podSpecSelectsNode(spec, {}))
+  })
+
+  it('replaces the control-plane affinity with --node-selector', () => {
+    const spec = daemonSet(renderManifests(config({nodeSelector: {key: 'karp', value: 'on'}}))).spec?.template.spec ?? {}
+    assert.deepEqual(spec.nodeSelector, {karp: 'on'})
+    assert.equal(spec.affinity, undefined)
+    assert.ok(podSpecSelectsNode(spec, {karp: 'on'}))
+    assert.ok(!podSpecSelectsNode(spec, {karp: 'off', 'node-role.kubernetes.io/control-plane': ''}))
+  })
+
+  it('gives the agent only what it needs in RBAC', () => {
+    const role = renderManifests(config()).find((o) => o.kind === 'Role') as unknown as {rules: Array<{resources: string[]; verbs: string[]}>}
+    assert.deepEqual(role.rules.map((r) => [r.resources, r.verbs]), [
+      [['pods'], ['get', 'patch']],
+      [['events'], ['create']],
+    ])
+  })
+})
+
+describe('podSpecSelectsNode operators', () => {
+  const term = (operator: string, values?: string[]) => ({
+    affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: 'k', operator, ...(values ? {values} : {})}]}]}}},
+  })
+  it('evaluates In, NotIn, Exists, DoesNotExist, Gt and Lt as the scheduler does', () => {
+    assert.ok(podSpecSelectsNode(term('In', ['a', 'b']), {k: 'b'}))
+    assert.ok(!podSpecSelectsNode(term('In', ['a']), {}))
+    assert.ok(podSpecSelectsNode(term('NotIn', ['a']), {}))
+    assert.ok(!podSpecSelectsNode(term('NotIn', ['a']), {k: 'a'}))
+    assert.ok(podSpecSelectsNode(term('DoesNotExist'), {}))
+    assert.ok(podSpecSelectsNode(term('Gt', ['3']), {k: '4'}))
+    assert.ok(!podSpecSelectsNode(term('Lt', ['3']), {k: '4'}))
+  })
+})

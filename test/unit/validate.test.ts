@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict'
+import {describe, it} from 'node:test'
+
+import {
+  checkDuration,
+  checkInterface,
+  checkNodeSelector,
+  checkPassword,
+  checkSubnetPrefix,
+  checkVhid,
+  checkVip,
+  checkDnsLabel,
+} from '../../src/lib/config/validate.js'
+import {validateVipInput} from '../../src/lib/config/vip-config.js'
+import {InvalidInputError} from '../../src/lib/errors.js'
+
+function problemOf(checked: {ok: boolean; problem?: string}): string {
+  assert.equal(checked.ok, false, 'expected a problem')
+  return checked.problem as string
+}
+
+describe('checkVip', () => {
+  it('accepts a unicast IPv4 address and normalises nothing else', () => {
+    assert.deepEqual(checkVip('192.168.1.250'), {ok: true, value: '192.168.1.250'})
+    assert.deepEqual(checkVip('10.0.0.1'), {ok: true, value: '10.0.0.1'})
+  })
+  for (const value of ['10.0.0.300', '10.0.0.1/24', '::1', '10.1', '010.0.0.1', ' 10.0.0.1', 'vip', '']) {
+    it(`rejects ${JSON.stringify(value)} naming the flag, the value and the allowed form`, () => {
+      const problem = problemOf(checkVip(value))
+      assert.match(problem, /^invalid --vip /)
+      assert.ok(problem.includes(JSON.stringify(value)))
+      assert.match(problem, /IPv4 unicast address/)
+    })
+  }
+  for (const [value, range] of [['0.0.0.0', 'unspecified'], ['127.0.0.1', 'loopback'], ['224.0.0.18', 'multicast'], ['255.255.255.255', 'broadcast'], ['169.254.1.1', 'linkLocal']]) {
+    it(`rejects the ${range} address ${value}`, () => {
+      assert.match(problemOf(checkVip(value as string)), new RegExp(`${range} addresses cannot be a VIP`))
+    })
+  }
+})
+
+describe('numbers', () => {
+  it('vhid is 1..255', () => {
+    assert.deepEqual(checkVhid('1'), {ok: true, value: 1})
+    assert.deepEqual(checkVhid('255'), {ok: true, value: 255})
+    for (const v of ['0', '256', 'ten', '-1', '1.5', '']) assert.match(problemOf(checkVhid(v)), /^invalid --vhid .*from 1 to 255/)
+  })
+  it('subnet prefix leaves room for a VIP', () => {
+    assert.deepEqual(checkSubnetPrefix('24'), {ok: true, value: 24})
+    assert.match(problemOf(checkSubnetPrefix('31')), /from 1 to 30/)
+  })
+  it('durations read like kubectl', () => {
+    assert.deepEqual(checkDuration('timeout', '90s'), {ok: true, value: 90_000})
+    assert.deepEqual(checkDuration('timeout', '5m'), {ok: true, value: 300_000})
+    assert.deepEqual(checkDuration('timeout', '30'), {ok: true, value: 30_000})
+    assert.deepEqual(checkDuration('timeout', '500ms'), {ok: true, value: 500})
+    for (const v of ['soon', '0', '-5s', '25h', '5 m']) assert.match(problemOf(checkDuration('timeout', v)), /^invalid --timeout /)
+  })
+})
+
+describe('checkPassword', () => {
+  it('accepts 1 to 19 printable bytes', () => {
+    assert.equal(checkPassword('a').ok, true)
+    assert.equal(checkPassword('x'.repeat(19)).ok, true)
+    assert.equal(checkPassword('with space!').ok, true)
+  })
+  it('rejects 20 bytes, saying how many and the limit', () => {
+    assert.match(problemOf(checkPassword('x'.repeat(20))), /20 bytes is too long; ucarp accepts at most 19/)
+  })
+  it('counts bytes, not characters, and wants ASCII', () => {
+    assert.match(problemOf(checkPassword('é')), /printable ASCII/)
+  })
+  it('rejects a newline, a control character and the empty string', () => {
+    for (const v of ['a\nb', 'a\tb', '']) assert.match(problemOf(checkPassword(v)), /^invalid --password .*printable ASCII/)
+  })
+})
+
+describe('names and selectors', () => {
+  it('namespace must be a DNS label', () => {
+    assert.equal(checkDnsLabel('namespace', 'karp-system').ok, true)
+    for (const v of ['Karp', 'karp_system', '-karp', 'karp-', 'a'.repeat(64), 'kube.system']) {
+      assert.match(problemOf(checkDnsLabel('namespace', v)), /^invalid --namespace .*DNS label/)
+    }
+  })
+  it('node selector is key=value with label syntax; empty value allowed', () => {
+    assert.deepEqual(checkNodeSelector('karp=enabled'), {ok: true, value: {key: 'karp', value: 'enabled'}})
+    assert.deepEqual(checkNodeSelector('node-role.kubernetes.io/control-plane='), {ok: true, value: {key: 'node-role.kubernetes.io/control-plane', value: ''}})
+    for (const v of ['karp', '=x', 'a/b/c=x', 'Bad Key=x', 'k=has space']) assert.match(problemOf(checkNodeSelector(v)), /^invalid --node-selector .*key=value/)
+  })
+  it('interface names follow Linux rules', () => {
+    assert.equal(checkInterface('eth0').ok, true)
+    assert.equal(checkInterface('br-lan.10').ok, true)
+    for (const v of ['', 'a'.repeat(16), 'eth 0', 'eth0:1', 'a/b']) assert.match(problemOf(checkInterface(v)), /^invalid --interface /)
+  })
+})
+
+describe('validateVipInput', () => {
+  it('applies the documented defaults', () => {
+    const {settings, vip, password} = validateVipInput({vip: '10.0.0.5'})
+    assert.equal(vip, '10.0.0.5')
+    assert.equal(password, undefined)
+    assert.deepEqual(
+      {...settings},
+      {name: 'karp', namespace: 'karp-system', vhid: 10, advbase: 1, preempt: false, healthCheck: true, apiPort: 6443, interface: undefined, nodeSelector: undefined, image: settings.image},
+    )
+  })
+  it('reports every bad value at once', () => {
+    assert.throws(
+      () => validateVipInput({vip: '10.0.0.300', vhid: '256', password: 'x'.repeat(20), nodeSelector: 'nope', namespace: 'Bad'}),
+      (error: unknown) => {
+        assert.ok(error instanceof InvalidInputError)
+        assert.equal(error.exitCode, 2)
+        assert.deepEqual(
+          error.problems.map((p) => p.split(' ')[1]),
+          ['--vip', '--password', '--namespace', '--vhid', '--node-selector'],
+        )
+        return true
+      },
+    )
+  })
+})
