@@ -10,12 +10,13 @@ import {Kube} from '../lib/kube/client.js'
 import {
   choosePassword,
   describeSelection,
+  dryRunApply,
   executeInstall,
   gatherClusterFacts,
   type InstallResult,
   planInstall,
   selectedNodes,
-  verifyApply,
+  verifyPermissions,
 } from '../lib/install/install.js'
 import type {NodeFacts} from '../lib/install/preflight.js'
 import {renderManifests} from '../lib/manifests/render.js'
@@ -64,13 +65,14 @@ export default class Install extends BaseCommand {
 
     const {settings} = validated
     const kube = Kube.fromOptions(flags)
+    await verifyPermissions(kube, settings.namespace)
     const facts = await gatherClusterFacts(kube, settings)
     const {password, source} = choosePassword(validated.password, facts)
 
     const vip = validated.vip ?? (await this.promptForVip(selectedNodes(renderManifests({...settings, vip: '192.0.2.1', password}), facts.nodes), describeSelection(settings)))
 
     const plan = planInstall({...settings, vip, password}, source, facts, subnetPrefix.value)
-    await verifyApply(kube, plan, facts.namespace !== null)
+    await dryRunApply(kube, plan, facts.namespace !== null)
     for (const warning of plan.warnings) this.warn(warning)
 
     if (interactive && !flags.yes) {

@@ -10,7 +10,7 @@ import {resourceOf} from '../kube/resources.js'
 import {listKarpInstalls, type KarpInstall} from '../kube/karp-installs.js'
 import {waitForRollout, type RolloutStatus} from '../kube/rollout.js'
 import {podSpecSelectsNode} from '../manifests/node-selection.js'
-import {renderManifests, type ManifestObject} from '../manifests/render.js'
+import {manifestKinds, renderManifests, type ManifestObject} from '../manifests/render.js'
 import {checkPlacement, nodeFacts, type NodeFacts} from './preflight.js'
 
 export type PasswordSource = 'flag' | 'cluster' | 'generated'
@@ -95,26 +95,35 @@ export function planInstall(config: VipConfig, passwordSource: PasswordSource, f
   return {config, passwordSource, objects, selected, warnings: verdict.warnings}
 }
 
-function permissionNeeds(objects: ManifestObject[]): PermissionNeed[] {
-  return objects.flatMap((o) => {
-    const r = resourceOf(o.kind)
-    return ['get', 'create', 'patch'].map((verb) => ({verb, ...r, ...(o.metadata.namespace ? {namespace: o.metadata.namespace} : {})}))
-  })
+/** Everything install reads or writes, for one access review before any of it. */
+export function installPermissionNeeds(namespace: string): PermissionNeed[] {
+  const reads: PermissionNeed[] = [
+    {verb: 'list', group: '', resource: 'nodes'},
+    {verb: 'list', group: 'apps', resource: 'daemonsets'},
+  ]
+  const writes = manifestKinds().flatMap((k) =>
+    ['get', 'create', 'patch'].map((verb) => ({verb, ...resourceOf(k.kind), ...(k.namespaced ? {namespace} : {})})),
+  )
+  return [...reads, ...writes]
 }
 
-/**
- * Proves the apply would succeed without writing: RBAC through access reviews, then a server-side dry run
- * of every object whose namespace exists already (admission, validation, RBAC escalation rules).
- */
-export async function verifyApply(kube: Kube, plan: InstallPlan, namespaceExists: boolean): Promise<void> {
-  const missing = await missingPermissions(kube, permissionNeeds(plan.objects))
+/** Refuses up front, naming every missing permission, rather than failing half-way through an apply. */
+export async function verifyPermissions(kube: Kube, namespace: string): Promise<void> {
+  const missing = await missingPermissions(kube, installPermissionNeeds(namespace))
   if (missing.length > 0) {
     const user = kube.config.getCurrentUser()?.name ?? 'the current user'
     throw new UnreachableError(
       `forbidden: ${user} (context ${kube.contextName}) may not ${missing.map(describeNeed).join('; ')}; nothing was applied`,
-      'karp install needs to create and patch these objects; use a cluster-admin context or ask for these permissions',
+      'karp install needs to read nodes and karp DaemonSets, and to create and patch its objects; use a cluster-admin context or ask for these permissions',
     )
   }
+}
+
+/**
+ * Proves the apply would succeed without writing: a server-side dry run of every object whose namespace
+ * exists already (admission, validation, RBAC escalation rules).
+ */
+export async function dryRunApply(kube: Kube, plan: InstallPlan, namespaceExists: boolean): Promise<void> {
   for (const object of plan.objects) {
     if (object.metadata.namespace && !namespaceExists) continue
     await kube.call(`dry-run apply of ${describeObject(object)} (nothing was applied)`, () =>

@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict'
+import {describe, it} from 'node:test'
+
+import {parseAllDocuments} from 'yaml'
+
+import {karp} from '../helpers/karp.js'
+
+// The real binary, end to end, for the command that needs no cluster.
+describe('karp render (binary)', () => {
+  it('prints the install as YAML documents, the same each time for the same flags', async () => {
+    const args = ['render', '--vip', '192.168.1.250', '--password', 's3cret', '--vhid', '42']
+    const first = await karp(args)
+    const second = await karp(args)
+    assert.equal(first.exitCode, 0, first.stderr)
+    assert.equal(first.stdout, second.stdout)
+    const kinds = parseAllDocuments(first.stdout).map((d) => (d.toJS() as {kind: string}).kind)
+    assert.deepEqual(kinds, ['Namespace', 'ServiceAccount', 'Role', 'RoleBinding', 'Secret', 'DaemonSet'])
+  })
+
+  it('prints a List for -o json and --json alike', async () => {
+    const json = await karp(['render', '--vip', '192.168.1.250', '--password', 'x', '--json'])
+    const output = await karp(['render', '--vip', '192.168.1.250', '--password', 'x', '-o', 'json'])
+    assert.equal(json.exitCode, 0)
+    assert.deepEqual(JSON.parse(output.stdout), json.json)
+    assert.equal((json.json as {kind: string}).kind, 'List')
+    assert.equal((json.json as {items: unknown[]}).items.length, 6)
+  })
+
+  it('warns on stderr, not stdout, when it generates the password', async () => {
+    const run = await karp(['render', '--vip', '192.168.1.250'])
+    assert.equal(run.exitCode, 0)
+    assert.match(run.stderr, /random CARP password was generated/)
+    assert.equal(parseAllDocuments(run.stdout).length, 6)
+  })
+
+  const bad: Array<[string[], RegExp]> = [
+    [['--vip', '10.0.0.300'], /^error: invalid --vip "10\.0\.0\.300": expected one IPv4 unicast address/m],
+    [['--vip', '10.0.0.1/24'], /^error: invalid --vip "10\.0\.0\.1\/24"/m],
+    [['--vip', '::1'], /^error: invalid --vip "::1"/m],
+    [['--vip', '0.0.0.0'], /^error: invalid --vip "0\.0\.0\.0": unspecified addresses cannot be a VIP/m],
+    [['--vip', '10.0.0.5', '--vhid', '0'], /^error: invalid --vhid "0": expected a whole number from 1 to 255$/m],
+    [['--vip', '10.0.0.5', '--vhid', '256'], /^error: invalid --vhid "256"/m],
+    [['--vip', '10.0.0.5', '--vhid', 'ten'], /^error: invalid --vhid "ten"/m],
+    [['--vip', '10.0.0.5', '--password', 'x'.repeat(20)], /^error: invalid --password "x{20}": 20 bytes is too long; ucarp accepts at most 19$/m],
+    [['--vip', '10.0.0.5', '--password', 'a\nb'], /^error: invalid --password "a\\nb": expected 1 to 19 printable ASCII/m],
+    [['--vip', '10.0.0.5', '--node-selector', 'karp'], /^error: invalid --node-selector "karp": expected key=value/m],
+    [['--vip', '10.0.0.5', '--namespace', 'Karp_System'], /^error: invalid --namespace "Karp_System": expected a DNS label/m],
+    [[], /^error: missing required flag --vip$/m],
+  ]
+  for (const [args, message] of bad) {
+    it(`exits 2 with one clear line for ${JSON.stringify(args.slice(-2))}`, async () => {
+      const run = await karp(['render', ...args])
+      assert.equal(run.exitCode, 2)
+      assert.match(run.stderr, message)
+      assert.equal(run.stdout, '')
+    })
+  }
+
+  it('puts the error in the JSON result under --json', async () => {
+    const run = await karp(['render', '--vip', 'nope', '--json'])
+    assert.equal(run.exitCode, 2)
+    assert.deepEqual(run.json, {error: {message: 'invalid --vip "nope": expected one IPv4 unicast address such as 192.168.1.250 (no prefix length, not IPv6)', exitCode: 2}})
+  })
+})
