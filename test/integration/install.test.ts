@@ -1,0 +1,211 @@
+import assert from 'node:assert/strict'
+import {chmod, mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {after, before, describe, it} from 'node:test'
+
+import {AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi} from '@kubernetes/client-node'
+
+import {controlPlaneNode, createFakeNodes, deleteFakeNodes, workerNode} from '../cluster/nodes.js'
+import {karp} from '../helpers/karp.js'
+import {clusterOrSkip} from './cluster-env.js'
+
+const cluster = clusterOrSkip()
+
+type Applied = {kind: string; name: string; namespace?: string; action: string}
+type InstallJson = {vip: string; vhid: number; passwordSource: string; nodes: string[]; objects: Applied[]; rollout: {desired: number; available: number} | null; warnings: string[]}
+
+// Nodes of this file only, picked by --node-selector so other suites' nodes never count.
+const LABEL = 'karp-test/install'
+const nodes = [
+  controlPlaneNode('inst-cp1', '10.77.0.11', {[LABEL]: 'yes'}),
+  controlPlaneNode('inst-cp2', '10.77.0.12', {[LABEL]: 'yes'}),
+  controlPlaneNode('inst-cp3', '10.77.0.13', {[LABEL]: 'yes'}),
+  workerNode('inst-w1', '10.77.0.21', {[LABEL]: 'worker'}),
+]
+
+describe('karp install / uninstall against a real control plane', {skip: cluster.skip}, () => {
+  let kc: KubeConfig
+  let core: CoreV1Api
+  let apps: AppsV1Api
+  let objects: KubernetesObjectApi
+  let kubeconfig: string
+  let userKubeconfig: string
+
+  const base = (namespace: string, extra: string[] = []) => [
+    '--kubeconfig', kubeconfig, '--namespace', namespace, '--timeout', '90s', '--json', ...extra,
+    ...(extra.includes('--node-selector') ? [] : ['--node-selector', `${LABEL}=yes`]),
+  ]
+  const install = (namespace: string, extra: string[] = []) => karp(['install', ...base(namespace, extra)])
+
+  async function resourceVersions(namespace: string, name = 'karp'): Promise<Record<string, string>> {
+    const headers = [
+      {apiVersion: 'v1', kind: 'Namespace', metadata: {name: namespace}},
+      ...[['v1', 'ServiceAccount'], ['rbac.authorization.k8s.io/v1', 'Role'], ['rbac.authorization.k8s.io/v1', 'RoleBinding'], ['v1', 'Secret'], ['apps/v1', 'DaemonSet']].map(([apiVersion, kind]) => ({
+        apiVersion: apiVersion as string,
+        kind: kind as string,
+        metadata: {name, namespace},
+      })),
+    ]
+    const entries = await Promise.all(headers.map(async (h) => [h.kind, (await objects.read(h)).metadata?.resourceVersion ?? ''] as const))
+    return Object.fromEntries(entries)
+  }
+
+  async function namespaceExists(namespace: string): Promise<boolean> {
+    try {
+      await core.readNamespace({name: namespace})
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  before(async () => {
+    kubeconfig = cluster.kubeconfig as string
+    userKubeconfig = cluster.userKubeconfig as string
+    kc = new KubeConfig()
+    kc.loadFromFile(kubeconfig)
+    core = kc.makeApiClient(CoreV1Api)
+    apps = kc.makeApiClient(AppsV1Api)
+    objects = KubernetesObjectApi.makeApiClient(kc)
+    await createFakeNodes(kc, nodes)
+  })
+
+  after(async () => {
+    if (kc) await deleteFakeNodes(kc, nodes.map((n) => n.name))
+  })
+
+  it('installs, rolls out on exactly the selected nodes, and reports every object created', async () => {
+    const run = await install('inst-a', ['--vip', '10.77.0.250'])
+    assert.equal(run.exitCode, 0, run.stderr)
+    const result = run.json as InstallJson
+    assert.deepEqual(result.objects.map((o) => [o.kind, o.action]), [
+      ['Namespace', 'created'], ['ServiceAccount', 'created'], ['Role', 'created'], ['RoleBinding', 'created'], ['Secret', 'created'], ['DaemonSet', 'created'],
+    ])
+    assert.deepEqual(result.nodes.sort(), ['inst-cp1', 'inst-cp2', 'inst-cp3'])
+    assert.equal(result.passwordSource, 'generated')
+    assert.deepEqual(result.rollout && [result.rollout.desired, result.rollout.available], [3, 3])
+    const pods = await core.listNamespacedPod({namespace: 'inst-a', labelSelector: 'app.kubernetes.io/instance=karp'})
+    assert.deepEqual(pods.items.map((p) => p.spec?.nodeName).sort(), ['inst-cp1', 'inst-cp2', 'inst-cp3'])
+    assert.ok(pods.items.every((p) => p.status?.phase === 'Running'))
+    const ns = await core.readNamespace({name: 'inst-a'})
+    assert.equal(ns.metadata?.labels?.['pod-security.kubernetes.io/enforce'], 'privileged')
+  })
+
+  it('changes nothing when run again with the same input, keeping the generated password', async () => {
+    const before = await resourceVersions('inst-a')
+    const secretBefore = await core.readNamespacedSecret({name: 'karp', namespace: 'inst-a'})
+    const run = await install('inst-a', ['--vip', '10.77.0.250'])
+    assert.equal(run.exitCode, 0, run.stderr)
+    const result = run.json as InstallJson
+    assert.ok(result.objects.every((o) => o.action === 'unchanged'), JSON.stringify(result.objects))
+    assert.equal(result.passwordSource, 'cluster')
+    assert.deepEqual(await resourceVersions('inst-a'), before)
+    const secretAfter = await core.readNamespacedSecret({name: 'karp', namespace: 'inst-a'})
+    assert.deepEqual(secretAfter.data, secretBefore.data)
+  })
+
+  it('upgrades in place when the input changes, and only what changed', async () => {
+    const before = await resourceVersions('inst-a')
+    const run = await install('inst-a', ['--vip', '10.77.0.250', '--advbase', '2'])
+    assert.equal(run.exitCode, 0, run.stderr)
+    const actions = Object.fromEntries((run.json as InstallJson).objects.map((o) => [o.kind, o.action]))
+    assert.deepEqual(actions, {Namespace: 'unchanged', ServiceAccount: 'unchanged', Role: 'unchanged', RoleBinding: 'unchanged', Secret: 'unchanged', DaemonSet: 'configured'})
+    const after = await resourceVersions('inst-a')
+    assert.notEqual(after.DaemonSet, before.DaemonSet)
+    assert.equal(after.Secret, before.Secret)
+    const ds = await apps.readNamespacedDaemonSet({name: 'karp', namespace: 'inst-a'})
+    const env = ds.spec?.template.spec?.containers[0]?.env ?? []
+    assert.equal(env.find((e) => e.name === 'KARP_ADVBASE')?.value, '2')
+  })
+
+  it('replaces the password only when --password is given, rolling the pods', async () => {
+    const run = await install('inst-a', ['--vip', '10.77.0.250', '--advbase', '2', '--password', 'n3w-secret'])
+    assert.equal(run.exitCode, 0, run.stderr)
+    const actions = Object.fromEntries((run.json as InstallJson).objects.map((o) => [o.kind, o.action]))
+    assert.equal(actions.Secret, 'configured')
+    assert.equal(actions.DaemonSet, 'configured')
+    const secret = await core.readNamespacedSecret({name: 'karp', namespace: 'inst-a'})
+    assert.equal(Buffer.from(secret.data?.password ?? '', 'base64').toString(), 'n3w-secret')
+  })
+
+  const refusals: Array<[string, string[], number, RegExp]> = [
+    ['a VIP outside the nodes\' subnet', ['--vip', '10.78.0.250'], 4, /VIP 10\.78\.0\.250 is outside node inst-cp1's subnet 10\.77\.0\.0\/24/],
+    ['a VIP that is a node address', ['--vip', '10.77.0.21'], 4, /VIP 10\.77\.0\.21 is already an address of node inst-w1/],
+    ['the broadcast address', ['--vip', '10.77.0.255'], 4, /broadcast address of 10\.77\.0\.0\/24/],
+    ['a vhid another install uses', ['--vip', '10.77.0.249'], 4, /vhid 10 is already used by karp install inst-a\/karp/],
+    ['a selector no node matches', ['--vip', '10.77.0.249', '--vhid', '11', '--node-selector', `${LABEL}=nobody`], 4, /no node matches the node selection \(--node-selector karp-test\/install=nobody\)/],
+    ['an invalid vhid', ['--vip', '10.77.0.249', '--vhid', '256'], 2, /invalid --vhid "256"/],
+    ['an unknown context', ['--vip', '10.77.0.249', '--vhid', '11', '--context', 'nope'], 2, /invalid --context "nope": no such context .*; contexts: /],
+  ]
+  for (const [what, args, code, message] of refusals) {
+    it(`refuses ${what} with exit ${code}, applying nothing`, async () => {
+      const run = await install('inst-refused', args)
+      assert.equal(run.exitCode, code, run.stderr + run.stdout)
+      assert.match((run.json as {error: {message: string}}).error.message, message)
+      assert.equal(await namespaceExists('inst-refused'), false)
+    })
+  }
+
+  it('refuses an unreadable kubeconfig with exit 2, naming the file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'karp-kc-'))
+    try {
+      const run = await karp(['install', '--kubeconfig', join(dir, 'missing.yaml'), '--vip', '10.77.0.249', '--yes'])
+      assert.equal(run.exitCode, 2)
+      assert.match(run.stderr, new RegExp(`^error: cannot read kubeconfig ${join(dir, 'missing.yaml')}: ENOENT`, 'm'))
+      await writeFile(join(dir, 'broken.yaml'), 'clusters: [\n')
+      const broken = await karp(['install', '--kubeconfig', join(dir, 'broken.yaml'), '--vip', '10.77.0.249'])
+      assert.equal(broken.exitCode, 2)
+      assert.match(broken.stderr, /kubeconfig .*broken\.yaml is not valid/)
+      await writeFile(join(dir, 'private.yaml'), 'apiVersion: v1\n')
+      await chmod(join(dir, 'private.yaml'), 0o000)
+      if (process.getuid?.() !== 0) {
+        const denied = await karp(['install', '--kubeconfig', join(dir, 'private.yaml'), '--vip', '10.77.0.249'])
+        assert.match(denied.stderr, /EACCES/)
+      }
+    } finally {
+      await rm(dir, {recursive: true, force: true})
+    }
+  })
+
+  it('refuses an identity RBAC forbids with exit 3, naming the missing permissions, applying nothing', async () => {
+    const run = await karp(['install', ...base('inst-rbac', ['--vip', '10.77.0.248', '--vhid', '12']).map((a) => (a === kubeconfig ? userKubeconfig : a))])
+    assert.equal(run.exitCode, 3, run.stderr + run.stdout)
+    const message = (run.json as {error: {message: string}}).error.message
+    assert.match(message, /forbidden: .* may not /)
+    assert.match(message, /create daemonsets\.apps in namespace inst-rbac/)
+    assert.match(message, /nothing was applied/)
+    assert.equal(await namespaceExists('inst-rbac'), false)
+  })
+
+  it('installs into a namespace it does not own without relabelling it, and uninstall keeps it', async () => {
+    await core.createNamespace({body: {metadata: {name: 'inst-owned', labels: {team: 'infra'}}}})
+    const run = await install('inst-owned', ['--vip', '10.77.0.247', '--vhid', '13', '--no-wait'])
+    assert.equal(run.exitCode, 0, run.stderr)
+    assert.ok(!(run.json as InstallJson).objects.some((o) => o.kind === 'Namespace'))
+    const ns = await core.readNamespace({name: 'inst-owned'})
+    assert.deepEqual(ns.metadata?.labels?.team, 'infra')
+    assert.equal(ns.metadata?.labels?.['app.kubernetes.io/managed-by'], undefined)
+    const removed = await karp(['uninstall', '--kubeconfig', kubeconfig, '--namespace', 'inst-owned', '--json', '--timeout', '60s'])
+    assert.equal(removed.exitCode, 0, removed.stderr)
+    const kept = (removed.json as {objects: Applied[]}).objects.find((o) => o.kind === 'Namespace')
+    assert.equal(kept?.action, 'kept')
+    assert.equal(await namespaceExists('inst-owned'), true)
+    await core.deleteNamespace({name: 'inst-owned'})
+  })
+
+  it('uninstalls everything it created and waits until the pods are gone', async () => {
+    const run = await karp(['uninstall', '--kubeconfig', kubeconfig, '--namespace', 'inst-a', '--json', '--timeout', '60s'])
+    assert.equal(run.exitCode, 0, run.stderr)
+    const result = run.json as {objects: Applied[]; podsRemaining: number}
+    assert.deepEqual(result.objects.map((o) => [o.kind, o.action]), [
+      ['DaemonSet', 'deleted'], ['Secret', 'deleted'], ['RoleBinding', 'deleted'], ['Role', 'deleted'], ['ServiceAccount', 'deleted'], ['Namespace', 'deleted'],
+    ])
+    assert.equal(result.podsRemaining, 0)
+    const pods = await core.listNamespacedPod({namespace: 'inst-a', labelSelector: 'app.kubernetes.io/instance=karp'})
+    assert.equal(pods.items.length, 0)
+    const again = await karp(['uninstall', '--kubeconfig', kubeconfig, '--namespace', 'inst-a', '--json'])
+    assert.equal(again.exitCode, 0, again.stderr)
+    assert.ok((again.json as {objects: Applied[]}).objects.every((o) => o.action === 'absent' || o.kind === 'Namespace'))
+  })
+})
