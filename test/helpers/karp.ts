@@ -33,3 +33,28 @@ export async function karp(args: string[], options: {env?: Record<string, string
   }
   return {exitCode: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr, json}
 }
+
+const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g
+
+/**
+ * Runs the built CLI on a real pseudo-terminal (util-linux `script`), answering each prompt as it appears:
+ * for every [pattern, answer] in turn, waits until the screen output matches, then types answer + Enter.
+ */
+export async function karpOnTerminal(args: string[], answers: Array<[RegExp, string]>, timeoutMs = 120_000): Promise<{exitCode: number; output: string}> {
+  const command = [process.execPath, RUN, ...args].map(shellQuote).join(' ')
+  const child = execa('script', ['-qfec', command, '/dev/null'], {reject: false, stdin: 'pipe', env: {NO_COLOR: '1'}, timeout: timeoutMs})
+  let output = ''
+  let next = 0
+  child.stdout?.on('data', (chunk: Buffer) => {
+    output += chunk.toString('utf8').replace(ANSI, '')
+    const pending = answers[next]
+    if (pending && pending[0].test(output)) {
+      next++
+      child.stdin?.write(`${pending[1]}\r`)
+    }
+  })
+  const result = await child
+  return {exitCode: result.exitCode ?? -1, output}
+}

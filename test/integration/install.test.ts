@@ -7,7 +7,7 @@ import {after, before, describe, it} from 'node:test'
 import {AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi} from '@kubernetes/client-node'
 
 import {controlPlaneNode, createFakeNodes, deleteFakeNodes, workerNode} from '../cluster/nodes.js'
-import {karp} from '../helpers/karp.js'
+import {karp, karpOnTerminal} from '../helpers/karp.js'
 import {clusterOrSkip} from './cluster-env.js'
 
 const cluster = clusterOrSkip()
@@ -192,6 +192,27 @@ describe('karp install / uninstall against a real control plane', {skip: cluster
     assert.equal(kept?.action, 'kept')
     assert.equal(await namespaceExists('inst-owned'), true)
     await core.deleteNamespace({name: 'inst-owned'})
+  })
+
+  it('on a terminal, shows the selected nodes, asks for the VIP until valid, and confirms before applying', async () => {
+    const args = ['install', '--kubeconfig', kubeconfig, '--namespace', 'inst-tty', '--vhid', '14', '--node-selector', `${LABEL}=yes`, '--no-wait']
+    const declined = await karpOnTerminal(args, [[/Virtual IP for the API server/, '10.77.0.246'], [/Apply\?/, 'n']])
+    assert.equal(declined.exitCode, 1, declined.output)
+    assert.match(declined.output, /aborted; nothing was applied/)
+    assert.equal(await namespaceExists('inst-tty'), false)
+
+    const run = await karpOnTerminal(args, [
+      [/Virtual IP for the API server/, '10.77.0.999'],
+      // The prompt keeps the rejected text: erase it (DEL, as a terminal sends for Backspace), then retype.
+      [/invalid --vip "10\.77\.0\.999"/, `${'\x7f'.repeat(11)}10.77.0.246`],
+      [/Apply\?/, 'y'],
+    ])
+    assert.equal(run.exitCode, 0, run.output)
+    assert.match(run.output, /inst-cp1\s+10\.77\.0\.11/)
+    assert.match(run.output, /VIP 10\.77\.0\.246 \(vhid 14, port 6443\) on inst-cp1, inst-cp2, inst-cp3/)
+    assert.equal(await namespaceExists('inst-tty'), true)
+    const removed = await karp(['uninstall', '--kubeconfig', kubeconfig, '--namespace', 'inst-tty', '--yes', '--json'])
+    assert.equal(removed.exitCode, 0, removed.stderr)
   })
 
   it('uninstalls everything it created and waits until the pods are gone', async () => {
