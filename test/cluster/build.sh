@@ -15,6 +15,10 @@ cache_root=${KARP_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/karp/cluster}
 out="$cache_root/k8s-$k8s_version-kwok-$kwok_version"
 binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok)
 
+missing=()
+for b in "${binaries[@]}"; do [ -x "$out/$b" ] || missing+=("$b"); done
+if [ ${#missing[@]} -eq 0 ]; then echo "$out"; exit 0; fi
+
 if ! command -v go >/dev/null 2>&1; then
   for candidate in /usr/local/go/bin/go /usr/lib/go/bin/go; do
     [ -x "$candidate" ] && PATH="$(dirname "$candidate"):$PATH" && break
@@ -22,12 +26,8 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 command -v go >/dev/null 2>&1 || { echo "build.sh: no Go toolchain on PATH (Go >= 1.24 is needed to build the test control plane)" >&2; exit 1; }
 
-missing=()
-for b in "${binaries[@]}"; do [ -x "$out/$b" ] || missing+=("$b"); done
-if [ ${#missing[@]} -eq 0 ]; then echo "$out"; exit 0; fi
-
 echo "build.sh: building ${missing[*]} (Kubernetes $k8s_version, kwok $kwok_version) into $out" >&2
-echo "build.sh: a cold build takes 15-30 minutes on 2 cores; later builds reuse Go's caches" >&2
+echo "build.sh: a cold build takes about 10 minutes on 2 cores (527 s measured, plus module downloads); later builds reuse Go's caches" >&2
 start=$(date +%s)
 mkdir -p "$out"
 staging=$(mktemp -d "$out.tmp.XXXXXX")

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 
-import type {V1DaemonSet} from '@kubernetes/client-node'
+import type {V1DaemonSet, V1PodSpec} from '@kubernetes/client-node'
 
 import {validateVipInput, type VipConfig} from '../../src/lib/config/vip-config.js'
 import {podSpecSelectsNode} from '../../src/lib/manifests/node-selection.js'
@@ -99,7 +99,7 @@ describe('renderManifests', () => {
   })
 
   it('selects control-plane nodes of every distribution by default, and only them', () => {
-    const spec = daemonSet(renderManifests(config())).spec?.template.spec ?? {}
+    const spec: V1PodSpec = daemonSet(renderManifests(config())).spec?.template.spec ?? {containers: []}
     assert.ok(podSpecSelectsNode(spec, {'node-role.kubernetes.io/control-plane': ''}), 'kubeadm')
     assert.ok(podSpecSelectsNode(spec, {'node-role.kubernetes.io/control-plane': 'true', 'node-role.kubernetes.io/master': 'true'}), 'k3s/RKE2')
     assert.ok(podSpecSelectsNode(spec, {'node-role.kubernetes.io/master': ''}), 'older kubeadm')
@@ -109,7 +109,7 @@ describe('renderManifests', () => {
   })
 
   it('replaces the control-plane affinity with --node-selector', () => {
-    const spec = daemonSet(renderManifests(config({nodeSelector: {key: 'karp', value: 'on'}}))).spec?.template.spec ?? {}
+    const spec: V1PodSpec = daemonSet(renderManifests(config({nodeSelector: {key: 'karp', value: 'on'}}))).spec?.template.spec ?? {containers: []}
     assert.deepEqual(spec.nodeSelector, {karp: 'on'})
     assert.equal(spec.affinity, undefined)
     assert.ok(podSpecSelectsNode(spec, {karp: 'on'}))
