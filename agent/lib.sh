@@ -1,0 +1,116 @@
+# shellcheck shell=sh
+# Shared by entrypoint.sh, the ucarp hooks (up.sh, down.sh) and healthcheck.sh; sourced, never run.
+# Everything here works with busybox (ip, arping, awk, sed, date) in the image and with iproute2,
+# iputils-arping and dash in the lab.
+
+KARP_STATE_DIR=${KARP_STATE_DIR:-/run/karp}
+KARP_VIP_PREFIX=${KARP_VIP_PREFIX:-32}
+KARP_TOKEN_FILE=${KARP_TOKEN_FILE:-/var/run/secrets/kubernetes.io/serviceaccount/token}
+KARP_CA_FILE=${KARP_CA_FILE:-/var/run/secrets/kubernetes.io/serviceaccount/ca.crt}
+KARP_DRAIN_SECONDS=${KARP_DRAIN_SECONDS:-2}
+KARP_REPORT_TIMEOUT=${KARP_REPORT_TIMEOUT:-5}
+
+# One line on stderr, key=value, so a log search for "role=" finds every transition.
+log() {
+  printf '%s karp node=%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${NODE_NAME:-?}" "$*" >&2
+}
+
+state_get() { # name [default]
+  if [ -r "$KARP_STATE_DIR/$1" ]; then cat "$KARP_STATE_DIR/$1"; else printf '%s' "${2:-}"; fi
+}
+
+# Written through a temp file and rename so a concurrent reader never sees a half-written value.
+state_set() { # name value
+  printf '%s\n' "$2" >"$KARP_STATE_DIR/.$1.$$" && mv -f "$KARP_STATE_DIR/.$1.$$" "$KARP_STATE_DIR/$1"
+}
+
+# The generation grows on every up and down; a delayed action remembers it and acts only if nothing
+# happened since.
+gen_bump() {
+  g=$(state_get gen 0)
+  g=$((g + 1))
+  state_set gen "$g"
+  printf '%s' "$g"
+}
+
+vip_held() { # iface
+  ip -4 addr show dev "$1" 2>/dev/null | grep -q -F " inet $KARP_VIP/"
+}
+
+vip_add() { # iface
+  out=$(ip addr add "$KARP_VIP/$KARP_VIP_PREFIX" dev "$1" 2>&1) && return 0
+  case $out in *"File exists"*) return 0 ;; esac
+  log "error=vip-add iface=$1 detail=\"$out\""
+  return 1
+}
+
+vip_del() { # iface
+  vip_held "$1" || return 0
+  out=$(ip addr del "$KARP_VIP/$KARP_VIP_PREFIX" dev "$1" 2>&1) && return 0
+  # Another prefix length than ours (e.g. a predecessor with another KARP_VIP_PREFIX): remove what is there.
+  len=$(ip -4 addr show dev "$1" | awk -v vip="$KARP_VIP" '$1 == "inet" { split($2, a, "/"); if (a[1] == vip) { print a[2]; exit } }')
+  if [ -n "$len" ] && ip addr del "$KARP_VIP/$len" dev "$1" 2>/dev/null; then return 0; fi
+  log "error=vip-del iface=$1 detail=\"$out\""
+  return 1
+}
+
+# Every interface that carries the VIP, one per line (a crashed predecessor may have left it anywhere).
+vip_interfaces() {
+  ip -4 addr show 2>/dev/null | awk -v vip="$KARP_VIP" '
+    /^[0-9]+:/ { name = $2; sub(/:$/, "", name); sub(/@.*/, "", name) }
+    $1 == "inet" { split($2, a, "/"); if (a[1] == vip) print name }'
+}
+
+has_carrier() { # iface
+  [ "$(cat "/sys/class/net/$1/carrier" 2>/dev/null)" = 1 ]
+}
+
+# Gratuitous ARP in reply mode, complementing the request-mode one ucarp sends itself; skipped as soon as
+# this node is no longer master, so it never points clients at a node that let the VIP go.
+garp() { # iface
+  [ "$(state_get role)" = master ] && vip_held "$1" && arping -q -A -c 1 -w 1 -I "$1" "$KARP_VIP" >/dev/null 2>&1
+  return 0
+}
+
+# Best-effort role report: pod label karp.io/role and an Event, through the API server with the pod's
+# service-account token. Runs in the background and never holds up the VIP path; the label always
+# carries the role current at sending time, so reports racing each other still end on the right one.
+report_role() { # role reason
+  [ -n "${KUBERNETES_SERVICE_HOST:-}" ] && [ -n "${POD_NAME:-}" ] && [ -n "${POD_NAMESPACE:-}" ] || return 0
+  [ -r "$KARP_TOKEN_FILE" ] || return 0
+  (report_role_now "$1" "$2" </dev/null >/dev/null &)
+}
+
+report_role_now() { # role reason
+  host=$KUBERNETES_SERVICE_HOST
+  case $host in *:*) host="[$host]" ;; esac
+  api="https://$host:${KUBERNETES_SERVICE_PORT:-443}/api/v1/namespaces/$POD_NAMESPACE"
+  # The token goes to curl through a file, never on a command line other processes could read.
+  hdr="$KARP_STATE_DIR/.auth.$$"
+  (umask 077 && printf 'Authorization: Bearer %s\n' "$(cat "$KARP_TOKEN_FILE")" >"$hdr") || return 0
+  case $1 in master) why=BecameMaster ;; *) why=BecameBackup ;; esac
+  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  event=$(printf '{"apiVersion":"v1","kind":"Event","metadata":{"generateName":"%s.","namespace":"%s"},"involvedObject":{"apiVersion":"v1","kind":"Pod","name":"%s","namespace":"%s"},"reason":"%s","message":"%s","type":"Normal","source":{"component":"karp-agent","host":"%s"},"reportingComponent":"karp.io/agent","reportingInstance":"%s","firstTimestamp":"%s","lastTimestamp":"%s","count":1}' \
+    "$POD_NAME" "$POD_NAMESPACE" "$POD_NAME" "$POD_NAMESPACE" "$why" "${NODE_NAME:-} is $1 for $KARP_VIP: $2" \
+    "${NODE_NAME:-}" "${NODE_NAME:-}" "$now" "$now")
+  code=$(api_call POST "$api/events" application/json "$event") || code=000
+  [ "$code" = 201 ] || log "warning=report-event http=$code role=$1"
+  tries=0
+  while [ "$tries" -lt 3 ]; do
+    tries=$((tries + 1))
+    sent=$(state_get role "$1")
+    [ "$sent" = master ] || sent=backup
+    code=$(api_call PATCH "$api/pods/$POD_NAME" application/merge-patch+json \
+      "{\"metadata\":{\"labels\":{\"karp.io/role\":\"$sent\"}}}") || code=000
+    [ "$code" = 200 ] || { log "warning=report-label http=$code role=$sent"; break; }
+    now_role=$(state_get role "$sent")
+    [ "$now_role" = master ] || now_role=backup
+    [ "$now_role" = "$sent" ] && break
+  done
+  rm -f "$hdr"
+}
+
+api_call() { # method url content-type body; prints the HTTP status
+  curl -sS -m "$KARP_REPORT_TIMEOUT" -o /dev/null -w '%{http_code}' --cacert "$KARP_CA_FILE" -H "@$hdr" \
+    -X "$1" -H "Content-Type: $3" --data "$4" "$2"
+}

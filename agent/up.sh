@@ -1,0 +1,23 @@
+#!/bin/sh
+# ucarp's upscript: this node became CARP master. $1 interface, $2 VIP (ucarp passes them).
+# ucarp waits for this script and sends its own gratuitous ARP right after it, so it does only what must
+# happen before: put the VIP on the interface. Everything slower runs in the background.
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+iface=$1
+
+from=$(state_get role init)
+gen_bump >/dev/null
+state_set role master
+vip_add "$iface"
+case ${KARP_PREEMPT:-false} in
+  true) why="elected: no preferred master advertised within the dead interval, or this node preempted a slower one" ;;
+  *) why="elected: no preferred master advertised within the dead interval" ;;
+esac
+log "role=master from=$from vip=$KARP_VIP/$KARP_VIP_PREFIX iface=$iface reason=\"$why\""
+# Two more announcements in reply mode (some switches and hosts only learn from replies); each one is
+# skipped once this node has let the VIP go.
+(garp "$iface"; sleep 1; garp "$iface") </dev/null >/dev/null 2>&1 &
+report_role master "$why"
+exit 0
