@@ -102,7 +102,7 @@ start_ucarp() { # why
     --addr="$KARP_VIP" --advbase="$KARP_ADVBASE" --advskew="$skew" --deadratio="$KARP_DEADRATIO" \
     --upscript="$here/up.sh" --downscript="$here/down.sh" --shutdown
   [ "$KARP_PREEMPT" = true ] && set -- "$@" --preempt
-  ucarp "$@" </dev/null &
+  ucarp "$@" </dev/null 3>&- &
   ucarp_pid=$!
   state_set ucarp.pid "$ucarp_pid"
 }
@@ -169,9 +169,23 @@ shutdown_agent() {
 }
 trap 'stopping=1' TERM INT
 
-# Interruptible sleep: a trapped signal ends wait at once, sleep itself would run to its end.
+# Interruptible sleep: a trapped signal ends it at once. Where the shell's read has a timeout (busybox ash,
+# the image's shell) it waits on a FIFO nobody writes, which saves a sleep process that would otherwise
+# be alive nearly all the time; elsewhere (dash) sleep runs in the background and wait is interrupted.
+rm -f "$KARP_STATE_DIR/nap"
+nap_read=false
+if mkfifo "$KARP_STATE_DIR/nap" 2>/dev/null && exec 3<>"$KARP_STATE_DIR/nap"; then
+  # shellcheck disable=SC3045 # feature-tested here: dash rejects -t with status 2
+  (read -r -t 0.01 _ <&3) 2>/dev/null
+  [ $? -ne 2 ] && nap_read=true
+fi
 nap() {
-  sleep "$1" &
+  if [ "$nap_read" = true ]; then
+    # shellcheck disable=SC3045 # only when the test above found -t
+    read -r -t "$1" _ <&3
+    return 0
+  fi
+  sleep "$1" 3>&- &
   napper=$!
   wait "$napper" 2>/dev/null
   kill "$napper" 2>/dev/null
@@ -185,7 +199,7 @@ health_ok() {
     (umask 077 && printf 'Authorization: Bearer %s\n' "$token" >"$hdr")
     set -- "$@" -H "@$hdr"
   fi
-  curl "$@" "$KARP_HEALTH_URL" 2>"$KARP_STATE_DIR/health.err" &
+  curl "$@" "$KARP_HEALTH_URL" 2>"$KARP_STATE_DIR/health.err" 3>&- &
   checker=$!
   wait "$checker"
   rc=$?

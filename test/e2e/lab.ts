@@ -1,0 +1,498 @@
+// The agent's network-namespace lab: a bridge in a namespace of its own, N node namespaces and one client
+// namespace, each attached to the bridge by a veth pair. Every address lives inside those namespaces
+// (10.77.0.0/24); the root namespace gets none. Each node runs a stand-in API server (fixtures/
+// node-service.ts) and the agent exactly as a DaemonSet pod would: agent/entrypoint.sh from this repo with
+// the pod's environment, a password file, a service-account token and a writable state dir in temp dirs.
+//
+// Names carry a per-run prefix (karpl-<pid>-<random>), so parallel runs never collide. Teardown kills every
+// process group the lab started and deletes its namespaces: from destroy(), from a process 'exit' hook and
+// from signal handlers; namespaces left by a run that was SIGKILLed are swept by the next run.
+import {spawnSync} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {dirname, join, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {execa} from 'execa'
+
+const here = dirname(fileURLToPath(import.meta.url))
+export const repoRoot = resolve(here, '../..')
+export const agentDir = join(repoRoot, 'agent')
+export const SUBNET = '10.77.0'
+export const VIP = `${SUBNET}.10`
+export const CLIENT_IP = `${SUBNET}.100`
+export const SERVICE_PORT = 6443
+export const HEALTH_PORT = 6444
+export const HEALTH_URL = `http://127.0.0.1:${HEALTH_PORT}/readyz`
+export const VHID = '42'
+const PREFIX = 'karpl'
+const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+// What the image gets from busybox; the lab can run the agent with these instead of Debian's tools.
+const BUSYBOX_APPLETS = ['ip', 'arping', 'awk', 'sed', 'grep', 'date', 'head', 'tr', 'wc', 'cat', 'mv', 'rm', 'mkdir', 'sleep', 'mkfifo']
+
+// By absolute path: an agent running with busybox's tools has an `ip` first on its PATH that knows no netns.
+const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip'
+
+/** Why the lab cannot run here, or false. Under CI=true a missing prerequisite throws instead. */
+export function labSkipReason(): string | false {
+  const missing: string[] = []
+  if (process.getuid?.() !== 0) missing.push('root (network namespaces)')
+  for (const tool of ['ip', 'ucarp', 'arping', 'curl', 'socat', 'shellcheck', 'busybox']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`], {env: {PATH: SYSTEM_PATH}}).status !== 0) missing.push(tool)
+  }
+  if (missing.length === 0) {
+    const probe = `${PREFIX}-probe-${process.pid.toString(36)}`
+    const add = spawnSync('ip', ['netns', 'add', probe], {encoding: 'utf8'})
+    if (add.status !== 0) missing.push(`permission to create network namespaces (${add.stderr.trim()})`)
+    else spawnSync('ip', ['netns', 'del', probe])
+  }
+  if (missing.length === 0) return false
+  const reason = `the netns lab needs ${missing.join(', ')}`
+  if (process.env.CI === 'true') throw new Error(`CI=true and ${reason}`)
+  return reason
+}
+
+export interface Proc {
+  pid: number
+  /** Exit code, or null when a signal ended it. */
+  exited: Promise<number | null>
+  running: boolean
+}
+
+export interface LabNode {
+  name: string
+  ns: string
+  ip: string
+  /** The veth end on the bridge. */
+  port: string
+  dir: string
+  mac: string
+  agent?: Proc
+  service?: Proc
+  extra: Proc[]
+}
+
+export interface AgentOptions {
+  env?: Record<string, string>
+  /** 'busybox' runs the entrypoint under busybox ash with busybox's ip, arping, awk, ... as in the image. */
+  toolset?: 'host' | 'busybox'
+  /** Gate on the node's stand-in API server (default true). */
+  health?: boolean
+}
+
+const liveLabs = new Set<Lab>()
+let hooksInstalled = false
+function installHooks(): void {
+  if (hooksInstalled) return
+  hooksInstalled = true
+  process.on('exit', () => {
+    for (const lab of liveLabs) lab.destroySync()
+  })
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      for (const lab of liveLabs) lab.destroySync()
+      process.kill(process.pid, signal)
+    })
+  }
+}
+
+async function sh(cmd: string, args: string[]): Promise<string> {
+  const result = await execa(cmd, args, {env: {PATH: SYSTEM_PATH}, extendEnv: false})
+  return result.stdout
+}
+
+/** Namespaces of earlier runs whose process is gone (a SIGKILLed test run cannot clean up after itself). */
+function sweepStale(): void {
+  const list = spawnSync('ip', ['netns', 'list'], {encoding: 'utf8'}).stdout ?? ''
+  for (const line of list.split('\n')) {
+    const name = line.split(' ')[0] ?? ''
+    const match = /^karpl-([0-9a-z]+)-[0-9a-f]{4}-/.exec(name)
+    if (!match?.[1]) continue
+    const pid = parseInt(match[1], 36)
+    if (existsSync(`/proc/${pid}`)) continue
+    spawnSync('ip', ['netns', 'pids', name], {encoding: 'utf8'})
+      .stdout?.split('\n')
+      .filter(Boolean)
+      .forEach((p) => {
+        try {
+          process.kill(Number(p), 'SIGKILL')
+        } catch {
+          // already gone
+        }
+      })
+    spawnSync('ip', ['netns', 'del', name])
+  }
+}
+
+export class Lab {
+  readonly prefix: string
+  readonly dir: string
+  readonly brNs: string
+  readonly clientNs: string
+  readonly nodes: LabNode[] = []
+  private readonly procs = new Set<Proc>()
+  private readonly namespaces: string[] = []
+  private destroyed = false
+
+  private constructor(prefix: string, dir: string) {
+    this.prefix = prefix
+    this.dir = dir
+    this.brNs = `${prefix}-br`
+    this.clientNs = `${prefix}-client`
+  }
+
+  static async create(nodeCount = 3): Promise<Lab> {
+    installHooks()
+    sweepStale()
+    const prefix = `${PREFIX}-${process.pid.toString(36)}-${randomBytes(2).toString('hex')}`
+    const lab = new Lab(prefix, mkdtempSync(join(tmpdir(), `${prefix}-`)))
+    liveLabs.add(lab)
+    try {
+      await lab.build(nodeCount)
+    } catch (err) {
+      lab.destroySync()
+      throw err
+    }
+    return lab
+  }
+
+  private async addNs(name: string): Promise<void> {
+    await sh('ip', ['netns', 'add', name])
+    this.namespaces.push(name)
+    await sh('ip', ['-n', name, 'link', 'set', 'lo', 'up'])
+  }
+
+  private async attach(ns: string, port: string, address: string): Promise<string> {
+    await sh('ip', ['-n', this.brNs, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
+    await sh('ip', ['-n', this.brNs, 'link', 'set', port, 'master', 'br0', 'up'])
+    await sh('ip', ['-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'eth0'])
+    await sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up'])
+    const link = await sh('ip', ['-n', ns, '-o', 'link', 'show', 'eth0'])
+    const mac = /link\/ether ([0-9a-f:]{17})/.exec(link)?.[1]
+    if (!mac) throw new Error(`no MAC address on eth0 in ${ns}: ${link}`)
+    return mac
+  }
+
+  private async build(nodeCount: number): Promise<void> {
+    await this.addNs(this.brNs)
+    // CARP advertisements go to 224.0.0.18; snooping would only add a way for them to get lost.
+    await sh('ip', ['-n', this.brNs, 'link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0'])
+    await sh('ip', ['-n', this.brNs, 'link', 'set', 'br0', 'up'])
+    await this.addNs(this.clientNs)
+    await this.attach(this.clientNs, 'v-client', CLIENT_IP)
+    for (let i = 1; i <= nodeCount; i++) {
+      const name = `node${i}`
+      const ns = `${this.prefix}-${name}`
+      await this.addNs(ns)
+      const ip = `${SUBNET}.${10 + i}`
+      const port = `v-${name}`
+      const mac = await this.attach(ns, port, ip)
+      const dir = join(this.dir, name)
+      mkdirSync(join(dir, 'state'), {recursive: true})
+      writeFileSync(join(dir, 'password'), 'lab-secret-42\n', {mode: 0o600})
+      writeFileSync(join(dir, 'token'), `lab-token-${name}-${randomBytes(8).toString('hex')}\n`, {mode: 0o600})
+      this.nodes.push({name, ns, ip, port, dir, mac, extra: []})
+    }
+  }
+
+  node(name: string): LabNode {
+    const node = this.nodes.find((n) => n.name === name)
+    if (!node) throw new Error(`no lab node ${name}`)
+    return node
+  }
+
+  /** Starts a command inside a namespace in a process group of its own, output appended to logFile. */
+  spawnIn(ns: string, command: string[], env: Record<string, string>, logFile: string): Proc {
+    const fd = openSync(logFile, 'a')
+    const sub = execa(IP, ['netns', 'exec', ns, ...command], {
+      env: {PATH: SYSTEM_PATH, ...env},
+      extendEnv: false,
+      detached: true,
+      stdin: 'ignore',
+      stdout: fd,
+      stderr: fd,
+      reject: false,
+    })
+    closeSync(fd)
+    if (sub.pid === undefined) throw new Error(`could not start ${command.join(' ')} in ${ns}`)
+    const proc: Proc = {
+      pid: sub.pid,
+      running: true,
+      exited: sub.then((r) => {
+        proc.running = false
+        this.procs.delete(proc)
+        return r.exitCode ?? null
+      }),
+    }
+    this.procs.add(proc)
+    return proc
+  }
+
+  startService(node: LabNode): Proc {
+    node.service = this.spawnIn(
+      node.ns,
+      [process.execPath, '--no-warnings', join(here, 'fixtures', 'node-service.ts'), node.name, String(SERVICE_PORT), String(HEALTH_PORT), join(node.dir, 'token')],
+      {},
+      join(node.dir, 'service.log'),
+    )
+    return node.service
+  }
+
+  async waitForService(node: LabNode, timeoutMs = 10_000): Promise<void> {
+    await waitFor(`${node.name} service`, timeoutMs, async () => {
+      const r = await execa('ip', ['netns', 'exec', node.ns, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', HEALTH_URL], {reject: false})
+      return r.stdout === '401'
+    })
+  }
+
+  async killService(node: LabNode): Promise<void> {
+    if (!node.service) return
+    killGroup(node.service.pid, 'SIGKILL')
+    await node.service.exited
+    node.service = undefined
+  }
+
+  agentEnv(node: LabNode, opts: AgentOptions = {}): Record<string, string> {
+    const env: Record<string, string> = {
+      KARP_VIP: VIP,
+      KARP_VHID: VHID,
+      KARP_ADVBASE: '1',
+      KARP_PREEMPT: 'false',
+      KARP_PASSWORD_FILE: join(node.dir, 'password'),
+      KARP_STATE_DIR: join(node.dir, 'state'),
+      KARP_TOKEN_FILE: join(node.dir, 'token'),
+      KARP_CA_FILE: join(node.dir, 'ca.crt'),
+      NODE_NAME: node.name,
+      POD_NAME: `karp-${node.name}`,
+      POD_NAMESPACE: 'karp-system',
+    }
+    if (opts.health !== false) env.KARP_HEALTH_URL = HEALTH_URL
+    Object.assign(env, opts.env)
+    if (opts.toolset === 'busybox') env.PATH = `${this.busyboxBin()}:${SYSTEM_PATH}`
+    return env
+  }
+
+  startAgent(node: LabNode, opts: AgentOptions = {}): Proc {
+    const entrypoint = join(agentDir, 'entrypoint.sh')
+    const command = opts.toolset === 'busybox' ? ['busybox', 'sh', entrypoint] : [entrypoint]
+    node.agent = this.spawnIn(node.ns, command, this.agentEnv(node, opts), join(node.dir, 'agent.log'))
+    return node.agent
+  }
+
+  private busyboxBin(): string {
+    const dir = join(this.dir, 'busybox-bin')
+    if (!existsSync(dir)) {
+      mkdirSync(dir)
+      const busybox = spawnSync('sh', ['-c', 'command -v busybox'], {encoding: 'utf8', env: {PATH: SYSTEM_PATH}}).stdout.trim()
+      for (const applet of BUSYBOX_APPLETS) symlinkSync(busybox, join(dir, applet))
+    }
+    return dir
+  }
+
+  /** SIGTERM to the entrypoint only, as the kubelet does; then whatever it left behind is killed. */
+  async stopAgent(node: LabNode, timeoutMs = 30_000): Promise<number | null> {
+    const agent = node.agent
+    if (!agent) return null
+    try {
+      process.kill(agent.pid, 'SIGTERM')
+    } catch {
+      // already gone
+    }
+    const code = await Promise.race([agent.exited, sleep(timeoutMs).then(() => 'timeout' as const)])
+    killGroup(agent.pid, 'SIGKILL')
+    await agent.exited
+    node.agent = undefined
+    if (code === 'timeout') throw new Error(`${node.name} agent did not stop within ${timeoutMs} ms`)
+    return code
+  }
+
+  /** SIGKILL to every process of the agent: the VIP stays where it was, as after a crash. */
+  async killAgent(node: LabNode): Promise<void> {
+    const agent = node.agent
+    if (!agent) return
+    killGroup(agent.pid, 'SIGKILL')
+    await agent.exited
+    node.agent = undefined
+  }
+
+  agentLog(node: LabNode): string {
+    try {
+      return readFileSync(join(node.dir, 'agent.log'), 'utf8')
+    } catch {
+      return ''
+    }
+  }
+
+  statePid(node: LabNode, file: string): number | undefined {
+    try {
+      const pid = Number(readFileSync(join(node.dir, 'state', file), 'utf8').trim())
+      return pid > 0 ? pid : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  async holdsVip(node: LabNode): Promise<boolean> {
+    const out = await sh('ip', ['-n', node.ns, '-4', 'addr', 'show', 'dev', 'eth0'])
+    return out.includes(` inet ${VIP}/`)
+  }
+
+  async holders(): Promise<string[]> {
+    const held = await Promise.all(this.nodes.map(async (n) => ((await this.holdsVip(n)) ? n.name : undefined)))
+    return held.filter((n): n is string => n !== undefined)
+  }
+
+  /** Waits until the holder set satisfies the predicate and still does a moment later. */
+  async waitForHolders(what: string, pred: (holders: string[]) => boolean, timeoutMs = 20_000, stableMs = 1500): Promise<string[]> {
+    let holders: string[] = []
+    await waitFor(what, timeoutMs, async () => {
+      holders = await this.holders()
+      if (!pred(holders)) return false
+      await sleep(stableMs)
+      holders = await this.holders()
+      return pred(holders)
+    }, () => `holders: [${holders.join(', ')}]`)
+    return holders
+  }
+
+  async waitForOneHolder(timeoutMs = 20_000, except?: string): Promise<string> {
+    const [holder] = await this.waitForHolders(
+      except ? `exactly one VIP holder other than ${except}` : 'exactly one VIP holder',
+      (h) => h.length === 1 && h[0] !== except,
+      timeoutMs,
+    )
+    return holder as string
+  }
+
+  /** One TCP connection from the client to VIP:6443; the name the holder's service answered, or null. */
+  async probe(): Promise<string | null> {
+    const r = await execa('ip', ['netns', 'exec', this.clientNs, 'socat', '-T', '1', '-u', `TCP:${VIP}:${SERVICE_PORT},connect-timeout=1`, 'STDOUT'], {
+      reject: false,
+    })
+    return r.exitCode === 0 && r.stdout.trim() ? r.stdout.trim() : null
+  }
+
+  /** The MAC address the client's ARP cache holds for the VIP, as the lab node it belongs to. */
+  async clientArpNode(): Promise<string | undefined> {
+    const out = await sh('ip', ['-n', this.clientNs, 'neigh', 'show', VIP])
+    const mac = /lladdr ([0-9a-f:]{17})/.exec(out)?.[1]
+    return this.nodes.find((n) => n.mac === mac)?.name ?? (mac ? `unknown ${mac}` : undefined)
+  }
+
+  async cutLink(node: LabNode): Promise<void> {
+    await sh('ip', ['-n', this.brNs, 'link', 'set', node.port, 'down'])
+  }
+
+  async restoreLink(node: LabNode): Promise<void> {
+    await sh('ip', ['-n', this.brNs, 'link', 'set', node.port, 'up'])
+  }
+
+  /** Takes the node's port off the bridge: its link keeps carrier, but nobody hears it. */
+  async isolate(node: LabNode): Promise<void> {
+    await sh('ip', ['-n', this.brNs, 'link', 'set', node.port, 'nomaster'])
+  }
+
+  async rejoin(node: LabNode): Promise<void> {
+    await sh('ip', ['-n', this.brNs, 'link', 'set', node.port, 'master', 'br0'])
+  }
+
+  /** Runs agent/healthcheck.sh in the node's namespace as the kubelet's exec probe would. */
+  async healthcheck(node: LabNode): Promise<number> {
+    const r = await execa('ip', ['netns', 'exec', node.ns, join(agentDir, 'healthcheck.sh')], {
+      env: {PATH: SYSTEM_PATH, KARP_STATE_DIR: join(node.dir, 'state')},
+      extendEnv: false,
+      reject: false,
+    })
+    return r.exitCode ?? -1
+  }
+
+  /** RSS (kB) summed over the process tree rooted at pid. */
+  static treeRssKb(pid: number): number {
+    const children = new Map<number, number[]>()
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+        const list = children.get(ppid) ?? []
+        list.push(Number(entry))
+        children.set(ppid, list)
+      } catch {
+        // exited while we looked
+      }
+    }
+    let total = 0
+    const stack = [pid]
+    while (stack.length > 0) {
+      const p = stack.pop() as number
+      try {
+        const status = readFileSync(`/proc/${p}/status`, 'utf8')
+        total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
+      } catch {
+        // exited while we looked
+      }
+      stack.push(...(children.get(p) ?? []))
+    }
+    return total
+  }
+
+  async destroy(): Promise<void> {
+    const running = [...this.procs]
+    for (const proc of running) killGroup(proc.pid, 'SIGKILL')
+    await Promise.all(running.map((p) => p.exited))
+    this.destroySync()
+  }
+
+  destroySync(): void {
+    if (this.destroyed) return
+    this.destroyed = true
+    liveLabs.delete(this)
+    for (const proc of this.procs) killGroup(proc.pid, 'SIGKILL')
+    for (const ns of this.namespaces) {
+      // Hook children that left the agent's process group would keep a namespace alive.
+      const pids = spawnSync('ip', ['netns', 'pids', ns], {encoding: 'utf8'}).stdout ?? ''
+      for (const p of pids.split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(p), 'SIGKILL')
+        } catch {
+          // already gone
+        }
+      }
+      spawnSync('ip', ['netns', 'del', ns])
+    }
+    if (process.env.KARP_LAB_KEEP) console.error(`lab files kept in ${this.dir}`)
+    else rmSync(this.dir, {recursive: true, force: true})
+  }
+}
+
+export function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal)
+  } catch {
+    // the group is gone already
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+export async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>, detail?: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await check()) return
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail ? ` (${detail()})` : ''}`)
+    await sleep(200)
+  }
+}
