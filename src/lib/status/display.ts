@@ -1,0 +1,79 @@
+import {ux} from '@oclif/core'
+
+import {formatTable} from '../table.js'
+import type {StatusResult, VipProbe} from './status.js'
+import type {AgentStatus, InstallStatus} from './verdict.js'
+
+/** Ages as kubectl prints them: 45s, 12m, 3h, 5d. */
+export function formatAge(seconds: number): string {
+  if (seconds < 120) return `${seconds}s`
+  if (seconds < 2 * 3600) return `${Math.floor(seconds / 60)}m`
+  if (seconds < 2 * 86_400) return `${Math.floor(seconds / 3600)}h`
+  return `${Math.floor(seconds / 86_400)}d`
+}
+
+const STATE_COLOUR = {healthy: 'green', degraded: 'yellow', down: 'red'} as const
+
+function roleCell(agent: AgentStatus): string {
+  const pod = agent.pod
+  if (!pod) return '-'
+  if (pod.stale) return ux.colorize('yellow', `${pod.role} (stale)`)
+  return pod.role === 'master' ? ux.colorize('green', 'master') : pod.role
+}
+
+function probeLine(probe: VipProbe | undefined): string {
+  if (!probe) return 'not probed (--no-probe)'
+  if (!probe.reachable) return ux.colorize('red', `unreachable from here: ${probe.error}`)
+  const timing = `TCP connect ${probe.connectMs?.toFixed(1)} ms, TLS handshake ${probe.handshakeMs?.toFixed(1)} ms`
+  const san = probe.vipSan?.status === 'pass' ? 'certificate carries the VIP' : ux.colorize('red', probe.vipSan?.message ?? 'certificate not checked')
+  return `${timing}; ${san}`
+}
+
+function installLines(install: InstallStatus, now: Date, probe: VipProbe | undefined): string[] {
+  const header = `${install.namespace}/${install.name}   VIP ${install.vip ?? '(unknown)'} (vhid ${install.vhid ?? '?'}, port ${install.apiPort})   ${ux.colorize(STATE_COLOUR[install.state], install.state.toUpperCase())}`
+  const holder =
+    install.holder === 'one'
+      ? `holder: ${install.holders[0]}`
+      : install.holder === 'none'
+        ? ux.colorize('red', 'holder: none (outage)')
+        : ux.colorize('red', `holder: SPLIT BRAIN (${install.holders.join(', ')})`)
+  const ds = install.daemonSet
+  const lines = [
+    header,
+    `  ${holder}`,
+    `  DaemonSet: ${ds ? `${ds.desired} desired, ${ds.ready} ready, ${ds.updated} updated, ${ds.available} available` : ux.colorize('red', 'missing')}`,
+    `  VIP from here: ${probeLine(probe)}`,
+    '',
+  ]
+  const rows = install.agents.map((a) => {
+    const since = a.pod?.roleChangedAt ? formatAge(Math.max(0, Math.round((now.getTime() - new Date(a.pod.roleChangedAt).getTime()) / 1000))) : '-'
+    const nodeReady = a.nodeReady === null ? 'gone' : a.nodeReady ? 'Ready' : ux.colorize('red', 'NotReady')
+    return [
+      a.selected ? a.node : `${a.node} (not selected)`,
+      nodeReady,
+      a.pod?.name ?? ux.colorize('red', '<none>'),
+      a.pod ? (a.pod.crashLooping ? ux.colorize('red', 'CrashLoopBackOff') : a.pod.phase) : '-',
+      a.pod ? (a.pod.ready ? 'true' : ux.colorize('yellow', 'false')) : '-',
+      a.pod ? String(a.pod.restarts) : '-',
+      a.pod ? formatAge(a.pod.age) : '-',
+      roleCell(a),
+      since,
+    ]
+  })
+  lines.push(...formatTable(['NODE', 'STATUS', 'POD', 'PHASE', 'READY', 'RESTARTS', 'AGE', 'ROLE', 'ROLE SINCE'], rows).map((l) => `  ${l}`))
+  if (install.problems.length > 0) {
+    lines.push('', '  Problems:', ...install.problems.map((p) => `  - ${p}`))
+  }
+  if (install.events.length > 0) {
+    lines.push('', '  Recent agent events:', ...formatTable(['TIME', 'POD', 'REASON', 'MESSAGE'], install.events.map((e) => [e.time, e.pod, e.reason, e.message])).map((l) => `  ${l}`))
+  }
+  return lines
+}
+
+/** The human report: one block per install, then the overall verdict. */
+export function formatStatus(result: StatusResult, now: Date): string[] {
+  if (result.installs.length === 0) return [result.summary]
+  const lines = result.installs.flatMap((install) => [...installLines(install, now, install.vipProbe), ''])
+  lines.push(result.summary)
+  return lines
+}

@@ -1,0 +1,185 @@
+import type {CoreV1Event, V1DaemonSet, V1Node, V1Pod} from '@kubernetes/client-node'
+
+import {describeInstall} from '../kube/karp-installs.js'
+import {rolloutStatus} from '../kube/rollout.js'
+import {podSpecSelectsNode} from '../manifests/node-selection.js'
+import type {ClusterSnapshot} from './gather.js'
+
+/** The agent's role label and the annotation with the time it last changed (agent/lib.sh). */
+export const ROLE_LABEL = 'karp.io/role'
+export const ROLE_CHANGED_ANNOTATION = 'karp.io/role-changed-at'
+
+export type Role = 'master' | 'backup' | 'unknown'
+
+export interface PodStatus {
+  name: string
+  phase: string
+  ready: boolean
+  restarts: number
+  /** Seconds since the pod was created. */
+  age: number
+  /** Waiting in CrashLoopBackOff right now. */
+  crashLooping: boolean
+  role: Role
+  /** When the agent last reported a change of role (annotation, else its latest Event). */
+  roleChangedAt?: string
+  /** The role was reported by an earlier run of the container, or the container is not running: not to be believed. */
+  stale: boolean
+}
+
+export interface AgentStatus {
+  node: string
+  /** Whether the node's Ready condition is True; null when the node object is gone. */
+  nodeReady: boolean | null
+  /** Whether the DaemonSet selects this node (a pod can outlive a change of selection). */
+  selected: boolean
+  pod: PodStatus | null
+}
+
+export interface AgentEvent {
+  time: string
+  pod: string
+  reason: string
+  message: string
+}
+
+export type HolderVerdict = 'one' | 'none' | 'split-brain'
+export type InstallState = 'healthy' | 'degraded' | 'down'
+
+export interface InstallStatus {
+  namespace: string
+  name: string
+  vip?: string
+  vhid?: number
+  apiPort: number
+  /** null: the DaemonSet is gone while some of its pods or objects remain. */
+  daemonSet: {desired: number; current: number; ready: number; updated: number; available: number} | null
+  agents: AgentStatus[]
+  holders: string[]
+  holder: HolderVerdict
+  state: InstallState
+  problems: string[]
+  /** Newest first. */
+  events: AgentEvent[]
+}
+
+const EVENTS_SHOWN = 10
+
+function nodeIsReady(node: V1Node): boolean {
+  return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false
+}
+
+function eventTime(e: CoreV1Event): string {
+  const t = e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? e.metadata?.creationTimestamp
+  return t ? new Date(t).toISOString() : ''
+}
+
+function podStatus(pod: V1Pod, latestEvent: CoreV1Event | undefined, now: Date): PodStatus {
+  const container = pod.status?.containerStatuses?.[0]
+  const label = pod.metadata?.labels?.[ROLE_LABEL]
+  const role: Role = label === 'master' || label === 'backup' ? label : 'unknown'
+  const annotated = pod.metadata?.annotations?.[ROLE_CHANGED_ANNOTATION]
+  const roleChangedAt = annotated ?? (latestEvent ? eventTime(latestEvent) : undefined)
+  const startedAt = container?.state?.running?.startedAt
+  const running = pod.status?.phase === 'Running' && startedAt !== undefined
+  const reportedBeforeStart = roleChangedAt !== undefined && startedAt !== undefined && new Date(roleChangedAt) < new Date(startedAt)
+  const created = pod.metadata?.creationTimestamp
+  return {
+    name: pod.metadata?.name ?? '',
+    phase: pod.metadata?.deletionTimestamp ? 'Terminating' : (pod.status?.phase ?? 'Unknown'),
+    ready: pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+    restarts: container?.restartCount ?? 0,
+    age: created ? Math.max(0, Math.round((now.getTime() - new Date(created).getTime()) / 1000)) : 0,
+    crashLooping: container?.state?.waiting?.reason === 'CrashLoopBackOff',
+    role,
+    ...(roleChangedAt ? {roleChangedAt} : {}),
+    stale: role !== 'unknown' && (!running || reportedBeforeStart),
+  }
+}
+
+const INSTANCE_LABEL = 'app.kubernetes.io/instance'
+
+/** Every karp install a snapshot shows: each DaemonSet, and each group of agent pods whose DaemonSet is gone. */
+export function installsIn(snapshot: Pick<ClusterSnapshot, 'daemonSets' | 'pods'>): Array<{namespace: string; name: string; daemonSet?: V1DaemonSet}> {
+  const found = new Map<string, {namespace: string; name: string; daemonSet?: V1DaemonSet}>()
+  for (const ds of snapshot.daemonSets) {
+    const install = describeInstall(ds)
+    found.set(`${install.namespace}/${install.name}`, {namespace: install.namespace, name: install.name, daemonSet: ds})
+  }
+  for (const pod of snapshot.pods) {
+    const namespace = pod.metadata?.namespace ?? ''
+    const name = pod.metadata?.labels?.[INSTANCE_LABEL]
+    if (name && !found.has(`${namespace}/${name}`)) found.set(`${namespace}/${name}`, {namespace, name})
+  }
+  return [...found.values()].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`))
+}
+
+/** Judges one karp install from a snapshot: who holds the VIP, and what is wrong. Pure. */
+export function installStatus(
+  target: {namespace: string; name: string; daemonSet?: V1DaemonSet},
+  snapshot: Pick<ClusterSnapshot, 'pods' | 'nodes' | 'events'>,
+  now: Date,
+): InstallStatus {
+  const {daemonSet} = target
+  const install = daemonSet ? describeInstall(daemonSet) : {namespace: target.namespace, name: target.name, vip: undefined, vhid: undefined, apiPort: undefined}
+  const podSpec = daemonSet?.spec?.template.spec
+  const owned = snapshot.pods
+    .filter((p) => p.metadata?.namespace === install.namespace && p.metadata?.labels?.[INSTANCE_LABEL] === install.name)
+    // Oldest first, so that of two pods on one node (a rolling update) the newer one speaks for the node.
+    .sort((a, b) => new Date(a.metadata?.creationTimestamp ?? 0).getTime() - new Date(b.metadata?.creationTimestamp ?? 0).getTime())
+  const podNames = new Set(owned.map((p) => p.metadata?.name))
+  const events = snapshot.events
+    .filter((e) => e.involvedObject?.namespace === install.namespace && (podNames.has(e.involvedObject.name) || e.involvedObject.name?.startsWith(`${install.name}-`)))
+    .sort((a, b) => eventTime(b).localeCompare(eventTime(a)))
+  const nodesByName = new Map(snapshot.nodes.map((n) => [n.metadata?.name ?? '', n]))
+  const selectedNodes = snapshot.nodes.filter((n) => podSpec && podSpecSelectsNode(podSpec, n.metadata?.labels ?? {}))
+
+  const agents: AgentStatus[] = selectedNodes.map((n) => ({node: n.metadata?.name ?? '', nodeReady: nodeIsReady(n), selected: true, pod: null}))
+  for (const pod of owned) {
+    const nodeName = pod.spec?.nodeName ?? '(unscheduled)'
+    let agent = agents.find((a) => a.node === nodeName)
+    if (!agent) {
+      const node = nodesByName.get(nodeName)
+      agent = {node: nodeName, nodeReady: node ? nodeIsReady(node) : null, selected: false, pod: null}
+      agents.push(agent)
+    }
+    agent.pod = podStatus(pod, events.find((e) => e.involvedObject.name === pod.metadata?.name), now)
+  }
+  agents.sort((a, b) => a.node.localeCompare(b.node))
+
+  const holders = agents.filter((a) => a.pod?.role === 'master' && !a.pod.stale).map((a) => a.node)
+  const holder: HolderVerdict = holders.length === 1 ? 'one' : holders.length === 0 ? 'none' : 'split-brain'
+  const problems: string[] = []
+  if (!daemonSet) problems.push(`DaemonSet ${install.namespace}/${install.name} is missing: ${owned.length} agent pod${owned.length === 1 ? '' : 's'} left without it; run karp install again, or karp uninstall`)
+  if (holder === 'none') problems.push(`no node holds VIP ${install.vip ?? ''}: the API server is not reachable through it`.replace('  ', ' '))
+  if (holder === 'split-brain') problems.push(`split brain: ${holders.join(' and ')} all report holding VIP ${install.vip}; check that their CARP advertisements reach each other (same L2 segment, vhid, password)`)
+  for (const a of agents) {
+    if (a.nodeReady === false && a.selected) problems.push(`node ${a.node} is NotReady`)
+    if (!a.pod) {
+      if (a.selected) problems.push(`node ${a.node} is selected but runs no karp pod`)
+      continue
+    }
+    if (a.pod.crashLooping) problems.push(`pod ${a.pod.name} on ${a.node} is crash-looping (${a.pod.restarts} restarts)`)
+    else if (!a.pod.ready) problems.push(`pod ${a.pod.name} on ${a.node} is not ready (${a.pod.phase})`)
+    if (a.pod.stale) problems.push(`pod ${a.pod.name} on ${a.node} last reported ${a.pod.role} before its container (re)started: stale`)
+  }
+  const rollout = daemonSet ? rolloutStatus(daemonSet) : undefined
+  if (rollout && !rollout.done) problems.push(`DaemonSet ${install.namespace}/${install.name}: ${rollout.available}/${rollout.desired} agents available, ${rollout.updated} updated`)
+  const state: InstallState = holder === 'none' ? 'down' : problems.length > 0 ? 'degraded' : 'healthy'
+  return {
+    namespace: install.namespace,
+    name: install.name,
+    ...(install.vip ? {vip: install.vip} : {}),
+    ...(install.vhid !== undefined ? {vhid: install.vhid} : {}),
+    apiPort: install.apiPort ?? 6443,
+    daemonSet: rollout
+      ? {desired: rollout.desired, current: daemonSet?.status?.currentNumberScheduled ?? 0, ready: rollout.ready, updated: rollout.updated, available: rollout.available}
+      : null,
+    agents,
+    holders,
+    holder,
+    state,
+    problems,
+    events: events.slice(0, EVENTS_SHOWN).map((e) => ({time: eventTime(e), pod: e.involvedObject.name ?? '', reason: e.reason ?? '', message: e.message ?? ''})),
+  }
+}

@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict'
+import {describe, it} from 'node:test'
+
+import type {CoreV1Event, V1DaemonSet, V1Node, V1Pod} from '@kubernetes/client-node'
+
+import {installsIn, installStatus} from '../../src/lib/status/verdict.js'
+
+const NOW = new Date('2026-11-26T12:00:00Z')
+const ago = (s: number) => new Date(NOW.getTime() - s * 1000)
+
+const daemonSet: V1DaemonSet = {
+  metadata: {name: 'karp', namespace: 'karp-system', generation: 1, annotations: {'karp.io/vip': '192.168.1.250', 'karp.io/vhid': '10', 'karp.io/api-port': '6443'}},
+  spec: {
+    selector: {},
+    template: {spec: {containers: [], nodeSelector: {'node-role.kubernetes.io/control-plane': ''}}},
+  },
+  status: {desiredNumberScheduled: 3, currentNumberScheduled: 3, numberReady: 3, updatedNumberScheduled: 3, numberAvailable: 3, numberMisscheduled: 0, observedGeneration: 1},
+}
+
+function node(name: string, ready = true, controlPlane = true): V1Node {
+  return {
+    metadata: {name, labels: controlPlane ? {'node-role.kubernetes.io/control-plane': ''} : {}},
+    status: {conditions: [{type: 'Ready', status: ready ? 'True' : 'False'}]},
+  }
+}
+
+function pod(nodeName: string, role?: string, opts: {changedAt?: Date; startedAt?: Date; crash?: boolean; ready?: boolean; created?: Date; name?: string} = {}): V1Pod {
+  const startedAt = opts.startedAt ?? ago(600)
+  return {
+    metadata: {
+      name: opts.name ?? `karp-${nodeName}`,
+      namespace: 'karp-system',
+      creationTimestamp: opts.created ?? ago(700),
+      labels: {'app.kubernetes.io/name': 'karp', 'app.kubernetes.io/instance': 'karp', ...(role ? {'karp.io/role': role} : {})},
+      annotations: opts.changedAt ? {'karp.io/role-changed-at': opts.changedAt.toISOString()} : {},
+    },
+    spec: {nodeName, containers: []},
+    status: {
+      phase: 'Running',
+      conditions: [{type: 'Ready', status: opts.ready === false || opts.crash ? 'False' : 'True'}],
+      containerStatuses: [
+        {
+          name: 'agent', image: '', imageID: '', ready: !opts.crash, restartCount: opts.crash ? 7 : 0,
+          state: opts.crash ? {waiting: {reason: 'CrashLoopBackOff'}} : {running: {startedAt}},
+        },
+      ],
+    },
+  }
+}
+
+const nodes = [node('cp1'), node('cp2'), node('cp3'), node('w1', true, false)]
+const judge = (pods: V1Pod[], extra: {nodes?: V1Node[]; events?: CoreV1Event[]; ds?: V1DaemonSet | null} = {}) =>
+  installStatus(
+    extra.ds === null ? {namespace: 'karp-system', name: 'karp'} : {namespace: 'karp-system', name: 'karp', daemonSet: extra.ds ?? daemonSet},
+    {pods, nodes: extra.nodes ?? nodes, events: extra.events ?? []},
+    NOW,
+  )
+
+describe('installStatus', () => {
+  it('is healthy with exactly one master among ready agents on every selected node', () => {
+    const status = judge([pod('cp1', 'master', {changedAt: ago(300)}), pod('cp2', 'backup'), pod('cp3', 'backup')])
+    assert.equal(status.state, 'healthy')
+    assert.equal(status.holder, 'one')
+    assert.deepEqual(status.holders, ['cp1'])
+    assert.deepEqual(status.problems, [])
+    assert.deepEqual(status.agents.map((a) => a.node), ['cp1', 'cp2', 'cp3'])
+    assert.equal(status.agents[0]?.pod?.roleChangedAt, ago(300).toISOString())
+    assert.equal(status.vip, '192.168.1.250')
+  })
+
+  it('is down with no holder', () => {
+    const status = judge([pod('cp1', 'backup'), pod('cp2', 'backup'), pod('cp3')])
+    assert.equal(status.state, 'down')
+    assert.equal(status.holder, 'none')
+    assert.match(status.problems[0] as string, /no node holds VIP 192\.168\.1\.250/)
+  })
+
+  it('calls two masters a split brain', () => {
+    const status = judge([pod('cp1', 'master'), pod('cp2', 'master'), pod('cp3', 'backup')])
+    assert.equal(status.holder, 'split-brain')
+    assert.equal(status.state, 'degraded')
+    assert.deepEqual(status.holders, ['cp1', 'cp2'])
+    assert.match(status.problems[0] as string, /split brain: cp1 and cp2/)
+  })
+
+  it('does not believe a role reported before the container restarted', () => {
+    const status = judge([pod('cp1', 'master', {changedAt: ago(900), startedAt: ago(60)}), pod('cp2', 'backup'), pod('cp3', 'backup')])
+    assert.equal(status.holder, 'none')
+    assert.equal(status.agents[0]?.pod?.stale, true)
+    assert.ok(status.problems.some((p) => /karp-cp1 on cp1 last reported master before its container \(re\)started: stale/.test(p)))
+  })
+
+  it('does not count a crash-looping master as the holder, and says it crash-loops', () => {
+    const status = judge([pod('cp1', 'master', {crash: true}), pod('cp2', 'master'), pod('cp3', 'backup')])
+    assert.equal(status.holder, 'one')
+    assert.deepEqual(status.holders, ['cp2'])
+    assert.ok(status.problems.some((p) => p === 'pod karp-cp1 on cp1 is crash-looping (7 restarts)'))
+    assert.equal(status.state, 'degraded')
+  })
+
+  it('reports a selected node that is NotReady, and one without a pod', () => {
+    const status = judge([pod('cp1', 'master'), pod('cp2', 'backup')], {nodes: [node('cp1'), node('cp2', false), node('cp3')]})
+    assert.ok(status.problems.includes('node cp2 is NotReady'))
+    assert.ok(status.problems.includes('node cp3 is selected but runs no karp pod'))
+    assert.equal(status.agents.find((a) => a.node === 'cp3')?.pod, null)
+  })
+
+  it('reports agents whose DaemonSet is gone', () => {
+    const snapshot = {daemonSets: [], pods: [pod('cp1', 'master'), pod('cp2', 'backup')]}
+    assert.deepEqual(installsIn(snapshot).map((i) => [i.namespace, i.name, i.daemonSet]), [['karp-system', 'karp', undefined]])
+    const status = judge(snapshot.pods, {ds: null})
+    assert.equal(status.daemonSet, null)
+    assert.match(status.problems[0] as string, /DaemonSet karp-system\/karp is missing: 2 agent pods left without it/)
+  })
+
+  it('lets the newer of two pods on one node speak for it during a rolling update', () => {
+    const old = pod('cp1', 'master', {name: 'karp-old', created: ago(800)})
+    const fresh = pod('cp1', 'backup', {name: 'karp-new', created: ago(10)})
+    const status = judge([fresh, old, pod('cp2', 'master'), pod('cp3', 'backup')])
+    assert.equal(status.agents.find((a) => a.node === 'cp1')?.pod?.name, 'karp-new')
+    assert.deepEqual(status.holders, ['cp2'])
+  })
+
+  it('lists the agent events newest first, and takes a role time from them when no annotation says', () => {
+    const event = (name: string, reason: string, at: Date): CoreV1Event => ({
+      metadata: {name: `${name}.${reason}`}, involvedObject: {kind: 'Pod', namespace: 'karp-system', name}, reason, message: `${name} ${reason}`, lastTimestamp: at,
+    })
+    const events = [event('karp-cp1', 'BecameBackup', ago(500)), event('karp-cp1', 'BecameMaster', ago(120)), event('other-x', 'BecameMaster', ago(1))]
+    const status = judge([pod('cp1', 'master'), pod('cp2', 'backup'), pod('cp3', 'backup')], {events})
+    assert.deepEqual(status.events.map((e) => e.reason), ['BecameMaster', 'BecameBackup'])
+    assert.equal(status.agents[0]?.pod?.roleChangedAt, ago(120).toISOString())
+  })
+})
