@@ -1,11 +1,5 @@
+import {formatTable} from '../table.js'
 import type {CheckCertResult, TargetReport} from './check-cert.js'
-
-/** Columns padded to their widest cell, as kubectl prints tables: easy to read, grep and cut. */
-export function formatColumns(rows: string[][]): string[] {
-  const widths: number[] = []
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)))
-  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd((widths[i] ?? 0) + 3))).join('').trimEnd())
-}
 
 function target(report: TargetReport): string {
   if (report.role === 'vip') return 'VIP'
@@ -48,10 +42,10 @@ function indent(text: string, by: string): string {
 
 /** The human report: one row per endpoint, then what is wrong where, then how to fix a missing VIP. */
 export function formatCertReport(result: CheckCertResult): string[] {
-  const lines = formatColumns([
+  const lines = formatTable(
     ['ENDPOINT', 'TARGET', 'VIP SAN', 'EXPIRES', 'CA', 'STATUS'],
-    ...result.endpoints.map((r) => [r.endpoint, target(r), vipSanCell(r, result.vip), expiresCell(r), trustCell(r), STATUS_CELL[r.status]]),
-  ])
+    result.endpoints.map((r) => [r.endpoint, target(r), vipSanCell(r, result.vip), expiresCell(r), trustCell(r), STATUS_CELL[r.status]]),
+  )
   const findings: string[] = []
   for (const report of result.endpoints) {
     const where = `${report.endpoint} (${target(report)})`
