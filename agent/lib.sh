@@ -7,7 +7,7 @@ KARP_STATE_DIR=${KARP_STATE_DIR:-/run/karp}
 KARP_VIP_PREFIX=${KARP_VIP_PREFIX:-32}
 KARP_TOKEN_FILE=${KARP_TOKEN_FILE:-/var/run/secrets/kubernetes.io/serviceaccount/token}
 KARP_CA_FILE=${KARP_CA_FILE:-/var/run/secrets/kubernetes.io/serviceaccount/ca.crt}
-KARP_DRAIN_SECONDS=${KARP_DRAIN_SECONDS:-2}
+KARP_DRAIN_SECONDS=${KARP_DRAIN_SECONDS:-1.2}
 KARP_REPORT_TIMEOUT=${KARP_REPORT_TIMEOUT:-5}
 
 # One line on stderr, key=value, so a log search for "role=" finds every transition.

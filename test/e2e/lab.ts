@@ -10,11 +10,9 @@
 import {spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {
-  closeSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
-  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -214,17 +212,15 @@ export class Lab {
 
   /** Starts a command inside a namespace in a process group of its own, output appended to logFile. */
   spawnIn(ns: string, command: string[], env: Record<string, string>, logFile: string): Proc {
-    const fd = openSync(logFile, 'a')
     const sub = execa(IP, ['netns', 'exec', ns, ...command], {
       env: {PATH: SYSTEM_PATH, ...env},
       extendEnv: false,
       detached: true,
       stdin: 'ignore',
-      stdout: fd,
-      stderr: fd,
+      stdout: {file: logFile, append: true},
+      stderr: {file: logFile, append: true},
       reject: false,
     })
-    closeSync(fd)
     if (sub.pid === undefined) throw new Error(`could not start ${command.join(' ')} in ${ns}`)
     const proc: Proc = {
       pid: sub.pid,

@@ -1,0 +1,41 @@
+// The agent's environment contract as data, for the CLI side that renders the DaemonSet and for tests.
+// agent/entrypoint.sh and agent/lib.sh are the implementation; test/e2e/agent-env.test.ts checks that
+// every KARP_* variable they read is listed here with the same default, and nothing else is.
+
+export interface AgentEnvVar {
+  name: string
+  /** The default the scripts apply when the variable is unset; undefined when it is required or optional without one. */
+  default?: string
+  required?: boolean
+  description: string
+}
+
+export const AGENT_ENV: readonly AgentEnvVar[] = [
+  {name: 'KARP_VIP', required: true, description: 'the IPv4 address to hold'},
+  {name: 'KARP_VHID', required: true, description: 'CARP virtual host id, 1-255, the same on every node'},
+  {name: 'KARP_ADVBASE', default: '1', description: 'advertisement interval in seconds, 1-255'},
+  {name: 'KARP_PREEMPT', default: 'false', description: '"true" lets a faster node take the VIP from a slower master'},
+  {name: 'KARP_INTERFACE', description: 'interface for the VIP; default: the one `ip route get $KARP_VIP` picks'},
+  {name: 'KARP_HEALTH_URL', description: 'local API server health URL, e.g. https://127.0.0.1:6443/readyz; unset: no health gate'},
+  {name: 'KARP_PASSWORD_FILE', default: '/etc/karp/password', description: 'file whose first line (1-19 bytes) is the CARP password'},
+  {name: 'KARP_STATE_DIR', default: '/run/karp', description: 'writable directory for pid and state files'},
+  {name: 'KARP_TOKEN_FILE', default: '/var/run/secrets/kubernetes.io/serviceaccount/token', description: 'bearer token for the health check and role reports'},
+  {name: 'KARP_CA_FILE', default: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt', description: 'CA that signs the API server certificate (role reports)'},
+  {name: 'KARP_ADVSKEW', default: 'auto', description: 'advertisement skew 0-255, or auto: (last octet of the source address mod 8) x KARP_SKEW_STEP'},
+  {name: 'KARP_SKEW_STEP', default: '4', description: 'step between automatic skews, 0-36'},
+  {name: 'KARP_DEADRATIO', default: '3', description: 'advertisements a backup may miss before it takes over, 1-255'},
+  {name: 'KARP_VIP_PREFIX', default: '32', description: 'prefix length the VIP is added with'},
+  {name: 'KARP_HEALTH_INTERVAL', default: '0.5', description: 'seconds between health checks (fractions allowed)'},
+  {name: 'KARP_HEALTH_TIMEOUT', default: '1', description: 'seconds one health check may take'},
+  {name: 'KARP_HEALTH_FAILURES', default: '2', description: 'consecutive failed checks that make the node give the VIP up'},
+  {name: 'KARP_HEALTH_SUCCESSES', default: '2', description: 'consecutive good checks before the node may take the VIP again'},
+  {name: 'KARP_HANDOVER_TIMEOUT', default: 'advbase x (deadratio + 2) + 2', description: 'seconds to wait for a successor before letting the VIP go anyway'},
+  {name: 'KARP_DRAIN_SECONDS', default: '1.2', description: 'how long a master that yielded keeps the VIP so clients its last ARP reached are not stranded'},
+  {name: 'KARP_REPORT_TIMEOUT', default: '5', description: 'seconds one role-report request may take'},
+]
+
+/** Set by Kubernetes, not by karp: the downward API and the in-cluster API server address. */
+export const KUBERNETES_ENV = ['NODE_NAME', 'POD_NAME', 'POD_NAMESPACE', 'KUBERNETES_SERVICE_HOST', 'KUBERNETES_SERVICE_PORT'] as const
+
+/** Seconds the kubelet should allow a stopping pod: the handover timeout plus a report and some slack. */
+export const TERMINATION_GRACE_PERIOD_SECONDS = 15

@@ -1,0 +1,347 @@
+// Failover benchmark: client-side outage of the VIP in the netns lab (test/e2e/lab.ts), for the karp agent
+// and, in the same run, for plain ucarp with default settings as the baseline.
+//
+//   node --import tsx bench/failover/run.ts [--trials 10] [--configs agent,plain]
+//        [--scenarios crash,graceful,health,heal] [--nodes 3] [--toolset busybox|host] [--env KEY=VALUE ...]
+//
+// A client namespace connects to VIP:6443 every 50 ms and reads the name of the node that answered. Per
+// trial: outage = total time covered by failed probes (from the first failed probe to the next success,
+// summed), gaps = how many separate failure runs. Scenarios, each on the current holder:
+//   crash     agent SIGKILLed and the node's link cut at once (the node is gone)
+//   graceful  SIGTERM to the agent (plain: to ucarp, which runs --shutdown's down script)
+//   health    the node's stand-in API server killed (plain ucarp has no health gate: it never moves)
+//   heal      the holder's bridge port detached until another node holds the VIP, then reattached:
+//             time until exactly one node holds the VIP, and the client outage around it
+// Also the RSS of all agent processes per node (median and max of 1 s samples). Needs root, iproute2, ucarp.
+import {appendFileSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {parseArgs} from 'node:util'
+import {Lab, labSkipReason, killGroup, sleep, VIP, VHID, SERVICE_PORT, type LabNode, type Proc} from '../../test/e2e/lab.js'
+
+const here = import.meta.dirname
+type Config = 'agent' | 'plain'
+type Scenario = 'crash' | 'graceful' | 'health' | 'heal'
+
+const {values} = parseArgs({
+  options: {
+    trials: {type: 'string', default: '10'},
+    configs: {type: 'string', default: 'agent,plain'},
+    scenarios: {type: 'string', default: 'crash,graceful,health,heal'},
+    nodes: {type: 'string', default: '3'},
+    toolset: {type: 'string', default: 'busybox'},
+    env: {type: 'string', multiple: true, default: []},
+  },
+})
+const trials = Number(values.trials)
+const configs = values.configs.split(',') as Config[]
+const scenarios = values.scenarios.split(',') as Scenario[]
+const nodeCount = Number(values.nodes)
+const toolset = values.toolset === 'host' ? 'host' : 'busybox'
+const extraEnv = Object.fromEntries(values.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
+const PROBE_MS = 50
+const SETTLE_MS = 3000
+const TRIAL_TIMEOUT_MS = 20_000
+const PLAIN_HEALTH_WAIT_MS = 10_000
+
+interface Probe {
+  t: number
+  name: string | null
+}
+
+interface Trial {
+  outageMs: number
+  gaps: number
+  /** heal: ms from reattaching until exactly one holder; other scenarios: ms until a new node answered. */
+  recoveryMs: number | null
+  /** Masters that yielded to a preferred one during the trial (two nodes had promoted together). */
+  yields: number
+}
+
+class Bench {
+  readonly probes: Probe[] = []
+  private prober?: Proc
+  private plain = new Map<string, Proc>()
+  readonly rss = new Map<string, number[]>()
+
+  constructor(
+    readonly lab: Lab,
+    readonly config: Config,
+  ) {}
+
+  async start(): Promise<void> {
+    for (const n of this.lab.nodes) this.lab.startService(n)
+    for (const n of this.lab.nodes) await this.lab.waitForService(n)
+    for (const n of this.lab.nodes) this.startAgent(n)
+    await this.lab.waitForOneHolder(30_000)
+    const log = join(this.lab.dir, 'prober.out')
+    writeFileSync(log, '')
+    this.prober = this.lab.spawnIn(
+      this.lab.clientNs,
+      [process.execPath, '--no-warnings', join(here, '../../test/e2e/fixtures/prober.ts'), VIP, String(SERVICE_PORT), String(PROBE_MS), '500'],
+      {},
+      log,
+    )
+    this.tailProbes(log)
+    await sleep(2000)
+  }
+
+  private tailProbes(file: string): void {
+    let offset = 0
+    let rest = ''
+    const read = async (): Promise<void> => {
+      const {open} = await import('node:fs/promises')
+      const fh = await open(file, 'r')
+      try {
+        const buf = Buffer.alloc(1 << 20)
+        const {bytesRead} = await fh.read(buf, 0, buf.length, offset)
+        offset += bytesRead
+        const lines = (rest + buf.subarray(0, bytesRead).toString()).split('\n')
+        rest = lines.pop() ?? ''
+        for (const line of lines) {
+          const [t, name] = line.split(' ')
+          if (t && name) this.probes.push({t: Number(t), name: name === '-' ? null : name})
+        }
+      } finally {
+        await fh.close()
+      }
+    }
+    const timer = setInterval(() => void this.flush(), 100)
+    // One read at a time: concurrent reads would see the same offset and count probes twice.
+    let reading: Promise<void> = Promise.resolve()
+    this.flush = () => (reading = reading.then(read))
+    this.stopTail = async () => {
+      clearInterval(timer)
+      await this.flush()
+    }
+  }
+
+  flush: () => Promise<void> = async () => {}
+  stopTail: () => Promise<void> = async () => {}
+
+  startAgent(n: LabNode): void {
+    if (this.config === 'agent') {
+      this.lab.startAgent(n, {toolset, env: extraEnv})
+      return
+    }
+    const args = ['ucarp', `--interface=eth0`, `--srcip=${n.ip}`, `--vhid=${VHID}`, `--passfile=${join(n.dir, 'password')}`, `--addr=${VIP}`]
+    args.push(`--upscript=${join(here, 'plain-up.sh')}`, `--downscript=${join(here, 'plain-down.sh')}`, '--shutdown')
+    this.plain.set(n.name, this.lab.spawnIn(n.ns, args, {}, join(n.dir, 'agent.log')))
+  }
+
+  agentPid(n: LabNode): number | undefined {
+    return this.config === 'agent' ? n.agent?.pid : this.plain.get(n.name)?.pid
+  }
+
+  async stopGracefully(n: LabNode): Promise<void> {
+    if (this.config === 'agent') {
+      await this.lab.stopAgent(n)
+      return
+    }
+    const p = this.plain.get(n.name)
+    if (!p) return
+    process.kill(p.pid, 'SIGTERM')
+    await p.exited
+    this.plain.delete(n.name)
+  }
+
+  async kill(n: LabNode): Promise<void> {
+    if (this.config === 'agent') {
+      await this.lab.killAgent(n)
+      return
+    }
+    const p = this.plain.get(n.name)
+    if (!p) return
+    killGroup(p.pid, 'SIGKILL')
+    await p.exited
+    this.plain.delete(n.name)
+  }
+
+  /** Plain ucarp leaves a SIGKILLed holder's VIP behind; the bench removes it as a reboot would. */
+  async clearStaleVip(n: LabNode): Promise<void> {
+    if (this.config === 'plain' && (await this.lab.holdsVip(n))) {
+      const {execa} = await import('execa')
+      await execa('ip', ['-n', n.ns, 'addr', 'del', `${VIP}/32`, 'dev', 'eth0'])
+    }
+  }
+
+  sampleRss(): void {
+    for (const n of this.lab.nodes) {
+      const pid = this.agentPid(n)
+      if (pid === undefined) continue
+      const list = this.rss.get(n.name) ?? []
+      list.push(Lab.treeRssKb(pid))
+      this.rss.set(n.name, list)
+    }
+  }
+
+  async steady(): Promise<string> {
+    const holder = await this.lab.waitForOneHolder(30_000)
+    const deadline = Date.now() + 15_000
+    // Steady means the client is served by the holder again, whatever its ARP cache went through.
+    while (Date.now() < deadline) {
+      const last = this.probes.slice(-10)
+      if (last.length === 10 && last.every((p) => p.name === holder)) break
+      await sleep(200)
+    }
+    this.sampleRss()
+    return holder
+  }
+
+  /** Outage and gaps over probes started in [from, to]. */
+  outage(from: number, to: number): {outageMs: number; gaps: number; firstOkAfterFailure?: Probe} {
+    const window = this.probes.filter((p) => p.t >= from && p.t <= to).sort((a, b) => a.t - b.t)
+    let outageMs = 0
+    let gaps = 0
+    let failStart: number | undefined
+    for (const p of window) {
+      if (p.name === null) {
+        failStart ??= p.t
+      } else if (failStart !== undefined) {
+        outageMs += p.t - failStart
+        gaps++
+        failStart = undefined
+      }
+    }
+    if (failStart !== undefined) {
+      outageMs += to - failStart
+      gaps++
+    }
+    return {outageMs, gaps}
+  }
+
+  yieldCount(): number {
+    // Only the agent logs it; plain ucarp logs ucarp's own line for the same event.
+    const marker = this.config === 'agent' ? 'reason="a preferred master advertised"' : 'Preferred master advertised'
+    return this.lab.nodes.reduce((sum, n) => sum + this.lab.agentLog(n).split(marker).length - 1, 0)
+  }
+
+  async trial(scenario: Scenario): Promise<Trial> {
+    const holderName = await this.steady()
+    const yieldsBefore = this.yieldCount()
+    const holder = this.lab.node(holderName)
+    const t0 = Date.now()
+    let recoveryMs: number | null = null
+    let restore: () => Promise<void>
+    switch (scenario) {
+      case 'crash':
+        await Promise.all([this.kill(holder), this.lab.cutLink(holder)])
+        restore = async () => {
+          await this.clearStaleVip(holder)
+          this.startAgent(holder)
+          await sleep(1500)
+          await this.lab.restoreLink(holder)
+        }
+        break
+      case 'graceful': {
+        // Not awaited yet: the agent's make-before-break keeps it alive until a successor holds the VIP.
+        const stopped = this.stopGracefully(holder)
+        restore = async () => {
+          await stopped
+          this.startAgent(holder)
+        }
+        break
+      }
+      case 'health':
+        await this.lab.killService(holder)
+        restore = async () => {
+          this.lab.startService(holder)
+          await this.lab.waitForService(holder)
+        }
+        break
+      case 'heal': {
+        await this.lab.isolate(holder)
+        await this.lab.waitForHolders('a second holder during the partition', (h) => h.some((n) => n !== holderName), TRIAL_TIMEOUT_MS, 0)
+        await sleep(2000)
+        const tHeal = Date.now()
+        await this.lab.rejoin(holder)
+        while (Date.now() - tHeal < TRIAL_TIMEOUT_MS) {
+          if ((await this.lab.holders()).length === 1) {
+            recoveryMs = Date.now() - tHeal
+            break
+          }
+          await sleep(20)
+        }
+        await sleep(SETTLE_MS)
+        await this.flush()
+        const {outageMs, gaps} = this.outage(tHeal, Date.now())
+        return {outageMs, gaps, recoveryMs, yields: this.yieldCount() - yieldsBefore}
+      }
+    }
+    // Recovered: a probe answered by another node than the old holder.
+    const wait = this.config === 'plain' && scenario === 'health' ? PLAIN_HEALTH_WAIT_MS : TRIAL_TIMEOUT_MS
+    while (Date.now() - t0 < wait) {
+      const ok = this.probes.find((p) => p.t >= t0 && p.name !== null && p.name !== holderName)
+      if (ok) {
+        recoveryMs = ok.t - t0
+        break
+      }
+      await sleep(100)
+    }
+    await sleep(SETTLE_MS)
+    await this.flush()
+    const {outageMs, gaps} = this.outage(t0 - 100, Date.now())
+    const yields = this.yieldCount() - yieldsBefore
+    await restore()
+    return {outageMs, gaps, recoveryMs, yields}
+  }
+
+  async stop(): Promise<void> {
+    await this.stopTail()
+    if (this.prober) killGroup(this.prober.pid, 'SIGKILL')
+  }
+}
+
+function stats(values: number[]): string {
+  if (values.length === 0) return 'n/a'
+  const s = [...values].sort((a, b) => a - b)
+  const median = s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2
+  const f = (ms: number): string => (ms / 1000).toFixed(2)
+  return `min ${f(s[0] as number)} / median ${f(median)} / max ${f(s[s.length - 1] as number)} s`
+}
+
+async function runConfig(config: Config): Promise<string[]> {
+  const lab = await Lab.create(nodeCount)
+  const lines: string[] = []
+  const bench = new Bench(lab, config)
+  try {
+    await bench.start()
+    for (const scenario of scenarios) {
+      const results: Trial[] = []
+      for (let i = 0; i < trials; i++) {
+        const r = await bench.trial(scenario)
+        results.push(r)
+        const rec = r.recoveryMs === null ? 'none' : `${(r.recoveryMs / 1000).toFixed(2)} s`
+        console.error(`${config} ${scenario} #${i + 1}: outage ${(r.outageMs / 1000).toFixed(2)} s, gaps ${r.gaps}, yields ${r.yields}, ${scenario === 'heal' ? 'one holder after' : 'new node answered after'} ${rec}`)
+        appendFileSync(join(lab.dir, 'trials.jsonl'), `${JSON.stringify({config, scenario, ...r})}\n`)
+      }
+      const outage = stats(results.map((r) => r.outageMs))
+      const extraGaps = results.filter((r) => r.gaps > 1).length
+      const yields = results.filter((r) => r.yields > 0).length
+      const recovered = results.filter((r) => r.recoveryMs !== null).map((r) => r.recoveryMs as number)
+      const label = scenario === 'heal' ? 'one holder after heal' : 'new node answering'
+      lines.push(
+        `${config.padEnd(5)} ${scenario.padEnd(8)} outage ${outage}; second gap ${extraGaps}/${results.length}; two masters ${yields}/${results.length}; ` +
+          `${label}: ${recovered.length}/${results.length}${recovered.length ? ` (${stats(recovered)})` : ''}`,
+      )
+    }
+    for (const n of lab.nodes) {
+      const samples = bench.rss.get(n.name) ?? []
+      const s = [...samples].sort((a, b) => a - b)
+      if (s.length) lines.push(`${config.padEnd(5)} rss ${n.name}: median ${((s[Math.floor(s.length / 2)] as number) / 1024).toFixed(1)} MB, max ${((s[s.length - 1] as number) / 1024).toFixed(1)} MB (${s.length} samples)`)
+    }
+  } finally {
+    await bench.stop()
+    await lab.destroy()
+  }
+  return lines
+}
+
+const skip = labSkipReason()
+if (skip) {
+  console.error(`bench/failover: skipped: ${skip}`)
+  process.exit(0)
+}
+console.error(`bench/failover: ${trials} trials x [${scenarios.join(', ')}] x [${configs.join(', ')}], ${nodeCount} nodes, agent toolset ${toolset}${values.env.length ? `, env ${values.env.join(' ')}` : ''}`)
+const out: string[] = []
+for (const config of configs) out.push(...(await runConfig(config)))
+console.log(out.join('\n'))
