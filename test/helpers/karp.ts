@@ -2,7 +2,9 @@ import {fileURLToPath} from 'node:url'
 
 import {execa} from 'execa'
 
-const RUN = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
+/** The CLI's entry point, for tests that drive the process themselves. */
+export const karpBin = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
+const RUN = karpBin
 
 export interface KarpRun {
   exitCode: number

@@ -151,7 +151,7 @@ export async function executeInstall(
 ): Promise<InstallResult> {
   const objects = await applyObjects(kube, plan.objects)
   const rollout = options.wait
-    ? await waitForRollout(kube, {namespace: plan.config.namespace, name: plan.config.name}, options.timeoutMs, options.onProgress)
+    ? await waitForRollout(kube, {namespace: plan.config.namespace, name: plan.config.name}, options.timeoutMs, options.onProgress, plan.selected.length)
     : null
   return {
     name: plan.config.name,

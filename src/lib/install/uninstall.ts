@@ -20,6 +20,8 @@ export interface UninstallResult {
   podsRemaining: number
 }
 
+const podSelector = (name: string) => `${KARP_SELECTOR},app.kubernetes.io/instance=${name}`
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
@@ -32,7 +34,10 @@ export async function uninstall(
   options: {wait: boolean; timeoutMs: number; onProgress: (podsRemaining: number) => void},
 ): Promise<UninstallResult> {
   const kinds = manifestKinds().reverse()
-  const needs = kinds.map((k) => ({verb: 'delete', ...resourceOf(k.kind), ...(k.namespaced ? {namespace: target.namespace} : {})}))
+  const needs = [
+    ...kinds.map((k) => ({verb: 'delete', ...resourceOf(k.kind), ...(k.namespaced ? {namespace: target.namespace} : {})})),
+    {verb: 'deletecollection', group: '', resource: 'pods', namespace: target.namespace},
+  ]
   const missing = await missingPermissions(kube, needs)
   if (missing.length > 0) {
     throw new UnreachableError(`forbidden: may not ${missing.map(describeNeed).join('; ')}; nothing was deleted`)
@@ -59,6 +64,13 @@ export async function uninstall(
       kube.objects.delete(header, undefined, undefined, undefined, undefined, 'Background'),
     )
     objects.push({...entry, action: deleted ? 'deleted' : 'absent'})
+    if (k.kind === 'DaemonSet') {
+      // The garbage collector removes the DaemonSet's pods; agents it no longer owns (a DaemonSet deleted
+      // with --cascade=orphan) would hold the VIP forever, so they go explicitly.
+      await kube.call(`deleting karp pods in ${target.namespace}`, () =>
+        kube.core.deleteCollectionNamespacedPod({namespace: target.namespace, labelSelector: podSelector(target.name)}),
+      )
+    }
   }
   const podsRemaining = options.wait ? await waitForPods(kube, target, options) : await countPods(kube, target)
   return {name: target.name, namespace: target.namespace, objects, podsRemaining}
@@ -66,7 +78,7 @@ export async function uninstall(
 
 async function countPods(kube: Kube, target: {namespace: string; name: string}): Promise<number> {
   const pods = await kube.call(`listing karp pods in ${target.namespace}`, () =>
-    kube.core.listNamespacedPod({namespace: target.namespace, labelSelector: `${KARP_SELECTOR},app.kubernetes.io/instance=${target.name}`}),
+    kube.core.listNamespacedPod({namespace: target.namespace, labelSelector: podSelector(target.name)}),
   )
   return pods.items.length
 }

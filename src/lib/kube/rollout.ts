@@ -24,19 +24,24 @@ export function rolloutStatus(ds: V1DaemonSet): RolloutStatus {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Polls the DaemonSet until every selected node runs an updated, available agent, or the time runs out. */
+/**
+ * Polls the DaemonSet until every selected node runs an updated, available agent, or the time runs out.
+ * expectAgents: nodes preflight saw selected; a controller that has not caught up with them yet reports
+ * zero desired, which must not pass for a finished rollout.
+ */
 export async function waitForRollout(
   kube: Kube,
   target: {namespace: string; name: string},
   timeoutMs: number,
   onProgress: (status: RolloutStatus) => void,
+  expectAgents = 0,
 ): Promise<RolloutStatus> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const ds = await kube.call(`reading DaemonSet ${target.namespace}/${target.name}`, () => kube.apps.readNamespacedDaemonSet(target))
     const status = rolloutStatus(ds)
     onProgress(status)
-    if (status.done) return status
+    if (status.done && (status.desired > 0 || expectAgents === 0)) return status
     if (Date.now() >= deadline) {
       throw new CheckFailedError(
         `DaemonSet ${target.namespace}/${target.name} not rolled out after ${Math.round(timeoutMs / 1000)} s: ${status.available}/${status.desired} available, ${status.updated} updated`,
