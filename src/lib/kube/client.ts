@@ -19,7 +19,7 @@ export interface ClusterOptions {
 }
 
 /** Merges kubeconfig files with kubectl's rule: the first file to define a name, or a current-context, wins. */
-function loadMerged(files: string[]): KubeConfig {
+export function loadMerged(files: string[]): KubeConfig {
   const merged = {clusters: [] as KubeConfig['clusters'], users: [] as KubeConfig['users'], contexts: [] as KubeConfig['contexts'], currentContext: ''}
   for (const file of files) {
     try {

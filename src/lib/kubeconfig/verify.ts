@@ -1,29 +1,17 @@
 import {request, type RequestOptions} from 'node:https'
 
-import {KubeConfig} from '@kubernetes/client-node'
+import type {KubeConfig} from '@kubernetes/client-node'
 
 import {UsageError} from '../errors.js'
+import {loadMerged} from '../kube/client.js'
 
 /**
  * The client of one context from these files, merged with kubectl's rule (the first file to define a name
  * wins), read from disk as they are now: after a rewrite, this is the file exactly as written.
  */
 export function contextConfig(files: string[], context: string): KubeConfig {
-  const merged = {clusters: [] as KubeConfig['clusters'], users: [] as KubeConfig['users'], contexts: [] as KubeConfig['contexts']}
-  for (const file of files) {
-    const one = new KubeConfig()
-    try {
-      one.loadFromFile(file)
-    } catch (error) {
-      throw new UsageError(`kubeconfig ${file} is not valid: ${(error as Error).message}`)
-    }
-    for (const key of ['clusters', 'users', 'contexts'] as const) {
-      const into = merged[key] as Array<{name: string}>
-      for (const item of one[key] as Array<{name: string}>) if (!into.some((i) => i.name === item.name)) into.push(item)
-    }
-  }
-  const kc = new KubeConfig()
-  kc.loadFromOptions({...merged, currentContext: context})
+  const kc = loadMerged(files)
+  kc.setCurrentContext(context)
   if (!kc.getContextObject(context) || !kc.getCurrentCluster()) throw new UsageError(`context ${JSON.stringify(context)} or its cluster is missing from ${files.join(', ')}`)
   return kc
 }
