@@ -87,7 +87,7 @@ describe('clusterTargets', () => {
     const {targets, warnings} = clusterTargets('10.0.0.250', [node('cp1', cp, [['Hostname', 'cp1']])], 443)
     assert.deepEqual(targets, [{role: 'vip', host: '10.0.0.250', port: 443}])
     assert.deepEqual(warnings, ['control-plane node cp1 has no InternalIP; its certificate was not checked'])
-    assert.match(clusterTargets('10.0.0.250', [node('w1', {}, [['InternalIP', '10.0.0.21']])], 6443).warnings[0] ?? '', /^no control-plane node found \(labelled node-role\.kubernetes\.io\/control-plane, /)
+    assert.match(clusterTargets('10.0.0.250', [node('w1', {}, [['InternalIP', '10.0.0.21']])], 6443).warnings[0] ?? '', /^no control-plane node found \(label node-role\.kubernetes\.io\/control-plane, /)
   })
 })
 

@@ -4,7 +4,7 @@ import {describe, it} from 'node:test'
 import type {V1DaemonSet, V1PodSpec} from '@kubernetes/client-node'
 
 import {validateVipInput, type VipConfig} from '../../src/lib/config/vip-config.js'
-import {podSpecSelectsNode} from '../../src/lib/manifests/node-selection.js'
+import {isControlPlaneLabels, podSpecSelectsNode} from '../../src/lib/manifests/node-selection.js'
 import {manifestKinds, renderManifests} from '../../src/lib/manifests/render.js'
 
 function config(overrides: Partial<VipConfig> = {}): VipConfig {
@@ -106,6 +106,11 @@ describe('renderManifests', () => {
     assert.ok(podSpecSelectsNode(spec, {'node-role.kubernetes.io/controlplane': 'true'}), 'RKE')
     assert.ok(!podSpecSelectsNode(spec, {'node-role.kubernetes.io/worker': 'true'}))
     assert.ok(!podSpecSelectsNode(spec, {}))
+    const samples: Array<Record<string, string>> = [
+      {'node-role.kubernetes.io/control-plane': ''}, {'node-role.kubernetes.io/master': 'true'}, {'node-role.kubernetes.io/controlplane': 'true'},
+      {'node-role.kubernetes.io/controlplane': 'false'}, {'node-role.kubernetes.io/worker': 'true'}, {},
+    ]
+    for (const labels of samples) assert.equal(isControlPlaneLabels(labels), podSpecSelectsNode(spec, labels), JSON.stringify(labels))
   })
 
   it('replaces the control-plane affinity with --node-selector', () => {

@@ -5,6 +5,7 @@ import type {V1Node} from '@kubernetes/client-node'
 import {checkPort, type Checked} from '../config/validate.js'
 import {UsageError} from '../errors.js'
 import type {KarpInstall} from '../kube/karp-installs.js'
+import {CONTROL_PLANE_SELECTION, isControlPlaneLabels} from '../manifests/node-selection.js'
 import type {Endpoint} from './fetch-chain.js'
 
 export const DEFAULT_API_PORT = 6443
@@ -16,16 +17,9 @@ export interface CertTarget extends Endpoint {
   node?: string
 }
 
-const CONTROL_PLANE_SELECTION = 'node-role.kubernetes.io/control-plane, node-role.kubernetes.io/master or node-role.kubernetes.io/controlplane=true'
-
-/** The labels kubeadm (control-plane, formerly master), k3s, RKE2 and RKE (controlplane=true) put on API server nodes. */
+/** The labels of API server nodes, as the agent's default affinity selects them. */
 export function isControlPlaneNode(node: V1Node): boolean {
-  const labels = node.metadata?.labels ?? {}
-  return (
-    'node-role.kubernetes.io/control-plane' in labels ||
-    'node-role.kubernetes.io/master' in labels ||
-    labels['node-role.kubernetes.io/controlplane'] === 'true'
-  )
+  return isControlPlaneLabels(node.metadata?.labels ?? {})
 }
 
 /**
@@ -36,7 +30,7 @@ export function clusterTargets(vip: string, nodes: V1Node[], port: number): {tar
   const targets: CertTarget[] = [{role: 'vip', host: vip, port}]
   const warnings: string[] = []
   const controlPlane = nodes.filter(isControlPlaneNode).sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''))
-  if (controlPlane.length === 0) warnings.push(`no control-plane node found (labelled ${CONTROL_PLANE_SELECTION}); only the VIP was checked`)
+  if (controlPlane.length === 0) warnings.push(`no control-plane node found (${CONTROL_PLANE_SELECTION}); only the VIP was checked`)
   for (const node of controlPlane) {
     const name = node.metadata?.name ?? ''
     const internal = (node.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address)

@@ -9,7 +9,7 @@ import type {Kube} from '../kube/client.js'
 import {resourceOf} from '../kube/resources.js'
 import {listKarpInstalls, type KarpInstall} from '../kube/karp-installs.js'
 import {waitForRollout, type RolloutStatus} from '../kube/rollout.js'
-import {podSpecSelectsNode} from '../manifests/node-selection.js'
+import {CONTROL_PLANE_SELECTION, podSpecSelectsNode} from '../manifests/node-selection.js'
 import {manifestKinds, renderManifests, type ManifestObject} from '../manifests/render.js'
 import {checkPlacement, nodeFacts, type NodeFacts} from './preflight.js'
 
@@ -60,7 +60,7 @@ export function selectedNodes(objects: ManifestObject[], nodes: NodeFacts[]): No
 export const describeSelection = (config: Pick<VipConfig, 'nodeSelector'>) =>
   config.nodeSelector
     ? `--node-selector ${config.nodeSelector.key}=${config.nodeSelector.value}`
-    : 'control-plane nodes: label node-role.kubernetes.io/control-plane, node-role.kubernetes.io/master or node-role.kubernetes.io/controlplane=true'
+    : `control-plane nodes: ${CONTROL_PLANE_SELECTION}`
 
 export interface InstallPlan {
   config: VipConfig

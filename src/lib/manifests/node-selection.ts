@@ -35,3 +35,15 @@ export function podSpecSelectsNode(spec: Pick<V1PodSpec, 'nodeSelector' | 'affin
   if (!terms) return true
   return terms.some((term) => (term.matchExpressions ?? []).every((req) => requirementHolds(req, labels)))
 }
+
+/** How the default DaemonSet affinity (templates/daemonset.yaml) picks nodes, for messages. */
+export const CONTROL_PLANE_SELECTION =
+  'label node-role.kubernetes.io/control-plane, node-role.kubernetes.io/master or node-role.kubernetes.io/controlplane=true'
+
+/**
+ * The labels kubeadm (control-plane, formerly master), k3s, RKE2 and RKE (controlplane=true) put on API
+ * server nodes: the same rule as the default affinity in templates/daemonset.yaml (a unit test holds them equal).
+ */
+export function isControlPlaneLabels(labels: Record<string, string>): boolean {
+  return 'node-role.kubernetes.io/control-plane' in labels || 'node-role.kubernetes.io/master' in labels || labels['node-role.kubernetes.io/controlplane'] === 'true'
+}
