@@ -148,7 +148,7 @@ handover() { # to-role reason
     released=now
   fi
   log "role=$1 from=$from vip=$KARP_VIP iface=$iface reason=\"$2\" successor=$successor vip_released=$released"
-  report_role backup "$2"
+  if [ "$1" = stopped ]; then report_role backup "$2" wait; else report_role backup "$2"; fi
 }
 
 stopping=0

@@ -75,10 +75,15 @@ garp() { # iface
 # Best-effort role report: pod label karp.io/role and an Event, through the API server with the pod's
 # service-account token. Runs in the background and never holds up the VIP path; the label always
 # carries the role current at sending time, so reports racing each other still end on the right one.
-report_role() { # role reason
+report_role() { # role reason [wait]
   [ -n "${KUBERNETES_SERVICE_HOST:-}" ] && [ -n "${POD_NAME:-}" ] && [ -n "${POD_NAMESPACE:-}" ] || return 0
   [ -r "$KARP_TOKEN_FILE" ] || return 0
-  (report_role_now "$1" "$2" </dev/null >/dev/null &)
+  # An agent about to exit waits (the VIP is already dealt with): a background report would die with it.
+  if [ "${3:-}" = wait ]; then
+    report_role_now "$1" "$2" </dev/null >/dev/null
+  else
+    (report_role_now "$1" "$2" </dev/null >/dev/null &)
+  fi
 }
 
 report_role_now() { # role reason

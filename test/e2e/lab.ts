@@ -212,7 +212,20 @@ export class Lab {
 
   /** Starts a command inside a namespace in a process group of its own, output appended to logFile. */
   spawnIn(ns: string, command: string[], env: Record<string, string>, logFile: string): Proc {
-    const sub = execa(IP, ['netns', 'exec', ns, ...command], {
+    return this.spawn([IP, 'netns', 'exec', ns, ...command], env, logFile)
+  }
+
+  /**
+   * Starts a command in this (the root) namespace, tracked and torn down like the others. Only for what
+   * bridges a filesystem socket to loopback here: nothing started this way may get a lab address.
+   */
+  spawnHere(command: string[], logFile: string): Proc {
+    return this.spawn(command, {}, logFile)
+  }
+
+  private spawn(command: string[], env: Record<string, string>, logFile: string): Proc {
+    const [file, ...args] = command as [string, ...string[]]
+    const sub = execa(file, args, {
       env: {PATH: SYSTEM_PATH, ...env},
       extendEnv: false,
       detached: true,
@@ -221,7 +234,7 @@ export class Lab {
       stderr: {file: logFile, append: true},
       reject: false,
     })
-    if (sub.pid === undefined) throw new Error(`could not start ${command.join(' ')} in ${ns}`)
+    if (sub.pid === undefined) throw new Error(`could not start ${command.join(' ')}`)
     const proc: Proc = {
       pid: sub.pid,
       running: true,
