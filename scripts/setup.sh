@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # ucarp, iproute2, arping: the agent and its network-namespace lab; shellcheck: lints the agent's scripts;
 # curl and socat: the lab's health checks and port forwards.
-apt_packages=(ucarp iproute2 iputils-arping shellcheck curl socat procps git ca-certificates)
+apt_packages=(ucarp iproute2 iputils-arping shellcheck curl socat procps git ca-certificates busybox-static)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
