@@ -2,7 +2,6 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
 import {clusterFlags} from '../flags.js'
-import {caFromKubeConfig} from '../lib/cert/index.js'
 import {checkDnsLabel, checkDuration} from '../lib/config/validate.js'
 import {InvalidInputError} from '../lib/errors.js'
 import {Kube} from '../lib/kube/client.js'
@@ -44,7 +43,7 @@ export default class Status extends BaseCommand {
       ...(flags.name ? {name: flags.name} : {}),
       probe: flags.probe,
       timeoutMs: timeout.value,
-      ...caOf(kube),
+      ...(flags.probe ? await caOf(kube) : {}),
     }
     if (flags.watch) {
       await this.watch(kube, options)
@@ -80,7 +79,9 @@ export default class Status extends BaseCommand {
   }
 }
 
-function caOf(kube: Kube): {caPem?: string} {
+async function caOf(kube: Kube): Promise<{caPem?: string}> {
+  // Loaded on demand, like the probe itself: without --probe no certificate code is needed.
+  const {caFromKubeConfig} = await import('../lib/cert/ca.js')
   try {
     const ca = caFromKubeConfig(kube.config)
     return ca.pem ? {caPem: ca.pem} : {}

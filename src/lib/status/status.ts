@@ -1,4 +1,4 @@
-import {checkEndpoint, type CheckOutcome} from '../cert/index.js'
+import type {CheckOutcome} from '../cert/index.js'
 import {ExitCode} from '../errors.js'
 import type {Kube} from '../kube/client.js'
 import {type ClusterSnapshot, takeSnapshot} from './gather.js'
@@ -34,6 +34,8 @@ export interface StatusOptions {
 }
 
 export async function probeVip(vip: string, port: number, options: {timeoutMs: number; caPem?: string}): Promise<VipProbe> {
+  // Loaded on demand: the TLS and certificate code is only needed when probing.
+  const {checkEndpoint} = await import('../cert/verdict.js')
   const report = await checkEndpoint({host: vip, port}, {vip, timeoutMs: options.timeoutMs, ...(options.caPem ? {caPem: options.caPem} : {})})
   if (report.status === 'unreachable') return {endpoint: report.endpoint, reachable: false, error: report.error?.message ?? 'unreachable'}
   return {
