@@ -3,6 +3,7 @@ import {describe, it} from 'node:test'
 
 import type {V1DaemonSet, V1PodSpec} from '@kubernetes/client-node'
 
+import {AGENT_ENV, KUBERNETES_ENV, TERMINATION_GRACE_PERIOD_SECONDS} from '../../agent/env.js'
 import {validateVipInput, type VipConfig} from '../../src/lib/config/vip-config.js'
 import {isControlPlaneLabels, podSpecSelectsNode} from '../../src/lib/manifests/node-selection.js'
 import {manifestKinds, renderManifests} from '../../src/lib/manifests/render.js'
@@ -69,6 +70,16 @@ describe('renderManifests', () => {
     const env = envOf(daemonSet(renderManifests(config({healthCheck: false, interface: 'bond0', apiPort: 8443}))))
     assert.ok(!('KARP_HEALTH_URL' in env))
     assert.equal(env.KARP_INTERFACE, 'bond0')
+  })
+
+  it('speaks the agent\'s env contract and gives a stopping agent its handover time', () => {
+    const ds = daemonSet(renderManifests(config({interface: 'eth0'})))
+    const known = new Set([...AGENT_ENV.map((v) => v.name), ...KUBERNETES_ENV])
+    const names = (ds.spec?.template.spec?.containers[0]?.env ?? []).map((e) => e.name)
+    for (const name of names) assert.ok(known.has(name), `${name} is not in agent/env.ts`)
+    for (const v of AGENT_ENV.filter((e) => e.required)) assert.ok(names.includes(v.name), `required ${v.name} missing`)
+    assert.equal(ds.spec?.template.spec?.terminationGracePeriodSeconds, TERMINATION_GRACE_PERIOD_SECONDS)
+    assert.deepEqual(ds.spec?.template.spec?.containers[0]?.command, ['/usr/local/lib/karp/entrypoint.sh'])
   })
 
   it('follows the pod security contract', () => {
