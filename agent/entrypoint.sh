@@ -239,7 +239,7 @@ while :; do
       oks=0 fails=$((fails + 1))
       if [ "$gated" = 0 ] && [ "$fails" -ge "$KARP_HEALTH_FAILURES" ]; then
         gated=1
-        err=$(tr '\n"' "  " <"$KARP_STATE_DIR/health.err" 2>/dev/null)
+        err=$(tr '\n"' "  " <"$KARP_STATE_DIR/health.err" 2>/dev/null | sed 's/ *$//')
         why="health check failed $fails times: ${err:-no answer}"
         state_set gated "$why"
         if [ "$(state_get role)" = master ]; then

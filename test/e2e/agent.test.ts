@@ -120,11 +120,13 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     const holder = await lab.waitForOneHolder(20_000, old.name)
     assert.equal(await lab.probe(), holder)
     assert.equal(await lab.healthcheck(old), 0, 'a node gated by its health check stays live')
-    assert.match(transitions(lab, old).join('\n'), /role=backup from=master .*reason="health check failed 2 times: [^"]*" successor=seen/)
+    assert.match(transitions(lab, old).join('\n'), /role=backup from=master .*reason="health check failed 2 times: curl: \(7\)[^"]*[^ ]" successor=seen/)
     assert.equal(lab.statePid(old, 'ucarp.pid'), undefined, 'ucarp stays stopped while unhealthy')
     lab.startService(old)
     await waitFor(`${old.name} running ucarp again`, 20_000, async () => lab.statePid(old, 'ucarp.pid') !== undefined)
-    assert.match(transitions(lab, old).at(-1) ?? '', /role=backup from=init .*reason="started \(health check passed 2 times\)/)
+    await waitFor(`${old.name} logging that it rejoined`, 10_000, async () =>
+      /role=backup from=init .*reason="started \(health check passed 2 times\)/.test(transitions(lab, old).at(-1) ?? ''),
+    )
     assert.equal(await lab.waitForOneHolder(), holder, 'a recovered node does not take the VIP back')
   })
 
