@@ -91,8 +91,9 @@ report_role_now() { # role reason
   case $host in *:*) host="[$host]" ;; esac
   api="https://$host:${KUBERNETES_SERVICE_PORT:-443}/api/v1/namespaces/$POD_NAMESPACE"
   # The token goes to curl through a file, never on a command line other processes could read.
-  hdr="$KARP_STATE_DIR/.auth.$$"
-  (umask 077 && printf 'Authorization: Bearer %s\n' "$(cat "$KARP_TOKEN_FILE")" >"$hdr") || return 0
+  # mktemp (mode 0600): reports running side by side in one process's subshells share its $$.
+  hdr=$(mktemp "$KARP_STATE_DIR/.auth.XXXXXX") || return 0
+  printf 'Authorization: Bearer %s\n' "$(cat "$KARP_TOKEN_FILE")" >"$hdr" || return 0
   case $1 in master) why=BecameMaster ;; *) why=BecameBackup ;; esac
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   event=$(printf '{"apiVersion":"v1","kind":"Event","metadata":{"generateName":"%s.","namespace":"%s"},"involvedObject":{"apiVersion":"v1","kind":"Pod","name":"%s","namespace":"%s"},"reason":"%s","message":"%s","type":"Normal","source":{"component":"karp-agent","host":"%s"},"reportingComponent":"karp.io/agent","reportingInstance":"%s","firstTimestamp":"%s","lastTimestamp":"%s","count":1}' \

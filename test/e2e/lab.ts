@@ -37,7 +37,7 @@ export const VHID = '42'
 const PREFIX = 'karpl'
 const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 // What the image gets from busybox; the lab can run the agent with these instead of Debian's tools.
-const BUSYBOX_APPLETS = ['ip', 'arping', 'awk', 'sed', 'grep', 'date', 'head', 'tr', 'wc', 'cat', 'mv', 'rm', 'mkdir', 'sleep', 'mkfifo']
+const BUSYBOX_APPLETS = ['ip', 'arping', 'awk', 'sed', 'grep', 'date', 'head', 'tr', 'wc', 'cat', 'mv', 'rm', 'mkdir', 'sleep', 'mkfifo', 'mktemp']
 
 // By absolute path: an agent running with busybox's tools has an `ip` first on its PATH that knows no netns.
 const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip'
