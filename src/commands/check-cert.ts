@@ -7,8 +7,9 @@ import {type CheckCertResult, planClusterCheck, planServerCheck, runCertCheck} f
 import {formatCertReport} from '../lib/cert/display.js'
 import {DISTRIBUTIONS, type DistributionId} from '../lib/cert/distribution.js'
 import {DEFAULT_API_PORT, parseServerAddress} from '../lib/cert/targets.js'
-import {checkDuration, checkPort, type Checked, checkVip} from '../lib/config/validate.js'
-import {InvalidInputError, UsageError} from '../lib/errors.js'
+import {FlagChecks} from '../lib/config/flag-checks.js'
+import {checkDuration, checkPort, checkVip} from '../lib/config/validate.js'
+import {UsageError} from '../lib/errors.js'
 import {Kube} from '../lib/kube/client.js'
 
 export type {CheckCertResult} from '../lib/cert/check-cert.js'
@@ -42,17 +43,12 @@ export default class CheckCert extends BaseCommand {
 
   async run(): Promise<CheckCertResult> {
     const {flags} = await this.parse(CheckCert)
-    const problems: string[] = []
-    const value = <T>(checked: Checked<T>): T | undefined => {
-      if (checked.ok) return checked.value
-      problems.push(checked.problem)
-      return undefined
-    }
-    const vip = flags.vip === undefined ? undefined : value(checkVip(flags.vip))
-    const port = flags.port === undefined ? undefined : value(checkPort(flags.port))
-    const timeoutMs = value(checkDuration('timeout', flags.timeout))
-    const servers = (flags.server ?? []).map((text) => value(parseServerAddress(text, port ?? DEFAULT_API_PORT)))
-    if (problems.length > 0 || timeoutMs === undefined) throw new InvalidInputError(problems)
+    const checks = new FlagChecks()
+    const vip = checks.optional(flags.vip, checkVip)
+    const port = checks.optional(flags.port, checkPort)
+    const timeoutMs = checks.take(checkDuration('timeout', flags.timeout))
+    const servers = (flags.server ?? []).map((text) => checks.take(parseServerAddress(text, port ?? DEFAULT_API_PORT)))
+    checks.done()
     const ca = flags['ca-file'] === undefined ? undefined : caFromFile(flags['ca-file'])
     const distribution = flags.distribution as DistributionId | undefined
 

@@ -3,9 +3,10 @@ import {Flags, ux} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
 import {clusterFlags, instanceFlags, vipFlags, vipInputFromFlags} from '../flags.js'
+import {FlagChecks} from '../lib/config/flag-checks.js'
 import {checkDuration, checkSubnetPrefix, checkVip} from '../lib/config/validate.js'
 import {validateVipInput} from '../lib/config/vip-config.js'
-import {InvalidInputError, UsageError} from '../lib/errors.js'
+import {UsageError} from '../lib/errors.js'
 import {Kube} from '../lib/kube/client.js'
 import {
   choosePassword,
@@ -47,18 +48,11 @@ export default class Install extends BaseCommand {
   async run(): Promise<InstallResult> {
     const {flags} = await this.parse(Install)
     const interactive = this.canPrompt()
-    const problems: string[] = []
-    let validated
-    try {
-      validated = validateVipInput(vipInputFromFlags(flags))
-    } catch (error) {
-      if (!(error instanceof InvalidInputError)) throw error
-      problems.push(...error.problems)
-    }
-    const subnetPrefix = checkSubnetPrefix(flags['subnet-prefix'])
-    const timeout = checkDuration('timeout', flags.timeout)
-    for (const checked of [subnetPrefix, timeout]) if (!checked.ok) problems.push(checked.problem)
-    if (problems.length > 0 || !validated || !subnetPrefix.ok || !timeout.ok) throw new InvalidInputError(problems)
+    const checks = new FlagChecks()
+    const validated = checks.absorb(() => validateVipInput(vipInputFromFlags(flags)))
+    const subnetPrefix = checks.take(checkSubnetPrefix(flags['subnet-prefix']))
+    const timeoutMs = checks.take(checkDuration('timeout', flags.timeout))
+    checks.done()
     if (validated.vip === undefined && !interactive) {
       throw new UsageError('missing required flag --vip', 'give the virtual IPv4 address, e.g. --vip 192.168.1.250 (prompts only on a terminal without --json)')
     }
@@ -71,7 +65,7 @@ export default class Install extends BaseCommand {
 
     const vip = validated.vip ?? (await this.promptForVip(selectedNodes(renderManifests({...settings, vip: '192.0.2.1', password}), facts.nodes), describeSelection(settings)))
 
-    const plan = planInstall({...settings, vip, password}, source, facts, subnetPrefix.value)
+    const plan = planInstall({...settings, vip, password}, source, facts, subnetPrefix)
     await dryRunApply(kube, plan, facts.namespace !== null)
     for (const warning of plan.warnings) this.warn(warning)
 
@@ -90,7 +84,7 @@ export default class Install extends BaseCommand {
     ux.action.start(`Applying karp to ${kube.contextName}`, undefined, {stdout: false})
     const result = await executeInstall(kube, plan, {
       wait: flags.wait,
-      timeoutMs: timeout.value,
+      timeoutMs,
       onProgress: (s) => (ux.action.status = `${s.available}/${s.desired} agents available, ${s.updated} updated`),
     })
     ux.action.stop(result.rollout ? `${result.rollout.available}/${result.rollout.desired} agents available` : 'applied')

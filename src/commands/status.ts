@@ -2,8 +2,8 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
 import {clusterFlags} from '../flags.js'
+import {FlagChecks} from '../lib/config/flag-checks.js'
 import {checkDnsLabel, checkDuration} from '../lib/config/validate.js'
-import {InvalidInputError} from '../lib/errors.js'
 import {Kube} from '../lib/kube/client.js'
 import {formatStatus} from '../lib/status/display.js'
 import {gatherStatus, type StatusOptions, type StatusResult, statusExitCode, statusFromSnapshot} from '../lib/status/status.js'
@@ -29,20 +29,17 @@ export default class Status extends BaseCommand {
 
   async run(): Promise<StatusResult | undefined> {
     const {flags} = await this.parse(Status)
-    const timeout = checkDuration('timeout', flags.timeout)
-    const checks = [
-      flags.namespace === undefined ? undefined : checkDnsLabel('namespace', flags.namespace),
-      flags.name === undefined ? undefined : checkDnsLabel('name', flags.name),
-      timeout,
-    ]
-    const problems = checks.flatMap((c) => (c && !c.ok ? [c.problem] : []))
-    if (problems.length > 0 || !timeout.ok) throw new InvalidInputError(problems)
+    const checks = new FlagChecks()
+    checks.optional(flags.namespace, (v) => checkDnsLabel('namespace', v))
+    checks.optional(flags.name, (v) => checkDnsLabel('name', v))
+    const timeoutMs = checks.take(checkDuration('timeout', flags.timeout))
+    checks.done()
     const kube = Kube.fromOptions(flags)
     const options: StatusOptions = {
       ...(flags.namespace ? {namespace: flags.namespace} : {}),
       ...(flags.name ? {name: flags.name} : {}),
       probe: flags.probe,
-      timeoutMs: timeout.value,
+      timeoutMs,
       ...(flags.probe ? await caOf(kube) : {}),
     }
     if (flags.watch) {

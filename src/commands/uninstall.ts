@@ -3,9 +3,9 @@ import {Flags, ux} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
 import {clusterFlags, instanceFlags} from '../flags.js'
+import {FlagChecks} from '../lib/config/flag-checks.js'
 import {checkDuration} from '../lib/config/validate.js'
 import {validateVipInput} from '../lib/config/vip-config.js'
-import {InvalidInputError} from '../lib/errors.js'
 import {Kube} from '../lib/kube/client.js'
 import {uninstall, type UninstallResult} from '../lib/install/uninstall.js'
 
@@ -28,9 +28,10 @@ export default class Uninstall extends BaseCommand {
 
   async run(): Promise<UninstallResult> {
     const {flags} = await this.parse(Uninstall)
-    const {settings} = validateVipInput({name: flags.name, namespace: flags.namespace})
-    const timeout = checkDuration('timeout', flags.timeout)
-    if (!timeout.ok) throw new InvalidInputError([timeout.problem])
+    const checks = new FlagChecks()
+    const {settings} = checks.absorb(() => validateVipInput({name: flags.name, namespace: flags.namespace}))
+    const timeoutMs = checks.take(checkDuration('timeout', flags.timeout))
+    checks.done()
     const kube = Kube.fromOptions(flags)
     if (this.canPrompt() && !flags.yes) {
       const sure = await confirm({message: `Remove karp ${settings.namespace}/${settings.name} from ${kube.contextName}? The VIP will stop answering.`, default: false})
@@ -39,7 +40,7 @@ export default class Uninstall extends BaseCommand {
     ux.action.start(`Removing karp ${settings.namespace}/${settings.name}`, undefined, {stdout: false})
     const result = await uninstall(kube, settings, {
       wait: flags.wait,
-      timeoutMs: timeout.value,
+      timeoutMs,
       onProgress: (remaining) => (ux.action.status = `${remaining} agent pod${remaining === 1 ? '' : 's'} left`),
     })
     ux.action.stop(result.podsRemaining === 0 ? 'done' : `${result.podsRemaining} pods still terminating`)

@@ -2,8 +2,8 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
 import {clusterFlags} from '../../flags.js'
-import {checkDuration, checkPort, type Checked, checkVip} from '../../lib/config/validate.js'
-import {InvalidInputError} from '../../lib/errors.js'
+import {FlagChecks} from '../../lib/config/flag-checks.js'
+import {checkDuration, checkPort, checkVip} from '../../lib/config/validate.js'
 import {type KubeconfigRewriteResult, rewriteKubeconfig} from '../../lib/kubeconfig/rewrite.js'
 
 export type {KubeconfigRewriteResult} from '../../lib/kubeconfig/rewrite.js'
@@ -35,16 +35,11 @@ export default class KubeconfigRewrite extends BaseCommand {
 
   async run(): Promise<KubeconfigRewriteResult> {
     const {flags} = await this.parse(KubeconfigRewrite)
-    const problems: string[] = []
-    const value = <T>(checked: Checked<T>): T | undefined => {
-      if (checked.ok) return checked.value
-      problems.push(checked.problem)
-      return undefined
-    }
-    const vip = flags.vip === undefined ? undefined : value(checkVip(flags.vip))
-    const port = flags.port === undefined ? undefined : value(checkPort(flags.port))
-    const timeoutMs = value(checkDuration('timeout', flags.timeout))
-    if (problems.length > 0) throw new InvalidInputError(problems)
+    const checks = new FlagChecks()
+    const vip = checks.optional(flags.vip, checkVip)
+    const port = checks.optional(flags.port, checkPort)
+    const timeoutMs = checks.take(checkDuration('timeout', flags.timeout))
+    checks.done()
 
     const result = await rewriteKubeconfig({
       kubeconfig: flags.kubeconfig,

@@ -1,8 +1,7 @@
 import {randomBytes} from 'node:crypto'
 
-import {InvalidInputError} from '../errors.js'
+import {FlagChecks} from './flag-checks.js'
 import {
-  type Checked,
   checkAdvbase,
   checkDnsLabel,
   checkImage,
@@ -77,29 +76,22 @@ export interface ValidatedInput {
 
 /** Validates every given field at once and reports every problem together. */
 export function validateVipInput(input: VipConfigInput): ValidatedInput {
-  const problems: string[] = []
-  function field<T>(raw: string | undefined, check: (value: string) => Checked<T>, fallback: T): T {
-    if (raw === undefined) return fallback
-    const checked = check(raw)
-    if (checked.ok) return checked.value
-    problems.push(checked.problem)
-    return fallback
-  }
-  const vip = field<string | undefined>(input.vip, checkVip, undefined)
-  const password = field<string | undefined>(input.password, checkPassword, undefined)
+  const checks = new FlagChecks()
+  const vip = checks.optional(input.vip, checkVip)
+  const password = checks.optional(input.password, checkPassword)
   const settings: VipSettings = {
-    name: field(input.name, (v) => checkDnsLabel('name', v), DEFAULTS.name),
-    namespace: field(input.namespace, (v) => checkDnsLabel('namespace', v), DEFAULTS.namespace),
-    vhid: field(input.vhid, checkVhid, DEFAULTS.vhid),
-    advbase: field(input.advbase, checkAdvbase, DEFAULTS.advbase),
+    name: checks.optional(input.name, (v) => checkDnsLabel('name', v)) ?? DEFAULTS.name,
+    namespace: checks.optional(input.namespace, (v) => checkDnsLabel('namespace', v)) ?? DEFAULTS.namespace,
+    vhid: checks.optional(input.vhid, checkVhid) ?? DEFAULTS.vhid,
+    advbase: checks.optional(input.advbase, checkAdvbase) ?? DEFAULTS.advbase,
     preempt: input.preempt ?? DEFAULTS.preempt,
     healthCheck: input.healthCheck ?? DEFAULTS.healthCheck,
-    apiPort: field(input.apiPort, (v) => checkPort(v, 'api-port'), DEFAULTS.apiPort),
-    interface: field<string | undefined>(input.interface, checkInterface, undefined),
-    nodeSelector: field<NodeSelector | undefined>(input.nodeSelector, checkNodeSelector, undefined),
-    image: field(input.image, checkImage, DEFAULTS.image),
+    apiPort: checks.optional(input.apiPort, (v) => checkPort(v, 'api-port')) ?? DEFAULTS.apiPort,
+    interface: checks.optional(input.interface, checkInterface),
+    nodeSelector: checks.optional(input.nodeSelector, checkNodeSelector),
+    image: checks.optional(input.image, checkImage) ?? DEFAULTS.image,
   }
-  if (problems.length > 0) throw new InvalidInputError(problems)
+  checks.done()
   return {settings, ...(vip === undefined ? {} : {vip}), ...(password === undefined ? {} : {password})}
 }
 
