@@ -72,7 +72,8 @@ garp() { # iface
   return 0
 }
 
-# Best-effort role report: pod label karp.io/role and an Event, through the API server with the pod's
+# Best-effort role report: pod label karp.io/role (with annotation karp.io/role-changed-at, which karp status
+# shows and compares with the container's start to spot a stale report) and an Event, through the API server with the pod's
 # service-account token. Runs in the background and never holds up the VIP path; the label always
 # carries the role current at sending time, so reports racing each other still end on the right one.
 report_role() { # role reason [wait]
@@ -107,7 +108,7 @@ report_role_now() { # role reason
     sent=$(state_get role "$1")
     [ "$sent" = master ] || sent=backup
     code=$(api_call PATCH "$api/pods/$POD_NAME" application/merge-patch+json \
-      "{\"metadata\":{\"labels\":{\"karp.io/role\":\"$sent\"}}}") || code=000
+      "{\"metadata\":{\"labels\":{\"karp.io/role\":\"$sent\"},\"annotations\":{\"karp.io/role-changed-at\":\"$now\"}}}") || code=000
     [ "$code" = 200 ] || { log "warning=report-label http=$code role=$sent"; break; }
     now_role=$(state_get role "$sent")
     [ "$now_role" = master ] || now_role=backup

@@ -29,7 +29,13 @@ describe('role reporting through a real API server', {skip: skip || cluster.skip
 
   async function podRoles(): Promise<Record<string, string | undefined>> {
     const out = await kubectl(['get', 'pods', '-n', namespace, '-o', 'json'])
-    const pods = JSON.parse(out.stdout) as {items: {metadata: {name: string; labels?: Record<string, string>}}[]}
+    const pods = JSON.parse(out.stdout) as {items: {metadata: {name: string; labels?: Record<string, string>; annotations?: Record<string, string>}}[]}
+    for (const p of pods.items) {
+      // Every role label comes with the time it was reported, which karp status shows and judges staleness by.
+      const role = p.metadata.labels?.['karp.io/role']
+      const at = p.metadata.annotations?.['karp.io/role-changed-at']
+      if (role) assert.ok(at && Math.abs(Date.now() - Date.parse(at)) < 10 * 60_000, `${p.metadata.name}: role ${role} without a recent karp.io/role-changed-at (${at})`)
+    }
     return Object.fromEntries(pods.items.map((p) => [p.metadata.name, p.metadata.labels?.['karp.io/role']]))
   }
 
