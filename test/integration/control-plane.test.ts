@@ -14,7 +14,7 @@ import {
   setNodeReady,
   workerNode,
 } from '../cluster/nodes.js'
-import {startControlPlane} from '../cluster/control-plane.js'
+import {groupAlive, startControlPlane} from '../cluster/control-plane.js'
 import {clusterOrSkip, loadKubeConfig, uniqueName} from './cluster-env.js'
 
 const cluster = clusterOrSkip()
@@ -152,15 +152,6 @@ describe('DaemonSet on fake nodes', {skip: cluster.skip}, () => {
     assert.equal(up.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'True')
   })
 })
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 describe('control plane lifecycle', {skip: cluster.skip}, () => {
   it('reports the failing component with its log tail and leaves nothing behind', async () => {

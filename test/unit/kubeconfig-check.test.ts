@@ -7,7 +7,8 @@ import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
-import {ExitCode, KarpError} from '../../src/lib/errors.js'
+import {ExitCode} from '../../src/lib/errors.js'
+import {rejectsWithKarpError as rejects} from '../helpers/karp-error.js'
 import {type RewriteOptions, rewriteKubeconfig, type RewriteSeams} from '../../src/lib/kubeconfig/rewrite.js'
 import {type ApiServer, changedLines, loopbackKubeconfig, startApiServer, strayFiles, tempDir} from '../fixtures/kubeconfig/harness.js'
 import {makeCa, makeCertificate, type RunningServer, startTlsServer, type TestCertificate, testKey, unusedPort} from '../helpers/certs.js'
@@ -32,15 +33,6 @@ function kubeconfigFile(text: string): {dir: string; file: string} {
   const file = join(dir, 'config')
   writeFileSync(file, text, {mode: 0o600})
   return {dir, file}
-}
-
-async function rejects(promise: Promise<unknown>, exitCode: number, message: RegExp): Promise<KarpError> {
-  let caught: unknown
-  await promise.catch((e: unknown) => (caught = e))
-  assert.ok(caught instanceof KarpError, `expected a KarpError, got ${String(caught)}`)
-  assert.equal(caught.exitCode, exitCode, caught.message)
-  assert.match(caught.message, message)
-  return caught
 }
 
 describe('rewrite: certificate check before writing (real TLS server on loopback)', () => {

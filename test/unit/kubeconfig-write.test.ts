@@ -5,7 +5,8 @@ import {describe, it} from 'node:test'
 
 import {parse} from 'yaml'
 
-import {ExitCode, KarpError} from '../../src/lib/errors.js'
+import {ExitCode} from '../../src/lib/errors.js'
+import {rejectsWithKarpError} from '../helpers/karp-error.js'
 import {type RewriteOptions, rewriteKubeconfig, type RewriteSeams} from '../../src/lib/kubeconfig/rewrite.js'
 import {backupPath} from '../../src/lib/kubeconfig/safe-write.js'
 import {changedLines, fixtureText, strayFiles, tempCopies, tempDir} from '../fixtures/kubeconfig/harness.js'
@@ -16,18 +17,10 @@ const isRoot = process.getuid?.() === 0
 
 // The certificate check and the verify step have their own suite (kubeconfig-check); here they are off, so
 // nothing leaves this machine's filesystem.
+const rejects = (promise: Promise<unknown>, exitCode: number, message: RegExp) => rejectsWithKarpError(promise, exitCode, message, {oneLine: true})
+
 function rewrite(options: RewriteOptions, seams: RewriteSeams = {}) {
   return rewriteKubeconfig({vip: VIP, force: true, verify: false, env: {}, ...options}, {now: () => NOW, ...seams})
-}
-
-async function rejects(promise: Promise<unknown>, exitCode: number, message: RegExp): Promise<KarpError> {
-  let caught: unknown
-  await promise.catch((e: unknown) => (caught = e))
-  assert.ok(caught instanceof KarpError, `expected a KarpError, got ${String(caught)}`)
-  assert.equal(caught.exitCode, exitCode, caught.message)
-  assert.match(caught.message, message)
-  assert.ok(!caught.message.includes('\n'), 'one line')
-  return caught
 }
 
 describe('rewrite: safe write', () => {
