@@ -298,6 +298,7 @@ export class LabKubelet {
         const code = await running.proc.exited
         this.log(`kubelet: ${running.name} on ${node.name}: agent exited (${code ?? 'killed by a signal'}); restarting in ${RESTART_BACKOFF_MS / 1000} s`)
         running.restartAt = Date.now() + RESTART_BACKOFF_MS
+        await this.reportContainer(running, 'crashed', code).catch((err: Error) => this.log(`kubelet: ${running.name}: status update failed: ${err.message}`))
         continue
       }
       try {
@@ -335,7 +336,7 @@ export class LabKubelet {
     running.restartAt = undefined
     if (restart) {
       running.restarts++
-      await this.markRestarted(running).catch((err: Error) => this.log(`kubelet: ${running.name}: status update failed: ${err.message}`))
+      await this.reportContainer(running, 'restarted').catch((err: Error) => this.log(`kubelet: ${running.name}: status update failed: ${err.message}`))
     }
     this.log(`kubelet: ${restart ? 'restarted' : 'started'} the agent of ${running.namespace}/${running.name} on ${running.node.name} (pid ${running.proc.pid})`)
   }
@@ -403,15 +404,28 @@ export class LabKubelet {
     return mounts
   }
 
-  /** As the kubelet reports a restarted container: restartCount and the new start time. */
-  private async markRestarted(running: RunningPod): Promise<void> {
+  /**
+   * Container status as the kubelet reports it: after a crash, waiting in CrashLoopBackOff (not ready) with
+   * the exit in lastState; after the restart, running since now with one more restart.
+   */
+  private async reportContainer(running: RunningPod, now: 'crashed' | 'restarted', exitCode?: number | null): Promise<void> {
     const pod = await this.api.readNamespacedPodStatus({name: running.name, namespace: running.namespace})
     const status = pod.status?.containerStatuses?.[0]
     if (!pod.status || !status) return
-    const finished = new Date()
-    status.lastState = {terminated: {exitCode: 137, reason: 'Error', finishedAt: finished}}
-    status.state = {running: {startedAt: new Date()}}
-    status.restartCount = running.restarts
+    const at = new Date()
+    if (now === 'crashed') {
+      status.lastState = {terminated: {exitCode: exitCode ?? 137, reason: 'Error', finishedAt: at}}
+      status.state = {waiting: {reason: 'CrashLoopBackOff', message: `back-off ${RESTART_BACKOFF_MS / 1000}s restarting failed container`}}
+      status.ready = false
+      status.started = false
+    } else {
+      status.state = {running: {startedAt: at}}
+      status.ready = true
+      status.started = true
+      status.restartCount = running.restarts
+    }
+    const ready = now === 'restarted' ? 'True' : 'False'
+    for (const c of pod.status.conditions ?? []) if (c.type === 'Ready' || c.type === 'ContainersReady') if (c.status !== ready) Object.assign(c, {status: ready, lastTransitionTime: at})
     await this.api.replaceNamespacedPodStatus({name: running.name, namespace: running.namespace, body: pod})
   }
 
