@@ -183,10 +183,16 @@ export class JourneyLab {
 }
 
 const liveJourneys = new Set<JourneyLab>()
-// lab.ts and control-plane.ts clean up after themselves on exit; the api namespace and agents are ours.
+// lab.ts and control-plane.ts clean up after themselves; the api namespace is ours. A signal that kills the
+// process fires no 'exit' event: once-listeners, like lab.ts's, so its re-raised signal still ends the process.
 process.on('exit', () => {
   for (const jl of liveJourneys) jl.stopSync()
 })
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    for (const jl of liveJourneys) jl.stopSync()
+  })
+}
 
 async function ip(args: string[]): Promise<void> {
   await execa('ip', args, {env: {PATH: SYSTEM_PATH}, extendEnv: false})

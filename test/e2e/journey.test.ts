@@ -153,6 +153,10 @@ describe('the user journey: install, hold, fail over, keep kubectl working', {sk
     // The killed agent leaves the VIP where it was; a backup takes over, the restarted agent drops its stale VIP.
     const next = await jl.lab.waitForOneHolder(40_000, holder)
     assert.equal(await statusHolder(holder), next)
+    // The crashed node's agent was restarted by its kubelet and reports backup; its old master label is history.
+    const status = (await jl.karp(['status', '--json'])).json as StatusResult
+    const crashed = status.installs[0]?.agents.find((a) => a.node === holder)?.pod
+    assert.deepEqual([crashed?.restarts, crashed?.role, crashed?.stale], [1, 'backup', false], JSON.stringify(crashed))
     await kubectlThroughVipWorks()
     const result = await probe.stop()
     log(`holder crash (${holder} -> ${next}): longest client outage ${result.outageSeconds.toFixed(2)} s (${result.failures} of ${result.requests} requests failed)`)
