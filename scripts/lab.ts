@@ -29,9 +29,11 @@ interface LabState {
   kubeconfig: string
   clientNs: string
   nodes: {name: string; ns: string; ip: string}[]
-  /** Every namespace the lab made, for down when the background process is gone. */
+  /** Every namespace the lab made and the process groups it started outside them, for down when the background process is gone. */
   namespaces: string[]
+  rootPids: number[]
   labDir: string
+  controlPlaneDir: string
   startupSeconds: number
 }
 
@@ -70,15 +72,24 @@ in network namespaces, each running the karp agent; karp installed with the CLI.
                kubectl and that kubeconfig; without CMD, a shell there
 
 Try:
-  ${CLIENT} karp status
-  ${CLIENT} kubectl get nodes
-  ${CLIENT} karp check-cert
-  ${CLIENT} karp status --watch      # in a second terminal, then:
-  npm run lab -- kill-holder         # SIGKILL the holder's agent: another node takes the VIP in about 3 s
-  ${CLIENT} kubectl -n karp-system delete pod --field-selector spec.nodeName=${holders[0] ?? 'node1'}
-                                     # graceful: the holder hands the VIP over before it lets go
-Logs: ${LOG} (control plane, kubelet); agents: ${join(s.labDir, '<node>', 'agent.log')}
+${tryLines(holders[0] ?? 'node1')}
+Logs: ${LOG} (karp install, kubelet); agents: ${join(s.labDir, '<node>', 'agent.log')};
+      control plane: ${s.controlPlaneDir}/*.log
 Remove everything: npm run lab -- down`
+}
+
+function tryLines(holder: string): string {
+  const lines: [string, string][] = [
+    [`${CLIENT} karp status`, ''],
+    [`${CLIENT} kubectl get nodes`, ''],
+    [`${CLIENT} karp check-cert`, ''],
+    [`${CLIENT} karp status --watch`, 'in a second terminal, then:'],
+    ['npm run lab -- kill-holder', "SIGKILL the holder's agent: another node takes the VIP in about 3 s"],
+    [`${CLIENT} kubectl -n karp-system delete pod --field-selector spec.nodeName=${holder}`, ''],
+    ['', 'graceful: the holder hands the VIP over before it lets go'],
+  ]
+  const width = Math.max(...lines.filter(([, c]) => c).map(([cmd]) => cmd.length))
+  return lines.map(([cmd, comment]) => `  ${comment ? `${cmd.padEnd(width)}  # ${comment}` : cmd}`).join('\n')
 }
 
 async function up(): Promise<void> {
@@ -180,7 +191,9 @@ exec ip netns exec ${jl.lab.clientNs} "$@"
     clientNs: jl.lab.clientNs,
     nodes: jl.lab.nodes.map((n) => ({name: n.name, ns: n.ns, ip: n.ip})),
     namespaces: [jl.lab.brNs, jl.lab.clientNs, jl.apiNs, ...jl.lab.nodes.map((n) => n.ns)],
+    rootPids: jl.rootPids,
     labDir: jl.lab.dir,
+    controlPlaneDir: jl.cp.tempDir,
     startupSeconds: jl.cp.startupSeconds,
   }
   writeFileSync(`${STATE}.tmp`, JSON.stringify(state, null, 2))
@@ -204,7 +217,15 @@ function down(quiet = false): void {
     while (alive(state.pid) && Date.now() < deadline) spawnSync('sleep', ['0.2'])
     if (alive(state.pid)) process.kill(state.pid, 'SIGKILL')
   }
-  // Only what is left when the background process died without cleaning up (e.g. SIGKILL).
+  // Only what is left when the background process died without cleaning up (e.g. SIGKILL); the control
+  // plane's own reaper stops it once its parent is gone.
+  for (const pgid of state.rootPids ?? []) {
+    try {
+      process.kill(-pgid, 'SIGKILL')
+    } catch {
+      // gone already
+    }
+  }
   const existing = new Set((spawnSync('ip', ['netns', 'list'], {encoding: 'utf8'}).stdout ?? '').split('\n').map((l) => l.split(' ')[0]))
   for (const ns of state.namespaces.filter((n) => existing.has(n))) {
     for (const pid of (spawnSync('ip', ['netns', 'pids', ns], {encoding: 'utf8'}).stdout ?? '').split('\n').filter(Boolean)) {

@@ -54,6 +54,8 @@ export class JourneyLab {
   /** The client's kubeconfig (admin), pointing at node1 until `karp kubeconfig rewrite` changes it. */
   readonly kubeconfig: string
   readonly kubelet: LabKubelet
+  /** Process groups started in the root namespace (the API server's socket bridge). */
+  readonly rootPids: number[] = []
   private stopped = false
 
   private constructor(
@@ -110,7 +112,8 @@ export class JourneyLab {
     await ip(['-n', this.apiNs, 'link', 'set', 'eth0', 'up'])
     const socket = join(lab.dir, 'api.sock')
     const server = new URL(cp.server)
-    lab.spawnHere(['socat', `UNIX-LISTEN:${socket},fork,unlink-early,backlog=256`, `TCP:${server.hostname}:${server.port}`], join(lab.dir, 'api-socket.log'))
+    const bridge = lab.spawnHere(['socat', `UNIX-LISTEN:${socket},fork,unlink-early,backlog=256`, `TCP:${server.hostname}:${server.port}`], join(lab.dir, 'api-socket.log'))
+    this.rootPids.push(bridge.pid)
     lab.spawnIn(this.apiNs, ['socat', `TCP-LISTEN:${API_PORT},bind=${API_IP},fork,reuseaddr,backlog=256`, `UNIX-CONNECT:${socket}`], {}, join(lab.dir, 'api-forward.log'))
     // Each node's "own API server" on :6443 (all addresses: its own, 127.0.0.1 for the health check, the VIP).
     for (const n of lab.nodes) {
