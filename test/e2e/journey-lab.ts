@@ -21,7 +21,7 @@ import {execa} from 'execa'
 import {parse, stringify} from 'yaml'
 import {resolveBinDir, startControlPlane, type ControlPlane} from '../cluster/control-plane.js'
 import {controlPlaneNode, createFakeNodes} from '../cluster/nodes.js'
-import {karpBin, type KarpRun} from '../helpers/karp.js'
+import {jsonOutput, karpBin, type KarpRun} from '../helpers/karp.js'
 import {agentDir, killGroup, Lab, sleep, SUBNET, VIP, waitFor, type LabNode, type Proc} from './lab.js'
 
 export {VIP}
@@ -138,15 +138,7 @@ export class JourneyLab {
   /** The CLI under test, as a user runs it, inside the client namespace. */
   async karp(args: string[], opts: {timeoutMs?: number} = {}): Promise<KarpRun> {
     const r = await this.inClient([process.execPath, karpBin, ...args], opts.timeoutMs ?? 180_000)
-    let json: unknown
-    if (args.includes('--json')) {
-      try {
-        json = JSON.parse(r.stdout)
-      } catch {
-        json = undefined
-      }
-    }
-    return {...r, json}
+    return {...r, json: jsonOutput(args, r.stdout)}
   }
 
   /** kubectl of the control plane's version, inside the client namespace, with the client's kubeconfig. */

@@ -25,15 +25,17 @@ export async function karp(args: string[], options: {env?: Record<string, string
     env: {NO_COLOR: '1', ...options.env},
     timeout: options.timeoutMs ?? 180_000,
   })
-  let json: unknown
-  if (args.includes('--json')) {
-    try {
-      json = JSON.parse(result.stdout)
-    } catch {
-      json = undefined
-    }
+  return {exitCode: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr, json: jsonOutput(args, result.stdout)}
+}
+
+/** stdout parsed when the command ran with --json; undefined otherwise or when it is not JSON. */
+export function jsonOutput(args: string[], stdout: string): unknown {
+  if (!args.includes('--json')) return undefined
+  try {
+    return JSON.parse(stdout)
+  } catch {
+    return undefined
   }
-  return {exitCode: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr, json}
 }
 
 const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`
