@@ -124,12 +124,16 @@ export async function verifyPermissions(kube: Kube, namespace: string): Promise<
  * exists already (admission, validation, RBAC escalation rules).
  */
 export async function dryRunApply(kube: Kube, plan: InstallPlan, namespaceExists: boolean): Promise<void> {
-  for (const object of plan.objects) {
-    if (object.metadata.namespace && !namespaceExists) continue
-    await kube.call(`dry-run apply of ${describeObject(object)} (nothing was applied)`, () =>
-      kube.objects.patch(object, undefined, 'All', FIELD_MANAGER, true, PatchStrategy.ServerSideApply),
-    )
-  }
+  // A dry run writes nothing, so the objects need no order among themselves.
+  await Promise.all(
+    plan.objects
+      .filter((object) => !object.metadata.namespace || namespaceExists)
+      .map((object) =>
+        kube.call(`dry-run apply of ${describeObject(object)} (nothing was applied)`, () =>
+          kube.objects.patch(object, undefined, 'All', FIELD_MANAGER, true, PatchStrategy.ServerSideApply),
+        ),
+      ),
+  )
 }
 
 export interface InstallResult {

@@ -23,11 +23,17 @@ export const describeObject = (o: {kind: string; metadata: {name: string; namesp
  * moves when the stored object changed.
  */
 export async function applyObjects(kube: Kube, objects: ManifestObject[]): Promise<AppliedObject[]> {
+  // Reads are independent, so they go together; the applies stay in order (a namespace before its objects).
+  const befores = await Promise.all(
+    objects.map((object) => {
+      const header = {apiVersion: object.apiVersion, kind: object.kind, metadata: {name: object.metadata.name, namespace: object.metadata.namespace}}
+      return kube.nullIfNotFound(`reading ${describeObject(object)}`, () => kube.objects.read(header))
+    }),
+  )
   const results: AppliedObject[] = []
-  for (const object of objects) {
+  for (const [i, object] of objects.entries()) {
     const what = describeObject(object)
-    const header = {apiVersion: object.apiVersion, kind: object.kind, metadata: {name: object.metadata.name, namespace: object.metadata.namespace}}
-    const before = await kube.nullIfNotFound(`reading ${what}`, () => kube.objects.read(header))
+    const before = befores[i] ?? null
     const after = await kube.call(`applying ${what}`, () =>
       kube.objects.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply),
     )
