@@ -12,10 +12,11 @@ export abstract class BaseCommand extends Command {
   static override enableJsonFlag = true
 
   protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
+    // A spinner holds stdout back while it runs: stop it, or a JSON error would never be printed.
+    if (ux.action.running) ux.action.stop('failed')
     if (err instanceof KarpError) {
       if (this.jsonEnabled()) return super.catch(Object.assign(new Errors.CLIError(err.message, {exit: err.exitCode}), {karp: err}))
       // Printed whole, unwrapped: each problem stays on one line that names the flag and value.
-      ux.action.stop('failed')
       const lines = err instanceof InvalidInputError ? err.problems : [err.message]
       for (const line of lines) this.logToStderr(`error: ${line}`)
       if (err.hint) this.logToStderr(`hint: ${err.hint}`)

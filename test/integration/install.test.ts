@@ -178,6 +178,15 @@ describe('karp install / uninstall against a real control plane', {skip: cluster
     assert.equal(await namespaceExists('inst-rbac'), false)
   })
 
+  it('refuses an uninstall RBAC forbids with exit 3, deleting nothing', async () => {
+    const before = await resourceVersions('inst-a')
+    const run = await karp(['uninstall', '--kubeconfig', userKubeconfig, '--namespace', 'inst-a', '--yes', '--json'])
+    assert.equal(run.exitCode, 3, run.stderr + run.stdout)
+    const message = (run.json as {error: {message: string}}).error.message
+    assert.match(message, /^forbidden: .* may not delete daemonsets\.apps in namespace inst-a; .*nothing was deleted$/)
+    assert.deepEqual(await resourceVersions('inst-a'), before)
+  })
+
   it('installs into a namespace it does not own without relabelling it, and uninstall keeps it', async () => {
     await core.createNamespace({body: {metadata: {name: 'inst-owned', labels: {team: 'infra'}}}})
     const run = await install('inst-owned', ['--vip', '10.77.0.247', '--vhid', '13', '--no-wait'])

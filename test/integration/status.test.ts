@@ -207,8 +207,11 @@ describe('karp status against a real control plane', {skip: cluster.skip}, () =>
     const run = await status(['--no-probe'], cluster.userKubeconfig)
     assert.equal(run.exitCode, 3)
     const message = (run.json as {error: {message: string}}).error.message
-    assert.match(message, /cannot list resource "(daemonsets|pods|nodes|events)"/)
-    assert.match(message, new RegExp(`User "${cluster.userName}"`))
+    assert.match(message, new RegExp(`^forbidden: ${cluster.userName} \\(context [^)]+\\) may not `))
+    for (const need of ['list daemonsets.apps (cluster-wide)', 'list pods (cluster-wide)', 'list nodes (cluster-wide)', 'list events (cluster-wide)']) {
+      assert.ok(message.includes(need), `${need} missing from: ${message}`)
+    }
+    assert.match(message, /nothing could be read$/)
   })
 
   it('probes the VIP from here: TCP, TLS, and whether the certificate carries it', async () => {

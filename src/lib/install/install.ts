@@ -2,9 +2,9 @@ import {PatchStrategy, type V1Namespace, type V1PodSpec} from '@kubernetes/clien
 
 import {generatePassword, type VipConfig} from '../config/vip-config.js'
 import {checkPassword} from '../config/validate.js'
-import {CheckFailedError, UnreachableError} from '../errors.js'
+import {CheckFailedError} from '../errors.js'
 import {describeObject, applyObjects, type AppliedObject, FIELD_MANAGER} from '../kube/apply.js'
-import {describeNeed, missingPermissions, type PermissionNeed} from '../kube/access.js'
+import {type PermissionNeed, requirePermissions} from '../kube/access.js'
 import type {Kube} from '../kube/client.js'
 import {resourceOf} from '../kube/resources.js'
 import {listKarpInstalls, type KarpInstall} from '../kube/karp-installs.js'
@@ -109,14 +109,12 @@ export function installPermissionNeeds(namespace: string): PermissionNeed[] {
 
 /** Refuses up front, naming every missing permission, rather than failing half-way through an apply. */
 export async function verifyPermissions(kube: Kube, namespace: string): Promise<void> {
-  const missing = await missingPermissions(kube, installPermissionNeeds(namespace))
-  if (missing.length > 0) {
-    const user = kube.config.getCurrentUser()?.name ?? 'the current user'
-    throw new UnreachableError(
-      `forbidden: ${user} (context ${kube.contextName}) may not ${missing.map(describeNeed).join('; ')}; nothing was applied`,
-      'karp install needs to read nodes and karp DaemonSets, and to create and patch its objects; use a cluster-admin context or ask for these permissions',
-    )
-  }
+  await requirePermissions(
+    kube,
+    installPermissionNeeds(namespace),
+    'nothing was applied',
+    'karp install needs to read nodes and karp DaemonSets, and to create and patch its objects; use a cluster-admin context or ask for these permissions',
+  )
 }
 
 /**

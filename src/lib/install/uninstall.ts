@@ -1,5 +1,5 @@
-import {CheckFailedError, UnreachableError} from '../errors.js'
-import {describeNeed, missingPermissions} from '../kube/access.js'
+import {CheckFailedError} from '../errors.js'
+import {requirePermissions} from '../kube/access.js'
 import {describeObject} from '../kube/apply.js'
 import type {Kube} from '../kube/client.js'
 import {KARP_SELECTOR} from '../kube/karp-installs.js'
@@ -38,10 +38,7 @@ export async function uninstall(
     ...kinds.map((k) => ({verb: 'delete', ...resourceOf(k.kind), ...(k.namespaced ? {namespace: target.namespace} : {})})),
     {verb: 'deletecollection', group: '', resource: 'pods', namespace: target.namespace},
   ]
-  const missing = await missingPermissions(kube, needs)
-  if (missing.length > 0) {
-    throw new UnreachableError(`forbidden: may not ${missing.map(describeNeed).join('; ')}; nothing was deleted`)
-  }
+  await requirePermissions(kube, needs, 'nothing was deleted', 'karp uninstall deletes what install created; use a cluster-admin context or ask for these permissions')
   const objects: RemovedObject[] = []
   for (const k of kinds) {
     const header = {apiVersion: k.apiVersion, kind: k.kind, metadata: {name: k.namespaced ? target.name : target.namespace, ...(k.namespaced ? {namespace: target.namespace} : {})}}

@@ -1,3 +1,4 @@
+import {UnreachableError} from '../errors.js'
 import type {Kube} from './client.js'
 
 export interface PermissionNeed {
@@ -25,4 +26,15 @@ export async function missingPermissions(kube: Kube, needs: PermissionNeed[]): P
     ),
   )
   return needs.filter((_, i) => !answers[i]?.status?.allowed)
+}
+
+/**
+ * Refuses, naming every permission the current identity lacks, before a command does any of it.
+ * outcome: what the refusal leaves behind, e.g. "nothing was applied".
+ */
+export async function requirePermissions(kube: Kube, needs: PermissionNeed[], outcome: string, hint: string): Promise<void> {
+  const missing = await missingPermissions(kube, needs)
+  if (missing.length === 0) return
+  const user = kube.config.getCurrentUser()?.name ?? 'the current user'
+  throw new UnreachableError(`forbidden: ${user} (context ${kube.contextName}) may not ${missing.map(describeNeed).join('; ')}; ${outcome}`, hint)
 }

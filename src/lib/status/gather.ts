@@ -1,6 +1,7 @@
-import type {CoreV1Event, V1DaemonSet, V1Node, V1Pod} from '@kubernetes/client-node'
+import {ApiException, type CoreV1Event, type V1DaemonSet, type V1Node, type V1Pod} from '@kubernetes/client-node'
 
-import type {Kube} from '../kube/client.js'
+import {type PermissionNeed, requirePermissions} from '../kube/access.js'
+import {type Kube, toKarpError} from '../kube/client.js'
 import {KARP_SELECTOR} from '../kube/karp-installs.js'
 
 /** What the agents report Events as (agent/lib.sh). */
@@ -15,16 +16,35 @@ export interface ClusterSnapshot {
   resourceVersions: {daemonSets?: string; pods?: string; nodes?: string; events?: string}
 }
 
+/** What status reads: one list per kind, cluster-wide. */
+export const STATUS_PERMISSIONS: PermissionNeed[] = [
+  {verb: 'list', group: 'apps', resource: 'daemonsets'},
+  {verb: 'list', group: '', resource: 'pods'},
+  {verb: 'list', group: '', resource: 'nodes'},
+  {verb: 'list', group: '', resource: 'events'},
+]
+
 /**
  * One list call per kind, whatever the cluster size: karp DaemonSets and pods by label, agent Events by
  * reporting component, and nodes (which nodes a DaemonSet selects is only known from their labels).
  */
 export async function takeSnapshot(kube: Kube): Promise<ClusterSnapshot> {
+  const list = async <T>(doing: string, call: () => Promise<T>): Promise<T> => {
+    try {
+      return await call()
+    } catch (error) {
+      // One refusal seldom comes alone: name every permission status lacks, not just the first one hit.
+      if (error instanceof ApiException && error.code === 403) {
+        await requirePermissions(kube, STATUS_PERMISSIONS, 'nothing could be read', 'karp status lists DaemonSets, pods, nodes and events in all namespaces; ask a cluster admin, or use a context that may')
+      }
+      throw toKarpError(error, doing, kube.server)
+    }
+  }
   const [daemonSets, pods, nodes, events] = await Promise.all([
-    kube.call('listing karp DaemonSets', () => kube.apps.listDaemonSetForAllNamespaces({labelSelector: KARP_SELECTOR})),
-    kube.call('listing karp pods', () => kube.core.listPodForAllNamespaces({labelSelector: KARP_SELECTOR})),
-    kube.call('listing nodes', () => kube.core.listNode()),
-    kube.call('listing karp agent Events', () => kube.core.listEventForAllNamespaces({fieldSelector: `reportingComponent=${AGENT_REPORTING_COMPONENT}`})),
+    list('listing karp DaemonSets', () => kube.apps.listDaemonSetForAllNamespaces({labelSelector: KARP_SELECTOR})),
+    list('listing karp pods', () => kube.core.listPodForAllNamespaces({labelSelector: KARP_SELECTOR})),
+    list('listing nodes', () => kube.core.listNode()),
+    list('listing karp agent Events', () => kube.core.listEventForAllNamespaces({fieldSelector: `reportingComponent=${AGENT_REPORTING_COMPONENT}`})),
   ])
   return {
     daemonSets: daemonSets.items,
