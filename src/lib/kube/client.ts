@@ -1,5 +1,3 @@
-import {readFileSync} from 'node:fs'
-
 import {
   ApiException,
   AppsV1Api,
@@ -11,6 +9,7 @@ import {
 } from '@kubernetes/client-node'
 
 import {KarpError, UnreachableError, UsageError} from '../errors.js'
+import {loadClientConfig} from '../kubeconfig/client-config.js'
 import {locateKubeconfig} from '../kubeconfig/locate.js'
 
 export interface ClusterOptions {
@@ -22,17 +21,8 @@ export interface ClusterOptions {
 export function loadMerged(files: string[]): KubeConfig {
   const merged = {clusters: [] as KubeConfig['clusters'], users: [] as KubeConfig['users'], contexts: [] as KubeConfig['contexts'], currentContext: ''}
   for (const file of files) {
-    try {
-      readFileSync(file)
-    } catch (error) {
-      throw new UsageError(`cannot read kubeconfig ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
-    }
-    const one = new KubeConfig()
-    try {
-      one.loadFromFile(file)
-    } catch (error) {
-      throw new UsageError(`kubeconfig ${file} is not valid: ${(error as Error).message}`)
-    }
+    // Bounded and type-checked; a parse error quotes nothing of the file (it holds credentials).
+    const one = loadClientConfig(file)
     const addNew = <T extends {name: string}>(into: T[], from: T[]) => {
       for (const item of from) if (!into.some((i) => i.name === item.name)) into.push(item)
     }

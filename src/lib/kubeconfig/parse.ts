@@ -1,8 +1,8 @@
-import {readFileSync} from 'node:fs'
-
 import {type Document, isMap, isNode, isScalar, isSeq, parseDocument, type YAMLMap} from 'yaml'
 
 import {UsageError} from '../errors.js'
+import {fromYamlError, parseErrorMessage} from './parse-error.js'
+import {readKubeconfigBytes, shownPath} from './read-file.js'
 
 export type ListKey = 'clusters' | 'contexts' | 'users'
 
@@ -27,50 +27,59 @@ export interface NamedEntry {
 
 const INNER_KEY: Record<ListKey, string> = {clusters: 'cluster', contexts: 'context', users: 'user'}
 
-/** The first line of a yaml error: "Map keys must be unique at line 2, column 1". */
-function firstLine(message: string): string {
-  return (message.split('\n')[0] ?? message).replace(/:\s*$/, '')
+/**
+ * Aliases may be expanded this many times in all (the yaml library's default, stated because it is what
+ * stops an alias bomb, "billion laughs", from growing a few KB of text into gigabytes of data). kubectl's
+ * own files use no aliases; hand-written ones use a few.
+ */
+const MAX_ALIAS_COUNT = 100
+
+/** The document as plain data, or a one-line UsageError when it cannot become data. */
+function toData(path: string, doc: Document.Parsed): Record<string, unknown> | null {
+  try {
+    return (doc.toJS({maxAliasCount: MAX_ALIAS_COUNT}) ?? null) as Record<string, unknown> | null
+  } catch (error) {
+    if (error instanceof ReferenceError) {
+      const bomb = error.message.startsWith('Excessive alias count')
+      throw new UsageError(`kubeconfig ${shownPath(path)} ${bomb ? `expands YAML aliases more than ${MAX_ALIAS_COUNT} times (an alias bomb?); karp refuses it` : 'has a YAML alias that cannot be resolved'}`)
+    }
+    if (error instanceof RangeError) throw new UsageError(`kubeconfig ${shownPath(path)} is nested too deeply to be a kubeconfig`)
+    throw error
+  }
 }
 
 /** Parses kubeconfig text; every failure is the user's file's problem (exit 2) and names the file. */
 export function parseKubeconfig(path: string, bytes: Buffer): KubeconfigFile {
   const text = bytes.toString('utf8')
   // The edit splices text and writes it back as UTF-8: a file that does not round-trip would change elsewhere.
-  if (!Buffer.from(text, 'utf8').equals(bytes)) throw new UsageError(`kubeconfig ${path} is not valid UTF-8; karp edits UTF-8 text only`)
+  if (!Buffer.from(text, 'utf8').equals(bytes)) throw new UsageError(`kubeconfig ${shownPath(path)} is not valid UTF-8; karp edits UTF-8 text only`)
   const doc = parseDocument(text, {keepSourceTokens: false, prettyErrors: true, uniqueKeys: true})
   const error = doc.errors[0]
-  if (error) throw new UsageError(`kubeconfig ${path} is not valid YAML: ${firstLine(error.message)}`)
+  if (error) throw new UsageError(parseErrorMessage(path, fromYamlError(error)))
   const contents = doc.contents
   if (contents !== null && !isMap(contents) && !(isScalar(contents) && contents.value === null)) {
-    throw new UsageError(`kubeconfig ${path} is not a kubeconfig: expected a mapping with clusters, contexts and users at the top`)
+    throw new UsageError(`kubeconfig ${shownPath(path)} is not a kubeconfig: expected a mapping with clusters, contexts and users at the top`)
   }
-  const data = (doc.toJS() ?? null) as Record<string, unknown> | null
+  const data = toData(path, doc)
   const file: KubeconfigFile = {path, bytes, text, doc, data}
   // Shape checks, as kubectl's decoding would fail on them; names must be unique within one file.
   for (const key of ['clusters', 'contexts', 'users'] as const) {
     const seen = new Set<string>()
     for (const entry of entries(file, key)) {
-      if (seen.has(entry.name)) throw new UsageError(`kubeconfig ${path} defines ${INNER_KEY[key]} ${JSON.stringify(entry.name)} twice; kubectl refuses such a file too`)
+      if (seen.has(entry.name)) throw new UsageError(`kubeconfig ${shownPath(path)} defines ${INNER_KEY[key]} ${JSON.stringify(entry.name)} twice; kubectl refuses such a file too`)
       seen.add(entry.name)
     }
   }
   const current = data?.['current-context']
   if (current !== undefined && current !== null && typeof current !== 'string') {
-    throw new UsageError(`kubeconfig ${path} is not valid: current-context must be a string`)
+    throw new UsageError(`kubeconfig ${shownPath(path)} is not valid: current-context must be a string`)
   }
   return file
 }
 
-/** Reads and parses one kubeconfig file, with a one-line error for each way it can fail. */
+/** Reads (bounded: see readKubeconfigBytes) and parses one kubeconfig file, with a one-line error for each way it can fail. */
 export function readKubeconfig(path: string): KubeconfigFile {
-  let bytes: Buffer
-  try {
-    bytes = readFileSync(path)
-  } catch (error) {
-    const e = error as NodeJS.ErrnoException
-    throw new UsageError(`cannot read kubeconfig ${path}: ${e.code ?? e.message}`)
-  }
-  return parseKubeconfig(path, bytes)
+  return parseKubeconfig(path, readKubeconfigBytes(path))
 }
 
 /** The named entries of one list (clusters, contexts, users) in file order; malformed lists are errors. */
@@ -78,7 +87,7 @@ export function entries(file: KubeconfigFile, key: ListKey): NamedEntry[] {
   if (!isMap(file.doc.contents)) return []
   const list = file.doc.contents.get(key, true)
   if (list === undefined || (isScalar(list) && list.value === null)) return []
-  const what = `kubeconfig ${file.path} is not valid`
+  const what = `kubeconfig ${shownPath(file.path)} is not valid`
   if (!isSeq(list)) throw new UsageError(`${what}: ${key} must be a list`)
   return list.items.map((item, index) => {
     if (!isMap(item)) throw new UsageError(`${what}: ${key}[${index}] must be a mapping with name and ${INNER_KEY[key]}`)
