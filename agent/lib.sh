@@ -72,10 +72,13 @@ garp() { # iface
   return 0
 }
 
-# Best-effort role report: pod label karp.io/role (with annotation karp.io/role-changed-at, which karp status
-# shows and compares with the container's start to spot a stale report) and an Event, through the API server with the pod's
-# service-account token. Runs in the background and never holds up the VIP path; the label always
-# carries the role current at sending time, so reports racing each other still end on the right one.
+# Best-effort role report: the pod condition karp.io/role (status True, reason Master or Backup,
+# lastTransitionTime when the role changed, which karp status shows and compares with the container's start
+# to spot a stale report) and an Event, through the API server with the pod's service-account token. The
+# condition goes through the pods/status subresource, the only pod access the agent has (it cannot change
+# a pod's spec), as a strategic merge patch keyed by type, so the kubelet's own conditions stay as they are.
+# Runs in the background and never holds up the VIP path; the condition always carries the role current
+# at sending time, so reports racing each other still end on the right one.
 report_role() { # role reason [wait]
   [ -n "${KUBERNETES_SERVICE_HOST:-}" ] && [ -n "${POD_NAME:-}" ] && [ -n "${POD_NAMESPACE:-}" ] || return 0
   [ -r "$KARP_TOKEN_FILE" ] || return 0
@@ -106,10 +109,10 @@ report_role_now() { # role reason
   while [ "$tries" -lt 3 ]; do
     tries=$((tries + 1))
     sent=$(state_get role "$1")
-    [ "$sent" = master ] || sent=backup
-    code=$(api_call PATCH "$api/pods/$POD_NAME" application/merge-patch+json \
-      "{\"metadata\":{\"labels\":{\"karp.io/role\":\"$sent\"},\"annotations\":{\"karp.io/role-changed-at\":\"$now\"}}}") || code=000
-    [ "$code" = 200 ] || { log "warning=report-label http=$code role=$sent"; break; }
+    case $sent in master) reason=Master ;; *) sent=backup reason=Backup ;; esac
+    code=$(api_call PATCH "$api/pods/$POD_NAME/status" application/strategic-merge-patch+json \
+      "{\"status\":{\"conditions\":[{\"type\":\"karp.io/role\",\"status\":\"True\",\"reason\":\"$reason\",\"message\":\"${NODE_NAME:-} is $sent for $KARP_VIP\",\"lastTransitionTime\":\"$now\"}]}}") || code=000
+    [ "$code" = 200 ] || { log "warning=report-role http=$code role=$sent"; break; }
     now_role=$(state_get role "$sent")
     [ "$now_role" = master ] || now_role=backup
     [ "$now_role" = "$sent" ] && break

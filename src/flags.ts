@@ -22,6 +22,7 @@ export const vipFlags = {
   vip: Flags.string({description: 'the virtual IPv4 address for the API server, on the control-plane nodes\' subnet'}),
   vhid: Flags.string({description: `CARP virtual host id, 1-255, unique per L2 segment (default: ${DEFAULTS.vhid})`}),
   password: Flags.string({description: 'CARP password, 1-19 printable ASCII bytes (default: reuse the installed one, else random)'}),
+  'password-file': Flags.string({description: 'read the CARP password from the first line of this file; - reads stdin (instead of --password)'}),
   interface: Flags.string({description: 'network interface for the VIP (default: the one `ip route get VIP` picks on each node)'}),
   advbase: Flags.string({description: `seconds between CARP advertisements, 1-255 (default: ${DEFAULTS.advbase})`}),
   preempt: Flags.boolean({description: 'let a node with a lower skew take the VIP back from the current holder', default: DEFAULTS.preempt, allowNo: true}),

@@ -6,7 +6,9 @@ import {clusterFlags, instanceFlags, vipFlags, vipInputFromFlags} from '../flags
 import {FlagChecks} from '../lib/config/flag-checks.js'
 import {checkDuration, checkSubnetPrefix, checkVip} from '../lib/config/validate.js'
 import {validateVipInput} from '../lib/config/vip-config.js'
+import {passwordFromFile} from '../lib/config/password-file.js'
 import {UsageError} from '../lib/errors.js'
+import {supportsAdmissionPolicies} from '../lib/install/admission-policy.js'
 import {Kube} from '../lib/kube/client.js'
 import {
   choosePassword,
@@ -19,6 +21,7 @@ import {
   selectedNodes,
   verifyPermissions,
 } from '../lib/install/install.js'
+import {ALLOW_SYSTEM_NAMESPACE_FLAG, checkInstallNamespace} from '../lib/install/namespace.js'
 import type {NodeFacts} from '../lib/install/preflight.js'
 import {renderManifests} from '../lib/manifests/render.js'
 
@@ -43,6 +46,7 @@ export default class Install extends BaseCommand {
     wait: Flags.boolean({description: 'wait until the agent runs on every selected node', default: true, allowNo: true}),
     timeout: Flags.string({description: 'how long to wait for the rollout', default: '5m'}),
     yes: Flags.boolean({char: 'y', description: 'do not ask for confirmation', default: false}),
+    [ALLOW_SYSTEM_NAMESPACE_FLAG]: Flags.boolean({description: 'allow --namespace to be kube-system, kube-public, kube-node-lease or default', default: false}),
   }
 
   async run(): Promise<InstallResult> {
@@ -52,6 +56,8 @@ export default class Install extends BaseCommand {
     const validated = checks.absorb(() => validateVipInput(vipInputFromFlags(flags)))
     const subnetPrefix = checks.take(checkSubnetPrefix(flags['subnet-prefix']))
     const timeoutMs = checks.take(checkDuration('timeout', flags.timeout))
+    checks.take(checkInstallNamespace(flags.namespace, flags[ALLOW_SYSTEM_NAMESPACE_FLAG]))
+    const filePassword = checks.take(await passwordFromFile(flags['password-file'], flags.password))
     checks.done()
     if (validated.vip === undefined && !interactive) {
       throw new UsageError('missing required flag --vip', 'give the virtual IPv4 address, e.g. --vip 192.168.1.250 (prompts only on a terminal without --json)')
@@ -59,14 +65,15 @@ export default class Install extends BaseCommand {
 
     const {settings} = validated
     const kube = Kube.fromOptions(flags)
-    await verifyPermissions(kube, settings.namespace)
-    const facts = await gatherClusterFacts(kube, settings)
-    const {password, source} = choosePassword(validated.password, facts)
+    const admissionPolicies = await supportsAdmissionPolicies(kube)
+    await verifyPermissions(kube, settings.namespace, admissionPolicies)
+    const facts = await gatherClusterFacts(kube, settings, admissionPolicies)
+    const {password, source} = choosePassword(validated.password ?? filePassword, facts)
 
     const vip = validated.vip ?? (await this.promptForVip(selectedNodes(renderManifests({...settings, vip: '192.0.2.1', password}), facts.nodes), describeSelection(settings)))
 
     const plan = planInstall({...settings, vip, password}, source, facts, subnetPrefix)
-    await dryRunApply(kube, plan, facts.namespace !== null)
+    await dryRunApply(kube, plan)
     for (const warning of plan.warnings) this.warn(warning)
 
     if (interactive && !flags.yes) {
@@ -74,7 +81,7 @@ export default class Install extends BaseCommand {
         [
           `About to install karp ${settings.namespace}/${settings.name} on context ${kube.contextName} (${kube.server}):`,
           `  VIP ${vip} (vhid ${settings.vhid}, port ${settings.apiPort}) on ${plan.selected.map((n) => n.name).join(', ')}`,
-          `  password: ${source === 'cluster' ? 'kept from the installed Secret' : source === 'flag' ? 'from --password' : 'newly generated'}`,
+          `  password: ${source === 'cluster' ? 'kept from the installed Secret' : source === 'flag' ? `from ${flags['password-file'] === undefined ? '--password' : '--password-file'}` : 'newly generated'}`,
           `  objects: ${plan.objects.map((o) => `${o.kind}/${o.metadata.name}`).join(', ')}`,
         ].join('\n'),
       )

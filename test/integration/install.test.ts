@@ -5,6 +5,7 @@ import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
 import {AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi} from '@kubernetes/client-node'
+import {execa} from 'execa'
 
 import {controlPlaneNode, createFakeNodes, deleteFakeNodes, workerNode} from '../cluster/nodes.js'
 import {karp, karpOnTerminal} from '../helpers/karp.js'
@@ -41,6 +42,11 @@ describe('karp install / uninstall against a real control plane', {skip: cluster
   async function resourceVersions(namespace: string, name = 'karp'): Promise<Record<string, string>> {
     const headers = [
       {apiVersion: 'v1', kind: 'Namespace', metadata: {name: namespace}},
+      ...['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].map((kind) => ({
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind,
+        metadata: {name: `karp-agent.${namespace}.${name}`},
+      })),
       ...[['v1', 'ServiceAccount'], ['rbac.authorization.k8s.io/v1', 'Role'], ['rbac.authorization.k8s.io/v1', 'RoleBinding'], ['v1', 'Secret'], ['apps/v1', 'DaemonSet']].map(([apiVersion, kind]) => ({
         apiVersion: apiVersion as string,
         kind: kind as string,
@@ -80,7 +86,8 @@ describe('karp install / uninstall against a real control plane', {skip: cluster
     assert.equal(run.exitCode, 0, run.stderr)
     const result = run.json as InstallJson
     assert.deepEqual(result.objects.map((o) => [o.kind, o.action]), [
-      ['Namespace', 'created'], ['ServiceAccount', 'created'], ['Role', 'created'], ['RoleBinding', 'created'], ['Secret', 'created'], ['DaemonSet', 'created'],
+      ['Namespace', 'created'], ['ServiceAccount', 'created'], ['ValidatingAdmissionPolicy', 'created'], ['ValidatingAdmissionPolicyBinding', 'created'],
+      ['Role', 'created'], ['RoleBinding', 'created'], ['Secret', 'created'], ['DaemonSet', 'created'],
     ])
     assert.deepEqual(result.nodes.sort(), ['inst-cp1', 'inst-cp2', 'inst-cp3'])
     assert.equal(result.passwordSource, 'generated')
@@ -90,6 +97,17 @@ describe('karp install / uninstall against a real control plane', {skip: cluster
     assert.ok(pods.items.every((p) => p.status?.phase === 'Running'))
     const ns = await core.readNamespace({name: 'inst-a'})
     assert.equal(ns.metadata?.labels?.['pod-security.kubernetes.io/enforce'], 'privileged')
+    assert.equal(ns.metadata?.annotations?.['karp.io/created-by'], 'karp')
+    // The API server type-checks a new policy in the background and records it in its status (a new
+    // resourceVersion); the next test compares resourceVersions, so it waits for that, once.
+    const policy = {apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingAdmissionPolicy', metadata: {name: 'karp-agent.inst-a.karp'}}
+    for (let checked = false, deadline = Date.now() + 30_000; !checked; ) {
+      const read = (await objects.read(policy)) as {metadata: {generation?: number}; status?: {observedGeneration?: number; typeChecking?: {expressionWarnings?: unknown[]}}}
+      checked = read.status?.observedGeneration === read.metadata.generation
+      if (checked) assert.deepEqual(read.status?.typeChecking?.expressionWarnings ?? [], [], 'the policy type-checks without warnings')
+      else if (Date.now() > deadline) assert.fail('the API server never type-checked the policy')
+      else await new Promise((resolve) => setTimeout(resolve, 100))
+    }
   })
 
   it('changes nothing when run again with the same input, keeping the generated password', async () => {
@@ -110,7 +128,10 @@ describe('karp install / uninstall against a real control plane', {skip: cluster
     const run = await install('inst-a', ['--vip', '10.77.0.250', '--advbase', '2'])
     assert.equal(run.exitCode, 0, run.stderr)
     const actions = Object.fromEntries((run.json as InstallJson).objects.map((o) => [o.kind, o.action]))
-    assert.deepEqual(actions, {Namespace: 'unchanged', ServiceAccount: 'unchanged', Role: 'unchanged', RoleBinding: 'unchanged', Secret: 'unchanged', DaemonSet: 'configured'})
+    assert.deepEqual(actions, {
+      Namespace: 'unchanged', ServiceAccount: 'unchanged', ValidatingAdmissionPolicy: 'unchanged', ValidatingAdmissionPolicyBinding: 'unchanged',
+      Role: 'unchanged', RoleBinding: 'unchanged', Secret: 'unchanged', DaemonSet: 'configured',
+    })
     const after = await resourceVersions('inst-a')
     assert.notEqual(after.DaemonSet, before.DaemonSet)
     assert.equal(after.Secret, before.Secret)
@@ -188,19 +209,87 @@ describe('karp install / uninstall against a real control plane', {skip: cluster
   })
 
   it('installs into a namespace it does not own without relabelling it, and uninstall keeps it', async () => {
-    await core.createNamespace({body: {metadata: {name: 'inst-owned', labels: {team: 'infra'}}}})
-    const run = await install('inst-owned', ['--vip', '10.77.0.247', '--vhid', '13', '--no-wait'])
-    assert.equal(run.exitCode, 0, run.stderr)
-    assert.ok(!(run.json as InstallJson).objects.some((o) => o.kind === 'Namespace'))
-    const ns = await core.readNamespace({name: 'inst-owned'})
-    assert.deepEqual(ns.metadata?.labels?.team, 'infra')
-    assert.equal(ns.metadata?.labels?.['app.kubernetes.io/managed-by'], undefined)
-    const removed = await karp(['uninstall', '--kubeconfig', kubeconfig, '--namespace', 'inst-owned', '--json', '--timeout', '60s'])
+    await core.createNamespace({body: {metadata: {name: 'inst-owned', labels: {team: 'infra'}, annotations: {'team.example/owner': 'infra'}}}})
+    try {
+      const before = await core.readNamespace({name: 'inst-owned'})
+      const run = await install('inst-owned', ['--vip', '10.77.0.247', '--vhid', '13', '--no-wait'])
+      assert.equal(run.exitCode, 0, run.stderr)
+      assert.equal((run.json as InstallJson).objects.find((o) => o.kind === 'Namespace')?.action, 'unchanged')
+      const ns = await core.readNamespace({name: 'inst-owned'})
+      assert.deepEqual([ns.metadata?.labels, ns.metadata?.annotations, ns.metadata?.resourceVersion], [before.metadata?.labels, before.metadata?.annotations, before.metadata?.resourceVersion])
+      const removed = await karp(['uninstall', '--kubeconfig', kubeconfig, '--namespace', 'inst-owned', '--json', '--timeout', '60s'])
+      assert.equal(removed.exitCode, 0, removed.stderr)
+      const kept = (removed.json as {objects: Applied[]}).objects.find((o) => o.kind === 'Namespace')
+      assert.equal(kept?.action, 'kept')
+      assert.equal(await namespaceExists('inst-owned'), true)
+    } finally {
+      await core.deleteNamespace({name: 'inst-owned'})
+    }
+  })
+
+  it('never deletes a namespace it did not create, even one carrying karp\'s labels', async () => {
+    // As an earlier `karp render -n team-ns | kubectl apply` left it, or a hand-made copy of karp's labels.
+    const labels = {team: 'infra', 'app.kubernetes.io/name': 'karp', 'app.kubernetes.io/managed-by': 'karp', 'pod-security.kubernetes.io/enforce': 'privileged'}
+    await core.createNamespace({body: {metadata: {name: 'inst-labelled', labels}}})
+    try {
+      await core.createNamespacedConfigMap({namespace: 'inst-labelled', body: {metadata: {name: 'team-data'}, data: {keep: 'me'}}})
+      const run = await install('inst-labelled', ['--vip', '10.77.0.245', '--vhid', '15', '--no-wait'])
+      assert.equal(run.exitCode, 0, run.stderr)
+      const removed = await karp(['uninstall', '--kubeconfig', kubeconfig, '--namespace', 'inst-labelled', '--json', '--timeout', '60s'])
+      assert.equal(removed.exitCode, 0, removed.stderr)
+      assert.equal((removed.json as {objects: Applied[]}).objects.find((o) => o.kind === 'Namespace')?.action, 'kept')
+      const ns = await core.readNamespace({name: 'inst-labelled'})
+      assert.equal(ns.status?.phase, 'Active')
+      assert.equal(ns.metadata?.deletionTimestamp, undefined)
+      assert.equal((await core.readNamespacedConfigMap({name: 'team-data', namespace: 'inst-labelled'})).data?.keep, 'me')
+    } finally {
+      await core.deleteNamespace({name: 'inst-labelled'}).catch(() => undefined)
+    }
+  })
+
+  it('refuses a namespace whose Pod Security level rejects the agent, with the command that allows it', async () => {
+    const labels = {team: 'infra', 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest'}
+    await core.createNamespace({body: {metadata: {name: 'inst-restricted', labels}}})
+    try {
+      const run = await install('inst-restricted', ['--vip', '10.77.0.244', '--vhid', '16', '--no-wait'])
+      assert.equal(run.exitCode, 4, run.stderr + run.stdout)
+      const message = (run.json as {error: {message: string}}).error.message
+      assert.match(message, /^preflight failed, nothing was applied:\n {2}- namespace inst-restricted enforces Pod Security level "restricted", which rejects the agent/)
+      const command = /allow it with: (kubectl label namespace inst-restricted pod-security\.kubernetes\.io\/enforce=privileged --overwrite)$/m.exec(message)?.[1]
+      assert.ok(command, message)
+      // Nothing applied: no karp object in the namespace, its labels as they were.
+      assert.equal((await core.listNamespacedServiceAccount({namespace: 'inst-restricted', labelSelector: 'app.kubernetes.io/name=karp'})).items.length, 0)
+      assert.equal((await apps.listNamespacedDaemonSet({namespace: 'inst-restricted'})).items.length, 0)
+      assert.deepEqual((await core.readNamespace({name: 'inst-restricted'})).metadata?.labels, {...labels, 'kubernetes.io/metadata.name': 'inst-restricted'})
+      // The command it gives is the whole fix: after it, the same install goes through.
+      const [, ...args] = command.split(' ')
+      const labelled = await execa(join(cluster.binDir, 'kubectl'), ['--kubeconfig', kubeconfig, ...args], {reject: false})
+      assert.equal(labelled.exitCode, 0, labelled.stderr)
+      const again = await install('inst-restricted', ['--vip', '10.77.0.244', '--vhid', '16', '--no-wait'])
+      assert.equal(again.exitCode, 0, again.stderr)
+      const removed = await karp(['uninstall', '--kubeconfig', kubeconfig, '--namespace', 'inst-restricted', '--json', '--timeout', '60s'])
+      assert.equal(removed.exitCode, 0, removed.stderr)
+      assert.equal(await namespaceExists('inst-restricted'), true)
+    } finally {
+      await core.deleteNamespace({name: 'inst-restricted'})
+    }
+  })
+
+  it('refuses a system namespace unless --allow-system-namespace, and never labels or deletes it', async () => {
+    const before = await core.readNamespace({name: 'kube-system'})
+    const refused = await install('kube-system', ['--vip', '10.77.0.243', '--vhid', '17', '--no-wait'])
+    assert.equal(refused.exitCode, 2, refused.stderr + refused.stdout)
+    assert.match((refused.json as {error: {message: string}}).error.message, /^invalid --namespace "kube-system": a system namespace, .*; pass --allow-system-namespace to install there anyway$/)
+    assert.equal((await apps.listNamespacedDaemonSet({namespace: 'kube-system', labelSelector: 'app.kubernetes.io/name=karp'})).items.length, 0)
+    assert.equal((await core.listNamespacedServiceAccount({namespace: 'kube-system', labelSelector: 'app.kubernetes.io/name=karp'})).items.length, 0)
+
+    const allowed = await install('kube-system', ['--vip', '10.77.0.243', '--vhid', '17', '--no-wait', '--allow-system-namespace'])
+    assert.equal(allowed.exitCode, 0, allowed.stderr)
+    const removed = await karp(['uninstall', '--kubeconfig', kubeconfig, '--namespace', 'kube-system', '--json', '--timeout', '60s'])
     assert.equal(removed.exitCode, 0, removed.stderr)
-    const kept = (removed.json as {objects: Applied[]}).objects.find((o) => o.kind === 'Namespace')
-    assert.equal(kept?.action, 'kept')
-    assert.equal(await namespaceExists('inst-owned'), true)
-    await core.deleteNamespace({name: 'inst-owned'})
+    assert.equal((removed.json as {objects: Applied[]}).objects.find((o) => o.kind === 'Namespace')?.action, 'kept')
+    const after = await core.readNamespace({name: 'kube-system'})
+    assert.deepEqual([after.metadata?.labels, after.metadata?.annotations, after.status?.phase], [before.metadata?.labels, before.metadata?.annotations, 'Active'])
   })
 
   it('on a terminal, shows the selected nodes, asks for the VIP until valid, and confirms before applying', async () => {
@@ -229,7 +318,8 @@ describe('karp install / uninstall against a real control plane', {skip: cluster
     assert.equal(run.exitCode, 0, run.stderr)
     const result = run.json as {objects: Applied[]; podsRemaining: number}
     assert.deepEqual(result.objects.map((o) => [o.kind, o.action]), [
-      ['DaemonSet', 'deleted'], ['Secret', 'deleted'], ['RoleBinding', 'deleted'], ['Role', 'deleted'], ['ServiceAccount', 'deleted'], ['Namespace', 'deleted'],
+      ['DaemonSet', 'deleted'], ['Secret', 'deleted'], ['RoleBinding', 'deleted'], ['Role', 'deleted'],
+      ['ValidatingAdmissionPolicyBinding', 'deleted'], ['ValidatingAdmissionPolicy', 'deleted'], ['ServiceAccount', 'deleted'], ['Namespace', 'deleted'],
     ])
     assert.equal(result.podsRemaining, 0)
     const pods = await core.listNamespacedPod({namespace: 'inst-a', labelSelector: 'app.kubernetes.io/instance=karp'})

@@ -14,7 +14,7 @@ describe('karp render (binary)', () => {
     assert.equal(first.exitCode, 0, first.stderr)
     assert.equal(first.stdout, second.stdout)
     const kinds = parseAllDocuments(first.stdout).map((d) => (d.toJS() as {kind: string}).kind)
-    assert.deepEqual(kinds, ['Namespace', 'ServiceAccount', 'Role', 'RoleBinding', 'Secret', 'DaemonSet'])
+    assert.deepEqual(kinds, ['Namespace', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'Role', 'RoleBinding', 'Secret', 'DaemonSet'])
   })
 
   it('prints a List for -o json and --json alike', async () => {
@@ -23,14 +23,14 @@ describe('karp render (binary)', () => {
     assert.equal(json.exitCode, 0)
     assert.deepEqual(JSON.parse(output.stdout), json.json)
     assert.equal((json.json as {kind: string}).kind, 'List')
-    assert.equal((json.json as {items: unknown[]}).items.length, 6)
+    assert.equal((json.json as {items: unknown[]}).items.length, 8)
   })
 
   it('warns on stderr, not stdout, when it generates the password', async () => {
     const run = await karp(['render', '--vip', '192.168.1.250'])
     assert.equal(run.exitCode, 0)
     assert.match(run.stderr, /random CARP password was generated/)
-    assert.equal(parseAllDocuments(run.stdout).length, 6)
+    assert.equal(parseAllDocuments(run.stdout).length, 8)
   })
 
   const bad: Array<[string[], RegExp]> = [
@@ -61,4 +61,38 @@ describe('karp render (binary)', () => {
     assert.equal(run.exitCode, 2)
     assert.deepEqual(run.json, {error: {message: 'invalid --vip "nope": expected one IPv4 unicast address such as 192.168.1.250 (no prefix length, not IPv6)', exitCode: 2}})
   })
+})
+
+describe('karp render: the namespace is karp\'s only when karp creates it', () => {
+  const kindsOf = (stdout: string) => parseAllDocuments(stdout).map((d) => (d.toJS() as {kind: string; metadata: {namespace?: string}}))
+  const base = ['render', '--vip', '192.168.1.250', '--password', 's3cret']
+
+  it('prints the Namespace for karp-system, karp\'s own, but not for a namespace that may exist', async () => {
+    const own = await karp(base)
+    assert.equal(own.exitCode, 0, own.stderr)
+    assert.equal(kindsOf(own.stdout)[0]?.kind, 'Namespace')
+    const other = await karp([...base, '-n', 'infra'])
+    assert.equal(other.exitCode, 0, other.stderr)
+    assert.ok(!kindsOf(other.stdout).some((o) => o.kind === 'Namespace'), other.stdout)
+    assert.ok(kindsOf(other.stdout).some((o) => o.kind === 'DaemonSet' && o.metadata.namespace === 'infra'))
+    const asked = await karp([...base, '-n', 'infra', '--create-namespace'])
+    assert.equal(kindsOf(asked.stdout)[0]?.kind, 'Namespace')
+    const declined = await karp([...base, '--no-create-namespace'])
+    assert.ok(!kindsOf(declined.stdout).some((o) => o.kind === 'Namespace'))
+  })
+
+  for (const ns of ['kube-system', 'kube-public', 'kube-node-lease', 'default']) {
+    it(`refuses system namespace ${ns} unless --allow-system-namespace, and never creates it`, async () => {
+      const refused = await karp([...base, '-n', ns])
+      assert.equal(refused.exitCode, 2)
+      assert.equal(refused.stdout, '')
+      assert.match(refused.stderr, new RegExp(`^error: invalid --namespace "${ns}": a system namespace, .*; pass --allow-system-namespace to install there anyway$`, 'm'))
+      const allowed = await karp([...base, '-n', ns, '--allow-system-namespace'])
+      assert.equal(allowed.exitCode, 0, allowed.stderr)
+      assert.ok(!kindsOf(allowed.stdout).some((o) => o.kind === 'Namespace'))
+      const create = await karp([...base, '-n', ns, '--allow-system-namespace', '--create-namespace'])
+      assert.equal(create.exitCode, 2)
+      assert.match(create.stderr, new RegExp(`^error: invalid --create-namespace with --namespace "${ns}": a system namespace exists in every cluster`, 'm'))
+    })
+  }
 })

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import {createHash, scryptSync} from 'node:crypto'
+import {readFileSync} from 'node:fs'
 import {describe, it} from 'node:test'
 
 import type {V1DaemonSet, V1PodSpec} from '@kubernetes/client-node'
@@ -6,7 +8,9 @@ import type {V1DaemonSet, V1PodSpec} from '@kubernetes/client-node'
 import {AGENT_ENV, KUBERNETES_ENV, TERMINATION_GRACE_PERIOD_SECONDS} from '../../agent/env.js'
 import {validateVipInput, type VipConfig} from '../../src/lib/config/vip-config.js'
 import {isControlPlaneLabels, podSpecSelectsNode} from '../../src/lib/manifests/node-selection.js'
-import {manifestKinds, renderManifests} from '../../src/lib/manifests/render.js'
+import {manifestHeaders, manifestKinds, renderManifests} from '../../src/lib/manifests/render.js'
+import {passwordFingerprint} from '../../src/lib/manifests/password-fingerprint.js'
+import {ROLE_CONDITION} from '../../src/lib/status/verdict.js'
 
 function config(overrides: Partial<VipConfig> = {}): VipConfig {
   return {...validateVipInput({}).settings, vip: '192.168.1.250', password: 's3cret', ...overrides}
@@ -19,11 +23,13 @@ describe('renderManifests', () => {
   it('renders the objects in dependency order', () => {
     assert.deepEqual(
       renderManifests(config()).map((o) => o.kind),
-      ['Namespace', 'ServiceAccount', 'Role', 'RoleBinding', 'Secret', 'DaemonSet'],
+      ['Namespace', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'Role', 'RoleBinding', 'Secret', 'DaemonSet'],
     )
     assert.deepEqual(manifestKinds().map((k) => [k.kind, k.namespaced]), [
       ['Namespace', false],
       ['ServiceAccount', true],
+      ['ValidatingAdmissionPolicy', false],
+      ['ValidatingAdmissionPolicyBinding', false],
       ['Role', true],
       ['RoleBinding', true],
       ['Secret', true],
@@ -43,8 +49,14 @@ describe('renderManifests', () => {
     const objects = renderManifests(config({name: 'vip2', namespace: 'infra'}))
     for (const o of objects) {
       if (o.kind === 'Namespace') assert.equal(o.metadata.name, 'infra')
+      // Cluster-scoped, so the name carries the namespace: one policy per install, dots keep them apart.
+      else if (o.kind.startsWith('ValidatingAdmissionPolicy')) assert.deepEqual([o.metadata.name, o.metadata.namespace], ['karp-agent.infra.vip2', undefined])
       else assert.deepEqual([o.metadata.name, o.metadata.namespace], ['vip2', 'infra'])
     }
+    assert.deepEqual(
+      manifestHeaders({namespace: 'infra', name: 'vip2'}),
+      objects.map((o) => ({apiVersion: o.apiVersion, kind: o.kind, metadata: {name: o.metadata.name, ...(o.metadata.namespace ? {namespace: o.metadata.namespace} : {})}})),
+    )
   })
 
   it('passes the agent contract through env, with the password only in the Secret', () => {
@@ -102,10 +114,26 @@ describe('renderManifests', () => {
     assert.notEqual(hash(config()), hash(config({password: 'other'})))
   })
 
+  it('annotates a salted scrypt digest of the password, not its plain hash', () => {
+    const annotation = daemonSet(renderManifests(config())).spec?.template.metadata?.annotations?.['karp.io/password-hash'] ?? ''
+    // scrypt(N=2^14, r=8, p=1) salted with the annotation's name and the install, first 8 bytes: computed here independently.
+    const expected = scryptSync('s3cret', 'karp.io/password-hash\0karp-system/karp', 8, {N: 16384, r: 8, p: 1}).toString('hex')
+    assert.equal(annotation, `scrypt:${expected}`)
+    assert.equal(passwordFingerprint('s3cret', {namespace: 'karp-system', name: 'karp'}), annotation)
+    // What an unsalted digest would give away, in any length or case, appears nowhere in the output.
+    const rendered = JSON.stringify(renderManifests(config())).toLowerCase()
+    for (const algorithm of ['sha256', 'sha1', 'md5', 'sha512']) {
+      assert.ok(!rendered.includes(createHash(algorithm).update('s3cret').digest('hex').slice(0, 8)), algorithm)
+    }
+    // Another install with the same password gets another digest: no table computed once serves every cluster.
+    assert.notEqual(passwordFingerprint('s3cret', {namespace: 'other', name: 'karp'}), annotation)
+    assert.notEqual(passwordFingerprint('s3cret', {namespace: 'karp-system', name: 'karp2'}), annotation)
+  })
+
   it('keeps hostile values as plain strings: no input changes the structure', () => {
     const hostile = 'x\n---\nkind: Secret\nmetadata: {name: pwned}'
     const objects = renderManifests(config({image: hostile, password: 'a: b\n- c'}))
-    assert.equal(objects.length, 6)
+    assert.equal(objects.length, 8)
     assert.equal(daemonSet(objects).spec?.template.spec?.containers[0]?.image, hostile)
   })
 
@@ -135,9 +163,29 @@ describe('renderManifests', () => {
   it('gives the agent only what it needs in RBAC', () => {
     const role = renderManifests(config()).find((o) => o.kind === 'Role') as unknown as {rules: Array<{resources: string[]; verbs: string[]}>}
     assert.deepEqual(role.rules.map((r) => [r.resources, r.verbs]), [
-      [['pods'], ['get', 'patch']],
+      [['pods/status'], ['patch']],
       [['events'], ['create']],
     ])
+  })
+
+  it('confines the agent to its own pod with a policy bound to exactly this install\'s ServiceAccount', () => {
+    const objects = renderManifests(config({name: 'vip2', namespace: 'infra'}))
+    type Policy = {spec: {failurePolicy: string; matchConditions: Array<{expression: string}>; variables: Array<{name: string; expression: string}>}}
+    const policy = objects.find((o) => o.kind === 'ValidatingAdmissionPolicy') as unknown as Policy
+    const binding = objects.find((o) => o.kind === 'ValidatingAdmissionPolicyBinding') as unknown as {spec: {policyName: string; validationActions: string[]}}
+    assert.equal(policy.spec.failurePolicy, 'Fail')
+    assert.deepEqual(policy.spec.matchConditions.map((c) => c.expression), ["request.userInfo.username == 'system:serviceaccount:infra:vip2'"])
+    assert.deepEqual(binding.spec, {policyName: 'karp-agent.infra.vip2', validationActions: ['Deny']})
+    // The condition the policy lets through is the one the agent reports and karp status reads.
+    assert.equal(policy.spec.variables.find((v) => v.name === 'roleCondition')?.expression, `'${ROLE_CONDITION}'`)
+    const agent = readFileSync(new URL('../../agent/lib.sh', import.meta.url), 'utf8')
+    assert.match(agent, new RegExp(`PATCH "\\$api/pods/\\$POD_NAME/status" application/strategic-merge-patch\\+json[^\\n]*\\n[^\\n]*\\\\"type\\\\":\\\\"${ROLE_CONDITION}\\\\"`))
+  })
+
+  it('marks the Namespace as created by karp, which uninstall requires before deleting one', () => {
+    const ns = renderManifests(config()).find((o) => o.kind === 'Namespace') as unknown as {metadata: {annotations: Record<string, string>; labels: Record<string, string>}}
+    assert.equal(ns.metadata.annotations['karp.io/created-by'], 'karp')
+    assert.equal(ns.metadata.labels['pod-security.kubernetes.io/enforce'], 'privileged')
   })
 })
 

@@ -31,13 +31,16 @@ function pod(nodeName: string, role?: string, opts: {changedAt?: Date; startedAt
       name: opts.name ?? `karp-${nodeName}`,
       namespace: 'karp-system',
       creationTimestamp: opts.created ?? ago(700),
-      labels: {'app.kubernetes.io/name': 'karp', 'app.kubernetes.io/instance': 'karp', ...(role ? {'karp.io/role': role} : {})},
-      annotations: opts.changedAt ? {'karp.io/role-changed-at': opts.changedAt.toISOString()} : {},
+      labels: {'app.kubernetes.io/name': 'karp', 'app.kubernetes.io/instance': 'karp'},
     },
     spec: {nodeName, containers: []},
     status: {
       phase: 'Running',
-      conditions: [{type: 'Ready', status: opts.ready === false || opts.crash ? 'False' : 'True'}],
+      conditions: [
+        {type: 'Ready', status: opts.ready === false || opts.crash ? 'False' : 'True'},
+        // As agent/lib.sh reports it; without changedAt the condition has no time (karp status then looks at Events).
+        ...(role ? [{type: 'karp.io/role', status: 'True', reason: role === 'master' ? 'Master' : 'Backup', ...(opts.changedAt ? {lastTransitionTime: opts.changedAt} : {})}] : []),
+      ],
       containerStatuses: [
         {
           name: 'agent', image: '', imageID: '', ready: !opts.crash, restartCount: opts.crash ? 7 : 0,
@@ -121,7 +124,18 @@ describe('installStatus', () => {
     assert.deepEqual(status.holders, ['cp2'])
   })
 
-  it('lists the agent events newest first, and takes a role time from them when no annotation says', () => {
+  it('reads the role only from the karp.io/role condition, never from a label anyone could set', () => {
+    const labelled = pod('cp1')
+    labelled.metadata!.labels!['karp.io/role'] = 'master'
+    const odd = pod('cp2')
+    odd.status!.conditions!.push({type: 'karp.io/role', status: 'True', reason: 'Overlord'})
+    const status = judge([labelled, odd, pod('cp3', 'master', {changedAt: ago(30)})])
+    assert.deepEqual(status.agents.map((a) => a.pod?.role), ['unknown', 'unknown', 'master'])
+    assert.deepEqual(status.holders, ['cp3'])
+    assert.equal(status.agents[2]?.pod?.roleChangedAt, ago(30).toISOString())
+  })
+
+  it('lists the agent events newest first, and takes a role time from them when the condition has none', () => {
     const event = (name: string, reason: string, at: Date): CoreV1Event => ({
       metadata: {name: `${name}.${reason}`}, involvedObject: {kind: 'Pod', namespace: 'karp-system', name}, reason, message: `${name} ${reason}`, lastTimestamp: at,
     })

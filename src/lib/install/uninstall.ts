@@ -4,7 +4,9 @@ import {describeObject} from '../kube/apply.js'
 import type {Kube} from '../kube/client.js'
 import {KARP_SELECTOR} from '../kube/karp-installs.js'
 import {resourceOf} from '../kube/resources.js'
-import {manifestKinds} from '../manifests/render.js'
+import {manifestHeaders} from '../manifests/render.js'
+import {isAdmissionPolicyKind, supportsAdmissionPolicies} from './admission-policy.js'
+import {isCreatedByKarp} from './namespace.js'
 
 export interface RemovedObject {
   kind: string
@@ -26,30 +28,34 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
  * Deletes what install created for this name, newest dependency first, then waits for the agent pods to
- * go. The namespace goes only if karp created it and no other karp install lives there.
+ * go. The namespace goes only if karp created it (never one that existed before the install) and no other
+ * karp install lives there.
  */
 export async function uninstall(
   kube: Kube,
   target: {namespace: string; name: string},
   options: {wait: boolean; timeoutMs: number; onProgress: (podsRemaining: number) => void},
 ): Promise<UninstallResult> {
-  const kinds = manifestKinds().reverse()
+  // A cluster without the policy API (before 1.30) had nothing of it installed.
+  const admissionPolicies = await supportsAdmissionPolicies(kube)
+  const headers = manifestHeaders(target)
+    .filter((h) => admissionPolicies || !isAdmissionPolicyKind(h.kind))
+    .reverse()
   const needs = [
-    ...kinds.map((k) => ({verb: 'delete', ...resourceOf(k.kind), ...(k.namespaced ? {namespace: target.namespace} : {})})),
+    ...headers.map((h) => ({verb: 'delete', ...resourceOf(h.kind), ...(h.metadata.namespace ? {namespace: target.namespace} : {})})),
     {verb: 'deletecollection', group: '', resource: 'pods', namespace: target.namespace},
   ]
   await requirePermissions(kube, needs, 'nothing was deleted', 'karp uninstall deletes what install created; use a cluster-admin context or ask for these permissions')
   const objects: RemovedObject[] = []
-  for (const k of kinds) {
-    const header = {apiVersion: k.apiVersion, kind: k.kind, metadata: {name: k.namespaced ? target.name : target.namespace, ...(k.namespaced ? {namespace: target.namespace} : {})}}
-    const entry = {kind: k.kind, name: header.metadata.name, ...(k.namespaced ? {namespace: target.namespace} : {})}
-    if (k.kind === 'Namespace') {
+  for (const header of headers) {
+    const entry = {kind: header.kind, name: header.metadata.name, ...(header.metadata.namespace ? {namespace: header.metadata.namespace} : {})}
+    if (header.kind === 'Namespace') {
       const ns = await kube.nullIfNotFound(`reading namespace ${target.namespace}`, () => kube.core.readNamespace({name: target.namespace}))
       const others = ns
         ? (await kube.call(`listing karp DaemonSets in ${target.namespace}`, () => kube.apps.listNamespacedDaemonSet({namespace: target.namespace, labelSelector: KARP_SELECTOR}))).items
         : []
       if (!ns) objects.push({...entry, action: 'absent'})
-      else if (ns.metadata?.labels?.['app.kubernetes.io/managed-by'] !== 'karp' || others.length > 0) objects.push({...entry, action: 'kept'})
+      else if (!isCreatedByKarp(ns) || others.length > 0) objects.push({...entry, action: 'kept'})
       else {
         await waitForPods(kube, target, options)
         const deleted = await kube.nullIfNotFound(`deleting ${describeObject(header)}`, () => kube.objects.delete(header))
@@ -61,7 +67,7 @@ export async function uninstall(
       kube.objects.delete(header, undefined, undefined, undefined, undefined, 'Background'),
     )
     objects.push({...entry, action: deleted ? 'deleted' : 'absent'})
-    if (k.kind === 'DaemonSet') {
+    if (header.kind === 'DaemonSet') {
       // The garbage collector removes the DaemonSet's pods; agents it no longer owns (a DaemonSet deleted
       // with --cascade=orphan) would hold the VIP forever, so they go explicitly.
       await kube.call(`deleting karp pods in ${target.namespace}`, () =>

@@ -6,6 +6,8 @@ const RESOURCES: Record<string, {group: string; resource: string}> = {
   RoleBinding: {group: 'rbac.authorization.k8s.io', resource: 'rolebindings'},
   Secret: {group: '', resource: 'secrets'},
   DaemonSet: {group: 'apps', resource: 'daemonsets'},
+  ValidatingAdmissionPolicy: {group: 'admissionregistration.k8s.io', resource: 'validatingadmissionpolicies'},
+  ValidatingAdmissionPolicyBinding: {group: 'admissionregistration.k8s.io', resource: 'validatingadmissionpolicybindings'},
 }
 
 export function resourceOf(kind: string): {group: string; resource: string} {

@@ -1,4 +1,3 @@
-import {createHash} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 
 import type {KubernetesObject} from '@kubernetes/client-node'
@@ -6,22 +5,41 @@ import {parseAllDocuments} from 'yaml'
 
 import type {VipConfig} from '../config/vip-config.js'
 import {KARP_VERSION} from '../version.js'
+import {passwordFingerprint} from './password-fingerprint.js'
 
 const TEMPLATES_DIR = new URL('../../../templates/', import.meta.url)
 
 /** Templates in the order their objects must be applied: each one's dependencies come before it. */
-const TEMPLATE_FILES = ['namespace.yaml', 'serviceaccount.yaml', 'rbac.yaml', 'secret.yaml', 'daemonset.yaml']
+const TEMPLATE_FILES = ['namespace.yaml', 'serviceaccount.yaml', 'admission-policy.yaml', 'rbac.yaml', 'secret.yaml', 'daemonset.yaml']
 
 /** A rendered object: plain JSON data, as the Kubernetes API takes it. */
 export type ManifestObject = KubernetesObject & {apiVersion: string; kind: string; metadata: {name: string; namespace?: string}}
 
 const PLACEHOLDER = /^\$\(karp\.([A-Za-z0-9]+)\)$/
 
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
+
+/**
+ * The placeholders that name an install's objects. Namespace and name are DNS labels (validated), so they
+ * contain no dot and no quote: the cluster-scoped policy name is unique per install, and the CEL string
+ * literal cannot be broken out of.
+ */
+function identityValues(install: {namespace: string; name: string}): Record<string, string> {
+  for (const value of [install.namespace, install.name]) {
+    if (!DNS_LABEL.test(value)) throw new Error(`not a DNS label: ${JSON.stringify(value)}`)
+  }
+  return {
+    name: install.name,
+    namespace: install.namespace,
+    agentPolicyName: `karp-agent.${install.namespace}.${install.name}`,
+    agentUserMatch: `request.userInfo.username == 'system:serviceaccount:${install.namespace}:${install.name}'`,
+  }
+}
+
 /** The value of each placeholder; undefined marks an optional setting the user left unset. */
 export function placeholderValues(config: VipConfig): Record<string, string | undefined> {
   return {
-    name: config.name,
-    namespace: config.namespace,
+    ...identityValues(config),
     version: KARP_VERSION,
     vip: config.vip,
     vhid: String(config.vhid),
@@ -32,8 +50,7 @@ export function placeholderValues(config: VipConfig): Record<string, string | un
     healthUrl: config.healthCheck ? `https://127.0.0.1:${config.apiPort}/readyz` : undefined,
     image: config.image,
     passwordBase64: Buffer.from(config.password).toString('base64'),
-    // Only a digest prefix: enough to roll the pods on change without publishing the password's hash whole.
-    passwordHash: createHash('sha256').update(config.password).digest('hex').slice(0, 16),
+    passwordHash: passwordFingerprint(config.password, config),
   }
 }
 
@@ -100,5 +117,17 @@ export function manifestKinds(): Array<{apiVersion: string; kind: string; namesp
   return loadTemplates().map(({object}) => {
     const o = object as {apiVersion: string; kind: string; metadata: {namespace?: string}}
     return {apiVersion: o.apiVersion, kind: o.kind, namespaced: o.metadata.namespace !== undefined}
+  })
+}
+
+export type ObjectHeader = {apiVersion: string; kind: string; metadata: {name: string; namespace?: string}}
+
+/** What identifies each object of an install (kind, name, namespace), in apply order, without rendering it. */
+export function manifestHeaders(install: {namespace: string; name: string}): ObjectHeader[] {
+  const values = identityValues(install)
+  return loadTemplates().map(({file, object}) => {
+    const o = object as {apiVersion: string; kind: string; metadata: {name: string; namespace?: string}}
+    const metadata = substitute({name: o.metadata.name, ...(o.metadata.namespace === undefined ? {} : {namespace: o.metadata.namespace})}, values, file)
+    return {apiVersion: o.apiVersion, kind: o.kind, metadata: metadata as ObjectHeader['metadata']}
   })
 }

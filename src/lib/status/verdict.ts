@@ -5,9 +5,12 @@ import {rolloutStatus} from '../kube/rollout.js'
 import {podSpecSelectsNode} from '../manifests/node-selection.js'
 import type {ClusterSnapshot} from './gather.js'
 
-/** The agent's role label and the annotation with the time it last changed (agent/lib.sh). */
-export const ROLE_LABEL = 'karp.io/role'
-export const ROLE_CHANGED_ANNOTATION = 'karp.io/role-changed-at'
+/**
+ * The pod condition the agent reports its role in (agent/lib.sh): status True, reason Master or Backup,
+ * lastTransitionTime when the role last changed. The kubelet keeps conditions it does not own.
+ */
+export const ROLE_CONDITION = 'karp.io/role'
+const ROLE_REASONS: Record<string, Role> = {Master: 'master', Backup: 'backup'}
 
 export type Role = 'master' | 'backup' | 'unknown'
 
@@ -21,7 +24,7 @@ export interface PodStatus {
   /** Waiting in CrashLoopBackOff right now. */
   crashLooping: boolean
   role: Role
-  /** When the agent last reported a change of role (annotation, else its latest Event). */
+  /** When the agent last reported a change of role (its condition, else its latest Event). */
   roleChangedAt?: string
   /** The role was reported by an earlier run of the container, or the container is not running: not to be believed. */
   stale: boolean
@@ -76,10 +79,10 @@ function eventTime(e: CoreV1Event): string {
 
 function podStatus(pod: V1Pod, latestEvent: CoreV1Event | undefined, now: Date): PodStatus {
   const container = pod.status?.containerStatuses?.[0]
-  const label = pod.metadata?.labels?.[ROLE_LABEL]
-  const role: Role = label === 'master' || label === 'backup' ? label : 'unknown'
-  const annotated = pod.metadata?.annotations?.[ROLE_CHANGED_ANNOTATION]
-  const roleChangedAt = annotated ?? (latestEvent ? eventTime(latestEvent) : undefined)
+  const reported = pod.status?.conditions?.find((c) => c.type === ROLE_CONDITION && c.status === 'True')
+  const role: Role = (reported?.reason !== undefined && ROLE_REASONS[reported.reason]) || 'unknown'
+  const changed = role === 'unknown' ? undefined : reported?.lastTransitionTime
+  const roleChangedAt = changed ? new Date(changed).toISOString() : latestEvent ? eventTime(latestEvent) : undefined
   const startedAt = container?.state?.running?.startedAt
   const running = pod.status?.phase === 'Running' && startedAt !== undefined
   const reportedBeforeStart = roleChangedAt !== undefined && startedAt !== undefined && new Date(roleChangedAt) < new Date(startedAt)

@@ -1,0 +1,160 @@
+// What the agent's ServiceAccount may do, proven against the real API server with the token a kubelet would
+// mount: one from the TokenRequest API, bound to the agent's pod. The install is made by the CLI, so these
+// are the Role and admission policy karp really ships.
+import assert from 'node:assert/strict'
+import {after, before, describe, it} from 'node:test'
+
+import {ApiException, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod} from '@kubernetes/client-node'
+
+import type {StatusResult} from '../../src/lib/status/status.js'
+import {controlPlaneNode, createFakeNodes, deleteFakeNodes} from '../cluster/nodes.js'
+import {karp} from '../helpers/karp.js'
+import {clientWithToken, reportRole, roleCondition, serviceAccountToken, strategicMerge} from './agent-identity.js'
+import {clusterOrSkip} from './cluster-env.js'
+
+const cluster = clusterOrSkip()
+const LABEL = 'karp-test/agent-rbac'
+const NS = 'rbac-a'
+const nodes = [1, 2].map((i) => controlPlaneNode(`rbac-cp${i}`, `10.79.0.1${i}`, {[LABEL]: 'yes'}))
+const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
+
+/** The HTTP status the API server refused a call with (0 when it did not refuse). */
+async function refusal(call: () => Promise<unknown>): Promise<{code: number; message: string}> {
+  try {
+    await call()
+    return {code: 0, message: ''}
+  } catch (error) {
+    if (!(error instanceof ApiException)) throw error
+    const body = typeof error.body === 'string' ? (JSON.parse(error.body) as {message?: string}) : (error.body as {message?: string})
+    return {code: error.code, message: body?.message ?? ''}
+  }
+}
+
+describe('the agent\'s token: its own pod\'s role condition, nothing else', {skip: cluster.skip}, () => {
+  let admin: CoreV1Api
+  let kc: KubeConfig
+  let own: V1Pod
+  let other: V1Pod
+  let agent: CoreV1Api
+  const ref = (pod: V1Pod) => ({name: pod.metadata?.name as string, namespace: NS})
+
+  before(async () => {
+    kc = new KubeConfig()
+    kc.loadFromFile(cluster.kubeconfig)
+    admin = kc.makeApiClient(CoreV1Api)
+    await createFakeNodes(kc, nodes)
+    const installed = await karp(['install', '--kubeconfig', cluster.kubeconfig, '-n', NS, '--vip', '10.79.0.250', '--vhid', '41', '--node-selector', `${LABEL}=yes`, '--timeout', '90s', '--json'])
+    assert.equal(installed.exitCode, 0, installed.stderr)
+    const pods = (await admin.listNamespacedPod({namespace: NS, labelSelector: 'app.kubernetes.io/instance=karp'})).items
+    assert.equal(pods.length, 2)
+    ;[own, other] = pods.sort((a, b) => (a.spec?.nodeName ?? '').localeCompare(b.spec?.nodeName ?? '')) as [V1Pod, V1Pod]
+    agent = clientWithToken(cluster, await serviceAccountToken(admin, own)).core
+  })
+
+  after(async () => {
+    if (!kc) return
+    await karp(['uninstall', '--kubeconfig', cluster.kubeconfig, '-n', NS, '--yes', '--timeout', '60s'])
+    await deleteFakeNodes(kc, nodes.map((n) => n.name))
+  })
+
+  it('reports its own role as a pod condition, leaving the kubelet\'s conditions as they were', async () => {
+    const before = await admin.readNamespacedPodStatus(ref(own))
+    const patched = await reportRole(agent, ref(own), 'master')
+    const condition = patched.status?.conditions?.find((c) => c.type === 'karp.io/role')
+    assert.deepEqual([condition?.status, condition?.reason], ['True', 'Master'])
+    const others = (p: V1Pod) => JSON.stringify(p.status?.conditions?.filter((c) => c.type !== 'karp.io/role'))
+    assert.equal(others(patched), others(before))
+    // And again, as the next transition: the condition is replaced, not added.
+    const again = await reportRole(agent, ref(own), 'backup')
+    assert.deepEqual(again.status?.conditions?.filter((c) => c.type === 'karp.io/role').map((c) => c.reason), ['Backup'])
+  })
+
+  it('may not touch another karp pod', async () => {
+    const refused = await refusal(() => reportRole(agent, ref(other), 'master'))
+    assert.notEqual(refused.code, 0, 'patched another pod\'s status')
+    assert.match(refused.message, /the karp agent may only report on its own pod/)
+    const after = await admin.readNamespacedPodStatus(ref(other))
+    assert.ok(!after.status?.conditions?.some((c) => c.type === 'karp.io/role' && c.reason === 'Master'))
+    const labelled = await refusal(() => agent.patchNamespacedPod({...ref(other), body: {metadata: {labels: {'karp.io/role': 'master'}}}}, merge))
+    assert.equal(labelled.code, 403)
+  })
+
+  it('may not change a container image, through the pod or its status', async () => {
+    const image = own.spec?.containers[0]?.image
+    const body = {spec: {containers: [{name: 'agent', image: 'evil.example/agent:latest'}]}}
+    const direct = await refusal(() => agent.patchNamespacedPod({...ref(own), body}, strategicMerge))
+    assert.equal(direct.code, 403, direct.message)
+    assert.match(direct.message, /cannot patch resource "pods"/)
+    // Through pods/status the API server drops any spec change; whatever the answer, the image stays.
+    await refusal(() => agent.patchNamespacedPodStatus({...ref(own), body}, strategicMerge))
+    for (const pod of [own, other]) assert.equal((await admin.readNamespacedPod(ref(pod))).spec?.containers[0]?.image, image)
+    const replaced = await refusal(() => agent.replaceNamespacedPod({...ref(own), body: {...own, spec: {...own.spec!, containers: [{name: 'agent', image: 'evil.example/agent:latest'}]}}}))
+    assert.equal(replaced.code, 403)
+  })
+
+  it('may not change anything else of its own pod through pods/status', async () => {
+    const attempts: Array<[string, object, RegExp]> = [
+      ['a label', {metadata: {labels: {'app.kubernetes.io/instance': 'elsewhere'}}}, /may not change its pod's labels, annotations or finalizers/],
+      ['an annotation', {metadata: {annotations: {'karp.io/note': 'x'}}}, /may not change its pod's labels, annotations or finalizers/],
+      ['a finalizer', {metadata: {finalizers: ['karp.io/stuck']}}, /may not change its pod's labels, annotations or finalizers/],
+      ['the phase', {status: {phase: 'Failed'}}, /may only change its role condition/],
+      ['a container status', {status: {containerStatuses: [{name: 'agent', ready: false, restartCount: 99}]}}, /may only change its role condition/],
+      ['the status message', {status: {message: 'all is well', reason: 'Fine'}}, /may only change its role condition/],
+      ['the Ready condition', {status: {conditions: [{type: 'Ready', status: 'False'}]}}, /may only change its role condition/],
+      ['a condition of its own choosing', {status: {conditions: [{type: 'example.com/other', status: 'True'}]}}, /may only change its role condition/],
+    ]
+    const before = await admin.readNamespacedPod(ref(own))
+    for (const [what, body, message] of attempts) {
+      const refused = await refusal(() => agent.patchNamespacedPodStatus({...ref(own), body}, strategicMerge))
+      assert.notEqual(refused.code, 0, `changed ${what}`)
+      assert.match(refused.message, message, what)
+    }
+    const after = await admin.readNamespacedPod(ref(own))
+    assert.deepEqual([after.metadata?.labels, after.metadata?.annotations, after.metadata?.finalizers, after.status], [
+      before.metadata?.labels, before.metadata?.annotations, before.metadata?.finalizers, before.status,
+    ])
+  })
+
+  it('may not read the Secret or anything else', async () => {
+    for (const [what, call] of [
+      ['the Secret', () => agent.readNamespacedSecret({name: 'karp', namespace: NS})],
+      ['Secrets', () => agent.listNamespacedSecret({namespace: NS})],
+      ['its own pod', () => agent.readNamespacedPod(ref(own))],
+      ['pods', () => agent.listNamespacedPod({namespace: NS})],
+      ['another namespace\'s pods', () => agent.listNamespacedPod({namespace: 'kube-system'})],
+    ] as const) {
+      const refused = await refusal(call)
+      assert.equal(refused.code, 403, `read ${what}`)
+    }
+  })
+
+  it('posts Events about its own pod only', async () => {
+    const event = (pod: V1Pod) => ({
+      metadata: {generateName: `${pod.metadata?.name}.`},
+      involvedObject: {apiVersion: 'v1', kind: 'Pod', name: pod.metadata?.name, namespace: NS},
+      reason: 'BecameMaster', message: 'test', type: 'Normal', source: {component: 'karp-agent'}, reportingComponent: 'karp.io/agent', reportingInstance: 'x',
+    })
+    const created = await agent.createNamespacedEvent({namespace: NS, body: event(own)})
+    assert.ok(created.metadata?.name)
+    const refused = await refusal(() => agent.createNamespacedEvent({namespace: NS, body: event(other)}))
+    assert.match(refused.message, /may only post Events about its own pod/)
+  })
+
+  it('refuses a token that is not bound to a pod, even for the agent\'s own ServiceAccount', async () => {
+    const unbound = clientWithToken(cluster, await serviceAccountToken(admin, own, false)).core
+    const refused = await refusal(() => reportRole(unbound, ref(own), 'master'))
+    assert.notEqual(refused.code, 0)
+    assert.match(refused.message, /must use the token the kubelet mounts, bound to its pod/)
+  })
+
+  it('is what karp status reads the role from', async () => {
+    await reportRole(agent, ref(own), 'master')
+    const otherAgent = clientWithToken(cluster, await serviceAccountToken(admin, other)).core
+    await otherAgent.patchNamespacedPodStatus({...ref(other), body: {status: {conditions: [roleCondition('backup')]}}}, strategicMerge)
+    const run = await karp(['status', '--kubeconfig', cluster.kubeconfig, '-n', NS, '--no-probe', '--json'])
+    assert.equal(run.exitCode, 0, run.stdout + run.stderr)
+    const install = (run.json as StatusResult).installs[0]
+    assert.deepEqual(install?.holders, [own.spec?.nodeName])
+    assert.deepEqual(install?.agents.map((a) => a.pod?.role), ['master', 'backup'])
+  })
+})
