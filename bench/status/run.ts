@@ -53,10 +53,12 @@ try {
   if (install.exitCode !== 0) throw new Error(`karp install failed: ${install.stderr}`)
   const core = kc.makeApiClient(CoreV1Api)
   const pods = await core.listNamespacedPod({namespace: 'karp-system'})
+  // The role condition, as the agents report it (agent/lib.sh), so karp status sees one holder.
   for (const [i, pod] of pods.items.entries()) {
-    await core.patchNamespacedPod(
-      {name: pod.metadata?.name as string, namespace: 'karp-system', body: {metadata: {labels: {'karp.io/role': i === 0 ? 'master' : 'backup'}}}},
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    const condition = {type: 'karp.io/role', status: 'True', reason: i === 0 ? 'Master' : 'Backup', lastTransitionTime: new Date()}
+    await core.patchNamespacedPodStatus(
+      {name: pod.metadata?.name as string, namespace: 'karp-system', body: {status: {conditions: [condition]}}},
+      setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
     )
   }
 

@@ -7,6 +7,7 @@ import {execa} from 'execa'
 import type {StatusResult} from '../../src/lib/status/status.js'
 import {controlPlaneNode, createFakeNodes, deleteFakeNodes, setNodeReady} from '../cluster/nodes.js'
 import {karp, karpBin} from '../helpers/karp.js'
+import {clientWithToken, reportRole, serviceAccountToken} from './agent-identity.js'
 import {clusterOrSkip} from './cluster-env.js'
 
 const cluster = clusterOrSkip()
@@ -28,13 +29,12 @@ describe('karp status against a real control plane', {skip: cluster.skip}, () =>
     return {exitCode: run.exitCode, result: run.json as StatusResult, stderr: run.stderr}
   }
 
-  /** Stands in for the agents: the role label and its time, as agent/lib.sh reports them. */
+  /** Stands in for the agents: the role condition, as agent/lib.sh reports it, with each pod's own bound token. */
+  const agents: Record<string, CoreV1Api> = {}
   async function report(node: string, role: 'master' | 'backup') {
     const pod = pods[node] as V1Pod
-    await core.patchNamespacedPod(
-      {name: pod.metadata?.name as string, namespace: NS, body: {metadata: {labels: {'karp.io/role': role}, annotations: {'karp.io/role-changed-at': new Date().toISOString()}}}},
-      merge,
-    )
+    agents[node] ??= clientWithToken(cluster, await serviceAccountToken(core, pod)).core
+    await reportRole(agents[node], {name: pod.metadata?.name as string, namespace: NS}, role)
   }
 
   before(async () => {
