@@ -5,6 +5,7 @@ import {KubeConfig} from '@kubernetes/client-node'
 import {UsageError} from '../errors.js'
 import {fromJsYamlError, parseErrorMessage} from './parse-error.js'
 import {readKubeconfigBytes, shownPath} from './read-file.js'
+import {refuseAliasBomb} from './yaml-limits.js'
 
 /**
  * One kubeconfig file as @kubernetes/client-node reads it (what loadFromFile does), but read through the
@@ -12,6 +13,7 @@ import {readKubeconfigBytes, shownPath} from './read-file.js'
  */
 export function loadClientConfig(path: string): KubeConfig {
   const text = readKubeconfigBytes(path).toString('utf8')
+  refuseAliasBomb(path, text)
   const config = new KubeConfig()
   try {
     config.loadFromString(text)

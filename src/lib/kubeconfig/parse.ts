@@ -3,6 +3,7 @@ import {type Document, isMap, isNode, isScalar, isSeq, parseDocument, type YAMLM
 import {UsageError} from '../errors.js'
 import {fromYamlError, parseErrorMessage} from './parse-error.js'
 import {readKubeconfigBytes, shownPath} from './read-file.js'
+import {boundedData} from './yaml-limits.js'
 
 export type ListKey = 'clusters' | 'contexts' | 'users'
 
@@ -27,27 +28,6 @@ export interface NamedEntry {
 
 const INNER_KEY: Record<ListKey, string> = {clusters: 'cluster', contexts: 'context', users: 'user'}
 
-/**
- * Aliases may be expanded this many times in all (the yaml library's default, stated because it is what
- * stops an alias bomb, "billion laughs", from growing a few KB of text into gigabytes of data). kubectl's
- * own files use no aliases; hand-written ones use a few.
- */
-const MAX_ALIAS_COUNT = 100
-
-/** The document as plain data, or a one-line UsageError when it cannot become data. */
-function toData(path: string, doc: Document.Parsed): Record<string, unknown> | null {
-  try {
-    return (doc.toJS({maxAliasCount: MAX_ALIAS_COUNT}) ?? null) as Record<string, unknown> | null
-  } catch (error) {
-    if (error instanceof ReferenceError) {
-      const bomb = error.message.startsWith('Excessive alias count')
-      throw new UsageError(`kubeconfig ${shownPath(path)} ${bomb ? `expands YAML aliases more than ${MAX_ALIAS_COUNT} times (an alias bomb?); karp refuses it` : 'has a YAML alias that cannot be resolved'}`)
-    }
-    if (error instanceof RangeError) throw new UsageError(`kubeconfig ${shownPath(path)} is nested too deeply to be a kubeconfig`)
-    throw error
-  }
-}
-
 /** Parses kubeconfig text; every failure is the user's file's problem (exit 2) and names the file. */
 export function parseKubeconfig(path: string, bytes: Buffer): KubeconfigFile {
   const text = bytes.toString('utf8')
@@ -60,7 +40,7 @@ export function parseKubeconfig(path: string, bytes: Buffer): KubeconfigFile {
   if (contents !== null && !isMap(contents) && !(isScalar(contents) && contents.value === null)) {
     throw new UsageError(`kubeconfig ${shownPath(path)} is not a kubeconfig: expected a mapping with clusters, contexts and users at the top`)
   }
-  const data = toData(path, doc)
+  const data = (boundedData(path, doc) ?? null) as Record<string, unknown> | null
   const file: KubeconfigFile = {path, bytes, text, doc, data}
   // Shape checks, as kubectl's decoding would fail on them; names must be unique within one file.
   for (const key of ['clusters', 'contexts', 'users'] as const) {
