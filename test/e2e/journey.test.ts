@@ -19,7 +19,7 @@ const NAMESPACE = 'karp-system'
 const log = (line: string) => console.error(`# journey: ${line}`)
 
 interface PodList {
-  items: {metadata: {name: string; labels?: Record<string, string>}; spec: {nodeName?: string}; status: {phase?: string}}[]
+  items: {metadata: {name: string; labels?: Record<string, string>}; spec: {nodeName?: string}; status: {phase?: string; conditions?: {type: string; reason?: string}[]}}[]
 }
 
 describe('the user journey: install, hold, fail over, keep kubectl working', {skip}, () => {
@@ -130,8 +130,9 @@ describe('the user journey: install, hold, fail over, keep kubectl working', {sk
     holder = await jl.lab.waitForOneHolder(30_000)
     log(`VIP ${VIP} held by ${holder}`)
     assert.equal(await statusHolder(), holder, 'karp status names the node that has the VIP')
-    const roles = Object.fromEntries((await pods()).map((p) => [p.spec.nodeName, p.metadata.labels?.['karp.io/role']]))
-    for (const n of jl.lab.nodes) assert.equal(roles[n.name], n.name === holder ? 'master' : 'backup', `role label of ${n.name}`)
+    // Each agent reported its role in its own pod's status, with its pod-bound token, under karp's admission policy.
+    const roles = Object.fromEntries((await pods()).map((p) => [p.spec.nodeName, p.status.conditions?.find((c) => c.type === 'karp.io/role')?.reason]))
+    for (const n of jl.lab.nodes) assert.equal(roles[n.name], n.name === holder ? 'Master' : 'Backup', `role condition of ${n.name}`)
 
     const cert = await karpJson<CheckCertResult>(['check-cert'])
     assert.equal(cert.vip, VIP)
@@ -153,7 +154,7 @@ describe('the user journey: install, hold, fail over, keep kubectl working', {sk
     // The killed agent leaves the VIP where it was; a backup takes over, the restarted agent drops its stale VIP.
     const next = await jl.lab.waitForOneHolder(40_000, holder)
     assert.equal(await statusHolder(holder), next)
-    // The crashed node's agent was restarted by its kubelet and reports backup; its old master label is history.
+    // The crashed node's agent was restarted by its kubelet and reports backup; its old master role is history.
     const status = (await jl.karp(['status', '--json'])).json as StatusResult
     const crashed = status.installs[0]?.agents.find((a) => a.node === holder)?.pod
     assert.deepEqual([crashed?.restarts, crashed?.role, crashed?.stale], [1, 'backup', false], JSON.stringify(crashed))

@@ -1,6 +1,7 @@
-// Role reporting against the real control plane (test/global-setup.ts): the agents in the netns lab label
-// their pods karp.io/role=master|backup and post an Event per transition, with a service-account token
-// that has exactly the RBAC rules templates/rbac.yaml grants. The API server listens on loopback of the
+// Role reporting against the real control plane (test/global-setup.ts): the agents in the netns lab report
+// the condition karp.io/role (reason Master|Backup) in their pods' status and post an Event per transition,
+// each with a service-account token bound to its own pod, under the Role and admission policy karp renders.
+// The API server listens on loopback of the
 // root namespace; a socat pair bridges it through a Unix socket to 127.0.0.1:6445 inside each node, where
 // the agent finds it as KUBERNETES_SERVICE_HOST/PORT (no lab address ever reaches the root namespace).
 import assert from 'node:assert/strict'
@@ -8,6 +9,8 @@ import {copyFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {execa} from 'execa'
+import {validateVipInput} from '../../src/lib/config/vip-config.js'
+import {renderManifests} from '../../src/lib/manifests/render.js'
 import {clusterOrSkip, uniqueName} from '../integration/cluster-env.js'
 import {Lab, labSkipReason, waitFor} from './lab.js'
 
@@ -27,16 +30,23 @@ describe('role reporting through a real API server', {skip: skip || cluster.skip
   const kubectl = (args: string[], input?: string) =>
     execa(join(cluster.binDir, 'kubectl'), ['--kubeconfig', cluster.kubeconfig, ...args], {input})
 
+  type Condition = {type: string; status: string; reason?: string; lastTransitionTime?: string}
   async function podRoles(): Promise<Record<string, string | undefined>> {
     const out = await kubectl(['get', 'pods', '-n', namespace, '-o', 'json'])
-    const pods = JSON.parse(out.stdout) as {items: {metadata: {name: string; labels?: Record<string, string>; annotations?: Record<string, string>}}[]}
+    const pods = JSON.parse(out.stdout) as {items: {metadata: {name: string; labels?: Record<string, string>}; status?: {conditions?: Condition[]}}[]}
+    const roles: Record<string, string | undefined> = {}
     for (const p of pods.items) {
-      // Every role label comes with the time it was reported, which karp status shows and judges staleness by.
-      const role = p.metadata.labels?.['karp.io/role']
-      const at = p.metadata.annotations?.['karp.io/role-changed-at']
-      if (role) assert.ok(at && Math.abs(Date.now() - Date.parse(at)) < 10 * 60_000, `${p.metadata.name}: role ${role} without a recent karp.io/role-changed-at (${at})`)
+      const role = p.status?.conditions?.find((c) => c.type === 'karp.io/role')
+      // Every role comes with the time it changed, which karp status shows and judges staleness by.
+      if (role) {
+        const at = role.lastTransitionTime
+        assert.ok(at && Math.abs(Date.now() - Date.parse(at)) < 10 * 60_000, `${p.metadata.name}: role ${role.reason} without a recent lastTransitionTime (${at})`)
+        assert.equal(role.status, 'True')
+      }
+      assert.equal(p.metadata.labels?.['karp.io/role'], undefined, 'no role label: the agent may not change labels')
+      roles[p.metadata.name] = role?.reason?.toLowerCase()
     }
-    return Object.fromEntries(pods.items.map((p) => [p.metadata.name, p.metadata.labels?.['karp.io/role']]))
+    return roles
   }
 
   async function events(): Promise<KubeEvent[]> {
@@ -46,32 +56,28 @@ describe('role reporting through a real API server', {skip: skip || cluster.skip
 
   async function waitForRoles(master: string): Promise<void> {
     let roles: Record<string, string | undefined> = {}
-    await waitFor(`pod labels naming ${master} master`, 20_000, async () => {
+    await waitFor(`pod conditions naming ${master} master`, 20_000, async () => {
       roles = await podRoles()
       return lab.nodes.every((n) => roles[`karp-${n.name}`] === (n.name === master ? 'master' : 'backup'))
     }, () => JSON.stringify(roles))
   }
 
+  // What karp ships for the agent's identity: its ServiceAccount, Role, RoleBinding and admission policy.
+  const identity = renderManifests({...validateVipInput({namespace}).settings, vip: '10.77.0.10', password: 'unused'}).filter((o) =>
+    ['ServiceAccount', 'Role', 'RoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].includes(o.kind),
+  )
+
   before(async () => {
     await kubectl(['create', 'namespace', namespace])
-    await kubectl(['create', 'serviceaccount', 'karp', '-n', namespace])
-    const role = {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'Role',
-      metadata: {name: 'karp', namespace},
-      rules: [
-        {apiGroups: [''], resources: ['pods'], verbs: ['get', 'patch']},
-        {apiGroups: [''], resources: ['events'], verbs: ['create']},
-      ],
-    }
-    await kubectl(['apply', '-f', '-'], JSON.stringify(role))
-    await kubectl(['create', 'rolebinding', 'karp', '--role=karp', `--serviceaccount=${namespace}:karp`, '-n', namespace])
-    const token = (await kubectl(['create', 'token', 'karp', '-n', namespace, '--duration=1h'])).stdout.trim()
+    await kubectl(['apply', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'List', items: identity}))
 
     lab = await Lab.create(3)
     for (const n of lab.nodes) {
-      const pod = {apiVersion: 'v1', kind: 'Pod', metadata: {name: `karp-${n.name}`, namespace}, spec: {containers: [{name: 'agent', image: 'karp.invalid/agent:test'}]}}
+      const name = `karp-${n.name}`
+      const pod = {apiVersion: 'v1', kind: 'Pod', metadata: {name, namespace}, spec: {serviceAccountName: 'karp', containers: [{name: 'agent', image: 'karp.invalid/agent:test'}]}}
       await kubectl(['apply', '-f', '-'], JSON.stringify(pod))
+      // As the kubelet mounts it: bound to the pod, so the policy lets the agent report on this pod only.
+      const token = (await kubectl(['create', 'token', 'karp', '-n', namespace, '--duration=1h', '--bound-object-kind=Pod', `--bound-object-name=${name}`])).stdout.trim()
       writeFileSync(join(n.dir, 'token'), `${token}\n`, {mode: 0o600})
       copyFileSync(cluster.caFile, join(n.dir, 'ca.crt'))
     }
@@ -91,9 +97,10 @@ describe('role reporting through a real API server', {skip: skip || cluster.skip
   after(async () => {
     await lab?.destroy()
     await kubectl(['delete', 'namespace', namespace, '--wait=false']).catch(() => undefined)
+    for (const o of identity.filter((i) => !i.metadata.namespace)) await kubectl(['delete', o.kind, o.metadata.name, '--ignore-not-found']).catch(() => undefined)
   })
 
-  it('labels the holder master and the others backup, and records each transition as an Event', async () => {
+  it('reports the holder master and the others backup, and records each transition as an Event', async () => {
     const holder = await lab.waitForOneHolder()
     await waitForRoles(holder)
     await waitFor('a BecameMaster event for the holder', 20_000, async () =>
@@ -106,12 +113,12 @@ describe('role reporting through a real API server', {skip: skip || cluster.skip
     for (const n of lab.nodes) assert.doesNotMatch(lab.agentLog(n), /warning=report/)
   })
 
-  it('moves the master label with the VIP on a graceful handover', async () => {
+  it('moves the master role with the VIP on a graceful handover', async () => {
     const old = await lab.waitForOneHolder()
     await lab.stopAgent(lab.node(old))
     const holder = await lab.waitForOneHolder(20_000, old)
     let roles: Record<string, string | undefined> = {}
-    await waitFor(`${holder} labelled master and ${old} backup`, 20_000, async () => {
+    await waitFor(`${holder} reported master and ${old} backup`, 20_000, async () => {
       roles = await podRoles()
       return roles[`karp-${holder}`] === 'master' && roles[`karp-${old}`] === 'backup'
     }, () => JSON.stringify(roles))
