@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict'
-import {chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
+import {execFileSync, spawn, spawnSync} from 'node:child_process'
+import {createHash} from 'node:crypto'
+import {chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync} from 'node:fs'
+import {hostname} from 'node:os'
 import {basename, dirname, join} from 'node:path'
 import {describe, it} from 'node:test'
+import {fileURLToPath} from 'node:url'
 
 import {parse} from 'yaml'
 
@@ -141,11 +145,12 @@ describe('rewrite: safe write', () => {
     assert.deepEqual(strayFiles(t.dir, []), [])
   })
 
-  it('waits for nobody: a kubectl lock file (<file>.lock) means someone is writing it (exit 4)', async () => {
+  it('waits for nobody: a fresh kubectl lock file (<file>.lock, empty) means someone is writing it (exit 4)', async () => {
     const t = tempCopies('k3s.yaml')
     const file = t.path('k3s.yaml')
     writeFileSync(`${file}.lock`, '')
-    await rejects(rewrite({kubeconfig: file}), ExitCode.checkFailed, /k3s\.yaml\.lock exists: kubectl or karp is writing/)
+    const error = await rejects(rewrite({kubeconfig: file}), ExitCode.checkFailed, /k3s\.yaml\.lock exists: kubectl or another program is writing .*k3s\.yaml right now \(the lock is \d+ s old\); nothing was changed$/)
+    assert.match(error.hint ?? '', /run the command again in a moment; a lock older than 60 s is stale: rm -- '.*k3s\.yaml\.lock'$/)
     assert.equal(readFileSync(file, 'utf8'), fixtureText('k3s.yaml'))
     assert.deepEqual(strayFiles(t.dir, ['k3s.yaml', 'k3s.yaml.lock']), [])
   })
@@ -155,6 +160,141 @@ describe('rewrite: safe write', () => {
     linkSync(t.path('k3s.yaml'), join(t.dir, 'other-name'))
     const result = await rewrite({kubeconfig: t.path('k3s.yaml')})
     assert.match(result.warnings.join('\n'), /has 2 hard links/)
+  })
+})
+
+/** Runs the command a refusal told the user to run, exactly as given, in a shell. */
+function runAsTold(message: string): void {
+  const command = /rm -- '[^']*'/.exec(message)?.[0]
+  assert.ok(command, `no rm command in: ${message}`)
+  execFileSync('sh', ['-c', command])
+}
+
+describe('rewrite: kubectl\'s lock (<file>.lock)', () => {
+  it('holds the lock with its pid and host while writing, and removes it after', async () => {
+    const t = tempCopies('k3s.yaml')
+    const file = t.path('k3s.yaml')
+    let lock: string | undefined
+    await rewrite({kubeconfig: file}, {beforeRename: () => void (lock = readFileSync(`${file}.lock`, 'utf8'))})
+    assert.equal(lock, `${process.pid} ${hostname()}\n`)
+    assert.ok(!existsSync(`${file}.lock`))
+  })
+
+  it('a lock whose process is gone is stale: the message says so and gives the exact rm command, which works', async () => {
+    const t = tempCopies('k3s.yaml')
+    const file = t.path('k3s.yaml')
+    const dead = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], {encoding: 'utf8'})
+    const pid = Number(dead.stdout.trim())
+    writeFileSync(`${file}.lock`, `${pid} ${hostname()}\n`)
+    const error = await rejects(
+      rewrite({kubeconfig: file}),
+      ExitCode.checkFailed,
+      new RegExp(`k3s\\.yaml\\.lock is stale: process ${pid}, which created it \\d+ s ago, is no longer running, so nothing is writing .*k3s\\.yaml; remove the lock: rm -- '.*k3s\\.yaml\\.lock'$`),
+    )
+    assert.match(error.hint ?? '', /nothing was changed/)
+    assert.equal(readFileSync(file, 'utf8'), fixtureText('k3s.yaml'))
+    runAsTold(error.message)
+    assert.deepEqual(strayFiles(t.dir, ['k3s.yaml']), [])
+    assert.equal((await rewrite({kubeconfig: file, backup: false})).changed, true)
+  })
+
+  it('a lock whose process still runs is a live writer: try again, not rm', async () => {
+    const t = tempCopies('k3s.yaml')
+    const file = t.path('k3s.yaml')
+    const writer = spawn('sleep', ['60'])
+    try {
+      writeFileSync(`${file}.lock`, `${writer.pid} ${hostname()}\n`)
+      // Old enough to be stale by age: a running process still wins.
+      const old = new Date(Date.now() - 3600_000)
+      utimesSync(`${file}.lock`, old, old)
+      const error = await rejects(
+        rewrite({kubeconfig: file}),
+        ExitCode.checkFailed,
+        new RegExp(`k3s\\.yaml is being written by process ${writer.pid}, which holds .*k3s\\.yaml\\.lock \\(for 3600 s\\) and is still running; nothing was changed$`),
+      )
+      assert.match(error.hint ?? '', new RegExp(`^run the command again when it has finished; if process ${writer.pid} is not kubectl or karp, the lock is stale: rm -- `))
+      assert.doesNotMatch(error.message, /stale/)
+    } finally {
+      writer.kill()
+    }
+  })
+
+  it('an empty lock (kubectl makes it so) older than a minute is stale by age: the exact rm command', async () => {
+    const t = tempCopies('k3s.yaml')
+    const file = t.path('k3s.yaml')
+    writeFileSync(`${file}.lock`, '')
+    const old = new Date(Date.now() - 5 * 60_000)
+    utimesSync(`${file}.lock`, old, old)
+    const error = await rejects(
+      rewrite({kubeconfig: file}),
+      ExitCode.checkFailed,
+      /k3s\.yaml\.lock is stale: kubectl or another program created it 300 s ago, and kubectl and karp hold their lock only while writing the file \(well under a second\); remove the lock: rm -- '.*k3s\.yaml\.lock'$/,
+    )
+    assert.equal(readFileSync(file, 'utf8'), fixtureText('k3s.yaml'))
+    runAsTold(error.message)
+    assert.equal((await rewrite({kubeconfig: file, backup: false})).changed, true)
+  })
+
+  it('a lock from another host is judged by age, naming the host', async () => {
+    const t = tempCopies('k3s.yaml')
+    const file = t.path('k3s.yaml')
+    writeFileSync(`${file}.lock`, '12345 some-other-host\n')
+    await rejects(rewrite({kubeconfig: file}), ExitCode.checkFailed, /exists: process 12345 on host some-other-host is writing .* right now/)
+  })
+})
+
+/** The temporary names write-file-atomic 8 picks in this process: sha1(its path, pid, thread, call number). */
+function writeFileAtomicNames(realPath: string, calls: number): string[] {
+  // Its own __filename, as Node resolved it (node_modules may be a symlink); karp no longer depends on it.
+  const library = join(realpathSync(fileURLToPath(new URL('../../node_modules', import.meta.url))), 'write-file-atomic', 'lib', 'index.js')
+  return Array.from({length: calls}, (_, i) =>
+    `${realPath}.${createHash('sha1').update(library).update(String(process.pid)).update('0').update(String(i + 1)).digest().readUInt32BE(0)}`,
+  )
+}
+
+describe('rewrite: the temporary file', () => {
+  it('has an unpredictable name, mode 0600 while it holds the new content, and the original mode after', async () => {
+    const t = tempCopies('k3s.yaml')
+    const file = t.path('k3s.yaml')
+    chmodSync(file, 0o644)
+    const seen: Array<{name: string; mode: number; content: string}> = []
+    const look = () => {
+      const name = strayFiles(t.dir, ['k3s.yaml', 'k3s.yaml.lock']).find((f) => !f.includes('.karp-backup-'))
+      assert.ok(name, 'a temporary file exists while writing')
+      seen.push({name, mode: statSync(join(t.dir, name)).mode & 0o7777, content: readFileSync(join(t.dir, name), 'utf8')})
+    }
+    await rewrite({kubeconfig: file, backup: false}, {beforeRename: look})
+    await rewrite({kubeconfig: file, backup: false, vip: '192.168.1.251'}, {beforeRename: look})
+    for (const temp of seen) {
+      assert.match(temp.name, /^k3s\.yaml\.karp-tmp-[A-Za-z0-9_-]{16}$/)
+      assert.equal(temp.mode, 0o600, `${temp.name} is 0600 while it exists`)
+    }
+    assert.notEqual(seen[0]?.name, seen[1]?.name)
+    assert.match(seen[1]?.content ?? '', /server: https:\/\/192\.168\.1\.251:6443/, 'written whole before the rename')
+    assert.equal(statSync(file).mode & 0o7777, 0o644, 'the original mode is kept')
+    assert.deepEqual(strayFiles(t.dir, ['k3s.yaml']), [])
+  })
+
+  it('never follows a symlink planted at a temporary name someone could predict', async () => {
+    const t = tempCopies('k3s.yaml')
+    const file = t.path('k3s.yaml')
+    const attacker = tempDir()
+    const planted = writeFileAtomicNames(file, 300)
+    planted.forEach((name, i) => symlinkSync(join(attacker, `stolen-${i}`), name))
+    await rewrite({kubeconfig: file})
+    assert.deepEqual(readdirSync(attacker), [], 'no credential was written through a planted link')
+    assert.ok(lstatSync(file).isFile(), 'the kubeconfig is still a regular file, not a planted link')
+    assert.match(readFileSync(file, 'utf8'), /server: https:\/\/192\.168\.1\.250:6443/)
+    for (const name of planted) assert.ok(lstatSync(name).isSymbolicLink())
+  })
+
+  it('backups are 0600 whatever the kubeconfig\'s mode, with its owner', async () => {
+    const t = tempCopies('k3s.yaml')
+    const file = t.path('k3s.yaml')
+    chmodSync(file, 0o644)
+    const result = await rewrite({kubeconfig: file})
+    assert.equal(statSync(result.backup ?? '').mode & 0o7777, 0o600)
+    assert.deepEqual(readFileSync(result.backup ?? ''), Buffer.from(fixtureText('k3s.yaml')))
   })
 })
 

@@ -11,7 +11,7 @@ import {listKarpInstalls} from '../kube/karp-installs.js'
 import {addClusterAndContext, type EditResult, setClusterServer} from './document-edit.js'
 import {locateKubeconfig} from './locate.js'
 import {type KubeconfigFile, readKubeconfig} from './parse.js'
-import {type BeforeRename, checkWritable, replaceAtomically, resolveWriteTarget, writeBackup} from './safe-write.js'
+import {type BeforeRename, checkWritable, commitKubeconfig, resolveWriteTarget} from './safe-write.js'
 import {merged, selectContext, type Selection} from './select.js'
 import {parseServer, pointsAt, vipServer} from './server-url.js'
 import {apiAnswers, contextConfig} from './verify.js'
@@ -294,14 +294,8 @@ export async function rewriteKubeconfig(options: RewriteOptions, seams: RewriteS
 
   const now = (seams.now ?? (() => new Date()))()
   const written = Buffer.from(edit.text, 'utf8')
-  const backup = options.backup === false ? null : writeBackup(target, file.bytes, now)
-  try {
-    await replaceAtomically(target, written, file.bytes, seams.beforeRename)
-  } catch (error) {
-    // Nothing was written: a backup of content that is no longer current would only mislead.
-    if (backup) unlinkSync(backup)
-    throw error
-  }
+  // Under kubectl's lock; on any failure or interruption nothing is left behind and the file is as it was.
+  const {backup} = await commitKubeconfig(target, written, file.bytes, {backupAt: options.backup === false ? undefined : now, beforeRename: seams.beforeRename})
   progress(`wrote ${target.realPath}${backup ? ` (backup: ${backup})` : ''}`)
   const result: KubeconfigRewriteResult = {...base, backup, changed: true}
   if (options.verify === false) return result
@@ -317,7 +311,7 @@ export async function rewriteKubeconfig(options: RewriteOptions, seams: RewriteS
 
   // Never leave a kubeconfig that does not work: put the original back, unless someone wrote the file since.
   try {
-    await replaceAtomically(target, file.bytes, written)
+    await commitKubeconfig(target, file.bytes, written)
   } catch (error) {
     throw new UnreachableError(
       `the API server did not answer through ${newServer} (${answer.message}), and karp could not restore ${target.realPath}: ${(error as Error).message}`,

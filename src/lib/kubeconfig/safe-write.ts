@@ -1,23 +1,28 @@
+import {randomBytes} from 'node:crypto'
 import {
   accessSync,
   closeSync,
   constants,
   fchmodSync,
   fchownSync,
+  fstatSync,
   fsyncSync,
+  lstatSync,
   openSync,
-  readFileSync,
+  readSync,
   realpathSync,
+  renameSync,
   type Stats,
   statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs'
+import {hostname} from 'node:os'
 import {dirname} from 'node:path'
 
-import writeFileAtomic from 'write-file-atomic'
-
 import {CheckFailedError, UsageError} from '../errors.js'
+import {InterruptGuard} from './interrupt-guard.js'
+import {readKubeconfigBytes, shownPath} from './read-file.js'
 
 /** The file a kubeconfig path really is: symlinks resolved, so the write goes through to the target. */
 export interface WriteTarget {
@@ -29,14 +34,15 @@ export interface WriteTarget {
   stat: Stats
 }
 
-/** Called inside the write, after the temporary file exists and just before the on-disk check and rename. */
+/** Called inside the write, after the temporary file is written and just before the on-disk check and rename. */
 export type BeforeRename = (realPath: string) => void | Promise<void>
 
 const mode = (stat: Stats) => stat.mode & 0o7777
 const octal = (m: number) => `0${m.toString(8).padStart(3, '0')}`
+const shellQuote = (s: string) => `'${shownPath(s).replaceAll("'", `'\\''`)}'`
 
 function describe(target: WriteTarget): string {
-  return target.realPath === target.path ? target.path : `${target.path} (a symlink to ${target.realPath})`
+  return target.realPath === target.path ? shownPath(target.path) : `${shownPath(target.path)} (a symlink to ${shownPath(target.realPath)})`
 }
 
 export function resolveWriteTarget(path: string): WriteTarget {
@@ -44,10 +50,10 @@ export function resolveWriteTarget(path: string): WriteTarget {
   try {
     realPath = realpathSync(path)
   } catch (error) {
-    throw new UsageError(`cannot resolve kubeconfig ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+    throw new UsageError(`cannot resolve kubeconfig ${shownPath(path)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
   }
   const stat = statSync(realPath)
-  if (!stat.isFile()) throw new UsageError(`kubeconfig ${path} is not a regular file`)
+  if (!stat.isFile()) throw new UsageError(`kubeconfig ${shownPath(path)} is not a regular file`)
   return {path, realPath, dir: dirname(realPath), stat}
 }
 
@@ -75,7 +81,7 @@ export function checkWritable(target: WriteTarget): void {
   }
   if (why || code) {
     throw new UsageError(
-      `directory ${target.dir} of kubeconfig ${target.path} is read-only (${why ?? code}): karp writes the backup and a temporary file beside the kubeconfig; nothing was changed`,
+      `directory ${shownPath(target.dir)} of kubeconfig ${shownPath(target.path)} is read-only (${why ?? code}): karp writes the backup and a temporary file beside the kubeconfig; nothing was changed`,
       hint,
     )
   }
@@ -86,33 +92,92 @@ export function backupPath(realPath: string, now: Date): string {
   return `${realPath}.karp-backup-${now.toISOString().replace(/\.\d+Z$/, 'Z').replaceAll(/[-:]/g, '')}`
 }
 
-/** Writes the original bytes beside the file, with its mode and owner; never overwrites an existing file. */
-export function writeBackup(target: WriteTarget, bytes: Buffer, now: Date): string {
-  const base = backupPath(target.realPath, now)
-  for (let n = 1; ; n++) {
-    const path = n === 1 ? base : `${base}-${n}`
-    let fd: number
-    try {
-      // 0600 until the real mode is set: a kubeconfig holds credentials.
-      fd = openSync(path, 'wx', 0o600)
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST' && n < 100) continue
-      throw new UsageError(`cannot write the backup ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; nothing was changed`)
+/** Why a write failed, in words: a full disk and a full quota are said as such. */
+function writeError(error: unknown): string {
+  const e = error as NodeJS.ErrnoException
+  if (e.code === 'ENOSPC') return 'the disk is full (ENOSPC)'
+  if (e.code === 'EDQUOT') return 'the disk quota is exceeded (EDQUOT)'
+  return e.code ?? e.message
+}
+
+/** A failure while writing beside the kubeconfig: one line naming what and why; the hint says what to do. */
+function cannotWrite(what: string, target: WriteTarget, error: unknown): UsageError {
+  if (error instanceof UsageError) return error
+  const full = ['ENOSPC', 'EDQUOT'].includes((error as NodeJS.ErrnoException).code ?? '')
+  return new UsageError(
+    `cannot write ${what}: ${writeError(error)}; nothing was changed`,
+    full ? `free space on the filesystem of ${shownPath(target.dir)}, then run again` : undefined,
+  )
+}
+
+/** Writes every byte (write(2) may write fewer than asked: a short write is continued, never ignored). */
+function writeAll(fd: number, bytes: Buffer): void {
+  for (let done = 0; done < bytes.length; ) {
+    const n = writeSync(fd, bytes, done, bytes.length - done, done)
+    if (n <= 0) throw Object.assign(new Error(`the file system accepted ${done} of ${bytes.length} bytes`), {code: 'EIO'})
+    done += n
+  }
+}
+
+/** Whether the file behind fd holds exactly these bytes: what a later read will see, not what write() claimed. */
+function holdsExactly(fd: number, bytes: Buffer): boolean {
+  if (fstatSync(fd).size !== bytes.length) return false
+  const back = Buffer.alloc(bytes.length)
+  for (let done = 0; done < back.length; ) {
+    const n = readSync(fd, back, done, back.length - done, done)
+    if (n <= 0) return false
+    done += n
+  }
+  return back.equals(bytes)
+}
+
+/**
+ * A file beside the target with an unpredictable name, created exclusively (never an existing file, never
+ * through a symlink) with mode 0600 before any byte of it is written, filled, flushed to disk and read back.
+ * Returns its path and open descriptor; the caller gives it its final mode and name.
+ */
+function writeTempFile(target: WriteTarget, bytes: Buffer, guard: InterruptGuard, what: string): {path: string; fd: number} {
+  const path = `${target.realPath}.karp-tmp-${randomBytes(12).toString('base64url')}`
+  let fd: number
+  try {
+    fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
+  } catch (error) {
+    throw cannotWrite(`${what} (temporary file ${shownPath(path)})`, target, error)
+  }
+  guard.track(path)
+  try {
+    writeAll(fd, bytes)
+    fsyncSync(fd)
+    if (!holdsExactly(fd, bytes)) {
+      throw new Error('the temporary file does not read back as written (a full or failing disk?)')
     }
-    try {
-      for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done)
-      try {
-        fchownSync(fd, target.stat.uid, target.stat.gid)
-      } catch (error) {
-        // Only root can give a file away; anyone else keeps the backup as their own, with the same mode.
-        if (process.getuid?.() === 0) throw error
-      }
-      fchmodSync(fd, mode(target.stat))
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
-    }
-    return path
+    return {path, fd}
+  } catch (error) {
+    closeSync(fd)
+    removeQuietly(path)
+    guard.untrack(path)
+    throw cannotWrite(what, target, error)
+  }
+}
+
+/** Gives the written temporary file the original's owner and mode, then flushes that too. */
+function finishTempFile(fd: number, target: WriteTarget, fileMode: number): void {
+  try {
+    // Owner first: a change of owner clears the set-id bits a mode could carry.
+    fchownSync(fd, target.stat.uid, target.stat.gid)
+  } catch (error) {
+    // Only root can give a file away; anyone else keeps it as their own, with the same mode.
+    if (process.getuid?.() === 0) throw error
+  }
+  fchmodSync(fd, fileMode)
+  fsyncSync(fd)
+}
+
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path)
+  } catch {
+    // Already gone.
   }
 }
 
@@ -128,61 +193,235 @@ function fsyncDirectory(dir: string): void {
   }
 }
 
-/** kubectl's own lock (client-go clientcmd: <file>.lock, created exclusively while it writes the file). */
-function takeLock(target: WriteTarget): () => void {
-  const lock = `${target.realPath}.lock`
+/**
+ * A copy of the original beside it, mode 0600 (it holds credentials; `cp` onto the kubeconfig keeps the
+ * kubeconfig's own mode) and the original's owner. Written whole as a temporary file first and renamed to
+ * a free name, so a backup name never holds part of a file. Runs under the lock, so no other karp picks
+ * the same name meanwhile.
+ */
+function writeBackup(target: WriteTarget, bytes: Buffer, now: Date, guard: InterruptGuard): string {
+  const base = backupPath(target.realPath, now)
+  const what = `the backup of kubeconfig ${describe(target)}`
+  const temp = writeTempFile(target, bytes, guard, what)
+  try {
+    finishTempFile(temp.fd, target, 0o600)
+  } catch (error) {
+    removeQuietly(temp.path)
+    guard.untrack(temp.path)
+    throw cannotWrite(what, target, error)
+  } finally {
+    closeSync(temp.fd)
+  }
+  for (let n = 1; n <= 100; n++) {
+    const path = n === 1 ? base : `${base}-${n}`
+    try {
+      lstatSync(path)
+      continue
+    } catch {
+      // Free.
+    }
+    guard.track(path)
+    try {
+      renameSync(temp.path, path)
+    } catch (error) {
+      guard.untrack(path)
+      removeQuietly(temp.path)
+      guard.untrack(temp.path)
+      throw cannotWrite(what, target, error)
+    }
+    guard.untrack(temp.path)
+    return path
+  }
+  removeQuietly(temp.path)
+  guard.untrack(temp.path)
+  throw new UsageError(`cannot write ${what}: ${shownPath(base)} and 99 numbered names after it exist; nothing was changed`, 'remove old backups')
+}
+
+/** Seconds, for a lock's age. kubectl and karp hold the lock only while writing the file: well under a second. */
+export const STALE_LOCK_AGE_MS = 60_000
+
+interface LockInfo {
+  pid?: number
+  host?: string
+  ageMs: number
+}
+
+/** What a lock file says about who made it (karp writes "<pid> <host>"; kubectl leaves it empty). */
+function inspectLock(lock: string): LockInfo | undefined {
   let fd: number
   try {
-    fd = openSync(lock, 'wx', 0o600)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new CheckFailedError(
-        `${lock} exists: kubectl or karp is writing ${target.path} right now; nothing was changed`,
-        'try again; if nothing is writing it, the lock is stale: delete it',
-      )
-    }
-    throw new UsageError(`cannot create ${lock}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; nothing was changed`)
+    fd = openSync(lock, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW)
+  } catch {
+    return undefined
   }
-  closeSync(fd)
-  return () => {
-    try {
-      unlinkSync(lock)
-    } catch {
-      // Already gone: nothing to clean.
-    }
+  try {
+    const stat = fstatSync(fd)
+    const ageMs = Math.max(0, Date.now() - stat.mtimeMs)
+    if (!stat.isFile()) return {ageMs}
+    const buffer = Buffer.alloc(256)
+    const text = buffer.subarray(0, readSync(fd, buffer, 0, buffer.length, 0)).toString('utf8')
+    const match = /^(\d{1,10})(?:[ \t]+(\S{1,253}))?\s*$/.exec(text)
+    return match ? {pid: Number(match[1]), host: match[2], ageMs} : {ageMs}
+  } catch {
+    return undefined
+  } finally {
+    closeSync(fd)
   }
 }
 
-/**
- * Replaces the file's content atomically (write-file-atomic: temporary file in the same directory, fsync,
- * rename; mode and owner kept), then fsyncs the directory. Just before the rename the file is read again:
- * if it no longer holds `expected`, someone else wrote it, and nothing is written (exit 4).
- */
-export async function replaceAtomically(target: WriteTarget, content: Buffer, expected: Buffer, beforeRename?: BeforeRename): Promise<void> {
-  const release = takeLock(target)
+function isRunning(pid: number): boolean {
   try {
-    await writeFileAtomic(target.realPath, content, {
-      mode: mode(target.stat),
-      chown: {uid: target.stat.uid, gid: target.stat.gid},
-      fsync: true,
-      tmpfileCreated: async () => {
-        await beforeRename?.(target.realPath)
-        let now: Buffer | undefined
-        try {
-          now = readFileSync(target.realPath)
-        } catch {
-          now = undefined
-        }
-        if (!now?.equals(expected)) {
-          throw new CheckFailedError(
-            `kubeconfig ${describe(target)} ${now ? 'changed' : 'disappeared'} on disk after karp read it (another program wrote it); nothing was written`,
-            'run the command again to edit its current content',
-          )
-        }
-      },
-    })
-  } finally {
-    release()
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    // EPERM: it exists, as another user.
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH'
   }
+}
+
+/** The error for a lock that exists: a live writer (try again) or a stale lock (the exact command that removes it). */
+function lockHeldError(target: WriteTarget, lock: string): CheckFailedError {
+  const file = describe(target)
+  const shown = shownPath(lock)
+  const rm = `rm -- ${shellQuote(lock)}`
+  const info = inspectLock(lock)
+  if (!info) return new CheckFailedError(`${shown} existed a moment ago: kubectl or karp was writing ${file}; nothing was changed`, 'run the command again')
+  const age = `${Math.round(info.ageMs / 1000)} s`
+  if (info.pid !== undefined && (info.host === undefined || info.host === hostname())) {
+    if (!isRunning(info.pid)) {
+      return new CheckFailedError(
+        `${shown} is stale: process ${info.pid}, which created it ${age} ago, is no longer running, so nothing is writing ${file}; remove the lock: ${rm}`,
+        'then run the command again; nothing was changed',
+      )
+    }
+    return new CheckFailedError(
+      `${file} is being written by process ${info.pid}, which holds ${shown} (for ${age}) and is still running; nothing was changed`,
+      `run the command again when it has finished; if process ${info.pid} is not kubectl or karp, the lock is stale: ${rm}`,
+    )
+  }
+  const who = info.pid === undefined ? 'kubectl or another program' : `process ${info.pid} on host ${info.host}`
+  if (info.ageMs >= STALE_LOCK_AGE_MS) {
+    return new CheckFailedError(
+      `${shown} is stale: ${who} created it ${age} ago, and kubectl and karp hold their lock only while writing the file (well under a second); remove the lock: ${rm}`,
+      `unless a kubectl or karp is stuck writing ${file}; then run the command again; nothing was changed`,
+    )
+  }
+  return new CheckFailedError(
+    `${shown} exists: ${who} is writing ${file} right now (the lock is ${age} old); nothing was changed`,
+    `run the command again in a moment; a lock older than ${STALE_LOCK_AGE_MS / 1000} s is stale: ${rm}`,
+  )
+}
+
+/**
+ * Takes kubectl's own lock (client-go clientcmd: <file>.lock, created exclusively while it writes the
+ * file), writing "<pid> <host>" into it so that a lock left by a killed karp can be told from a live one.
+ */
+function takeLock(target: WriteTarget, guard: InterruptGuard): () => void {
+  const lock = `${target.realPath}.lock`
+  let fd: number
+  try {
+    fd = openSync(lock, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw lockHeldError(target, lock)
+    throw cannotWrite(`the lock ${shownPath(lock)}`, target, error)
+  }
+  guard.track(lock)
+  const release = () => {
+    removeQuietly(lock)
+    guard.untrack(lock)
+  }
+  try {
+    writeAll(fd, Buffer.from(`${process.pid} ${hostname()}\n`))
+  } catch (error) {
+    release()
+    throw cannotWrite(`the lock ${shownPath(lock)}`, target, error)
+  } finally {
+    closeSync(fd)
+  }
+  return release
+}
+
+/** Replaces the file's content with a temporary file renamed over it, after checking that it still holds `expected`. */
+async function replaceContent(target: WriteTarget, content: Buffer, expected: Buffer, guard: InterruptGuard, beforeRename?: BeforeRename): Promise<void> {
+  const temp = writeTempFile(target, content, guard, `kubeconfig ${describe(target)}`)
+  const discard = () => {
+    removeQuietly(temp.path)
+    guard.untrack(temp.path)
+  }
+  try {
+    await beforeRename?.(target.realPath)
+    let now: Buffer | undefined
+    try {
+      now = readKubeconfigBytes(target.realPath)
+    } catch {
+      now = undefined
+    }
+    if (!now?.equals(expected)) {
+      throw new CheckFailedError(
+        `kubeconfig ${describe(target)} ${now ? 'changed' : 'disappeared'} on disk after karp read it (another program wrote it); nothing was written`,
+        'run the command again to edit its current content',
+      )
+    }
+    try {
+      finishTempFile(temp.fd, target, mode(target.stat))
+    } catch (error) {
+      throw cannotWrite(`kubeconfig ${describe(target)}`, target, error)
+    }
+  } catch (error) {
+    closeSync(temp.fd)
+    discard()
+    throw error
+  }
+  closeSync(temp.fd)
+  // The last moment a signal can still leave the file as it was.
+  await guard.checkpoint()
+  try {
+    renameSync(temp.path, target.realPath)
+  } catch (error) {
+    discard()
+    throw cannotWrite(`kubeconfig ${describe(target)}`, target, error)
+  }
+  guard.untrack(temp.path)
   fsyncDirectory(target.dir)
+}
+
+export interface CommitOptions {
+  /** Keep a backup of `expected` named for this time (backupPath); none without it. */
+  backupAt?: Date
+  /** Test seam: runs once the temporary file is written, before the on-disk check and the rename. */
+  beforeRename?: BeforeRename
+}
+
+/**
+ * The one way karp changes a kubeconfig: under kubectl's lock, a backup of what it holds (optional), then
+ * its new content written to a temporary file in the same directory (every byte, flushed, read back),
+ * checked that the file still holds `expected`, and renamed over it; then the directory is flushed.
+ * Any failure, and SIGINT/SIGTERM/SIGHUP before the rename, leave the kubeconfig byte for byte as it was
+ * and nothing beside it (no lock, no temporary file, no backup). Returns the backup's path.
+ */
+export async function commitKubeconfig(target: WriteTarget, content: Buffer, expected: Buffer, options: CommitOptions = {}): Promise<{backup: string | null}> {
+  const guard = new InterruptGuard(`kubeconfig ${describe(target)} was not changed`)
+  try {
+    const release = takeLock(target, guard)
+    try {
+      const backup = options.backupAt ? writeBackup(target, expected, options.backupAt, guard) : null
+      try {
+        await replaceContent(target, content, expected, guard, options.beforeRename)
+      } catch (error) {
+        // Nothing was written: a backup of content that is still current would only mislead.
+        if (backup) {
+          removeQuietly(backup)
+          guard.untrack(backup)
+        }
+        throw error
+      }
+      if (backup) guard.untrack(backup)
+      guard.setState(`kubeconfig ${describe(target)} was already written${backup ? `; to undo: cp ${shellQuote(backup)} ${shellQuote(target.realPath)}` : ''}`)
+      return {backup}
+    } finally {
+      release()
+    }
+  } finally {
+    await guard.close()
+  }
 }
