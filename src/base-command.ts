@@ -1,6 +1,10 @@
 import {Command, Errors, type Interfaces, ux} from '@oclif/core'
 
+import {escapeControl} from './lib/echo.js'
 import {ExitCode, InvalidInputError, KarpError} from './lib/errors.js'
+
+/** 128 + SIGINT, as shells report a command ended by Ctrl-C. */
+export const INTERRUPTED_EXIT_CODE = 130
 
 export type ErrorJson = {error: {message: string; exitCode: number; hint?: string}}
 
@@ -16,13 +20,29 @@ export abstract class BaseCommand extends Command {
     if (ux.action.running) ux.action.stop('failed')
     if (err instanceof KarpError) {
       if (this.jsonEnabled()) return super.catch(Object.assign(new Errors.CLIError(err.message, {exit: err.exitCode}), {karp: err}))
-      // Printed whole, unwrapped: each problem stays on one line that names the flag and value.
+      // Printed whole, unwrapped: each problem stays on one line that names the flag and value. Whatever
+      // reached a message from outside (a server's answer, a file) cannot drive the terminal: every
+      // control character is shown escaped.
       const lines = err instanceof InvalidInputError ? err.problems : [err.message]
-      for (const line of lines) this.logToStderr(`error: ${line}`)
-      if (err.hint) this.logToStderr(`hint: ${err.hint}`)
+      for (const line of lines) this.logToStderr(`error: ${line.split('\n').map(escapeControl).join('\n')}`)
+      if (err.hint) this.logToStderr(`hint: ${escapeControl(err.hint)}`)
       this.exit(err.exitCode)
     }
+    // Ctrl-C at a prompt (@inquirer's ExitPromptError): the shell's convention for SIGINT, not a bug.
+    if (err.name === 'ExitPromptError') {
+      this.logToStderr('interrupted; nothing was changed')
+      this.exit(INTERRUPTED_EXIT_CODE)
+    }
     return super.catch(err)
+  }
+
+  /**
+   * A confirmation answered "no": the person decided, and karp did what they asked, which is nothing. As
+   * kubectl delete --interactive does, that is success (exit 0), said on stderr.
+   */
+  protected declined(outcome: string): never {
+    this.logToStderr(`cancelled; ${outcome}`)
+    return this.exit(ExitCode.ok)
   }
 
   protected override toErrorJson(err: unknown): ErrorJson {

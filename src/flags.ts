@@ -8,6 +8,19 @@ export const clusterFlags = {
   context: Flags.string({description: 'kubeconfig context to use (default: its current context)', helpGroup: 'CLUSTER'}),
 }
 
+/**
+ * kubectl's --request-timeout, for every command that calls the Kubernetes API: each request, reading its
+ * answer included, must finish within it. Watches (status --watch) are meant to stay open and have their own
+ * silence limit (src/lib/status/watch.ts).
+ */
+export const requestTimeoutFlag = {
+  'request-timeout': Flags.string({
+    description: 'how long to wait for each Kubernetes API request, e.g. 30s or 1m; 0 waits forever',
+    default: '30s',
+    helpGroup: 'CLUSTER',
+  }),
+}
+
 /** Which karp install a command acts on; several may live in one cluster. */
 export const instanceFlags = {
   namespace: Flags.string({char: 'n', description: 'namespace of the karp install', default: DEFAULTS.namespace}),

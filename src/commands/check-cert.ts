@@ -1,14 +1,14 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {clusterFlags} from '../flags.js'
+import {clusterFlags, requestTimeoutFlag} from '../flags.js'
 import {caFromFile} from '../lib/cert/ca.js'
 import {type CheckCertResult, planClusterCheck, planServerCheck, runCertCheck} from '../lib/cert/check-cert.js'
 import {formatCertReport} from '../lib/cert/display.js'
 import {DISTRIBUTIONS, type DistributionId} from '../lib/cert/distribution.js'
 import {DEFAULT_API_PORT, parseServerAddress} from '../lib/cert/targets.js'
 import {FlagChecks} from '../lib/config/flag-checks.js'
-import {checkDuration, checkPort, checkVip} from '../lib/config/validate.js'
+import {checkDnsLabel, checkDuration, checkPort, checkRequestTimeout, checkVip} from '../lib/config/validate.js'
 import {UsageError} from '../lib/errors.js'
 import {Kube} from '../lib/kube/client.js'
 
@@ -27,6 +27,7 @@ export default class CheckCert extends BaseCommand {
 
   static override flags = {
     ...clusterFlags,
+    ...requestTimeoutFlag,
     namespace: Flags.string({char: 'n', description: 'namespace of the karp install whose VIP to check (default: the only install in the cluster)'}),
     name: Flags.string({description: 'name of the karp install whose VIP to check (default: the only install in the cluster)'}),
     vip: Flags.string({description: 'the VIP the certificates must carry (default: the karp install\'s)'}),
@@ -47,6 +48,9 @@ export default class CheckCert extends BaseCommand {
     const vip = checks.optional(flags.vip, checkVip)
     const port = checks.optional(flags.port, checkPort)
     const timeoutMs = checks.take(checkDuration('timeout', flags.timeout))
+    const requestTimeoutMs = checks.take(checkRequestTimeout(flags['request-timeout']))
+    checks.optional(flags.namespace, (v) => checkDnsLabel('namespace', v))
+    checks.optional(flags.name, (v) => checkDnsLabel('name', v))
     const servers = (flags.server ?? []).map((text) => checks.take(parseServerAddress(text, port ?? DEFAULT_API_PORT)))
     checks.done()
     const ca = flags['ca-file'] === undefined ? undefined : caFromFile(flags['ca-file'])
@@ -59,7 +63,7 @@ export default class CheckCert extends BaseCommand {
       }
       plan = planServerCheck({vip, servers: servers.filter((s) => s !== undefined), ca, distribution})
     } else {
-      plan = await planClusterCheck(Kube.fromOptions(flags), {vip, namespace: flags.namespace, name: flags.name, port, ca, distribution})
+      plan = await planClusterCheck(Kube.fromOptions({...flags, requestTimeoutMs}), {vip, namespace: flags.namespace, name: flags.name, port, ca, distribution})
     }
     for (const warning of plan.warnings) this.warn(warning)
 

@@ -2,9 +2,9 @@ import {confirm, input} from '@inquirer/prompts'
 import {Flags, ux} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {clusterFlags, instanceFlags, vipFlags, vipInputFromFlags} from '../flags.js'
+import {clusterFlags, instanceFlags, requestTimeoutFlag, vipFlags, vipInputFromFlags} from '../flags.js'
 import {FlagChecks} from '../lib/config/flag-checks.js'
-import {checkDuration, checkSubnetPrefix, checkVip} from '../lib/config/validate.js'
+import {checkDuration, checkRequestTimeout, checkSubnetPrefix, checkVip} from '../lib/config/validate.js'
 import {validateVipInput} from '../lib/config/vip-config.js'
 import {passwordFromFile} from '../lib/config/password-file.js'
 import {UsageError} from '../lib/errors.js'
@@ -40,6 +40,7 @@ export default class Install extends BaseCommand {
 
   static override flags = {
     ...clusterFlags,
+    ...requestTimeoutFlag,
     ...instanceFlags,
     ...vipFlags,
     'subnet-prefix': Flags.string({description: 'prefix length of the subnet the nodes and the VIP share, for preflight checks', default: '24'}),
@@ -56,6 +57,7 @@ export default class Install extends BaseCommand {
     const validated = checks.absorb(() => validateVipInput(vipInputFromFlags(flags)))
     const subnetPrefix = checks.take(checkSubnetPrefix(flags['subnet-prefix']))
     const timeoutMs = checks.take(checkDuration('timeout', flags.timeout))
+    const requestTimeoutMs = checks.take(checkRequestTimeout(flags['request-timeout']))
     checks.take(checkInstallNamespace(flags.namespace, flags[ALLOW_SYSTEM_NAMESPACE_FLAG]))
     const filePassword = checks.take(await passwordFromFile(flags['password-file'], flags.password))
     checks.done()
@@ -64,7 +66,7 @@ export default class Install extends BaseCommand {
     }
 
     const {settings} = validated
-    const kube = Kube.fromOptions(flags)
+    const kube = Kube.fromOptions({...flags, requestTimeoutMs})
     const admissionPolicies = await supportsAdmissionPolicies(kube)
     await verifyPermissions(kube, settings.namespace, admissionPolicies)
     const facts = await gatherClusterFacts(kube, settings, admissionPolicies)
@@ -85,7 +87,7 @@ export default class Install extends BaseCommand {
           `  objects: ${plan.objects.map((o) => `${o.kind}/${o.metadata.name}`).join(', ')}`,
         ].join('\n'),
       )
-      if (!(await confirm({message: 'Apply?', default: true}))) this.error('aborted; nothing was applied', {exit: 1})
+      if (!(await confirm({message: 'Apply?', default: true}))) this.declined('nothing was applied')
     }
 
     ux.action.start(`Applying karp to ${kube.contextName}`, undefined, {stdout: false})

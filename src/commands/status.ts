@@ -1,9 +1,9 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {clusterFlags} from '../flags.js'
+import {clusterFlags, requestTimeoutFlag} from '../flags.js'
 import {FlagChecks} from '../lib/config/flag-checks.js'
-import {checkDnsLabel, checkDuration} from '../lib/config/validate.js'
+import {checkDnsLabel, checkDuration, checkRequestTimeout} from '../lib/config/validate.js'
 import {Kube} from '../lib/kube/client.js'
 import {formatStatus} from '../lib/status/display.js'
 import {gatherStatus, type StatusOptions, type StatusResult, statusExitCode, statusFromSnapshot} from '../lib/status/status.js'
@@ -20,11 +20,16 @@ export default class Status extends BaseCommand {
 
   static override flags = {
     ...clusterFlags,
+    ...requestTimeoutFlag,
     namespace: Flags.string({char: 'n', description: 'only the karp install(s) in this namespace (default: all)'}),
     name: Flags.string({description: 'only the karp install of this name (default: all)'}),
     probe: Flags.boolean({description: 'connect to each VIP from this machine', default: true, allowNo: true}),
     timeout: Flags.string({description: 'how long to wait for each VIP to answer', default: '3s'}),
-    watch: Flags.boolean({char: 'w', description: 'follow changes through the watch API until interrupted', default: false}),
+    watch: Flags.boolean({
+      char: 'w',
+      description: 'follow changes through the watch API until interrupted; a server silent for 30 s is reported, and watched again when it answers',
+      default: false,
+    }),
   }
 
   async run(): Promise<StatusResult | undefined> {
@@ -33,8 +38,9 @@ export default class Status extends BaseCommand {
     checks.optional(flags.namespace, (v) => checkDnsLabel('namespace', v))
     checks.optional(flags.name, (v) => checkDnsLabel('name', v))
     const timeoutMs = checks.take(checkDuration('timeout', flags.timeout))
+    const requestTimeoutMs = checks.take(checkRequestTimeout(flags['request-timeout']))
     checks.done()
-    const kube = Kube.fromOptions(flags)
+    const kube = Kube.fromOptions({...flags, requestTimeoutMs})
     const options: StatusOptions = {
       ...(flags.namespace ? {namespace: flags.namespace} : {}),
       ...(flags.name ? {name: flags.name} : {}),
@@ -70,7 +76,8 @@ export default class Status extends BaseCommand {
         })
       },
       abort.signal,
-      (error) => this.warn(`watch: ${error.message}`),
+      (error) => this.warn(`watch: ${error.message}; retrying until it answers`),
+      () => this.warn(`watch: ${kube.server} answers again`),
     )
     await rendering
   }

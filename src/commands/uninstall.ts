@@ -2,10 +2,9 @@ import {confirm} from '@inquirer/prompts'
 import {Flags, ux} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {clusterFlags, instanceFlags} from '../flags.js'
+import {clusterFlags, instanceFlags, requestTimeoutFlag} from '../flags.js'
 import {FlagChecks} from '../lib/config/flag-checks.js'
-import {checkDuration} from '../lib/config/validate.js'
-import {validateVipInput} from '../lib/config/vip-config.js'
+import {checkDnsLabel, checkDuration, checkRequestTimeout} from '../lib/config/validate.js'
 import {Kube} from '../lib/kube/client.js'
 import {uninstall, type UninstallResult} from '../lib/install/uninstall.js'
 
@@ -20,6 +19,7 @@ export default class Uninstall extends BaseCommand {
 
   static override flags = {
     ...clusterFlags,
+    ...requestTimeoutFlag,
     ...instanceFlags,
     wait: Flags.boolean({description: 'wait until the agent pods are gone', default: true, allowNo: true}),
     timeout: Flags.string({description: 'how long to wait for the pods to go', default: '2m'}),
@@ -29,13 +29,17 @@ export default class Uninstall extends BaseCommand {
   async run(): Promise<UninstallResult> {
     const {flags} = await this.parse(Uninstall)
     const checks = new FlagChecks()
-    const {settings} = checks.absorb(() => validateVipInput({name: flags.name, namespace: flags.namespace}))
+    const settings = {
+      namespace: checks.take(checkDnsLabel('namespace', flags.namespace)),
+      name: checks.take(checkDnsLabel('name', flags.name)),
+    }
     const timeoutMs = checks.take(checkDuration('timeout', flags.timeout))
+    const requestTimeoutMs = checks.take(checkRequestTimeout(flags['request-timeout']))
     checks.done()
-    const kube = Kube.fromOptions(flags)
+    const kube = Kube.fromOptions({...flags, requestTimeoutMs})
     if (this.canPrompt() && !flags.yes) {
       const sure = await confirm({message: `Remove karp ${settings.namespace}/${settings.name} from ${kube.contextName}? The VIP will stop answering.`, default: false})
-      if (!sure) this.error('aborted; nothing was deleted', {exit: 1})
+      if (!sure) this.declined('nothing was deleted')
     }
     ux.action.start(`Removing karp ${settings.namespace}/${settings.name}`, undefined, {stdout: false})
     const result = await uninstall(kube, settings, {

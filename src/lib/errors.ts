@@ -17,29 +17,30 @@ export class KarpError extends Error {
     message: string,
     readonly exitCode: ExitCode,
     readonly hint?: string,
+    options?: ErrorOptions,
   ) {
-    super(message)
+    super(message, options)
     this.name = 'KarpError'
   }
 }
 
 export class UsageError extends KarpError {
-  constructor(message: string, hint?: string) {
-    super(message, ExitCode.usage, hint)
+  constructor(message: string, hint?: string, options?: ErrorOptions) {
+    super(message, ExitCode.usage, hint, options)
     this.name = 'UsageError'
   }
 }
 
 export class UnreachableError extends KarpError {
-  constructor(message: string, hint?: string) {
-    super(message, ExitCode.unreachable, hint)
+  constructor(message: string, hint?: string, options?: ErrorOptions) {
+    super(message, ExitCode.unreachable, hint, options)
     this.name = 'UnreachableError'
   }
 }
 
 export class CheckFailedError extends KarpError {
-  constructor(message: string, hint?: string) {
-    super(message, ExitCode.checkFailed, hint)
+  constructor(message: string, hint?: string, options?: ErrorOptions) {
+    super(message, ExitCode.checkFailed, hint, options)
     this.name = 'CheckFailedError'
   }
 }

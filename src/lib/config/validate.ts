@@ -1,5 +1,8 @@
 import ipaddr from 'ipaddr.js'
 
+import {echo} from '../echo.js'
+import {parseImageReference} from './image-reference.js'
+
 /**
  * Each validator takes the raw text a user gave for one flag and returns the typed value or a problem
  * sentence that names the flag, the value and what is allowed. Prompts and flags share them.
@@ -9,7 +12,7 @@ export type Checked<T> = {ok: true; value: T} | {ok: false; problem: string}
 const ok = <T>(value: T): Checked<T> => ({ok: true, value})
 const bad = <T>(flag: string, value: string, allowed: string): Checked<T> => ({
   ok: false,
-  problem: `invalid --${flag} ${JSON.stringify(value)}: ${allowed}`,
+  problem: `invalid --${flag} ${echo(value)}: ${allowed}`,
 })
 
 // Ranges a floating API server address can never sit in (ipaddr.js range names).
@@ -41,12 +44,11 @@ export const checkSubnetPrefix = (value: string) => checkInteger('subnet-prefix'
 export const MAX_PASSWORD_BYTES = 19
 
 export function checkPassword(value: string): Checked<string> {
-  const shown = value.length > 40 ? `${value.slice(0, 40)}...` : value
   if (!/^[\x20-\x7e]+$/.test(value)) {
-    return bad('password', shown, `expected 1 to ${MAX_PASSWORD_BYTES} printable ASCII characters (no newline or control character)`)
+    return bad('password', value, `expected 1 to ${MAX_PASSWORD_BYTES} printable ASCII characters (no newline or control character)`)
   }
   if (Buffer.byteLength(value) > MAX_PASSWORD_BYTES) {
-    return bad('password', shown, `${Buffer.byteLength(value)} bytes is too long; ucarp accepts at most ${MAX_PASSWORD_BYTES}`)
+    return bad('password', value, `${Buffer.byteLength(value)} bytes is too long; ucarp accepts at most ${MAX_PASSWORD_BYTES}`)
   }
   return ok(value)
 }
@@ -82,24 +84,50 @@ export function checkNodeSelector(value: string): Checked<NodeSelector> {
   return ok({key, value: labelValue})
 }
 
+/**
+ * Linux accepts 1 to 15 bytes without "/", ":" or whitespace, other than "." and ".." (dev_valid_name);
+ * karp takes the portable subset and no leading "-", so the name can never read as an option where the
+ * agent passes it to ip and ucarp.
+ */
 export function checkInterface(value: string): Checked<string> {
-  // Linux interface names: IFNAMSIZ-1 bytes, no slash, colon or whitespace.
-  return /^[A-Za-z0-9_.@-]{1,15}$/.test(value) && value !== '.' && value !== '..'
+  return /^[A-Za-z0-9_.@][A-Za-z0-9_.@-]{0,14}$/.test(value) && value !== '.' && value !== '..'
     ? ok(value)
-    : bad('interface', value, 'expected a network interface name of 1 to 15 letters, digits, ".", "-", "_" or "@"')
+    : bad('interface', value, 'expected a network interface name of 1 to 15 letters, digits, ".", "-", "_" or "@", not starting with "-"')
 }
 
 export function checkImage(value: string): Checked<string> {
-  return /^[a-z0-9][^\s]*$/.test(value) && value.length <= 512
+  const parsed = parseImageReference(value)
+  return parsed.ok
     ? ok(value)
-    : bad('image', value, 'expected a container image reference such as registry.example/karp/agent:v1 (lowercase, no spaces)')
+    : bad('image', value, `expected an image reference [registry[:port]/]repository[:tag][@sha256:<64 hex digits>] such as ghcr.io/karp-vip/karp-agent:v0.1.0; ${parsed.why}`)
 }
 
-const DURATION_UNITS_MS: Record<string, number> = {ms: 1, s: 1000, m: 60_000, h: 3_600_000}
+const DURATION_UNITS_MS: Record<string, number> = {s: 1000, m: 60_000, h: 3_600_000}
+const MAX_DURATION_MS = 24 * 3_600_000
+const DURATION_FORMS = 'a duration from 1s to 24h such as 90s, 1.5m, 5m or 1h30m (units h, m, s; a bare number is seconds)'
 
-/** A duration as kubectl takes it (90s, 5m, 1h; a bare number is seconds), in milliseconds. */
+/** Milliseconds of a duration in kubectl's (Go's) notation, restricted to h, m and s; undefined if not one. */
+function durationMs(text: string): number | undefined {
+  if (text.length > 40) return undefined
+  if (/^\d+(?:\.\d+)?$/.test(text)) return Number(text) * 1000
+  if (!/^(?:\d+(?:\.\d+)?[hms])+$/.test(text)) return undefined
+  let ms = 0
+  for (const [, n, unit] of text.matchAll(/(\d+(?:\.\d+)?)([hms])/g)) ms += Number(n) * (DURATION_UNITS_MS[unit as string] as number)
+  return ms
+}
+
+/**
+ * A duration as kubectl takes it (90s, 5m, 1h30m; a bare number is seconds), in whole milliseconds.
+ * Every karp timeout waits on a network or a rollout, so less than a second is refused, never rounded to 0.
+ */
 export function checkDuration(flag: string, value: string): Checked<number> {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim())
-  const ms = match ? Number(match[1]) * (DURATION_UNITS_MS[match[2] ?? 's'] as number) : NaN
-  return Number.isFinite(ms) && ms > 0 && ms <= 24 * 3_600_000 ? ok(Math.round(ms)) : bad(flag, value, 'expected a duration such as 90s, 5m or 1h (at most 24h)')
+  const ms = durationMs(value)
+  return ms !== undefined && ms >= 1000 && ms <= MAX_DURATION_MS ? ok(Math.round(ms)) : bad(flag, value, `expected ${DURATION_FORMS}`)
+}
+
+/** --request-timeout: a duration as checkDuration, or 0 (as kubectl: no deadline); 0 comes back as 0. */
+export function checkRequestTimeout(value: string): Checked<number> {
+  const ms = durationMs(value)
+  if (ms === 0) return ok(0)
+  return ms !== undefined && ms >= 1000 && ms <= MAX_DURATION_MS ? ok(Math.round(ms)) : bad('request-timeout', value, `expected ${DURATION_FORMS}, or 0 for none`)
 }

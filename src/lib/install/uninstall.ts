@@ -3,6 +3,7 @@ import {requirePermissions} from '../kube/access.js'
 import {describeObject} from '../kube/apply.js'
 import type {Kube} from '../kube/client.js'
 import {KARP_SELECTOR} from '../kube/karp-installs.js'
+import {cutByCommandDeadline} from '../kube/request-guard.js'
 import {resourceOf} from '../kube/resources.js'
 import {manifestHeaders} from '../manifests/render.js'
 import {isAdmissionPolicyKind, supportsAdmissionPolicies} from './admission-policy.js'
@@ -93,16 +94,28 @@ async function waitForPods(
 ): Promise<number> {
   if (!options.wait) return countPods(kube, target)
   const deadline = Date.now() + options.timeoutMs
+  // Every read also ends by the deadline: a server that stops answering cannot stretch the wait past --timeout.
+  const bounded = kube.until(deadline)
+  const stillThere = (remaining: number | undefined) =>
+    new CheckFailedError(
+      remaining === undefined
+        ? `karp pods in ${target.namespace} not confirmed gone after ${Math.round(options.timeoutMs / 1000)} s: the API server did not answer before the --timeout`
+        : `${remaining} karp pod${remaining === 1 ? '' : 's'} still present in ${target.namespace} after ${Math.round(options.timeoutMs / 1000)} s`,
+      `see: kubectl -n ${target.namespace} get pods -l app.kubernetes.io/instance=${target.name}`,
+    )
   for (;;) {
-    const remaining = await countPods(kube, target)
+    let remaining: number
+    try {
+      remaining = await countPods(bounded, target)
+    } catch (error) {
+      if (cutByCommandDeadline(error)) throw stillThere(undefined)
+      throw error
+    }
     options.onProgress(remaining)
     if (remaining === 0) return 0
-    if (Date.now() >= deadline) {
-      throw new CheckFailedError(
-        `${remaining} karp pod${remaining === 1 ? '' : 's'} still present in ${target.namespace} after ${Math.round(options.timeoutMs / 1000)} s`,
-        `see: kubectl -n ${target.namespace} get pods -l app.kubernetes.io/instance=${target.name}`,
-      )
-    }
-    await sleep(1000)
+    const left = deadline - Date.now()
+    if (left <= 0) throw stillThere(remaining)
+    await sleep(Math.min(1000, left))
+    if (Date.now() >= deadline) throw stillThere(remaining)
   }
 }

@@ -1,5 +1,6 @@
 import {UnreachableError} from '../errors.js'
-import type {Kube} from './client.js'
+import {type Kube, toKarpError} from './client.js'
+import {NotKubernetesAnswerError} from './request-guard.js'
 
 export interface PermissionNeed {
   verb: string
@@ -25,7 +26,16 @@ export async function missingPermissions(kube: Kube, needs: PermissionNeed[]): P
       ),
     ),
   )
-  return needs.filter((_, i) => !answers[i]?.status?.allowed)
+  // A review without a yes or no did not come from an authorizer: never read it as a refusal.
+  const unanswered = answers.findIndex((a) => typeof a?.status?.allowed !== 'boolean')
+  if (unanswered >= 0) {
+    throw toKarpError(
+      new NotKubernetesAnswerError('a SelfSubjectAccessReview without status.allowed'),
+      `checking permission to ${describeNeed(needs[unanswered] as PermissionNeed)}`,
+      kube.server,
+    )
+  }
+  return needs.filter((_, i) => answers[i]?.status?.allowed !== true)
 }
 
 /**

@@ -1,20 +1,30 @@
 import {
+  type ApiConstructor,
   ApiException,
+  type ApiType,
   AppsV1Api,
   AuthorizationV1Api,
   CoreV1Api,
+  createConfiguration,
   KubeConfig,
   KubernetesObjectApi,
   RbacAuthorizationV1Api,
+  ServerConfiguration,
+  setHeaderMiddleware,
 } from '@kubernetes/client-node'
 
+import {echo, escapeControl} from '../echo.js'
 import {KarpError, UnreachableError, UsageError} from '../errors.js'
 import {loadClientConfig} from '../kubeconfig/client-config.js'
 import {locateKubeconfig} from '../kubeconfig/locate.js'
+import {KARP_VERSION} from '../version.js'
+import {formatSeconds, type GuardOptions, NotKubernetesAnswerError, RequestDeadlineError, requestGuard} from './request-guard.js'
 
 export interface ClusterOptions {
   kubeconfig?: string
   context?: string
+  /** Each request's limit (--request-timeout); 0: none. Default DEFAULT_REQUEST_TIMEOUT_MS. */
+  requestTimeoutMs?: number
 }
 
 /** Merges kubeconfig files with kubectl's rule: the first file to define a name, or a current-context, wins. */
@@ -56,16 +66,16 @@ export function loadKubeConfig(options: ClusterOptions): KubeConfig {
   const context = kc.getContextObject(wanted)
   if (!context) {
     const flag = options.context ? '--context' : 'current-context'
-    throw new UsageError(`invalid ${flag} ${JSON.stringify(wanted)}: no such context in ${source.files.join(', ')}; contexts: ${names.join(', ') || '(none defined)'}`)
+    throw new UsageError(`invalid ${flag} ${echo(wanted)}: no such context in ${source.files.join(', ')}; contexts: ${names.join(', ') || '(none defined)'}`)
   }
   kc.setCurrentContext(wanted)
   if (!kc.getCluster(context.cluster)) {
-    throw new UsageError(`context ${JSON.stringify(wanted)} names cluster ${JSON.stringify(context.cluster)}, which the kubeconfig does not define`)
+    throw new UsageError(`context ${echo(wanted)} names cluster ${echo(context.cluster)}, which the kubeconfig does not define`)
   }
   return kc
 }
 
-type Status = {message?: string; reason?: string; code?: number}
+type Status = {kind?: string; message?: string; reason?: string; code?: number}
 
 function statusOf(error: ApiException<unknown>): Status {
   const body = error.body
@@ -79,35 +89,150 @@ function statusOf(error: ApiException<unknown>): Status {
   return (body ?? {}) as Status
 }
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET'])
+/** A 404 that a Kubernetes API server sent about an object: a Status, not some other server's page. */
+export function isNotFound(error: unknown): boolean {
+  return error instanceof ApiException && error.code === 404 && statusOf(error).kind === 'Status'
+}
 
-function networkCause(error: unknown): string | undefined {
-  for (let e = error as {code?: string; message?: string; cause?: unknown} | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
-    if (e.code && (NETWORK_CODES.has(e.code) || e.code.startsWith('ERR_TLS') || e.code.includes('CERT'))) return `${e.code}${e.message ? ` (${e.message})` : ''}`
+type Cause = {code?: string; name?: string; message?: string; reason?: string; cause?: unknown}
+
+function* causes(error: unknown): Generator<Cause> {
+  for (let e = error as Cause | undefined, depth = 0; e && typeof e === 'object' && depth < 6; e = e.cause as Cause | undefined, depth++) yield e
+}
+
+const CONNECT_CODES: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'the connection was reset',
+  EPIPE: 'the connection was closed',
+  EHOSTUNREACH: 'no route to the host',
+  ENETUNREACH: 'the network is unreachable',
+  ENOTFOUND: 'the host name does not resolve',
+  EAI_AGAIN: 'the host name could not be resolved now',
+  ETIMEDOUT: 'the connection timed out',
+  UND_ERR_CONNECT_TIMEOUT: 'the connection timed out',
+  UND_ERR_HEADERS_TIMEOUT: 'no answer in time',
+  UND_ERR_BODY_TIMEOUT: 'the answer stopped half-way',
+  UND_ERR_SOCKET: 'the server closed the connection without an answer',
+  UND_ERR_CLOSED: 'the connection was closed',
+}
+
+type TransportFailure = {stage: 'connect' | 'tls' | 'certificate' | 'http'; words: string}
+
+/** What went wrong on the way to an answer (connection, TLS, HTTP framing); undefined if nothing did. */
+export function describeTransportFailure(error: unknown): TransportFailure | undefined {
+  for (const e of causes(error)) {
+    const code = e.code ?? ''
+    const detail = escapeControl(e.reason ?? e.message ?? code)
+    if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' || code === 'ERR_SSL_HTTP_REQUEST') {
+      return {stage: 'tls', words: `the server does not speak TLS on this port (plain HTTP?) (${code})`}
+    }
+    if (/PROTOCOL_VERSION|UNSUPPORTED_PROTOCOL|NO_PROTOCOLS_AVAILABLE/.test(code)) {
+      return {stage: 'tls', words: `no TLS version in common; karp speaks TLS 1.2 and 1.3 (${code})`}
+    }
+    if (code.startsWith('ERR_SSL_')) return {stage: 'tls', words: `${detail} (${code})`}
+    if (code.startsWith('ERR_TLS') || code.includes('CERT') || code.includes('SIGNATURE')) return {stage: 'certificate', words: `${detail} (${code})`}
+    if (code.startsWith('HPE_') || e.name === 'HTTPParserError') return {stage: 'http', words: `its answer is not HTTP${code ? ` (${code})` : ''}`}
+    const words = CONNECT_CODES[code]
+    if (words) return {stage: 'connect', words: `${words} (${code})`}
+  }
+  // undici's fetch rejects with this TypeError for every network failure, whatever the cause.
+  if (error instanceof TypeError && error.message === 'fetch failed') {
+    const last = [...causes(error)].at(-1)
+    return {stage: 'connect', words: `the request failed${last && last !== error ? `: ${escapeControl(last.message ?? String(last))}` : ''}`}
   }
   return undefined
 }
 
+const ADDRESS_HINT = 'check the server address and port of the kubeconfig context, and that the cluster is up'
+
 /**
  * The one place Kubernetes API failures become messages: the API's own Status message is passed through,
- * with what was being done. 401/403 and network failures exit 3; the rest are unexpected (exit 1).
+ * with what was being done. No answer in time, an answer that is not Kubernetes', 401/403, a failing
+ * server (5xx, 429) and network or TLS failures exit 3; any other refusal is unexpected (exit 1).
  */
 export function toKarpError(error: unknown, doing: string, server?: string): Error {
   if (error instanceof KarpError) return error
+  const where = escapeControl(server || 'the API server')
+  for (const e of causes(error)) {
+    if (e instanceof RequestDeadlineError) {
+      return new UnreachableError(
+        `${doing}: no answer from ${where} within ${formatSeconds(e.ms)}`,
+        e.limit === 'request' ? `${ADDRESS_HINT}; a slow server may need a longer --request-timeout` : undefined,
+        {cause: error},
+      )
+    }
+    if (e instanceof NotKubernetesAnswerError) {
+      return new UnreachableError(`${doing}: ${where} does not answer like a Kubernetes API server: ${e.what}`, ADDRESS_HINT, {cause: error})
+    }
+  }
   if (error instanceof ApiException) {
     const status = statusOf(error)
-    const message = status.message ?? error.message
-    if (error.code === 401) return new UnreachableError(`${doing}: authentication refused by ${server ?? 'the API server'}: ${message}`, 'check the credentials of the kubeconfig context')
+    const message = escapeControl(status.message ?? error.message)
+    if (error.code === 401) return new UnreachableError(`${doing}: authentication refused by ${where}: ${message}`, 'check the credentials of the kubeconfig context')
     if (error.code === 403) return new UnreachableError(`${doing}: ${message}`, 'ask a cluster admin for these permissions, or use a context that has them')
+    if (error.code >= 500 || error.code === 429) {
+      return new UnreachableError(`${doing}: the API server ${where} failed: ${message} (HTTP ${error.code})`, "try again; if it persists, check the API server (kubectl get --raw '/readyz?verbose')")
+    }
     return new KarpError(`${doing}: ${message} (HTTP ${error.code})`, 1)
   }
-  const cause = networkCause(error)
-  if (cause) return new UnreachableError(`${doing}: cannot reach the API server ${server ?? ''}: ${cause}`.replace('  ', ' '), 'check the kubeconfig server address and that the cluster is up')
+  const failure = describeTransportFailure(error)
+  if (failure) {
+    const what = {
+      connect: `cannot reach the API server ${where}`,
+      tls: `the TLS handshake with ${where} failed`,
+      certificate: `the certificate of ${where} was refused`,
+      http: `${where} does not answer like a Kubernetes API server`,
+    }[failure.stage]
+    return new UnreachableError(`${doing}: ${what}: ${failure.words}`, ADDRESS_HINT, {cause: error})
+  }
   return error instanceof Error ? error : new Error(String(error))
+}
+
+/**
+ * How long each request may take when the command says nothing: 30 s, the most Kubernetes lets one
+ * admission webhook take (its timeoutSeconds is at most 30). A healthy API server answers karp's reads,
+ * access reviews and applies in well under a second, so this fires only on a server that will not answer,
+ * and keeps a person at a terminal waiting half a minute at most for one step.
+ */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
+
+export interface KubeOptions {
+  /** Each request's limit; 0: none. Default DEFAULT_REQUEST_TIMEOUT_MS. */
+  requestTimeoutMs?: number
+  /** An absolute time (ms since the epoch) every request must also end by: a command's --timeout. */
+  deadlineAt?: number
+}
+
+/**
+ * A KubeConfig whose API clients all carry the request guard (deadline, answer check): those Kube makes
+ * and any that other code makes from kube.config.
+ */
+class GuardedKubeConfig extends KubeConfig {
+  constructor(
+    from: KubeConfig,
+    private readonly guard: GuardOptions,
+  ) {
+    super()
+    this.loadFromOptions({clusters: from.clusters, users: from.users, contexts: from.contexts, currentContext: from.currentContext})
+  }
+
+  override makeApiClient<T extends ApiType>(apiClientType: ApiConstructor<T>): T {
+    const cluster = this.getCurrentCluster()
+    if (!cluster) throw new Error('No active cluster!')
+    return new apiClientType(
+      createConfiguration({
+        baseServer: new ServerConfiguration(cluster.server, {}),
+        authMethods: {default: this},
+        middleware: [setHeaderMiddleware('User-Agent', `karp/${KARP_VERSION}`)],
+        promiseMiddleware: [requestGuard(this.guard)],
+      }),
+    )
+  }
 }
 
 /** One owner of the Kubernetes clients for one kubeconfig context. */
 export class Kube {
+  readonly config: KubeConfig
   readonly core: CoreV1Api
   readonly apps: AppsV1Api
   readonly rbac: RbacAuthorizationV1Api
@@ -115,19 +240,28 @@ export class Kube {
   readonly objects: KubernetesObjectApi
   readonly server: string
   readonly contextName: string
+  /** Each request's limit; 0: none. */
+  readonly requestTimeoutMs: number
 
-  constructor(readonly config: KubeConfig) {
-    this.core = config.makeApiClient(CoreV1Api)
-    this.apps = config.makeApiClient(AppsV1Api)
-    this.rbac = config.makeApiClient(RbacAuthorizationV1Api)
-    this.authz = config.makeApiClient(AuthorizationV1Api)
-    this.objects = KubernetesObjectApi.makeApiClient(config)
-    this.server = config.getCurrentCluster()?.server ?? ''
-    this.contextName = config.getCurrentContext()
+  constructor(config: KubeConfig, options: KubeOptions = {}) {
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+    this.config = new GuardedKubeConfig(config, {requestTimeoutMs: this.requestTimeoutMs, deadlineAt: options.deadlineAt})
+    this.core = this.config.makeApiClient(CoreV1Api)
+    this.apps = this.config.makeApiClient(AppsV1Api)
+    this.rbac = this.config.makeApiClient(RbacAuthorizationV1Api)
+    this.authz = this.config.makeApiClient(AuthorizationV1Api)
+    this.objects = KubernetesObjectApi.makeApiClient(this.config)
+    this.server = this.config.getCurrentCluster()?.server ?? ''
+    this.contextName = this.config.getCurrentContext()
   }
 
   static fromOptions(options: ClusterOptions): Kube {
-    return new Kube(loadKubeConfig(options))
+    return new Kube(loadKubeConfig(options), {requestTimeoutMs: options.requestTimeoutMs})
+  }
+
+  /** The same clients, whose every request must also end by deadlineAt (ms since the epoch). */
+  until(deadlineAt: number): Kube {
+    return new Kube(this.config, {requestTimeoutMs: this.requestTimeoutMs, deadlineAt})
   }
 
   /** Runs one API call, turning its failure into a message that says what was being done. */
@@ -139,12 +273,12 @@ export class Kube {
     }
   }
 
-  /** Like call, but a 404 is an answer: null. */
+  /** Like call, but the API server saying the object does not exist (a 404 Status) is an answer: null. */
   async nullIfNotFound<T>(doing: string, fn: () => Promise<T>): Promise<T | null> {
     try {
       return await fn()
     } catch (error) {
-      if (error instanceof ApiException && error.code === 404) return null
+      if (isNotFound(error)) return null
       throw toKarpError(error, doing, this.server)
     }
   }

@@ -1,7 +1,8 @@
 import type {V1DaemonSet} from '@kubernetes/client-node'
 
 import {CheckFailedError} from '../errors.js'
-import type {Kube} from './client.js'
+import {type Kube, toKarpError} from './client.js'
+import {cutByCommandDeadline} from './request-guard.js'
 
 export interface RolloutStatus {
   desired: number
@@ -26,8 +27,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
  * Polls the DaemonSet until every selected node runs an updated, available agent, or the time runs out.
- * expectAgents: nodes preflight saw selected; a controller that has not caught up with them yet reports
- * zero desired, which must not pass for a finished rollout.
+ * Every read also ends by the deadline, so a server that stops answering cannot stretch the wait past
+ * timeoutMs. expectAgents: nodes preflight saw selected; a controller that has not caught up with them
+ * yet reports zero desired, which must not pass for a finished rollout.
  */
 export async function waitForRollout(
   kube: Kube,
@@ -37,17 +39,31 @@ export async function waitForRollout(
   expectAgents = 0,
 ): Promise<RolloutStatus> {
   const deadline = Date.now() + timeoutMs
+  const bounded = kube.until(deadline)
+  const doing = `reading DaemonSet ${target.namespace}/${target.name}`
+  const notRolledOut = (status: RolloutStatus | undefined, unanswered: boolean) =>
+    new CheckFailedError(
+      `DaemonSet ${target.namespace}/${target.name} not rolled out after ${Math.round(timeoutMs / 1000)} s: ` +
+        (status ? `${status.available}/${status.desired} available, ${status.updated} updated` : 'its status was never read') +
+        (unanswered ? `; the API server did not answer the last read before the --timeout` : ''),
+      `see: kubectl -n ${target.namespace} describe daemonset ${target.name}; kubectl -n ${target.namespace} get pods -l app.kubernetes.io/instance=${target.name}`,
+    )
+  let last: RolloutStatus | undefined
   for (;;) {
-    const ds = await kube.call(`reading DaemonSet ${target.namespace}/${target.name}`, () => kube.apps.readNamespacedDaemonSet(target))
+    let ds: V1DaemonSet
+    try {
+      ds = await bounded.apps.readNamespacedDaemonSet(target)
+    } catch (error) {
+      if (cutByCommandDeadline(error)) throw notRolledOut(last, true)
+      throw toKarpError(error, doing, kube.server)
+    }
     const status = rolloutStatus(ds)
+    last = status
     onProgress(status)
     if (status.done && (status.desired > 0 || expectAgents === 0)) return status
-    if (Date.now() >= deadline) {
-      throw new CheckFailedError(
-        `DaemonSet ${target.namespace}/${target.name} not rolled out after ${Math.round(timeoutMs / 1000)} s: ${status.available}/${status.desired} available, ${status.updated} updated`,
-        `see: kubectl -n ${target.namespace} describe daemonset ${target.name}; kubectl -n ${target.namespace} get pods -l app.kubernetes.io/instance=${target.name}`,
-      )
-    }
-    await sleep(1000)
+    const left = deadline - Date.now()
+    if (left <= 0) throw notRolledOut(status, false)
+    await sleep(Math.min(1000, left))
+    if (Date.now() >= deadline) throw notRolledOut(status, false)
   }
 }

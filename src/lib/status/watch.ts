@@ -1,7 +1,10 @@
 import {type KubernetesObject, Watch} from '@kubernetes/client-node'
 
-import type {Kube} from '../kube/client.js'
+import {escapeControl} from '../echo.js'
+import {UnreachableError} from '../errors.js'
+import {type Kube, toKarpError} from '../kube/client.js'
 import {KARP_SELECTOR} from '../kube/karp-installs.js'
+import {RequestDeadlineError} from '../kube/request-guard.js'
 import {AGENT_REPORTING_COMPONENT, type ClusterSnapshot, takeSnapshot} from './gather.js'
 
 type Kind = 'daemonSets' | 'pods' | 'nodes' | 'events'
@@ -16,11 +19,31 @@ const WATCHES: Array<{kind: Kind; path: string; query: Record<string, string>}> 
 const keyOf = (o: KubernetesObject) => o.metadata?.uid ?? `${o.metadata?.namespace}/${o.metadata?.name}`
 
 /**
+ * How long a watch may stay silent: the client library's own limit for opening a watch and for the silence
+ * after it (Watch aborts a watch that brings nothing for 30 s, as long as the default --request-timeout).
+ * A quiet cluster sends nothing for minutes, so the server is asked to end each watch after half that
+ * (timeoutSeconds, which it honours with a clean end of stream) and karp resumes it from its
+ * resourceVersion, losing nothing: a healthy watch is never cut. Only a dead server, or a dead connection
+ * (a VIP that moved to another node leaves one behind), stays silent for the whole limit, and that is
+ * noticed within it. --request-timeout does not apply to watches: they are meant to stay open.
+ */
+export const WATCH_SILENCE_MS = 30_000
+export const WATCH_SERVER_TIMEOUT_SECONDS = WATCH_SILENCE_MS / 2000
+
+/**
  * Keeps a snapshot current through the watch API, from the resourceVersion of one initial list per kind,
  * and calls onChange after each batch of changes. A watch the server ends (timeout, expired version)
- * is resumed; only an expired version costs a fresh list. Resolves when the signal aborts.
+ * is resumed; only an expired version costs a fresh list. A server that stops answering is reported
+ * through onError once, and watching goes on until it answers again (onRecovered). Resolves when the
+ * signal aborts.
  */
-export async function watchSnapshot(kube: Kube, onChange: (snapshot: ClusterSnapshot) => void, signal: AbortSignal, onError: (error: Error) => void): Promise<void> {
+export async function watchSnapshot(
+  kube: Kube,
+  onChange: (snapshot: ClusterSnapshot) => void,
+  signal: AbortSignal,
+  onError: (error: Error) => void,
+  onRecovered: () => void = () => undefined,
+): Promise<void> {
   let snapshot = await takeSnapshot(kube)
   const stores = new Map<Kind, Map<string, KubernetesObject>>(
     (['daemonSets', 'pods', 'nodes', 'events'] as Kind[]).map((kind) => [kind, new Map((snapshot[kind] as KubernetesObject[]).map((o) => [keyOf(o), o]))]),
@@ -36,14 +59,34 @@ export async function watchSnapshot(kube: Kube, onChange: (snapshot: ClusterSnap
       onChange(snapshot)
     }, 200)
   }
+  // One report per outage, not one per watch and retry.
+  let reported: string | undefined
+  const failed = (error: Error) => {
+    if (error.message === reported) return
+    reported = error.message
+    onError(error)
+  }
+  const opened = () => {
+    if (reported === undefined) return
+    reported = undefined
+    onRecovered()
+  }
   const watcher = new Watch(kube.config)
-  const controllers: AbortController[] = []
+  const controllers = new Set<AbortController>()
   const start = async ({kind, path, query}: (typeof WATCHES)[number]): Promise<void> => {
     if (signal.aborted) return
     const store = stores.get(kind) as Map<string, KubernetesObject>
-    const controller = await watcher.watch(
+    const doing = `watching ${kind === 'daemonSets' ? 'DaemonSets' : kind}`
+    // The library may report the end before it hands back the controller (a failed open).
+    const watch: {ended: boolean; controller?: AbortController} = {ended: false}
+    watch.controller = await watcher.watch(
       path,
-      {...query, resourceVersion: versions[kind], allowWatchBookmarks: true},
+      {
+        ...query,
+        resourceVersion: versions[kind],
+        allowWatchBookmarks: true,
+        timeoutSeconds: WATCH_SERVER_TIMEOUT_SECONDS,
+      },
       (phase, object: KubernetesObject) => {
         if (object.metadata?.resourceVersion) versions[kind] = object.metadata.resourceVersion
         if (phase === 'BOOKMARK') return
@@ -52,6 +95,8 @@ export async function watchSnapshot(kube: Kube, onChange: (snapshot: ClusterSnap
         changed()
       },
       (error: unknown) => {
+        watch.ended = true
+        if (watch.controller) controllers.delete(watch.controller)
         if (signal.aborted) return
         const gone = (error as {statusCode?: number; code?: number})?.statusCode === 410 || String(error).includes('410')
         if (gone) {
@@ -64,17 +109,31 @@ export async function watchSnapshot(kube: Kube, onChange: (snapshot: ClusterSnap
               changed()
               return start({kind, path, query})
             })
-            .catch(onError)
+            .catch((e: Error) => {
+              failed(e)
+              setTimeout(() => void start({kind, path, query}), 1000)
+            })
           return
         }
-        if (error) onError(error instanceof Error ? error : new Error(String(error)))
-        setTimeout(() => void start({kind, path, query}).catch(onError), error ? 1000 : 0)
+        if (error) failed(watchError(error, doing, kube))
+        setTimeout(() => void start({kind, path, query}).catch(failed), error ? 1000 : 0)
       },
     )
-    controllers.push(controller)
+    if (!watch.ended) {
+      controllers.add(watch.controller)
+      opened()
+    }
   }
   await Promise.all(WATCHES.map(start))
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), {once: true}))
   clearTimeout(pending)
   for (const c of controllers) c.abort()
+}
+
+/** The watch's timer fired (no answer, or silence, for WATCH_SILENCE_MS); anything else reads as any request's failure. */
+function watchError(error: unknown, doing: string, kube: Kube): Error {
+  if ((error as {name?: string}).name === 'TimeoutError') return toKarpError(new RequestDeadlineError(WATCH_SILENCE_MS, 'request'), doing, kube.server)
+  const statusCode = (error as {statusCode?: number}).statusCode
+  if (statusCode !== undefined) return new UnreachableError(`${doing}: ${escapeControl(kube.server)} answered HTTP ${statusCode}`)
+  return toKarpError(error, doing, kube.server)
 }
