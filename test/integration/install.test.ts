@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import {createHash} from 'node:crypto'
 import {chmod, mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -8,7 +9,7 @@ import {AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi} from '@kubernetes
 import {execa} from 'execa'
 
 import {controlPlaneNode, createFakeNodes, deleteFakeNodes, workerNode} from '../cluster/nodes.js'
-import {karp, karpOnTerminal} from '../helpers/karp.js'
+import {karp, karpBin, karpOnTerminal} from '../helpers/karp.js'
 import {clusterOrSkip} from './cluster-env.js'
 
 const cluster = clusterOrSkip()
@@ -148,6 +149,22 @@ describe('karp install / uninstall against a real control plane', {skip: cluster
     assert.equal(actions.DaemonSet, 'configured')
     const secret = await core.readNamespacedSecret({name: 'karp', namespace: 'inst-a'})
     assert.equal(Buffer.from(secret.data?.password ?? '', 'base64').toString(), 'n3w-secret')
+  })
+
+  it('takes the password from --password-file, here stdin, and rolls the pods with a digest that is not the password\'s hash', async () => {
+    const before = (await apps.readNamespacedDaemonSet({name: 'karp', namespace: 'inst-a'})).spec?.template.metadata?.annotations?.['karp.io/password-hash']
+    const run = await execa(process.execPath, [karpBin, 'install', ...base('inst-a', ['--vip', '10.77.0.250', '--advbase', '2', '--password-file', '-'])], {
+      reject: false, input: 'fr0m-stdin\n', env: {NO_COLOR: '1'}, timeout: 180_000,
+    })
+    assert.equal(run.exitCode, 0, run.stderr)
+    const actions = Object.fromEntries((JSON.parse(run.stdout) as InstallJson).objects.map((o) => [o.kind, o.action]))
+    assert.deepEqual([actions.Secret, actions.DaemonSet], ['configured', 'configured'])
+    const secret = await core.readNamespacedSecret({name: 'karp', namespace: 'inst-a'})
+    assert.equal(Buffer.from(secret.data?.password ?? '', 'base64').toString(), 'fr0m-stdin')
+    const after = (await apps.readNamespacedDaemonSet({name: 'karp', namespace: 'inst-a'})).spec?.template.metadata?.annotations?.['karp.io/password-hash']
+    assert.notEqual(after, before)
+    assert.match(after ?? '', /^scrypt:[0-9a-f]{16}$/)
+    assert.ok(!(after ?? '').includes(createHash('sha256').update('fr0m-stdin').digest('hex').slice(0, 16)))
   })
 
   const refusals: Array<[string, string[], number, RegExp]> = [
