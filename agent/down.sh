@@ -6,6 +6,7 @@
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 iface=$1
+hook_register
 
 from=$(state_get role init)
 g=$(gen_bump)

@@ -12,52 +12,154 @@ die() {
   log "fatal=\"$*\""
   exit 2
 }
+# A value as a message may show it: at most 80 bytes, and every byte outside printable ASCII (and \ and ")
+# as \xHH, so a newline or an escape sequence in the environment cannot forge or garble a log line.
+shown() {
+  value=$1 LC_ALL=C awk 'BEGIN {
+    for (i = 1; i < 256; i++) ord[sprintf("%c", i)] = i
+    v = ENVIRON["value"]; n = length(v); out = ""
+    for (i = 1; i <= n && i <= 80; i++) {
+      c = substr(v, i, 1); o = ord[c]
+      out = out ((o >= 32 && o < 127 && c != "\\" && c != "\"") ? c : sprintf("\\x%02x", o))
+    }
+    printf "%s%s", out, (n > 80 ? "..." : "")
+  }'
+}
+refuse() { # name value what-is-allowed
+  die "$1=$(shown "$2") is not $3"
+}
+# Every check matches the whole value (case patterns, never a line-by-line grep or awk): a value with a
+# newline or anything after the expected text is refused.
 is_uint() { case $1 in '' | *[!0-9]*) return 1 ;; esac }
-uint_in() { is_uint "$1" && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; } # value min max
-is_seconds() { case $1 in '' | .* | *. | *[!0-9.]* | *.*.*) return 1 ;; esac }
+uint_in() { is_uint "$1" && [ ${#1} -le 9 ] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; } # value min max
+is_seconds() { case $1 in '' | .* | *. | *[!0-9.]* | *.*.*) return 1 ;; esac && [ ${#1} -le 9 ]; }
+is_positive_seconds() { is_seconds "$1" && case $1 in *[1-9]*) ;; *) false ;; esac }
 is_ipv4() {
-  printf '%s\n' "$1" | awk -F. 'NF != 4 { exit 1 } { for (i = 1; i <= 4; i++) if ($i !~ /^[0-9]+$/ || $i > 255) exit 1 }'
+  case $1 in '' | *[!0-9.]* | .* | *. | *..*) return 1 ;; esac
+  # Only digits and dots are left, so the unquoted split below cannot glob.
+  set -f
+  old_ifs=$IFS IFS=.
+  # shellcheck disable=SC2086
+  set -- $1
+  IFS=$old_ifs
+  set +f
+  [ $# -eq 4 ] || return 1
+  for octet; do
+    case $octet in 0 | [1-9] | [1-9][0-9] | [1-9][0-9][0-9]) [ "$octet" -le 255 ] || return 1 ;; *) return 1 ;; esac
+  done
+}
+# Linux interface names, as the CLI's --interface takes them.
+is_ifname() {
+  case $1 in '' | -* | . | .. | *[!A-Za-z0-9._@-]*) return 1 ;; esac
+  [ ${#1} -le 15 ]
+}
+is_hostname() { case $1 in '' | -* | .* | *[!A-Za-z0-9.-]*) return 1 ;; esac && [ ${#1} -le 253 ]; }
+
+# Seconds (digits, at most one dot) to centiseconds, in $cs.
+to_cs() {
+  w=${1%%.*} f=${1#*.}
+  [ "$f" = "$1" ] && f=
+  w=${w#"${w%%[!0]*}"}
+  f=${f}00
+  f=${f%"${f#??}"}
+  cs=$((${w:-0} * 100 + 1$f - 100))
+}
+# Centiseconds since boot in $now: a monotonic clock read without starting a process.
+now_cs() {
+  read -r now _ </proc/uptime
+  now=$((${now%%.*} * 100 + 1${now#*.} - 100))
 }
 
 # --- configuration --------------------------------------------------------------------------------------
 [ -n "${KARP_VIP:-}" ] || die "KARP_VIP is not set"
-is_ipv4 "$KARP_VIP" || die "KARP_VIP=$KARP_VIP is not an IPv4 address"
-uint_in "${KARP_VHID:-}" 1 255 || die "KARP_VHID=${KARP_VHID:-} is not 1-255"
+is_ipv4 "$KARP_VIP" || refuse KARP_VIP "$KARP_VIP" "an IPv4 address"
+uint_in "${KARP_VHID:-}" 1 255 || refuse KARP_VHID "${KARP_VHID:-}" "1-255"
 KARP_ADVBASE=${KARP_ADVBASE:-1}
-uint_in "$KARP_ADVBASE" 1 255 || die "KARP_ADVBASE=$KARP_ADVBASE is not 1-255"
+uint_in "$KARP_ADVBASE" 1 255 || refuse KARP_ADVBASE "$KARP_ADVBASE" "1-255"
 KARP_DEADRATIO=${KARP_DEADRATIO:-3}
-uint_in "$KARP_DEADRATIO" 1 255 || die "KARP_DEADRATIO=$KARP_DEADRATIO is not 1-255"
+uint_in "$KARP_DEADRATIO" 1 255 || refuse KARP_DEADRATIO "$KARP_DEADRATIO" "1-255"
 KARP_ADVSKEW=${KARP_ADVSKEW:-auto}
-[ "$KARP_ADVSKEW" = auto ] || { is_uint "$KARP_ADVSKEW" && [ "$KARP_ADVSKEW" -le 255 ]; } || die "KARP_ADVSKEW=$KARP_ADVSKEW is not auto or 0-255"
+[ "$KARP_ADVSKEW" = auto ] || uint_in "$KARP_ADVSKEW" 0 255 || refuse KARP_ADVSKEW "$KARP_ADVSKEW" "auto or 0-255"
 KARP_SKEW_STEP=${KARP_SKEW_STEP:-4}
-uint_in "$KARP_SKEW_STEP" 0 36 || die "KARP_SKEW_STEP=$KARP_SKEW_STEP is not 0-36"
+uint_in "$KARP_SKEW_STEP" 0 36 || refuse KARP_SKEW_STEP "$KARP_SKEW_STEP" "0-36"
 KARP_PREEMPT=${KARP_PREEMPT:-false}
-case $KARP_PREEMPT in true | false) ;; *) die "KARP_PREEMPT=$KARP_PREEMPT is not true or false" ;; esac
-uint_in "$KARP_VIP_PREFIX" 0 32 || die "KARP_VIP_PREFIX=$KARP_VIP_PREFIX is not 0-32"
-is_seconds "$KARP_DRAIN_SECONDS" || die "KARP_DRAIN_SECONDS=$KARP_DRAIN_SECONDS is not a number of seconds"
+case $KARP_PREEMPT in true | false) ;; *) refuse KARP_PREEMPT "$KARP_PREEMPT" "true or false" ;; esac
+[ -z "${KARP_INTERFACE:-}" ] || is_ifname "$KARP_INTERFACE" ||
+  refuse KARP_INTERFACE "$KARP_INTERFACE" 'an interface name (1-15 letters, digits and . - _ @, not starting with -)'
+uint_in "$KARP_VIP_PREFIX" 0 32 || refuse KARP_VIP_PREFIX "$KARP_VIP_PREFIX" "0-32"
+is_seconds "$KARP_DRAIN_SECONDS" || refuse KARP_DRAIN_SECONDS "$KARP_DRAIN_SECONDS" "a number of seconds"
+is_positive_seconds "$KARP_REPORT_TIMEOUT" || refuse KARP_REPORT_TIMEOUT "$KARP_REPORT_TIMEOUT" "a number of seconds above 0"
 KARP_PASSWORD_FILE=${KARP_PASSWORD_FILE:-/etc/karp/password}
-[ -r "$KARP_PASSWORD_FILE" ] || die "password file $KARP_PASSWORD_FILE is not readable"
+[ -r "$KARP_PASSWORD_FILE" ] || die "password file KARP_PASSWORD_FILE=$(shown "$KARP_PASSWORD_FILE") is not readable"
 # ucarp keeps the first line of the file; its key holds 20 bytes with the terminating NUL.
 pwlen=$(head -n 1 "$KARP_PASSWORD_FILE" | tr -d '\n' | wc -c)
-uint_in "$pwlen" 1 19 || die "the password in $KARP_PASSWORD_FILE must be 1-19 bytes (is $pwlen)"
+uint_in "$pwlen" 1 19 || die "the password in $(shown "$KARP_PASSWORD_FILE") must be 1-19 bytes (is $pwlen)"
 KARP_HEALTH_URL=${KARP_HEALTH_URL:-}
+KARP_HEALTH_SERVER_NAME=${KARP_HEALTH_SERVER_NAME:-kubernetes}
 KARP_HEALTH_INTERVAL=${KARP_HEALTH_INTERVAL:-0.5}
 KARP_HEALTH_TIMEOUT=${KARP_HEALTH_TIMEOUT:-1}
 KARP_HEALTH_FAILURES=${KARP_HEALTH_FAILURES:-2}
 KARP_HEALTH_SUCCESSES=${KARP_HEALTH_SUCCESSES:-2}
-is_seconds "$KARP_HEALTH_INTERVAL" || die "KARP_HEALTH_INTERVAL=$KARP_HEALTH_INTERVAL is not a number of seconds"
-is_seconds "$KARP_HEALTH_TIMEOUT" || die "KARP_HEALTH_TIMEOUT=$KARP_HEALTH_TIMEOUT is not a number of seconds"
-uint_in "$KARP_HEALTH_FAILURES" 1 1000 || die "KARP_HEALTH_FAILURES=$KARP_HEALTH_FAILURES is not >= 1"
-uint_in "$KARP_HEALTH_SUCCESSES" 1 1000 || die "KARP_HEALTH_SUCCESSES=$KARP_HEALTH_SUCCESSES is not >= 1"
+is_positive_seconds "$KARP_HEALTH_INTERVAL" || refuse KARP_HEALTH_INTERVAL "$KARP_HEALTH_INTERVAL" "a number of seconds above 0"
+is_positive_seconds "$KARP_HEALTH_TIMEOUT" || refuse KARP_HEALTH_TIMEOUT "$KARP_HEALTH_TIMEOUT" "a number of seconds above 0"
+uint_in "$KARP_HEALTH_FAILURES" 1 1000 || refuse KARP_HEALTH_FAILURES "$KARP_HEALTH_FAILURES" "1-1000"
+uint_in "$KARP_HEALTH_SUCCESSES" 1 1000 || refuse KARP_HEALTH_SUCCESSES "$KARP_HEALTH_SUCCESSES" "1-1000"
+is_hostname "$KARP_HEALTH_SERVER_NAME" || refuse KARP_HEALTH_SERVER_NAME "$KARP_HEALTH_SERVER_NAME" "a DNS name"
+
+# The health URL names where to connect; an https server must then prove, with a certificate the cluster
+# CA (KARP_CA_FILE) signed for KARP_HEALTH_SERVER_NAME, that it is the API server before the token is sent.
+# (Serving certificates carry the name "kubernetes" everywhere, but not always 127.0.0.1.) Over plain
+# http nothing can be verified, so no token goes there.
+health_scheme='' health_host='' health_port='' health_path=''
+if [ -n "$KARP_HEALTH_URL" ]; then
+  url_allowed='an http:// or https:// URL of the form SCHEME://HOST[:PORT]/PATH'
+  case $KARP_HEALTH_URL in
+    https://*) health_scheme=https health_port=443 ;;
+    http://*) health_scheme=http health_port=80 ;;
+    *) refuse KARP_HEALTH_URL "$KARP_HEALTH_URL" "$url_allowed" ;;
+  esac
+  rest=${KARP_HEALTH_URL#*://}
+  authority=${rest%%/*}
+  health_path=${rest#"$authority"}
+  case $authority in
+    \[*\]) health_host=$authority ;;
+    \[*\]:*) health_host="${authority%%]:*}]" health_port=${authority##*]:} ;;
+    *:*) health_host=${authority%%:*} health_port=${authority#*:} ;;
+    *) health_host=$authority ;;
+  esac
+  host_ok=false
+  case $health_host in
+    \[*\])
+      inner=${health_host#?}
+      inner=${inner%?}
+      case $inner in '' | *[!0-9A-Fa-f:.]*) ;; *) host_ok=true ;; esac
+      ;;
+    *) is_hostname "$health_host" && host_ok=true ;;
+  esac
+  case $health_path in '' | /*) ;; *) host_ok=false ;; esac
+  case $health_path in *[!A-Za-z0-9._~/?=\&%:@+,-]*) host_ok=false ;; esac
+  uint_in "$health_port" 1 65535 || host_ok=false
+  [ "$host_ok" = true ] || refuse KARP_HEALTH_URL "$KARP_HEALTH_URL" "$url_allowed"
+  [ -n "$health_path" ] || health_path=/
+  if [ "$health_scheme" = https ] && ! [ -r "$KARP_CA_FILE" ]; then
+    die "KARP_CA_FILE=$(shown "$KARP_CA_FILE") is not readable: it verifies the server of KARP_HEALTH_URL"
+  fi
+fi
 # A backup notices a silent master after advbase x deadratio plus up to two advertisement periods (ucarp
 # checks its timers once per period and reads packets up to 1 s late); wait that long for a successor.
 KARP_HANDOVER_TIMEOUT=${KARP_HANDOVER_TIMEOUT:-$((KARP_ADVBASE * (KARP_DEADRATIO + 2) + 2))}
-is_uint "$KARP_HANDOVER_TIMEOUT" || die "KARP_HANDOVER_TIMEOUT=$KARP_HANDOVER_TIMEOUT is not whole seconds"
+uint_in "$KARP_HANDOVER_TIMEOUT" 0 100000 || refuse KARP_HANDOVER_TIMEOUT "$KARP_HANDOVER_TIMEOUT" "whole seconds"
+# A graceful stop (SIGTERM) ends within this many seconds, whatever the network does: the handover is cut
+# short to fit and the last role report is abandoned at the deadline. It must stay below the pod's
+# terminationGracePeriodSeconds (15), which also covers the up to 1.3 s before a busy agent notices the
+# signal; after that the kubelet SIGKILLs the agent, and a SIGKILLed agent leaves the VIP behind.
+KARP_STOP_TIMEOUT=${KARP_STOP_TIMEOUT:-12}
+uint_in "$KARP_STOP_TIMEOUT" 2 3600 || refuse KARP_STOP_TIMEOUT "$KARP_STOP_TIMEOUT" "2-3600 seconds"
 interval=1
 [ -n "$KARP_HEALTH_URL" ] && interval=$KARP_HEALTH_INTERVAL
 
 mkdir -p "$KARP_STATE_DIR" || die "cannot create KARP_STATE_DIR=$KARP_STATE_DIR"
-rm -f "$KARP_STATE_DIR/ucarp.pid" "$KARP_STATE_DIR/gated" "$KARP_STATE_DIR/gen" "$KARP_STATE_DIR"/.auth.*
+rm -f "$KARP_STATE_DIR/ucarp.pid" "$KARP_STATE_DIR/gated" "$KARP_STATE_DIR/gen" "$KARP_STATE_DIR"/.auth.* "$KARP_STATE_DIR"/hook.*
 state_set role init
 state_set agent.pid $$
 
@@ -93,6 +195,27 @@ else
   skew=$KARP_ADVSKEW
 fi
 
+# --- processes -----------------------------------------------------------------------------------------
+# Running, and not a zombie (a child that died stays one until waited for; kill -0 would say it lives).
+proc_alive() { # pid
+  [ -n "$1" ] || return 1
+  { read -r st <"/proc/$1/stat"; } 2>/dev/null || return 1
+  case $st in *") Z "* | *") X "*) return 1 ;; esac
+  return 0
+}
+
+# Sends the signal to a process and everything it started, as /proc shows them now.
+kill_tree() { # signal pid
+  # shellcheck disable=SC2046 # one pid per word
+  kill "-$1" $(cat /proc/[0-9]*/stat 2>/dev/null | awk -v root="$2" '
+    { pid = $1; sub(/.*\) /, ""); parent[pid] = $2 }
+    END {
+      keep[root] = 1; more = 1
+      while (more) { more = 0; for (p in parent) if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; more = 1 } }
+      for (p in keep) print p
+    }') 2>/dev/null
+}
+
 # --- ucarp ---------------------------------------------------------------------------------------------
 ucarp_pid=
 start_ucarp() { # why
@@ -107,35 +230,107 @@ start_ucarp() { # why
   state_set ucarp.pid "$ucarp_pid"
 }
 
-# Not kill -0: a child that died stays a zombie until waited for.
-ucarp_alive() {
-  [ -n "$ucarp_pid" ] || return 1
-  { read -r st <"/proc/$ucarp_pid/stat"; } 2>/dev/null || return 1
-  case $st in *") Z "* | *") X "*) return 1 ;; esac
-  return 0
+# A hook of ours (up.sh or down.sh, or a subshell of one), not some process that got a dead hook's pid.
+is_hook() { # pid
+  { cmd=$(tr '\0' ' ' <"/proc/$1/cmdline"); } 2>/dev/null || return 1
+  case $cmd in *"$here/up.sh "* | *"$here/down.sh "*) return 0 ;; esac
+  return 1
 }
 
-stop_ucarp() { # signal
-  [ -n "$ucarp_pid" ] || return 0
-  kill "-$1" "$ucarp_pid" 2>/dev/null
-  wait "$ucarp_pid" 2>/dev/null
-  ucarp_pid=
-  rm -f "$KARP_STATE_DIR/ucarp.pid"
+# ucarp waits for its hooks, but killing ucarp does not stop a hook that is running: an up.sh could add the
+# VIP after this agent looked for it. Every hook registers (hook.<pid>) before it checks that its ucarp
+# still runs (hook_current, lib.sh); so once ucarp is dead, waiting for the registered hooks is enough:
+# a hook that registers later finds ucarp gone and adds nothing. One that takes longer than 2 s is killed
+# with whatever it started.
+hooks_settle() {
+  now_cs
+  hooks_until=$((now + 200))
+  for hook in "$KARP_STATE_DIR"/hook.*; do
+    [ -e "$hook" ] || continue
+    hook_pid=${hook##*/hook.}
+    proc_alive "$hook_pid" && is_hook "$hook_pid" && log "waiting_for_hook=$hook_pid reason=\"ucarp stopped while its hook ran\""
+    while proc_alive "$hook_pid" && is_hook "$hook_pid"; do
+      now_cs
+      if [ "$now" -ge "$hooks_until" ]; then
+        kill_tree KILL "$hook_pid"
+        log "warning=hook-killed pid=$hook_pid reason=\"still running 2 s after ucarp stopped\""
+        break
+      fi
+      nap 0.05
+    done
+    rm -f "$hook"
+  done
+}
+
+# SIGKILL: no more advertisements, and no down script (the agent itself decides what happens to the VIP).
+stop_ucarp() {
+  if [ -n "$ucarp_pid" ]; then
+    kill -KILL "$ucarp_pid" 2>/dev/null
+    wait "$ucarp_pid" 2>/dev/null
+    ucarp_pid=
+    rm -f "$KARP_STATE_DIR/ucarp.pid"
+  fi
+  hooks_settle
+}
+
+# --- stopping ------------------------------------------------------------------------------------------
+# Set once, when the agent starts to stop (SIGTERM, or ucarp gone): everything after must end by then.
+stop_deadline=
+stop_clock() {
+  [ -n "$stop_deadline" ] && return 0
+  now_cs
+  stop_deadline=$((now + KARP_STOP_TIMEOUT * 100))
+}
+
+# The last role report of an agent about to exit runs in the foreground (a background one would die with
+# the agent) but never past the stop deadline: each request gets at most the time left, and whatever is
+# still running at the deadline is killed.
+final_report() { # reason
+  now_cs
+  to_cs "$KARP_REPORT_TIMEOUT"
+  left=$((stop_deadline - now))
+  [ "$cs" -lt "$left" ] && left=$cs
+  if [ "$left" -lt 10 ]; then
+    log "warning=report-skipped role=backup reason=\"the stop deadline is near\""
+    return 0
+  fi
+  secs=$((left / 100)).$((left % 100 / 10))
+  (
+    KARP_REPORT_TIMEOUT=$secs
+    report_role backup "$1" wait
+  ) 3>&- &
+  reporter=$!
+  report_until=$((now + left))
+  while proc_alive "$reporter"; do
+    now_cs
+    if [ "$now" -ge "$report_until" ]; then
+      kill_tree KILL "$reporter"
+      log "warning=report-abandoned role=backup after=${secs}s"
+      break
+    fi
+    nap 0.1
+  done
+  wait "$reporter" 2>/dev/null
 }
 
 # Make-before-break: ucarp never tells the backups it leaves, so they take over only when its
 # advertisements stop for the dead interval. Stop advertising, keep answering for the VIP meanwhile, and
 # let it go once another node answers ARP for it (or after KARP_HANDOVER_TIMEOUT, e.g. a single node).
+# When stopping, the wait ends 1.5 s before the stop deadline (one more arping and the 0.3 s still fit).
 handover() { # to-role reason
-  stop_ucarp KILL
+  stop_ucarp
   from=$(state_get role init)
   gen_bump >/dev/null
   state_set role backup
   released=none successor=none
   if vip_held "$iface"; then
-    deadline=$(($(date +%s) + KARP_HANDOVER_TIMEOUT))
+    now_cs
+    limit=$((now + KARP_HANDOVER_TIMEOUT * 100))
     successor=timeout
-    while [ "$(date +%s)" -lt "$deadline" ]; do
+    while :; do
+      [ -n "$stop_deadline" ] && [ $((stop_deadline - 150)) -lt "$limit" ] && limit=$((stop_deadline - 150))
+      now_cs
+      [ "$now" -lt "$limit" ] || break
       # arping -D exits 1 when some host answered for the address: only a new holder does.
       if ! arping -D -q -c 1 -w 1 -I "$iface" "$KARP_VIP" >/dev/null 2>&1; then
         successor=seen
@@ -148,26 +343,27 @@ handover() { # to-role reason
     released=now
   fi
   log "role=$1 from=$from vip=$KARP_VIP iface=$iface reason=\"$2\" successor=$successor vip_released=$released"
-  if [ "$1" = stopped ]; then report_role backup "$2" wait; else report_role backup "$2"; fi
+  if [ "$1" = stopped ]; then final_report "$2"; else report_role backup "$2"; fi
 }
 
 stopping=0
 shutdown_agent() {
   trap '' TERM INT
-  if [ "$(state_get role)" = master ]; then
+  stop_clock
+  stop_ucarp
+  # A node draining after a yield holds the VIP too: the preferred master answers for it already.
+  if [ "$(state_get role)" = master ] || vip_held "$iface"; then
     handover stopped "shutdown: handed the VIP over"
   else
     from=$(state_get role init)
-    stop_ucarp TERM
     gen_bump >/dev/null
-    # A node draining after a yield still holds the VIP; the preferred master is there already.
-    vip_held "$iface" && vip_del "$iface"
+    state_set role backup
     log "role=stopped from=$from vip=$KARP_VIP iface=$iface reason=\"shutdown\""
   fi
   rm -f "$KARP_STATE_DIR/agent.pid" "$KARP_STATE_DIR/gated"
   exit 0
 }
-trap 'stopping=1' TERM INT
+trap 'stopping=1; stop_clock' TERM INT
 
 # Interruptible sleep: a trapped signal ends it at once. Where the shell's read has a timeout (busybox ash,
 # the image's shell) it waits on a FIFO nobody writes, which saves a sleep process that would otherwise
@@ -192,14 +388,21 @@ nap() {
 }
 
 health_ok() {
-  set -- -fsS -k -o /dev/null -m "$KARP_HEALTH_TIMEOUT"
-  if [ -r "$KARP_TOKEN_FILE" ]; then
-    hdr="$KARP_STATE_DIR/.auth.health"
-    read -r token <"$KARP_TOKEN_FILE"
-    (umask 077 && printf 'Authorization: Bearer %s\n' "$token" >"$hdr")
-    set -- "$@" -H "@$hdr"
+  set -- -fsS -o /dev/null -m "$KARP_HEALTH_TIMEOUT"
+  url=$KARP_HEALTH_URL
+  if [ "$health_scheme" = https ]; then
+    # curl sends headers only after the server's certificate verified: the token reaches the API server
+    # or nobody.
+    set -- "$@" --cacert "$KARP_CA_FILE" --connect-to "$KARP_HEALTH_SERVER_NAME:$health_port:$health_host:$health_port"
+    url="https://$KARP_HEALTH_SERVER_NAME:$health_port$health_path"
+    if [ -r "$KARP_TOKEN_FILE" ]; then
+      hdr="$KARP_STATE_DIR/.auth.health"
+      read -r token <"$KARP_TOKEN_FILE"
+      (umask 077 && printf 'Authorization: Bearer %s\n' "$token" >"$hdr")
+      set -- "$@" -H "@$hdr"
+    fi
   fi
-  curl "$@" "$KARP_HEALTH_URL" 2>"$KARP_STATE_DIR/health.err" 3>&- &
+  curl "$@" "$url" 2>"$KARP_STATE_DIR/health.err" 3>&- &
   checker=$!
   wait "$checker"
   rc=$?
@@ -219,10 +422,13 @@ fi
 
 while :; do
   [ "$stopping" = 1 ] && shutdown_agent
-  if [ "$gated" = 0 ] && ! ucarp_alive; then
+  if [ "$gated" = 0 ] && ! proc_alive "$ucarp_pid"; then
     wait "$ucarp_pid" 2>/dev/null
     status=$?
     ucarp_pid=
+    rm -f "$KARP_STATE_DIR/ucarp.pid"
+    trap '' TERM INT
+    stop_clock
     handover stopped "ucarp exited with status $status"
     rm -f "$KARP_STATE_DIR/agent.pid"
     exit 1
@@ -242,12 +448,15 @@ while :; do
         err=$(tr '\n"' "  " <"$KARP_STATE_DIR/health.err" 2>/dev/null | sed 's/ *$//')
         why="health check failed $fails times: ${err:-no answer}"
         state_set gated "$why"
-        if [ "$(state_get role)" = master ]; then
+        stop_ucarp
+        if [ "$(state_get role)" = master ] || vip_held "$iface"; then
           handover backup "$why"
         else
           from=$(state_get role init)
-          stop_ucarp TERM
+          gen_bump >/dev/null
+          state_set role backup
           log "role=backup from=$from vip=$KARP_VIP iface=$iface reason=\"$why\" eligible=false"
+          report_role backup "$why"
         fi
       fi
     fi

@@ -16,11 +16,20 @@ export const AGENT_ENV: readonly AgentEnvVar[] = [
   {name: 'KARP_ADVBASE', default: '1', description: 'advertisement interval in seconds, 1-255'},
   {name: 'KARP_PREEMPT', default: 'false', description: '"true" lets a faster node take the VIP from a slower master'},
   {name: 'KARP_INTERFACE', description: 'interface for the VIP; default: the one `ip route get $KARP_VIP` picks'},
-  {name: 'KARP_HEALTH_URL', description: 'local API server health URL, e.g. https://127.0.0.1:6443/readyz; unset: no health gate'},
+  {
+    name: 'KARP_HEALTH_URL',
+    description:
+      'local API server health URL, e.g. https://127.0.0.1:6443/readyz (where to connect); https: the server must prove it is the API server (KARP_HEALTH_SERVER_NAME) before the token is sent; http: no token; unset: no health gate',
+  },
+  {
+    name: 'KARP_HEALTH_SERVER_NAME',
+    default: 'kubernetes',
+    description: 'name the server behind an https KARP_HEALTH_URL must have a certificate for, signed by KARP_CA_FILE',
+  },
   {name: 'KARP_PASSWORD_FILE', default: '/etc/karp/password', description: 'file whose first line (1-19 bytes) is the CARP password'},
   {name: 'KARP_STATE_DIR', default: '/run/karp', description: 'writable directory for pid and state files'},
-  {name: 'KARP_TOKEN_FILE', default: '/var/run/secrets/kubernetes.io/serviceaccount/token', description: 'bearer token for the health check and role reports'},
-  {name: 'KARP_CA_FILE', default: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt', description: 'CA that signs the API server certificate (role reports)'},
+  {name: 'KARP_TOKEN_FILE', default: '/var/run/secrets/kubernetes.io/serviceaccount/token', description: 'bearer token for role reports and the health check (sent only to a verified server)'},
+  {name: 'KARP_CA_FILE', default: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt', description: 'CA that signs the API server certificate (role reports and an https health check)'},
   {name: 'KARP_ADVSKEW', default: 'auto', description: 'advertisement skew 0-255, or auto: (last octet of the source address mod 8) x KARP_SKEW_STEP'},
   {name: 'KARP_SKEW_STEP', default: '4', description: 'step between automatic skews, 0-36'},
   {name: 'KARP_DEADRATIO', default: '3', description: 'advertisements a backup may miss before it takes over, 1-255'},
@@ -32,10 +41,18 @@ export const AGENT_ENV: readonly AgentEnvVar[] = [
   {name: 'KARP_HANDOVER_TIMEOUT', default: 'advbase x (deadratio + 2) + 2', description: 'seconds to wait for a successor before letting the VIP go anyway'},
   {name: 'KARP_DRAIN_SECONDS', default: '1.2', description: 'how long a master that yielded keeps the VIP so clients its last ARP reached are not stranded'},
   {name: 'KARP_REPORT_TIMEOUT', default: '5', description: 'seconds one role-report request may take'},
+  {
+    name: 'KARP_STOP_TIMEOUT',
+    default: '12',
+    description: 'seconds a graceful stop may take in all (handover and last role report), 2-3600; keep it below the grace period',
+  },
 ]
 
 /** Set by Kubernetes, not by karp: the downward API and the in-cluster API server address. */
 export const KUBERNETES_ENV = ['NODE_NAME', 'POD_NAME', 'POD_NAMESPACE', 'KUBERNETES_SERVICE_HOST', 'KUBERNETES_SERVICE_PORT'] as const
 
-/** Seconds the kubelet should allow a stopping pod: the handover timeout plus a report and some slack. */
+/**
+ * Seconds the kubelet allows a stopping pod: the agent's KARP_STOP_TIMEOUT (12), which bounds the handover
+ * and the last role report together, plus up to 1.3 s before a busy agent notices SIGTERM and slack to exit.
+ */
 export const TERMINATION_GRACE_PERIOD_SECONDS = 15

@@ -33,6 +33,24 @@ gen_bump() {
   printf '%s' "$g"
 }
 
+# ucarp waits for its hooks, but a hook outlives a killed ucarp. Each hook registers first (hook.<pid> in
+# the state dir, until it exits): the agent, once it killed ucarp, waits for the registered hooks before it
+# looks at the VIP (entrypoint.sh, hooks_settle).
+hook_register() {
+  : >"$KARP_STATE_DIR/hook.$$"
+  trap 'rm -f "$KARP_STATE_DIR/hook.$$"' EXIT
+}
+
+# True while the ucarp that runs this hook is still the agent's ucarp (still this process's parent: a
+# killed ucarp's children are adopted at once) and nothing moved the generation past $1. Checked after
+# hook_register, so a hook the agent did not wait for always finds its ucarp gone.
+hook_current() { # generation
+  { read -r st <"/proc/$$/stat"; } 2>/dev/null || return 1
+  st=${st##*") "} # state ppid ...
+  st=${st#* }
+  [ "${st%% *}" = "$(state_get ucarp.pid)" ] && [ "$(state_get gen)" = "$1" ]
+}
+
 vip_held() { # iface
   ip -4 addr show dev "$1" 2>/dev/null | grep -q -F " inet $KARP_VIP/"
 }

@@ -6,9 +6,15 @@
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 iface=$1
+hook_register
 
 from=$(state_get role init)
-gen_bump >/dev/null
+g=$(gen_bump)
+# Killing ucarp does not stop this script: once the agent stopped the ucarp that ran it, add nothing.
+if ! hook_current "$g"; then
+  log "up=skipped vip=$KARP_VIP iface=$iface reason=\"the ucarp that ran this hook was stopped\""
+  exit 0
+fi
 state_set role master
 vip_add "$iface"
 case ${KARP_PREEMPT:-false} in

@@ -67,6 +67,40 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     assert.equal(await lab.holdsVip(node), false)
   })
 
+  it('refuses a value with a newline or anything after it, in one line naming the variable with the value escaped and capped', async () => {
+    const node = lab.nodes[0] as LabNode
+    const run = (env: Record<string, string>) =>
+      execa('ip', ['netns', 'exec', node.ns, join(agentDir, 'entrypoint.sh')], {
+        env: {...lab.agentEnv(node, {health: false}), ...env},
+        extendEnv: false,
+        reject: false,
+        timeout: 10_000,
+      })
+    const cases: [string, string, RegExp][] = [
+      ['KARP_VIP', `${VIP}\n10.77.0.11`, /KARP_VIP=10\.77\.0\.10\\x0a10\.77\.0\.11 is not an IPv4 address/],
+      ['KARP_VIP', `${VIP} `, /KARP_VIP=10\.77\.0\.10 {2}is not an IPv4 address/],
+      ['KARP_VIP', '010.77.0.10', /KARP_VIP=010\.77\.0\.10 is not/],
+      ['KARP_VHID', '42\n43', /KARP_VHID=42\\x0a43 is not 1-255/],
+      ['KARP_PREEMPT', 'true\n', /KARP_PREEMPT=true\\x0a is not true or false/],
+      ['KARP_INTERFACE', '-eth0', /KARP_INTERFACE=-eth0 is not an interface name/],
+      ['KARP_INTERFACE', 'eth0\nlo', /KARP_INTERFACE=eth0\\x0alo is not an interface name/],
+      ['KARP_HEALTH_URL', 'https://127.0.0.1:6444/readyz\nx', /KARP_HEALTH_URL=https:\/\/127\.0\.0\.1:6444\/readyz\\x0ax is not an http:\/\/ or https:\/\/ URL/],
+      ['KARP_HEALTH_URL', 'https://u@127.0.0.1:6444/readyz', /KARP_HEALTH_URL=https:\/\/u@127\.0\.0\.1:6444\/readyz is not/],
+      ['KARP_REPORT_TIMEOUT', '5\n', /KARP_REPORT_TIMEOUT=5\\x0a is not a number of seconds/],
+      ['KARP_VIP', `\u001b[31m${'9'.repeat(300)}`, /KARP_VIP=\\x1b\[31m9{75}\.\.\. is not an IPv4 address/],
+    ]
+    for (const [name, value, message] of cases) {
+      const r = await run({[name]: value})
+      const what = `${name}=${JSON.stringify(value)}`
+      assert.equal(r.exitCode, 2, `${what}: exit ${r.exitCode}, stderr ${r.stderr}`)
+      assert.match(r.stderr, message, what)
+      assert.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line\n${r.stderr}`)
+      // eslint-disable-next-line no-control-regex
+      assert.doesNotMatch(r.stderr.trim(), /[\u0000-\u001f\u007f]/, `${what}: control characters in the message`)
+    }
+    assert.equal(await lab.holdsVip(node), false)
+  })
+
   it('has exactly one holder at steady state, found by ip route get, with the password passed by file', async () => {
     await startAll(lab)
     const holder = await lab.waitForOneHolder()

@@ -3,6 +3,8 @@
 // (10.77.0.0/24); the root namespace gets none. Each node runs a stand-in API server (fixtures/
 // node-service.ts) and the agent exactly as a DaemonSet pod would: agent/entrypoint.sh from this repo with
 // the pod's environment, a password file, a service-account token and a writable state dir in temp dirs.
+// The stand-in serves /readyz over TLS with a certificate the lab's CA signed for the name "kubernetes"
+// only (as kubeadm's, no 127.0.0.1), and that CA is the pod's ca.crt, as the cluster CA is in a real pod.
 //
 // Names carry a per-run prefix (karpl-<pid>-<random>), so parallel runs never collide. Teardown kills every
 // process group the lab started and deletes its namespaces: from destroy(), from a process 'exit' hook and
@@ -23,6 +25,7 @@ import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {execa} from 'execa'
+import {makeCa, makeCertificate, testKey} from '../helpers/certs.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 export const repoRoot = resolve(here, '../..')
@@ -32,15 +35,17 @@ export const VIP = `${SUBNET}.10`
 export const CLIENT_IP = `${SUBNET}.100`
 export const SERVICE_PORT = 6443
 export const HEALTH_PORT = 6444
-export const HEALTH_URL = `http://127.0.0.1:${HEALTH_PORT}/readyz`
+export const HEALTH_URL = `https://127.0.0.1:${HEALTH_PORT}/readyz`
+/** The names a real API server's serving certificate carries on every distribution. */
+export const API_SERVER_NAMES = ['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local']
 export const VHID = '42'
 const PREFIX = 'karpl'
-const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+export const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 // What the image gets from busybox; the lab can run the agent with these instead of Debian's tools.
 const BUSYBOX_APPLETS = ['ip', 'arping', 'awk', 'sed', 'grep', 'date', 'head', 'tr', 'wc', 'cat', 'mv', 'rm', 'mkdir', 'sleep', 'mkfifo', 'mktemp']
 
 // By absolute path: an agent running with busybox's tools has an `ip` first on its PATH that knows no netns.
-const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip'
+export const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip'
 
 /** Why the lab cannot run here, or false. Under CI=true a missing prerequisite throws instead. */
 export function labSkipReason(): string | false {
@@ -68,6 +73,20 @@ export interface Proc {
   running: boolean
 }
 
+/** A certificate and its key, as PEM files. */
+export interface TlsFiles {
+  cert: string
+  key: string
+}
+
+/** One /readyz request the node's stand-in API server saw (fixtures/node-service.ts). */
+export interface HealthRequest {
+  auth?: 'token' | 'other' | 'none'
+  /** The lab's own readiness probe, not the agent. */
+  lab?: boolean
+  tlsError?: string
+}
+
 export interface LabNode {
   name: string
   ns: string
@@ -78,7 +97,14 @@ export interface LabNode {
   mac: string
   agent?: Proc
   service?: Proc
+  /** How the running stand-in serves /readyz. */
+  serviceScheme?: 'https' | 'http'
   extra: Proc[]
+}
+
+export interface ServiceOptions {
+  /** The certificate /readyz is served with (default: the lab CA's, for "kubernetes"); false: plain HTTP. */
+  tls?: TlsFiles | false
 }
 
 export interface AgentOptions {
@@ -139,6 +165,8 @@ export class Lab {
   readonly brNs: string
   readonly clientNs: string
   readonly nodes: LabNode[] = []
+  /** The lab's CA (the pod's ca.crt) and the stand-in API servers' certificate it signed. */
+  readonly pki: {ca: string; server: TlsFiles}
   private readonly procs = new Set<Proc>()
   private readonly namespaces: string[] = []
   private destroyed = false
@@ -148,6 +176,8 @@ export class Lab {
     this.dir = dir
     this.brNs = `${prefix}-br`
     this.clientNs = `${prefix}-client`
+    const pki = join(dir, 'pki')
+    this.pki = {ca: join(pki, 'ca.crt'), server: {cert: join(pki, 'apiserver.crt'), key: join(pki, 'apiserver.key')}}
   }
 
   static async create(nodeCount = 3): Promise<Lab> {
@@ -182,7 +212,17 @@ export class Lab {
     return mac
   }
 
+  private writePki(): void {
+    mkdirSync(dirname(this.pki.ca), {recursive: true})
+    const ca = makeCa('karp lab CA', {key: testKey('karp lab CA', 'ec')})
+    const server = makeCertificate({commonName: 'kube-apiserver', key: testKey('karp lab apiserver', 'ec'), issuer: ca, dnsSans: API_SERVER_NAMES})
+    writeFileSync(this.pki.ca, ca.certPem)
+    writeFileSync(this.pki.server.cert, server.certPem)
+    writeFileSync(this.pki.server.key, server.key.privatePem, {mode: 0o600})
+  }
+
   private async build(nodeCount: number): Promise<void> {
+    this.writePki()
     await this.addNs(this.brNs)
     // CARP advertisements go to 224.0.0.18; snooping would only add a way for them to get lost.
     await sh('ip', ['-n', this.brNs, 'link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0'])
@@ -248,21 +288,55 @@ export class Lab {
     return proc
   }
 
-  startService(node: LabNode): Proc {
-    node.service = this.spawnIn(
-      node.ns,
-      [process.execPath, '--no-warnings', join(here, 'fixtures', 'node-service.ts'), node.name, String(SERVICE_PORT), String(HEALTH_PORT), join(node.dir, 'token')],
-      {},
-      join(node.dir, 'service.log'),
-    )
+  startService(node: LabNode, opts: ServiceOptions = {}): Proc {
+    const tls = opts.tls ?? this.pki.server
+    const args = [node.name, String(SERVICE_PORT), String(HEALTH_PORT), join(node.dir, 'token'), this.healthRequestLog(node)]
+    if (tls) args.push(tls.cert, tls.key)
+    node.service = this.spawnIn(node.ns, [process.execPath, '--no-warnings', join(here, 'fixtures', 'node-service.ts'), ...args], {}, join(node.dir, 'service.log'))
+    node.serviceScheme = tls ? 'https' : 'http'
     return node.service
   }
 
   async waitForService(node: LabNode, timeoutMs = 10_000): Promise<void> {
+    const url = `${node.serviceScheme ?? 'https'}://127.0.0.1:${HEALTH_PORT}/readyz`
     await waitFor(`${node.name} service`, timeoutMs, async () => {
-      const r = await execa('ip', ['netns', 'exec', node.ns, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', HEALTH_URL], {reject: false})
+      const r = await execa('ip', ['netns', 'exec', node.ns, 'curl', '-s', '-k', '-H', 'X-Karp-Lab: probe', '-o', '/dev/null', '-w', '%{http_code}', url], {reject: false})
       return r.stdout === '401'
     })
+  }
+
+  private healthRequestLog(node: LabNode): string {
+    return join(node.dir, 'health-requests.jsonl')
+  }
+
+  /** Every /readyz request (or failed TLS handshake) the node's stand-in API servers saw, oldest first. */
+  healthRequests(node: LabNode): HealthRequest[] {
+    try {
+      return readFileSync(this.healthRequestLog(node), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as HealthRequest)
+    } catch {
+      return []
+    }
+  }
+
+  /** A server in the node's namespace that accepts connections on host:port and never answers. */
+  startSilentServer(node: LabNode, host: string, port: number): Proc {
+    const proc = this.spawnIn(node.ns, [process.execPath, '--no-warnings', join(here, 'fixtures', 'silent-server.ts'), host, String(port)], {}, join(node.dir, 'silent.log'))
+    node.extra.push(proc)
+    return proc
+  }
+
+  /**
+   * The pod's service-account ca.crt: the lab CA, then any CA a test put in <node dir>/ca.crt (the
+   * role-report test adds the control plane's, which signs the API server the reports go to).
+   */
+  private podCaFile(node: LabNode): string {
+    const extra = join(node.dir, 'ca.crt')
+    const bundle = join(node.dir, 'pod-ca.crt')
+    writeFileSync(bundle, readFileSync(this.pki.ca, 'utf8') + (existsSync(extra) ? readFileSync(extra, 'utf8') : ''))
+    return bundle
   }
 
   async killService(node: LabNode): Promise<void> {
@@ -281,7 +355,7 @@ export class Lab {
       KARP_PASSWORD_FILE: join(node.dir, 'password'),
       KARP_STATE_DIR: join(node.dir, 'state'),
       KARP_TOKEN_FILE: join(node.dir, 'token'),
-      KARP_CA_FILE: join(node.dir, 'ca.crt'),
+      KARP_CA_FILE: this.podCaFile(node),
       NODE_NAME: node.name,
       POD_NAME: `karp-${node.name}`,
       POD_NAMESPACE: 'karp-system',
