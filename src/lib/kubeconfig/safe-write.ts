@@ -237,7 +237,12 @@ function writeBackup(target: WriteTarget, bytes: Buffer, now: Date, guard: Inter
   throw new UsageError(`cannot write ${what}: ${shownPath(base)} and 99 numbered names after it exist; nothing was changed`, 'remove old backups')
 }
 
-/** Seconds, for a lock's age. kubectl and karp hold the lock only while writing the file: well under a second. */
+/**
+ * The age from which a lock without a live process of this host behind it is called stale. kubectl and
+ * karp hold the lock only while writing one small file (milliseconds; karp's backup and read-back add
+ * little), so a minute is far beyond any real write, yet short enough that the person who just met the
+ * lock is not sent to wait for long. The message still says how to check for a stuck writer first.
+ */
 export const STALE_LOCK_AGE_MS = 60_000
 
 interface LockInfo {
@@ -252,7 +257,12 @@ function inspectLock(lock: string): LockInfo | undefined {
   try {
     fd = openSync(lock, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW)
   } catch {
-    return undefined
+    // Gone (ENOENT), or not a file karp would read (a symlink): then only its age tells.
+    try {
+      return {ageMs: Math.max(0, Date.now() - lstatSync(lock).mtimeMs)}
+    } catch {
+      return undefined
+    }
   }
   try {
     const stat = fstatSync(fd)
