@@ -150,6 +150,7 @@ describe('karp agent under faults', {skip}, () => {
       assert.equal(await lab.stopAgent(node, GRACE_MS), 0)
       assert.equal(await lab.holdsVip(node), false)
       assert.match(lab.agentLog(node).slice(from), /role=stopped from=master .*successor=timeout vip_released=now/)
+      assert.match(lab.agentLog(node).slice(from), /warning=report-abandoned role=backup/)
     })
   })
 
