@@ -114,7 +114,7 @@ function cannotWrite(what: string, target: WriteTarget, error: unknown): UsageEr
 function writeAll(fd: number, bytes: Buffer): void {
   for (let done = 0; done < bytes.length; ) {
     const n = writeSync(fd, bytes, done, bytes.length - done, done)
-    if (n <= 0) throw Object.assign(new Error(`the file system accepted ${done} of ${bytes.length} bytes`), {code: 'EIO'})
+    if (n <= 0) throw new Error(`the file system took ${done} of ${bytes.length} bytes and no more`)
     done += n
   }
 }
