@@ -13,7 +13,7 @@ export type {UninstallResult} from '../lib/install/uninstall.js'
 export default class Uninstall extends BaseCommand {
   static override summary = 'remove a karp install and wait until its agents are gone'
   static override description =
-    'Deletes the DaemonSet, Secret, RBAC objects and ServiceAccount karp created for --name, and the namespace if karp created it and no other karp install lives there. The VIP leaves with the last agent.'
+    'Deletes the DaemonSet, Secret, RBAC objects, admission policy and ServiceAccount karp created for --name, and the namespace only if karp created it (never one that existed before the install) and no other karp install lives there. The VIP leaves with the last agent.'
 
   static override examples = ['<%= config.bin %> uninstall', '<%= config.bin %> uninstall --name karp --namespace karp-system --yes --json']
 
