@@ -3,7 +3,7 @@
 // line naming the file, and no secret on stdout or stderr. No control plane is needed: all of it happens
 // before karp talks to any cluster.
 import assert from 'node:assert/strict'
-import {closeSync, mkdirSync, openSync, writeFileSync, writeSync} from 'node:fs'
+import {closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync} from 'node:fs'
 import {createServer, type Server} from 'node:net'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
@@ -79,6 +79,7 @@ describe('kubeconfig paths and contents that are not kubeconfigs: exit 2, one li
 
   after(async () => {
     await new Promise<void>((resolve) => (socketServer ? socketServer.close(() => resolve()) : resolve()))
+    rmSync(dir, {recursive: true, force: true})
   })
 
   const hostile: Array<{label: string; file: string; what: RegExp}> = [

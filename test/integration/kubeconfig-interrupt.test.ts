@@ -5,7 +5,7 @@
 // SIGKILL cannot be caught, so the lock it leaves must be recognised as stale, with a command that removes it.
 import assert from 'node:assert/strict'
 import {execFileSync} from 'node:child_process'
-import {readdirSync, readFileSync, watch, writeFileSync} from 'node:fs'
+import {readdirSync, readFileSync, rmSync, watch, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
@@ -101,25 +101,35 @@ async function interruptMidWrite(flags: string[], signal: NodeJS.Signals): Promi
  * test freezes it). Every caught run must have ended by the signal with the kubeconfig whole: as it was,
  * or, if the signal came in the instant between the last check and the rename, wholly rewritten.
  */
-async function interruptBeforeRename(flags: string[], signal: NodeJS.Signals): Promise<Interrupted> {
+async function interruptBeforeRename(flags: string[], signal: NodeJS.Signals): Promise<void> {
   const withBackup = !flags.includes('--no-backup')
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     const run = await interruptMidWrite(flags, signal)
-    if (!run.caught) continue
-    const names = readdirSync(run.dir).sort()
-    const content = readFileSync(run.file, 'utf8')
-    assert.ok(run.signal === signal || run.exitCode === 128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1), `ended by ${signal}: ${run.signal ?? run.exitCode}\n${run.stderr}`)
-    assert.ok(!names.includes('config.lock'), `no lock left: ${names.join(', ')}`)
-    assert.deepEqual(names.filter(isTemp), [], 'no temporary file left')
-    if (content === KUBECONFIG) {
-      assert.deepEqual(names, ['config'], 'no backup left of a write that did not happen')
-      assert.match(run.stderr, new RegExp(`^error: interrupted by ${signal}: kubeconfig .*/config was not changed$`, 'm'))
-      return run
+    try {
+      if (judge(run, signal, withBackup)) return
+    } finally {
+      rmSync(run.dir, {recursive: true, force: true})
     }
-    assert.equal(content, REWRITTEN, 'the kubeconfig is never half-written')
-    if (withBackup) assert.equal(names.filter((n) => n.includes('.karp-backup-')).length, 1)
   }
   throw new Error(`no run out of ${ATTEMPTS} was frozen before its rename`)
+}
+
+/** true when the run was frozen before its rename and left everything as it was; asserts it left nothing half-done. */
+function judge(run: Interrupted, signal: NodeJS.Signals, withBackup: boolean): boolean {
+  if (!run.caught) return false
+  const names = readdirSync(run.dir).sort()
+  const content = readFileSync(run.file, 'utf8')
+  assert.ok(run.signal === signal || run.exitCode === 128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1), `ended by ${signal}: ${run.signal ?? run.exitCode}\n${run.stderr}`)
+  assert.ok(!names.includes('config.lock'), `no lock left: ${names.join(', ')}`)
+  assert.deepEqual(names.filter(isTemp), [], 'no temporary file left')
+  if (content === KUBECONFIG) {
+    assert.deepEqual(names, ['config'], 'no backup left of a write that did not happen')
+    assert.match(run.stderr, new RegExp(`^error: interrupted by ${signal}: kubeconfig .*/config was not changed$`, 'm'))
+    return true
+  }
+  assert.equal(content, REWRITTEN, 'the kubeconfig is never half-written')
+  if (withBackup) assert.equal(names.filter((n) => n.includes('.karp-backup-')).length, 1)
+  return false
 }
 
 describe('kubeconfig rewrite interrupted mid-write (real process, real signals)', () => {
@@ -135,10 +145,15 @@ describe('kubeconfig rewrite interrupted mid-write (real process, real signals)'
     await interruptBeforeRename([], 'SIGHUP')
   })
 
-  it('SIGKILL leaves its lock: the next run calls it stale, names the dead process, and gives the rm command that frees it', async () => {
+  it('SIGKILL leaves its lock: the next run calls it stale, names the dead process, and gives the rm command that frees it', async (t) => {
     let run: Interrupted | undefined
-    for (let attempt = 1; attempt <= ATTEMPTS && !run?.caught; attempt++) run = await interruptMidWrite(['--no-backup'], 'SIGKILL')
+    for (let attempt = 1; attempt <= ATTEMPTS && !run?.caught; attempt++) {
+      if (run) rmSync(run.dir, {recursive: true, force: true})
+      run = await interruptMidWrite(['--no-backup'], 'SIGKILL')
+    }
     assert.ok(run?.caught, `no run out of ${ATTEMPTS} was frozen mid-write`)
+    const {dir} = run
+    t.after(() => rmSync(dir, {recursive: true, force: true}))
     assert.equal(run.signal, 'SIGKILL')
     assert.equal(readFileSync(run.file, 'utf8'), KUBECONFIG, 'killed before its rename: the file as it was')
     assert.ok(readdirSync(run.dir).includes('config.lock'))
