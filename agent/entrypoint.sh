@@ -158,7 +158,7 @@ uint_in "$KARP_STOP_TIMEOUT" 2 3600 || refuse KARP_STOP_TIMEOUT "$KARP_STOP_TIME
 interval=1
 [ -n "$KARP_HEALTH_URL" ] && interval=$KARP_HEALTH_INTERVAL
 
-mkdir -p "$KARP_STATE_DIR" || die "cannot create KARP_STATE_DIR=$KARP_STATE_DIR"
+mkdir -p "$KARP_STATE_DIR" || die "cannot create KARP_STATE_DIR=$(shown "$KARP_STATE_DIR")"
 rm -f "$KARP_STATE_DIR/ucarp.pid" "$KARP_STATE_DIR/gated" "$KARP_STATE_DIR/gen" "$KARP_STATE_DIR"/.auth.* "$KARP_STATE_DIR"/hook.*
 state_set role init
 state_set agent.pid $$
