@@ -2,9 +2,10 @@ import {dirname} from 'node:path'
 
 import {KubeConfig} from '@kubernetes/client-node'
 
+import {escapeControl} from '../echo.js'
 import {UsageError} from '../errors.js'
 import {fromJsYamlError, parseErrorMessage} from './parse-error.js'
-import {readKubeconfigBytes, shownPath} from './read-file.js'
+import {readKubeconfigBytes} from './read-file.js'
 import {refuseAliasBomb} from './yaml-limits.js'
 
 /**
@@ -21,10 +22,10 @@ export function loadClientConfig(path: string): KubeConfig {
     const yaml = fromJsYamlError(error)
     if (yaml) throw new UsageError(parseErrorMessage(path, yaml))
     // An empty file or a scalar at the top: the library reads fields of undefined.
-    if (error instanceof TypeError) throw new UsageError(`kubeconfig ${shownPath(path)} is not a kubeconfig: expected a mapping with clusters, contexts and users at the top`)
+    if (error instanceof TypeError) throw new UsageError(`kubeconfig ${escapeControl(path)} is not a kubeconfig: expected a mapping with clusters, contexts and users at the top`)
     // The library's own shape checks ("clusters[0].name is missing") name fields, never values.
     const first = ((error as Error).message ?? String(error)).split('\n')[0]
-    throw new UsageError(`kubeconfig ${shownPath(path)} is not valid: ${first}`)
+    throw new UsageError(`kubeconfig ${escapeControl(path)} is not valid: ${first}`)
   }
   // Relative certificate and key paths are relative to the file, as kubectl reads them.
   config.makePathsAbsolute(dirname(path))

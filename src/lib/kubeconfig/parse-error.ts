@@ -1,4 +1,4 @@
-import {shownPath} from './read-file.js'
+import {escapeControl} from '../echo.js'
 
 /**
  * One line for a kubeconfig that does not parse, with no byte of the file in it. Parsers quote the source
@@ -31,7 +31,7 @@ export function safeReason(reason: string): string {
 
 export function parseErrorMessage(path: string, failure: ParseFailure): string {
   const where = failure.line === undefined ? '' : ` at line ${failure.line}${failure.column === undefined ? '' : `, column ${failure.column}`}`
-  return `kubeconfig ${shownPath(path)} is not valid YAML: ${safeReason(failure.reason)}${where}`
+  return `kubeconfig ${escapeControl(path)} is not valid YAML: ${safeReason(failure.reason)}${where}`
 }
 
 /** What a yaml (eemeli/yaml) YAMLError says, without its source excerpt. */

@@ -1,8 +1,9 @@
 import {type Document, isMap, isNode, isScalar, isSeq, parseDocument, type YAMLMap} from 'yaml'
 
+import {escapeControl} from '../echo.js'
 import {UsageError} from '../errors.js'
 import {fromYamlError, parseErrorMessage} from './parse-error.js'
-import {readKubeconfigBytes, shownPath} from './read-file.js'
+import {readKubeconfigBytes} from './read-file.js'
 import {boundedData} from './yaml-limits.js'
 
 export type ListKey = 'clusters' | 'contexts' | 'users'
@@ -32,13 +33,13 @@ const INNER_KEY: Record<ListKey, string> = {clusters: 'cluster', contexts: 'cont
 export function parseKubeconfig(path: string, bytes: Buffer): KubeconfigFile {
   const text = bytes.toString('utf8')
   // The edit splices text and writes it back as UTF-8: a file that does not round-trip would change elsewhere.
-  if (!Buffer.from(text, 'utf8').equals(bytes)) throw new UsageError(`kubeconfig ${shownPath(path)} is not valid UTF-8; karp edits UTF-8 text only`)
+  if (!Buffer.from(text, 'utf8').equals(bytes)) throw new UsageError(`kubeconfig ${escapeControl(path)} is not valid UTF-8; karp edits UTF-8 text only`)
   const doc = parseDocument(text, {keepSourceTokens: false, prettyErrors: true, uniqueKeys: true})
   const error = doc.errors[0]
   if (error) throw new UsageError(parseErrorMessage(path, fromYamlError(error)))
   const contents = doc.contents
   if (contents !== null && !isMap(contents) && !(isScalar(contents) && contents.value === null)) {
-    throw new UsageError(`kubeconfig ${shownPath(path)} is not a kubeconfig: expected a mapping with clusters, contexts and users at the top`)
+    throw new UsageError(`kubeconfig ${escapeControl(path)} is not a kubeconfig: expected a mapping with clusters, contexts and users at the top`)
   }
   const data = (boundedData(path, doc) ?? null) as Record<string, unknown> | null
   const file: KubeconfigFile = {path, bytes, text, doc, data}
@@ -46,13 +47,13 @@ export function parseKubeconfig(path: string, bytes: Buffer): KubeconfigFile {
   for (const key of ['clusters', 'contexts', 'users'] as const) {
     const seen = new Set<string>()
     for (const entry of entries(file, key)) {
-      if (seen.has(entry.name)) throw new UsageError(`kubeconfig ${shownPath(path)} defines ${INNER_KEY[key]} ${JSON.stringify(entry.name)} twice; kubectl refuses such a file too`)
+      if (seen.has(entry.name)) throw new UsageError(`kubeconfig ${escapeControl(path)} defines ${INNER_KEY[key]} ${JSON.stringify(entry.name)} twice; kubectl refuses such a file too`)
       seen.add(entry.name)
     }
   }
   const current = data?.['current-context']
   if (current !== undefined && current !== null && typeof current !== 'string') {
-    throw new UsageError(`kubeconfig ${shownPath(path)} is not valid: current-context must be a string`)
+    throw new UsageError(`kubeconfig ${escapeControl(path)} is not valid: current-context must be a string`)
   }
   return file
 }
@@ -67,7 +68,7 @@ export function entries(file: KubeconfigFile, key: ListKey): NamedEntry[] {
   if (!isMap(file.doc.contents)) return []
   const list = file.doc.contents.get(key, true)
   if (list === undefined || (isScalar(list) && list.value === null)) return []
-  const what = `kubeconfig ${shownPath(file.path)} is not valid`
+  const what = `kubeconfig ${escapeControl(file.path)} is not valid`
   if (!isSeq(list)) throw new UsageError(`${what}: ${key} must be a list`)
   return list.items.map((item, index) => {
     if (!isMap(item)) throw new UsageError(`${what}: ${key}[${index}] must be a mapping with name and ${INNER_KEY[key]}`)

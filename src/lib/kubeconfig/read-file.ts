@@ -1,5 +1,6 @@
 import {closeSync, constants, fstatSync, openSync, readSync, type Stats, statSync} from 'node:fs'
 
+import {escapeControl} from '../echo.js'
 import {UsageError} from '../errors.js'
 
 /**
@@ -10,12 +11,6 @@ import {UsageError} from '../errors.js'
 export const MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024
 
 const MIB = 1024 * 1024
-
-/** A path as shown in a one-line message: control characters escaped, so it cannot break or forge lines. */
-export function shownPath(path: string): string {
-  // eslint-disable-next-line no-control-regex
-  return path.replaceAll(/[\u0000-\u001f\u007f-\u009f]/g, (c) => JSON.stringify(c).slice(1, -1))
-}
 
 function kindOf(stat: Stats): string | undefined {
   if (stat.isFile()) return undefined
@@ -28,13 +23,13 @@ function kindOf(stat: Stats): string | undefined {
 }
 
 function refuseKind(path: string, kind: string): never {
-  throw new UsageError(`kubeconfig ${shownPath(path)} is ${kind}, not a regular file; pass the path of a kubeconfig file`)
+  throw new UsageError(`kubeconfig ${escapeControl(path)} is ${kind}, not a regular file; pass the path of a kubeconfig file`)
 }
 
 /** size: what stat said; without it, the file held more than the cap although stat said less (it grew). */
 function refuseSize(path: string, size?: number): never {
   const what = size === undefined ? 'holds more than' : `is ${(size / MIB).toFixed(1)} MiB, more than`
-  throw new UsageError(`kubeconfig ${shownPath(path)} ${what} the ${MAX_KUBECONFIG_BYTES / MIB} MiB karp reads (a kubeconfig is a few KB): is this the right file?`)
+  throw new UsageError(`kubeconfig ${escapeControl(path)} ${what} the ${MAX_KUBECONFIG_BYTES / MIB} MiB karp reads (a kubeconfig is a few KB): is this the right file?`)
 }
 
 /**
@@ -46,7 +41,7 @@ function refuseSize(path: string, size?: number): never {
 export function readKubeconfigBytes(path: string): Buffer {
   const cannot = (error: unknown): never => {
     const e = error as NodeJS.ErrnoException
-    throw new UsageError(`cannot read kubeconfig ${shownPath(path)}: ${e.code ?? e.message}`)
+    throw new UsageError(`cannot read kubeconfig ${escapeControl(path)}: ${e.code ?? e.message}`)
   }
   let before: Stats
   try {

@@ -20,9 +20,10 @@ import {
 import {hostname} from 'node:os'
 import {dirname} from 'node:path'
 
+import {escapeControl} from '../echo.js'
 import {CheckFailedError, UsageError} from '../errors.js'
 import {InterruptGuard} from './interrupt-guard.js'
-import {readKubeconfigBytes, shownPath} from './read-file.js'
+import {readKubeconfigBytes} from './read-file.js'
 
 /** The file a kubeconfig path really is: symlinks resolved, so the write goes through to the target. */
 export interface WriteTarget {
@@ -39,10 +40,10 @@ export type BeforeRename = (realPath: string) => void | Promise<void>
 
 const mode = (stat: Stats) => stat.mode & 0o7777
 const octal = (m: number) => `0${m.toString(8).padStart(3, '0')}`
-const shellQuote = (s: string) => `'${shownPath(s).replaceAll("'", `'\\''`)}'`
+const shellQuote = (s: string) => `'${escapeControl(s).replaceAll("'", `'\\''`)}'`
 
 function describe(target: WriteTarget): string {
-  return target.realPath === target.path ? shownPath(target.path) : `${shownPath(target.path)} (a symlink to ${shownPath(target.realPath)})`
+  return target.realPath === target.path ? escapeControl(target.path) : `${escapeControl(target.path)} (a symlink to ${escapeControl(target.realPath)})`
 }
 
 export function resolveWriteTarget(path: string): WriteTarget {
@@ -50,10 +51,10 @@ export function resolveWriteTarget(path: string): WriteTarget {
   try {
     realPath = realpathSync(path)
   } catch (error) {
-    throw new UsageError(`cannot resolve kubeconfig ${shownPath(path)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+    throw new UsageError(`cannot resolve kubeconfig ${escapeControl(path)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
   }
   const stat = statSync(realPath)
-  if (!stat.isFile()) throw new UsageError(`kubeconfig ${shownPath(path)} is not a regular file`)
+  if (!stat.isFile()) throw new UsageError(`kubeconfig ${escapeControl(path)} is not a regular file`)
   return {path, realPath, dir: dirname(realPath), stat}
 }
 
@@ -81,7 +82,7 @@ export function checkWritable(target: WriteTarget): void {
   }
   if (why || code) {
     throw new UsageError(
-      `directory ${shownPath(target.dir)} of kubeconfig ${shownPath(target.path)} is read-only (${why ?? code}): karp writes the backup and a temporary file beside the kubeconfig; nothing was changed`,
+      `directory ${escapeControl(target.dir)} of kubeconfig ${escapeControl(target.path)} is read-only (${why ?? code}): karp writes the backup and a temporary file beside the kubeconfig; nothing was changed`,
       hint,
     )
   }
@@ -106,7 +107,7 @@ function cannotWrite(what: string, target: WriteTarget, error: unknown): UsageEr
   const full = ['ENOSPC', 'EDQUOT'].includes((error as NodeJS.ErrnoException).code ?? '')
   return new UsageError(
     `cannot write ${what}: ${writeError(error)}; nothing was changed`,
-    full ? `free space on the filesystem of ${shownPath(target.dir)}, then run again` : undefined,
+    full ? `free space on the filesystem of ${escapeControl(target.dir)}, then run again` : undefined,
   )
 }
 
@@ -142,7 +143,7 @@ function writeTempFile(target: WriteTarget, bytes: Buffer, guard: InterruptGuard
   try {
     fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
   } catch (error) {
-    throw cannotWrite(`${what} (temporary file ${shownPath(path)})`, target, error)
+    throw cannotWrite(`${what} (temporary file ${escapeControl(path)})`, target, error)
   }
   guard.track(path)
   try {
@@ -234,7 +235,7 @@ function writeBackup(target: WriteTarget, bytes: Buffer, now: Date, guard: Inter
   }
   removeQuietly(temp.path)
   guard.untrack(temp.path)
-  throw new UsageError(`cannot write ${what}: ${shownPath(base)} and 99 numbered names after it exist; nothing was changed`, 'remove old backups')
+  throw new UsageError(`cannot write ${what}: ${escapeControl(base)} and 99 numbered names after it exist; nothing was changed`, 'remove old backups')
 }
 
 /**
@@ -292,7 +293,7 @@ function isRunning(pid: number): boolean {
 /** The error for a lock that exists: a live writer (try again) or a stale lock (the exact command that removes it). */
 function lockHeldError(target: WriteTarget, lock: string): CheckFailedError {
   const file = describe(target)
-  const shown = shownPath(lock)
+  const shown = escapeControl(lock)
   const rm = `rm -- ${shellQuote(lock)}`
   const info = inspectLock(lock)
   if (!info) return new CheckFailedError(`${shown} existed a moment ago: kubectl or karp was writing ${file}; nothing was changed`, 'run the command again')
@@ -333,7 +334,7 @@ function takeLock(target: WriteTarget, guard: InterruptGuard): () => void {
     fd = openSync(lock, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw lockHeldError(target, lock)
-    throw cannotWrite(`the lock ${shownPath(lock)}`, target, error)
+    throw cannotWrite(`the lock ${escapeControl(lock)}`, target, error)
   }
   guard.track(lock)
   const release = () => {
@@ -344,7 +345,7 @@ function takeLock(target: WriteTarget, guard: InterruptGuard): () => void {
     writeAll(fd, Buffer.from(`${process.pid} ${hostname()}\n`))
   } catch (error) {
     release()
-    throw cannotWrite(`the lock ${shownPath(lock)}`, target, error)
+    throw cannotWrite(`the lock ${escapeControl(lock)}`, target, error)
   } finally {
     closeSync(fd)
   }

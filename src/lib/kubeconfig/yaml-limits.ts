@@ -1,7 +1,7 @@
 import {type Document, parseDocument} from 'yaml'
 
+import {escapeControl} from '../echo.js'
 import {UsageError} from '../errors.js'
-import {shownPath} from './read-file.js'
 
 /**
  * Aliases may be expanded this many times in all (the yaml library's default, stated because it is what
@@ -18,10 +18,10 @@ export function boundedData(path: string, doc: Document.Parsed): unknown {
     if (error instanceof ReferenceError) {
       const bomb = error.message.startsWith('Excessive alias count')
       throw new UsageError(
-        `kubeconfig ${shownPath(path)} ${bomb ? `expands YAML aliases more than ${MAX_ALIAS_COUNT} times (an alias bomb?); karp refuses it` : 'has a YAML alias that cannot be resolved'}`,
+        `kubeconfig ${escapeControl(path)} ${bomb ? `expands YAML aliases more than ${MAX_ALIAS_COUNT} times (an alias bomb?); karp refuses it` : 'has a YAML alias that cannot be resolved'}`,
       )
     }
-    if (error instanceof RangeError) throw new UsageError(`kubeconfig ${shownPath(path)} is nested too deeply to be a kubeconfig`)
+    if (error instanceof RangeError) throw new UsageError(`kubeconfig ${escapeControl(path)} is nested too deeply to be a kubeconfig`)
     throw error
   }
 }
