@@ -4,10 +4,11 @@ import {BaseCommand} from '../base-command.js'
 import {clusterFlags, requestTimeoutFlag} from '../flags.js'
 import {FlagChecks} from '../lib/config/flag-checks.js'
 import {checkDnsLabel, checkDuration, checkRequestTimeout} from '../lib/config/validate.js'
+import {escapeControl} from '../lib/echo.js'
 import {Kube} from '../lib/kube/client.js'
 import {formatStatus} from '../lib/status/display.js'
 import {gatherStatus, type StatusOptions, type StatusResult, statusExitCode, statusFromSnapshot} from '../lib/status/status.js'
-import {watchSnapshot} from '../lib/status/watch.js'
+import {WATCHING, watchSnapshot} from '../lib/status/watch.js'
 
 export type {StatusResult} from '../lib/status/status.js'
 
@@ -64,6 +65,8 @@ export default class Status extends BaseCommand {
     process.once('SIGINT', () => abort.abort())
     process.once('SIGTERM', () => abort.abort())
     const redraw = process.stdout.isTTY && !this.jsonEnabled()
+    // Straight to stderr, under --json too (where oclif drops warnings): stdout stays one JSON result per line.
+    const notice = (message: string) => process.stderr.write(`warning: ${message}\n`)
     let rendering = Promise.resolve()
     await watchSnapshot(
       kube,
@@ -76,8 +79,8 @@ export default class Status extends BaseCommand {
         })
       },
       abort.signal,
-      (error) => this.warn(`watch: ${error.message}; retrying until it answers`),
-      () => this.warn(`watch: ${kube.server} answers again`),
+      (error) => notice(`${error.message}; retrying until it answers`),
+      () => notice(`${WATCHING}: ${escapeControl(kube.server)} answers again`),
     )
     await rendering
   }

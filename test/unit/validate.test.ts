@@ -3,9 +3,11 @@ import {describe, it} from 'node:test'
 
 import {
   checkDuration,
+  checkImage,
   checkInterface,
   checkNodeSelector,
   checkPassword,
+  checkRequestTimeout,
   checkSubnetPrefix,
   checkVhid,
   checkVip,
@@ -53,8 +55,38 @@ describe('numbers', () => {
     assert.deepEqual(checkDuration('timeout', '90s'), {ok: true, value: 90_000})
     assert.deepEqual(checkDuration('timeout', '5m'), {ok: true, value: 300_000})
     assert.deepEqual(checkDuration('timeout', '30'), {ok: true, value: 30_000})
-    assert.deepEqual(checkDuration('timeout', '500ms'), {ok: true, value: 500})
-    for (const v of ['soon', '0', '-5s', '25h', '5 m']) assert.match(problemOf(checkDuration('timeout', v)), /^invalid --timeout /)
+    assert.deepEqual(checkDuration('timeout', '1.5m'), {ok: true, value: 90_000})
+    assert.deepEqual(checkDuration('timeout', '1h30m'), {ok: true, value: 5_400_000})
+    assert.deepEqual(checkDuration('timeout', '1m0.5s'), {ok: true, value: 60_500})
+    assert.deepEqual(checkDuration('timeout', '24h'), {ok: true, value: 86_400_000})
+    for (const v of ['soon', '0', '-5s', '25h', '5 m', '', 's', '1.s', '.5s', '5S', '1e3', '0x10', '5m ', ' 5m', '5 ', '1d']) {
+      assert.match(problemOf(checkDuration('timeout', v)), /^invalid --timeout .*: expected a duration from 1s to 24h/, v)
+    }
+  })
+  it('refuses a duration under a second instead of rounding it to nothing', () => {
+    for (const v of ['0.4ms', '500ms', '0.4', '0.5s', '0.999s', '0s', '0m', '0.01m']) {
+      const problem = problemOf(checkDuration('timeout', v))
+      assert.equal(problem, `invalid --timeout ${JSON.stringify(v)}: expected a duration from 1s to 24h such as 90s, 1.5m, 5m or 1h30m (units h, m, s; a bare number is seconds)`)
+    }
+    assert.deepEqual(checkDuration('timeout', '1s'), {ok: true, value: 1000})
+    assert.deepEqual(checkDuration('timeout', '1'), {ok: true, value: 1000})
+  })
+  it('--request-timeout is a duration, or 0 for none as in kubectl', () => {
+    assert.deepEqual(checkRequestTimeout('30s'), {ok: true, value: 30_000})
+    assert.deepEqual(checkRequestTimeout('2'), {ok: true, value: 2000})
+    assert.deepEqual(checkRequestTimeout('1m'), {ok: true, value: 60_000})
+    for (const zero of ['0', '0s', '0m']) assert.deepEqual(checkRequestTimeout(zero), {ok: true, value: 0})
+    for (const v of ['0.4ms', '0.5s', '-1', 'never', '25h']) {
+      assert.match(problemOf(checkRequestTimeout(v)), /^invalid --request-timeout .*: expected a duration from 1s to 24h .*, or 0 for none$/, v)
+    }
+  })
+  it('a value of any length is echoed capped, with its length, and escaped', () => {
+    const problem = problemOf(checkDuration('timeout', `${'9'.repeat(5000)}\x1b[2J`))
+    assert.ok(problem.length < 300, `${problem.length} characters`)
+    assert.match(problem, /^invalid --timeout "9{60}…" \(5004 characters\): /)
+    const escaped = problemOf(checkInterface('e\x1b]0;x\x07'))
+    assert.match(escaped, /^invalid --interface "e\\x1b\]0;x\\x07": /)
+    assert.doesNotMatch(escaped, /\p{Cc}/u)
   })
 })
 
@@ -90,7 +122,22 @@ describe('names and selectors', () => {
   it('interface names follow Linux rules', () => {
     assert.equal(checkInterface('eth0').ok, true)
     assert.equal(checkInterface('br-lan.10').ok, true)
-    for (const v of ['', 'a'.repeat(16), 'eth 0', 'eth0:1', 'a/b']) assert.match(problemOf(checkInterface(v)), /^invalid --interface /)
+    assert.equal(checkInterface('a'.repeat(15)).ok, true)
+    assert.equal(checkInterface('enp0s31f6').ok, true)
+    assert.equal(checkInterface('veth_a@b').ok, true)
+    for (const v of ['', 'a'.repeat(16), 'eth 0', 'eth0:1', 'a/b', '.', '..', 'eth\t0', 'eth\n0', 'éth0', 'eth0;reboot', '$(id)']) {
+      assert.match(problemOf(checkInterface(v)), /^invalid --interface .*1 to 15 letters/, JSON.stringify(v))
+    }
+  })
+  it('an interface name never starts with "-", so it cannot read as an option', () => {
+    for (const v of ['-eth0', '--help', '-']) assert.match(problemOf(checkInterface(v)), /not starting with "-"$/, v)
+    assert.equal(checkInterface('eth-0').ok, true)
+  })
+  it('the image is an OCI reference: no shell metacharacters, spaces or non-ASCII', () => {
+    assert.deepEqual(checkImage('ghcr.io/karp-vip/karp-agent:v0.1.0'), {ok: true, value: 'ghcr.io/karp-vip/karp-agent:v0.1.0'})
+    for (const v of ['ghcr.io/é/agent', 'a$(reboot)', 'a;rm -rf /', 'agent`id`', 'a b', 'agent:v1\n', 'Agent', 'agent:', 'x'.repeat(600)]) {
+      assert.match(problemOf(checkImage(v)), /^invalid --image .*: expected an image reference \[registry\[:port\]\/\]repository\[:tag\]\[@sha256:<64 hex digits>\]/, JSON.stringify(v))
+    }
   })
 })
 

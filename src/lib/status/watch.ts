@@ -30,6 +30,8 @@ const keyOf = (o: KubernetesObject) => o.metadata?.uid ?? `${o.metadata?.namespa
 export const WATCH_SILENCE_MS = 30_000
 export const WATCH_SERVER_TIMEOUT_SECONDS = WATCH_SILENCE_MS / 2000
 
+export const WATCHING = 'watching the cluster'
+
 /**
  * Keeps a snapshot current through the watch API, from the resourceVersion of one initial list per kind,
  * and calls onChange after each batch of changes. A watch the server ends (timeout, expired version)
@@ -59,7 +61,7 @@ export async function watchSnapshot(
       onChange(snapshot)
     }, 200)
   }
-  // One report per outage, not one per watch and retry.
+  // One report per outage, not one per watch and retry: the four watches fail alike, so they say the same.
   let reported: string | undefined
   const failed = (error: Error) => {
     if (error.message === reported) return
@@ -76,7 +78,6 @@ export async function watchSnapshot(
   const start = async ({kind, path, query}: (typeof WATCHES)[number]): Promise<void> => {
     if (signal.aborted) return
     const store = stores.get(kind) as Map<string, KubernetesObject>
-    const doing = `watching ${kind === 'daemonSets' ? 'DaemonSets' : kind}`
     // The library may report the end before it hands back the controller (a failed open).
     const watch: {ended: boolean; controller?: AbortController} = {ended: false}
     watch.controller = await watcher.watch(
@@ -115,7 +116,7 @@ export async function watchSnapshot(
             })
           return
         }
-        if (error) failed(watchError(error, doing, kube))
+        if (error) failed(watchError(error, WATCHING, kube))
         setTimeout(() => void start({kind, path, query}).catch(failed), error ? 1000 : 0)
       },
     )
