@@ -79,6 +79,13 @@ describe('--image, --interface, --timeout, --request-timeout through the binary'
     assert.ok(run.stderr.length < 500, `${run.stderr.length} characters on stderr`)
   })
 
+  it('caps the echo of check-cert\'s --server and --ca-file too', async () => {
+    const server = await karp(['check-cert', '--server', `${'h'.repeat(5000)}:x`, '--vip', '10.0.0.5'])
+    assertUsageError(server, /^error: invalid --server "h{60}…" \(5002 characters\): /)
+    const caFile = await karp(['check-cert', '--server', '127.0.0.1', '--vip', '10.0.0.5', '--ca-file', `/nonexistent/${'d'.repeat(5000)}`])
+    assertUsageError(caFile, /^error: invalid --ca-file "\/nonexistent\/d{47}…" \(5013 characters\): cannot read it \(ENAMETOOLONG\)$/)
+  })
+
   it('shows control characters in a value escaped, never raw', async () => {
     const run = await karp(['render', '--vip', '10.0.0.5', '--password', 'x', '--interface', 'e\x1b[2J\x1b]0;owned\x07'])
     assertUsageError(run, /^error: invalid --interface "e\\x1b\[2J\\x1b\]0;owned\\x07": /)

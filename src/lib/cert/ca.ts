@@ -2,6 +2,7 @@ import {readFileSync} from 'node:fs'
 
 import type {KubeConfig} from '@kubernetes/client-node'
 
+import {echo, escapeControl} from '../echo.js'
 import {UsageError} from '../errors.js'
 import {pemCertificates} from './parse.js'
 
@@ -35,10 +36,10 @@ export function caFromFile(path: string, flag = 'ca-file'): CaCertificate {
   try {
     pem = readPem(path)
   } catch (error) {
-    throw new UsageError(`invalid --${flag} ${JSON.stringify(path)}: cannot read it (${(error as Error).message})`)
+    throw new UsageError(`invalid --${flag} ${echo(path)}: cannot read it (${(error as NodeJS.ErrnoException).code ?? escapeControl((error as Error).message)})`)
   }
   const problem = holdsCertificates(pem)
-  if (problem) throw new UsageError(`invalid --${flag} ${JSON.stringify(path)}: ${problem}; expected PEM CA certificates`)
+  if (problem) throw new UsageError(`invalid --${flag} ${echo(path)}: ${problem}; expected PEM CA certificates`)
   return {source: 'file', description: path, pem}
 }
 

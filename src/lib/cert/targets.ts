@@ -3,6 +3,7 @@ import {isIP, isIPv4} from 'node:net'
 import type {V1Node} from '@kubernetes/client-node'
 
 import {checkPort, type Checked} from '../config/validate.js'
+import {echo} from '../echo.js'
 import {UsageError} from '../errors.js'
 import type {KarpInstall} from '../kube/karp-installs.js'
 import {CONTROL_PLANE_SELECTION, isControlPlaneLabels} from '../manifests/node-selection.js'
@@ -81,7 +82,7 @@ const HOST_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([
 export function parseServerAddress(text: string, defaultPort: number, flag = 'server'): Checked<Endpoint> {
   const bad = (why = ''): Checked<Endpoint> => ({
     ok: false,
-    problem: `invalid --${flag} ${JSON.stringify(text)}: ${why}expected host[:port] with an IPv6 address in brackets, e.g. 10.0.0.11:6443, [fd00::11]:6443 or https://api.example:6443`,
+    problem: `invalid --${flag} ${echo(text)}: ${why}expected host[:port] with an IPv6 address in brackets, e.g. 10.0.0.11:6443, [fd00::11]:6443 or https://api.example:6443`,
   })
   let rest = text.trim()
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(rest)
