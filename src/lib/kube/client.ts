@@ -90,7 +90,7 @@ function statusOf(error: ApiException<unknown>): Status {
 }
 
 /** A 404 that a Kubernetes API server sent about an object: a Status, not some other server's page. */
-export function isNotFound(error: unknown): boolean {
+function isNotFound(error: unknown): boolean {
   return error instanceof ApiException && error.code === 404 && statusOf(error).kind === 'Status'
 }
 
@@ -119,7 +119,7 @@ const CONNECT_CODES: Record<string, string> = {
 type TransportFailure = {stage: 'connect' | 'tls' | 'certificate' | 'http'; words: string}
 
 /** What went wrong on the way to an answer (connection, TLS, HTTP framing); undefined if nothing did. */
-export function describeTransportFailure(error: unknown): TransportFailure | undefined {
+function describeTransportFailure(error: unknown): TransportFailure | undefined {
   for (const e of causes(error)) {
     const code = e.code ?? ''
     const detail = escapeControl(e.reason ?? e.message ?? code)
