@@ -1,6 +1,7 @@
 import {open} from 'node:fs/promises'
 import type {Readable} from 'node:stream'
 
+import {echo} from '../echo.js'
 import {type Checked, MAX_PASSWORD_BYTES} from './validate.js'
 
 /** Enough for any first line karp accepts; a file without a newline (e.g. /dev/zero) is not read further. */
@@ -8,9 +9,8 @@ const READ_LIMIT = 4096
 
 const FLAG = 'password-file'
 
-const shownPath = (path: string) => JSON.stringify(path.length > 80 ? `${path.slice(0, 80)}...` : path)
 
-const bad = (path: string, why: string): Checked<string> => ({ok: false, problem: `invalid --${FLAG} ${shownPath(path)}: ${why}`})
+const bad = (path: string, why: string): Checked<string> => ({ok: false, problem: `invalid --${FLAG} ${echo(path)}: ${why}`})
 
 /** Bytes up to the first newline (or READ_LIMIT), from a file descriptor's reads. */
 async function firstLineOfFile(path: string): Promise<Buffer> {

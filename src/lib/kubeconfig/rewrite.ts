@@ -84,17 +84,8 @@ export interface RewriteSeams {
 const DEFAULT_TIMEOUT_MS = 10_000
 const q = (s: string) => JSON.stringify(s)
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new UnreachableError(`${what}: no answer within ${ms / 1000} s`)), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
-
 async function vipOfInstall(kc: KubeConfig, timeoutMs: number): Promise<{vip: string; port?: number; from: string}> {
-  const kube = new Kube(kc)
-  const installs = await withTimeout(listKarpInstalls(kube), timeoutMs, `listing karp installs through ${kube.server}`)
+  const installs = await listKarpInstalls(new Kube(kc, {requestTimeoutMs: timeoutMs}))
   let install
   try {
     install = chooseInstall(installs, {})
@@ -108,12 +99,8 @@ async function vipOfInstall(kc: KubeConfig, timeoutMs: number): Promise<{vip: st
 }
 
 async function nodesDistribution(kc: KubeConfig, timeoutMs: number): Promise<DistributionId> {
-  const kube = new Kube(kc)
-  const nodes = await withTimeout(
-    kube.call('listing nodes', () => kube.core.listNode()),
-    timeoutMs,
-    'listing nodes',
-  )
+  const kube = new Kube(kc, {requestTimeoutMs: timeoutMs})
+  const nodes = await kube.call('listing nodes', () => kube.core.listNode())
   return detectDistribution(nodes.items).id
 }
 
