@@ -105,6 +105,13 @@ describe('checkPassword', () => {
   it('rejects a newline, a control character and the empty string', () => {
     for (const v of ['a\nb', 'a\tb', '']) assert.match(problemOf(checkPassword(v)), /^invalid --password .*printable ASCII/)
   })
+  it('never shows the password it refuses, even a mistyped one', () => {
+    for (const v of ['Secr3t-Secr3t-Secr3t', 'Secr3t\u00e9', 'Secr3t\nx']) {
+      const problem = problemOf(checkPassword(v))
+      assert.match(problem, /^invalid --password \(value not shown\): /)
+      assert.ok(!problem.includes('Secr3t'), problem)
+    }
+  })
 })
 
 describe('names and selectors', () => {

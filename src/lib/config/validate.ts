@@ -44,12 +44,14 @@ export const checkSubnetPrefix = (value: string) => checkInteger('subnet-prefix'
 export const MAX_PASSWORD_BYTES = 19
 
 export function checkPassword(value: string): Checked<string> {
-  if (!/^[\x20-\x7e]+$/.test(value)) {
-    return bad('password', value, `expected 1 to ${MAX_PASSWORD_BYTES} printable ASCII characters (no newline or control character)`)
+  // A secret, even a mistyped one, is never echoed: the message says what is wrong with it instead.
+  const refuse = (why: string): Checked<string> => ({ok: false, problem: `invalid --password (value not shown): ${why}`})
+  if (value === '') return refuse(`it is empty; expected 1 to ${MAX_PASSWORD_BYTES} printable ASCII characters`)
+  const unprintable = [...value].findIndex((c) => !/^[\x20-\x7e]$/.test(c))
+  if (unprintable >= 0) {
+    return refuse(`character ${unprintable + 1} is not printable ASCII; expected 1 to ${MAX_PASSWORD_BYTES} printable ASCII characters (no newline or control character)`)
   }
-  if (Buffer.byteLength(value) > MAX_PASSWORD_BYTES) {
-    return bad('password', value, `${Buffer.byteLength(value)} bytes is too long; ucarp accepts at most ${MAX_PASSWORD_BYTES}`)
-  }
+  if (Buffer.byteLength(value) > MAX_PASSWORD_BYTES) return refuse(`${Buffer.byteLength(value)} bytes is too long; ucarp accepts at most ${MAX_PASSWORD_BYTES}`)
   return ok(value)
 }
 
