@@ -99,6 +99,24 @@ describe('--image, --interface, --timeout, --request-timeout through the binary'
   })
 })
 
+describe('a kubeconfig whose server is not an https URL', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'karp-cli-server-'))
+  const cases: Array<[string, RegExp]> = [
+    ['http://127.0.0.1:1', /^error: cluster "c" in .* has server "http:\/\/127\.0\.0\.1:1": karp talks to the API server over https only; expected https:\/\/HOST:PORT$/],
+    ['ftp://127.0.0.1', /has server "ftp:\/\/127\.0\.0\.1": karp talks to the API server over https only/],
+    ['not a url', /has server "not a url", which is not a URL; expected https:\/\/HOST:PORT$/],
+  ]
+  for (const [server, line] of cases) {
+    it(`every cluster command refuses ${JSON.stringify(server)} with exit 2 before contacting it`, async () => {
+      const file = join(dir, `kubeconfig-${cases.findIndex(([s]) => s === server)}`)
+      writeFileSync(file, `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: ${JSON.stringify(server)}}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`)
+      for (const command of [['status'], ['install', '--vip', '10.0.0.5', '--yes'], ['uninstall', '--yes']]) {
+        assertUsageError(await karp([...command, '--kubeconfig', file]), line)
+      }
+    })
+  }
+})
+
 describe('a confirmation prompt on a real terminal', () => {
   it('answered "no", uninstall changes nothing and exits 0, saying so', async () => {
     const run = await karpOnTerminal(withCluster(['uninstall']), [[/Remove karp karp-system\/karp/, 'n']])

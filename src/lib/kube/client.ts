@@ -69,10 +69,31 @@ export function loadKubeConfig(options: ClusterOptions): KubeConfig {
     throw new UsageError(`invalid ${flag} ${echo(wanted)}: no such context in ${source.files.join(', ')}; contexts: ${names.join(', ') || '(none defined)'}`)
   }
   kc.setCurrentContext(wanted)
-  if (!kc.getCluster(context.cluster)) {
+  const cluster = kc.getCluster(context.cluster)
+  if (!cluster) {
     throw new UsageError(`context ${echo(wanted)} names cluster ${echo(context.cluster)}, which the kubeconfig does not define`)
   }
+  checkServerUrl(cluster, source.files)
   return kc
+}
+
+/**
+ * The client library refuses plain http unless TLS verification is off, and fails later with an error of its
+ * own (exit 1); say up front what is wrong with the cluster's server instead.
+ */
+function checkServerUrl(cluster: {name: string; server: string; skipTLSVerify: boolean}, files: string[]): void {
+  const where = `cluster ${echo(cluster.name)} in ${files.join(', ')}`
+  let url: URL
+  try {
+    url = new URL(cluster.server)
+  } catch {
+    throw new UsageError(`${where} has server ${echo(cluster.server)}, which is not a URL; expected https://HOST:PORT`)
+  }
+  if (url.protocol === 'https:' || (url.protocol === 'http:' && cluster.skipTLSVerify)) return
+  throw new UsageError(
+    `${where} has server ${echo(cluster.server)}: karp talks to the API server over https only; expected https://HOST:PORT`,
+    url.protocol === 'http:' ? 'point the cluster at the API server\'s https port' : undefined,
+  )
 }
 
 type Status = {kind?: string; message?: string; reason?: string; code?: number}
