@@ -46,15 +46,18 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     assert.equal(r.exitCode, 0, r.stdout)
   })
 
+  // The agent started once by hand with its pod environment plus env, to see how it refuses a setting.
+  const runEntrypoint = (node: LabNode, env: Record<string, string>) =>
+    execa('ip', ['netns', 'exec', node.ns, join(agentDir, 'entrypoint.sh')], {
+      env: {...lab.agentEnv(node, {health: false}), ...env},
+      extendEnv: false,
+      reject: false,
+      timeout: 10_000,
+    })
+
   it('refuses a bad configuration and says which setting is wrong', async () => {
     const node = lab.nodes[0] as LabNode
-    const run = (env: Record<string, string>) =>
-      execa('ip', ['netns', 'exec', node.ns, join(agentDir, 'entrypoint.sh')], {
-        env: {...lab.agentEnv(node, {health: false}), ...env},
-        extendEnv: false,
-        reject: false,
-        timeout: 10_000,
-      })
+    const run = (env: Record<string, string>) => runEntrypoint(node, env)
     const vhid = await run({KARP_VHID: '0'})
     assert.equal(vhid.exitCode, 2)
     assert.match(vhid.stderr, /KARP_VHID=0 is not 1-255/)
@@ -69,13 +72,7 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
 
   it('refuses a value with a newline or anything after it, in one line naming the variable with the value escaped and capped', async () => {
     const node = lab.nodes[0] as LabNode
-    const run = (env: Record<string, string>) =>
-      execa('ip', ['netns', 'exec', node.ns, join(agentDir, 'entrypoint.sh')], {
-        env: {...lab.agentEnv(node, {health: false}), ...env},
-        extendEnv: false,
-        reject: false,
-        timeout: 10_000,
-      })
+    const run = (env: Record<string, string>) => runEntrypoint(node, env)
     const cases: [string, string, RegExp][] = [
       ['KARP_VIP', `${VIP}\n10.77.0.11`, /KARP_VIP=10\.77\.0\.10\\x0a10\.77\.0\.11 is not an IPv4 address/],
       ['KARP_VIP', `${VIP} `, /KARP_VIP=10\.77\.0\.10 {2}is not an IPv4 address/],

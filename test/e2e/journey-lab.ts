@@ -473,8 +473,11 @@ function writeFile(file: string, data: string | Buffer, mode: number): void {
   chmodSync(file, mode)
 }
 
+// kwok force-deletes (grace 0) a pod as soon as it sees it terminating; a poll that comes after that sees 0
+// instead of the grace period the deletion started with, which a real kubelet would already be honouring.
 function graceSeconds(pod: V1Pod): number {
-  return pod.metadata?.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30
+  const requested = pod.metadata?.deletionGracePeriodSeconds
+  return requested || (pod.spec?.terminationGracePeriodSeconds ?? 30)
 }
 
 /**
