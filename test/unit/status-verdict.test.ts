@@ -3,6 +3,7 @@ import {describe, it} from 'node:test'
 
 import type {CoreV1Event, V1DaemonSet, V1Node, V1Pod} from '@kubernetes/client-node'
 
+import {formatStatus} from '../../src/lib/status/display.js'
 import {installsIn, installStatus} from '../../src/lib/status/verdict.js'
 
 const NOW = new Date('2026-11-26T12:00:00Z')
@@ -143,5 +144,21 @@ describe('installStatus', () => {
     const status = judge([pod('cp1', 'master'), pod('cp2', 'backup'), pod('cp3', 'backup')], {events})
     assert.deepEqual(status.events.map((e) => e.reason), ['BecameMaster', 'BecameBackup'])
     assert.equal(status.agents[0]?.pod?.roleChangedAt, ago(120).toISOString())
+  })
+
+  it('shows what agents wrote in Events with control characters escaped, never raw on the terminal', () => {
+    // An agent's token may create Events about its own pod: their text is not to be trusted with a terminal.
+    const hostile: CoreV1Event = {
+      metadata: {name: 'karp-cp1.x'}, involvedObject: {kind: 'Pod', namespace: 'karp-system', name: 'karp-cp1'},
+      reason: 'BecameMaster\u001b[2J', message: 'cp1 is master\u001b]0;pwned\u0007\nfake line', lastTimestamp: ago(5),
+    }
+    const status = judge([pod('cp1', 'master'), pod('cp2', 'backup'), pod('cp3', 'backup')], {events: [hostile]})
+    const lines = formatStatus({context: 'c', server: 'https://127.0.0.1:6443', installs: [status], verdict: 'healthy', summary: 'ok'}, NOW)
+    // karp's own colours (on a terminal) aside, no control character reaches the screen.
+    const sgr = new RegExp(`${String.fromCharCode(0x1b)}\\[[0-9;]*m`, 'g')
+    const text = lines.map((l) => l.replaceAll(sgr, '')).join('\n')
+    assert.doesNotMatch(text, /(?!\n)\p{Cc}/u, 'no raw control character')
+    assert.match(text, /BecameMaster\\x1b\[2J/)
+    assert.match(text, /cp1 is master\\x1b\]0;pwned\\x07\\nfake line/)
   })
 })

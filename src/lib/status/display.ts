@@ -1,5 +1,6 @@
 import {ux} from '@oclif/core'
 
+import {escapeControl} from '../echo.js'
 import {formatTable} from '../table.js'
 import type {StatusResult, VipProbe} from './status.js'
 import type {AgentStatus, InstallStatus} from './verdict.js'
@@ -30,7 +31,7 @@ function probeLine(probe: VipProbe | undefined): string {
 }
 
 function installLines(install: InstallStatus, now: Date, probe: VipProbe | undefined): string[] {
-  const header = `${install.namespace}/${install.name}   VIP ${install.vip ?? '(unknown)'} (vhid ${install.vhid ?? '?'}, port ${install.apiPort})   ${ux.colorize(STATE_COLOUR[install.state], install.state.toUpperCase())}`
+  const header = `${install.namespace}/${install.name}   VIP ${install.vip ? escapeControl(install.vip) : '(unknown)'} (vhid ${install.vhid ?? '?'}, port ${install.apiPort})   ${ux.colorize(STATE_COLOUR[install.state], install.state.toUpperCase())}`
   const holder =
     install.holder === 'one'
       ? `holder: ${install.holders[0]}`
@@ -62,10 +63,10 @@ function installLines(install: InstallStatus, now: Date, probe: VipProbe | undef
   })
   lines.push(...formatTable(['NODE', 'STATUS', 'POD', 'PHASE', 'READY', 'RESTARTS', 'AGE', 'ROLE', 'ROLE SINCE'], rows).map((l) => `  ${l}`))
   if (install.problems.length > 0) {
-    lines.push('', '  Problems:', ...install.problems.map((p) => `  - ${p}`))
+    lines.push('', '  Problems:', ...install.problems.map((p) => `  - ${escapeControl(p)}`))
   }
   if (install.events.length > 0) {
-    lines.push('', '  Recent agent events:', ...formatTable(['TIME', 'POD', 'REASON', 'MESSAGE'], install.events.map((e) => [e.time, e.pod, e.reason, e.message])).map((l) => `  ${l}`))
+    lines.push('', '  Recent agent events:', ...formatTable(['TIME', 'POD', 'REASON', 'MESSAGE'], install.events.map((e) => [e.time, e.pod, e.reason, e.message].map((cell) => escapeControl(String(cell))))).map((l) => `  ${l}`))
   }
   return lines
 }
