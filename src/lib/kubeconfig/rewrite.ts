@@ -5,6 +5,7 @@ import {createTwoFilesPatch} from 'diff'
 
 import {caFromKubeConfig, checkEndpoint, chooseInstall, detectDistribution, type DistributionId, type Endpoint, type EndpointReport, formatEndpoint, sanAdvice} from '../cert/index.js'
 import {checkVip} from '../config/validate.js'
+import {echo} from '../echo.js'
 import {CheckFailedError, KarpError, UnreachableError, UsageError} from '../errors.js'
 import {Kube} from '../kube/client.js'
 import {listKarpInstalls} from '../kube/karp-installs.js'
@@ -82,7 +83,6 @@ export interface RewriteSeams {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000
-const q = (s: string) => JSON.stringify(s)
 
 async function vipOfInstall(kc: KubeConfig, timeoutMs: number): Promise<{vip: string; port?: number; from: string}> {
   const installs = await listKarpInstalls(new Kube(kc, {requestTimeoutMs: timeoutMs}))
@@ -107,7 +107,7 @@ async function nodesDistribution(kc: KubeConfig, timeoutMs: number): Promise<Dis
 function checkNewContextName(name: string): void {
   // Names are free-form in kubeconfig, but a name kubectl users cannot type or see is a mistake.
   if (name.trim() !== name || name === '' || /[\p{Cc}]/u.test(name)) {
-    throw new UsageError(`invalid --new-context ${q(name)}: expected a non-empty name without control characters or surrounding spaces, e.g. prod-vip`)
+    throw new UsageError(`invalid --new-context ${echo(name)}: expected a non-empty name without control characters or surrounding spaces, e.g. prod-vip`)
   }
 }
 
@@ -154,8 +154,8 @@ async function checkCertificate(
     const excused =
       (name === 'vipSan' && (serverName !== undefined || insecure)) || (name === 'trust' && insecure)
         ? serverName && name === 'vipSan'
-          ? `cluster ${q(selection.clusterName)} verifies the certificate against tls-server-name ${serverName}`
-          : `cluster ${q(selection.clusterName)} sets insecure-skip-tls-verify`
+          ? `cluster ${echo(selection.clusterName)} verifies the certificate against tls-server-name ${serverName}`
+          : `cluster ${echo(selection.clusterName)} sets insecure-skip-tls-verify`
         : undefined
     if (excused) warnings.push(`certificate at ${at}: ${outcome.message} (accepted: ${excused})`)
     else failures.push(outcome.message)
@@ -190,7 +190,7 @@ export async function rewriteKubeconfig(options: RewriteOptions, seams: RewriteS
   const files = source.files.map(readKubeconfig)
   const selection = selectContext(files, options.context)
   const file = selection.clusterFile
-  const where = `cluster ${q(selection.clusterName)} in ${file.path}`
+  const where = `cluster ${echo(selection.clusterName)} in ${file.path}`
   const old = parseServer(selection.server, where)
   if (options.newContext !== undefined) checkNewContextName(options.newContext)
 
@@ -228,12 +228,12 @@ export async function rewriteKubeconfig(options: RewriteOptions, seams: RewriteS
   let context = selection.contextName
   if (options.newContext === undefined) {
     if (pointsAt(selection.server, {host: vip, port})) {
-      progress(`context ${q(context)} already uses ${selection.server}: nothing to do`)
+      progress(`context ${echo(context)} already uses ${selection.server}: nothing to do`)
       return base
     }
     if (selection.sharedWith.length > 0) {
       warnings.push(
-        `cluster ${q(selection.clusterName)} is also used by context${selection.sharedWith.length > 1 ? 's' : ''} ${selection.sharedWith.map(q).join(', ')}: ${selection.sharedWith.length > 1 ? 'they move' : 'it moves'} to the VIP too (--new-context NAME leaves them alone)`,
+        `cluster ${echo(selection.clusterName)} is also used by context${selection.sharedWith.length > 1 ? 's' : ''} ${selection.sharedWith.map((n) => echo(n)).join(', ')}: ${selection.sharedWith.length > 1 ? 'they move' : 'it moves'} to the VIP too (--new-context NAME leaves them alone)`,
       )
     }
     edit = setClusterServer(file, selection.clusterName, newServer)
@@ -244,12 +244,12 @@ export async function rewriteKubeconfig(options: RewriteOptions, seams: RewriteS
     if (sameContext || sameCluster) {
       const server = sameCluster?.value.server
       if (sameContext?.value.cluster === name && typeof server === 'string' && pointsAt(server, {host: vip, port})) {
-        progress(`context ${q(name)} already uses ${server}: nothing to do`)
+        progress(`context ${echo(name)} already uses ${server}: nothing to do`)
         const defining = sameCluster?.file.path ?? file.path
         return {...base, file: defining, target: resolveWriteTarget(defining).realPath, context: name, cluster: name, oldServer: server, basedOn: {context: selection.contextName, cluster: selection.clusterName}}
       }
-      const taken = sameContext ? `a context named ${q(name)} exists in ${sameContext.file.path}` : `a cluster named ${q(name)} exists in ${sameCluster?.file.path}`
-      throw new UsageError(`invalid --new-context ${q(name)}: ${taken}; choose another name`)
+      const taken = sameContext ? `a context named ${echo(name)} exists in ${sameContext.file.path}` : `a cluster named ${echo(name)} exists in ${sameCluster?.file.path}`
+      throw new UsageError(`invalid --new-context ${echo(name)}: ${taken}; choose another name`)
     }
     edit = addClusterAndContext(file, newEntries(selection, name, newServer))
     context = name
