@@ -1,0 +1,169 @@
+// `npm run image`: builds the agent image for every architecture of agent/image/image.json into an OCI
+// layout under build/image/ (git-ignored), from the .debs pinned in agent/image/packages.lock.json.
+// Skips the work when nothing that goes into the image changed since the last build.
+//   --update-lock   re-resolve the lock from the signed Debian indexes first
+//   --force         build even when the cache says the image is current
+//   --out DIR       another output directory (tests build twice to compare digests)
+import {existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {dirname, join, relative, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {parseArgs} from 'node:util'
+import {execa} from 'execa'
+import {fetchDeb, sha256} from './debian.js'
+import {DEFINITION_PATH, type ImageDefinition, LOCK_PATH, platform, readDefinition} from './definition.js'
+import {type Lock, lockedPackages, readLock, resolveLock, writeLock} from './lock.js'
+import {type PlatformImage, writeLayout} from './oci.js'
+import {assembleRootfs, selectFiles, unpackDeb} from './rootfs.js'
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+export const DEFAULT_OUT = join(repoRoot, 'build', 'image')
+
+export interface PlatformSummary {
+  manifestDigest: string
+  configDigest: string
+  layerDigest: string
+  layerSize: number
+  diffId: string
+  files: {path: string; size: number; type: 'file' | 'symlink' | 'dir'}[]
+}
+
+export interface ImageSummary {
+  inputs: string
+  name: string
+  tag: string
+  reference: string
+  indexDigest: string
+  sourceDateEpoch: number
+  platforms: Record<string, PlatformSummary>
+}
+
+function listFiles(dir: string): string[] {
+  if (!existsSync(dir)) return []
+  return readdirSync(dir, {recursive: true, withFileTypes: false}).map(String).map((f) => join(dir, f)).filter((f) => statSync(f).isFile()).sort()
+}
+
+async function toolVersions(): Promise<string> {
+  const tools = [['tar', '--version'], ['gzip', '--version'], ['gcc', '--version'], ['aarch64-linux-gnu-gcc', '--version']]
+  const lines = await Promise.all(tools.map(async ([tool, flag]) => {
+    const {stdout} = await execa(tool as string, [flag as string], {reject: false})
+    return `${tool}: ${String(stdout).split('\n')[0] ?? 'missing'}`
+  }))
+  return lines.join('\n')
+}
+
+/** A digest of everything that goes into the image: when it is unchanged, so is the image. */
+export async function inputsDigest(definition: ImageDefinition): Promise<string> {
+  const files = [
+    DEFINITION_PATH,
+    LOCK_PATH,
+    'package.json',
+    ...definition.agent.scripts.map((s) => join('agent', s)),
+    ...listFiles(join(repoRoot, definition.tlsClient.source)).map((f) => relative(repoRoot, f)),
+    ...listFiles(join(repoRoot, 'scripts', 'image')).map((f) => relative(repoRoot, f)),
+  ]
+  const parts = files.map((f) => `${f}\n${sha256(readFileSync(join(repoRoot, f)))}`)
+  parts.push(await toolVersions())
+  return sha256(parts.join('\n'))
+}
+
+export function readSummary(out = DEFAULT_OUT): ImageSummary | undefined {
+  try {
+    return JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as ImageSummary
+  } catch {
+    return undefined
+  }
+}
+
+function tree(root: string): PlatformSummary['files'] {
+  return readdirSync(root, {recursive: true}).map(String).sort().map((name) => {
+    const st = lstatSync(join(root, name))
+    const type = st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : 'file'
+    return {path: `/${name}`, size: type === 'file' ? st.size : 0, type}
+  })
+}
+
+async function buildPlatform(definition: ImageDefinition, lock: Lock, arch: string, work: string, rootfs: string): Promise<PlatformImage> {
+  const unpack = async (names: string[], into: (name: string) => string) => {
+    const pkgs = lockedPackages(lock, arch, names)
+    return Promise.all(pkgs.map(async (pkg) => unpackDeb(pkg, await fetchDeb(pkg, lock.snapshot), into(pkg.name))))
+  }
+  const runtime = await unpack(definition.packages, (name) => join(work, arch, 'packages', name))
+  // The TLS client compiles against the same library the image carries: its headers and .so, unpacked.
+  const sysroot = join(work, arch, 'sysroot')
+  await unpack([...definition.buildPackages, 'libwolfssl35'], () => sysroot)
+  const tlsClient = join(work, arch, 'karp-tls')
+  const tlsBuild = join(repoRoot, definition.tlsClient.source, 'build.sh')
+  // TRANSITIONAL (removed when agent/tls lands in this same issue): without the client, the image has none.
+  if (existsSync(tlsBuild)) await execa('bash', [tlsBuild, arch, sysroot, tlsClient], {stdout: 'inherit', stderr: 'inherit'})
+  const selection = await selectFiles(definition, arch, runtime, existsSync(tlsClient) ? [tlsClient] : [])
+  rmSync(rootfs, {recursive: true, force: true})
+  assembleRootfs(rootfs, {definition, selection, packages: runtime, agentDir: join(repoRoot, 'agent'), tlsClient})
+  return {platform: platform(arch), rootfs, config: {...definition.config}}
+}
+
+export async function buildImage(opts: {out?: string; force?: boolean; updateLock?: boolean; log?: (line: string) => void} = {}): Promise<ImageSummary> {
+  const out = opts.out ?? DEFAULT_OUT
+  const log = opts.log ?? ((line: string) => process.stderr.write(`image: ${line}\n`))
+  const definition = readDefinition(repoRoot)
+  if (opts.updateLock) {
+    writeLock(join(repoRoot, LOCK_PATH), await resolveLock(definition))
+    log(`lock refreshed: ${LOCK_PATH}`)
+  }
+  const lock = readLock(join(repoRoot, LOCK_PATH))
+  const inputs = await inputsDigest(definition)
+  const previous = readSummary(out)
+  if (!opts.force && previous?.inputs === inputs && existsSync(join(out, 'oci', 'index.json'))) {
+    log(`up to date: ${previous.reference}`)
+    return previous
+  }
+  const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {version: string}).version
+  const tag = `v${version}`
+  const work = join(out, 'work')
+  rmSync(work, {recursive: true, force: true})
+  mkdirSync(work, {recursive: true})
+  const images: PlatformImage[] = []
+  for (const arch of definition.architectures) {
+    log(`assembling ${arch}`)
+    images.push(await buildPlatform(definition, lock, arch, work, join(out, 'rootfs', arch)))
+  }
+  const layout = await writeLayout(join(out, 'oci'), images, tag, lock.sourceDateEpoch, {
+    'org.opencontainers.image.version': tag,
+    'org.opencontainers.image.title': 'karp-agent',
+    'org.opencontainers.image.licenses': 'Apache-2.0',
+  })
+  const platforms: Record<string, PlatformSummary> = {}
+  definition.architectures.forEach((arch, i) => {
+    const p = layout.platforms[i]
+    if (!p) return
+    platforms[arch] = {
+      manifestDigest: p.manifest.digest,
+      configDigest: p.config.digest,
+      layerDigest: p.layer.digest,
+      layerSize: p.layer.size,
+      diffId: p.diffId,
+      files: tree(join(out, 'rootfs', arch)),
+    }
+  })
+  const summary: ImageSummary = {
+    inputs,
+    name: definition.name,
+    tag,
+    reference: `${definition.name}:${tag}@${layout.index.digest}`,
+    indexDigest: layout.index.digest,
+    sourceDateEpoch: lock.sourceDateEpoch,
+    platforms,
+  }
+  writeFileSync(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`)
+  rmSync(work, {recursive: true, force: true})
+  for (const [arch, p] of Object.entries(platforms)) log(`${arch}: ${(p.layerSize / 1e6).toFixed(2)} MB compressed, ${p.files.length} entries`)
+  log(`built ${summary.reference}`)
+  return summary
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const {values} = parseArgs({options: {'update-lock': {type: 'boolean'}, force: {type: 'boolean'}, out: {type: 'string'}}})
+  buildImage({out: values.out ? resolve(values.out) : undefined, force: values.force, updateLock: values['update-lock']}).catch((error: Error) => {
+    process.stderr.write(`image: ${error.message}\n`)
+    process.exit(1)
+  })
+}
