@@ -42,7 +42,7 @@ export const vipFlags = {
   'health-check': Flags.boolean({description: 'give up the VIP while the local API server fails /readyz', default: DEFAULTS.healthCheck, allowNo: true}),
   'api-port': Flags.string({description: `port the API server listens on, on every node and on the VIP (default: ${DEFAULTS.apiPort})`}),
   'node-selector': Flags.string({description: 'run the agent on nodes with this label, key=value (default: control-plane nodes)'}),
-  image: Flags.string({description: `agent image (default: ${DEFAULTS.image})`}),
+  image: Flags.string({description: `agent image (default: ${DEFAULTS.image.split('@')[0]}, pinned by its digest)`}),
 }
 
 /** The VIP flags, as the text validateVipInput takes. */

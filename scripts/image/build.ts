@@ -4,6 +4,7 @@
 //   --update-lock   re-resolve the lock from the signed Debian indexes first
 //   --force         build even when the cache says the image is current
 //   --out DIR       another output directory (tests build twice to compare digests)
+//   --pin           make the built image the CLI's default --image (src/lib/config/agent-image.ts)
 import {existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {dirname, join, relative, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -101,8 +102,71 @@ async function buildPlatform(definition: ImageDefinition, lock: Lock, arch: stri
   return {platform: platform(arch), rootfs, config: {...definition.config}}
 }
 
-export async function buildImage(opts: {out?: string; force?: boolean; updateLock?: boolean; log?: (line: string) => void} = {}): Promise<ImageSummary> {
+export interface BuildOptions {
+  out?: string
+  force?: boolean
+  updateLock?: boolean
+  log?: (line: string) => void
+}
+
+/** Test files run in parallel processes and each may ask for the image: one builds, the others wait for it. */
+async function withBuildLock<T>(out: string, fn: () => Promise<T>): Promise<T> {
+  mkdirSync(dirname(out), {recursive: true})
+  const lock = `${out}.lock`
+  const deadline = Date.now() + 15 * 60_000
+  for (;;) {
+    try {
+      mkdirSync(lock)
+      writeFileSync(join(lock, 'pid'), String(process.pid))
+      break
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      const holder = lockHolder(lock)
+      const abandoned = holder === undefined ? lockAgeMs(lock) > 10_000 : !processAlive(holder)
+      if (abandoned) rmSync(lock, {recursive: true, force: true})
+      else if (Date.now() > deadline) throw new Error(`${lock} is still held by pid ${holder}`, {cause: error})
+      else await new Promise((r) => setTimeout(r, 200))
+    }
+  }
+  try {
+    return await fn()
+  } finally {
+    rmSync(lock, {recursive: true, force: true})
+  }
+}
+
+function lockHolder(lock: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(lock, 'pid'), 'utf8'))
+    return pid > 0 ? pid : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function lockAgeMs(lock: string): number {
+  try {
+    return Date.now() - statSync(lock).mtimeMs
+  } catch {
+    return 0
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+export async function buildImage(opts: BuildOptions = {}): Promise<ImageSummary> {
   const out = opts.out ?? DEFAULT_OUT
+  return withBuildLock(out, () => build(out, opts))
+}
+
+async function build(out: string, opts: BuildOptions): Promise<ImageSummary> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`image: ${line}\n`))
   const definition = readDefinition(repoRoot)
   if (opts.updateLock) {
@@ -160,9 +224,25 @@ export async function buildImage(opts: {out?: string; force?: boolean; updateLoc
   return summary
 }
 
+export const PIN_PATH = join(repoRoot, 'src', 'lib', 'config', 'agent-image.ts')
+
+/** The reference the CLI installs by default, as src/lib/config/agent-image.ts states it. */
+export function pinnedReference(): string | undefined {
+  return /AGENT_IMAGE = '([^']+)'/.exec(readFileSync(PIN_PATH, 'utf8'))?.[1]
+}
+
+export function pin(summary: ImageSummary): void {
+  const current = readFileSync(PIN_PATH, 'utf8')
+  writeFileSync(PIN_PATH, current.replace(/AGENT_IMAGE = '[^']+'/, `AGENT_IMAGE = '${summary.reference}'`))
+}
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const {values} = parseArgs({options: {'update-lock': {type: 'boolean'}, force: {type: 'boolean'}, out: {type: 'string'}}})
-  buildImage({out: values.out ? resolve(values.out) : undefined, force: values.force, updateLock: values['update-lock']}).catch((error: Error) => {
+  const {values} = parseArgs({options: {'update-lock': {type: 'boolean'}, force: {type: 'boolean'}, out: {type: 'string'}, pin: {type: 'boolean'}}})
+  buildImage({out: values.out ? resolve(values.out) : undefined, force: values.force, updateLock: values['update-lock']}).then((summary) => {
+    if (!values.pin) return
+    pin(summary)
+    process.stderr.write(`image: the CLI's default --image is now ${summary.reference}\n`)
+  }).catch((error: Error) => {
     process.stderr.write(`image: ${error.message}\n`)
     process.exit(1)
   })

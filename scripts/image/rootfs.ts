@@ -141,12 +141,12 @@ function ensureDir(root: string, path: string): void {
   chmodSync(full, 0o755)
 }
 
-/** Copies a file with the modes the image carries: 0755 when any execute bit was set, else 0644. */
-function placeFile(root: string, path: string, source: string): void {
+/** Copies a file with the modes the image carries: 0755 when any execute bit was set (or `mode`), else 0644. */
+function placeFile(root: string, path: string, source: string, mode?: number): void {
   ensureDir(root, posix.dirname(path))
   const target = join(root, path)
   copyFileSync(source, target)
-  chmodSync(target, statSync(source).mode & 0o111 ? 0o755 : 0o644)
+  chmodSync(target, mode ?? (statSync(source).mode & 0o111 ? 0o755 : 0o644))
 }
 
 function placeSymlink(root: string, path: string, target: string): void {
@@ -186,8 +186,8 @@ export function assembleRootfs(root: string, inputs: RootfsInputs): void {
     else placeFile(root, path, source)
   }
   for (const applet of definition.busyboxApplets) placeSymlink(root, `/bin/${applet}`, 'busybox')
-  for (const script of definition.agent.scripts) placeFile(root, posix.join(definition.agent.directory, script), join(agentDir, script))
-  if (existsSync(tlsClient)) placeFile(root, definition.tlsClient.path, tlsClient)
+  for (const script of definition.agent.scripts) placeFile(root, posix.join(definition.agent.directory, script), join(agentDir, script), 0o755)
+  if (existsSync(tlsClient)) placeFile(root, definition.tlsClient.path, tlsClient, 0o755)
   for (const dir of definition.directories) ensureDir(root, dir)
   placeText(root, '/etc/passwd', 'root:x:0:0:root:/root:/sbin/nologin\n')
   placeText(root, '/etc/group', 'root:x:0:\n')

@@ -1,6 +1,7 @@
 import {randomBytes} from 'node:crypto'
 
 import {FlagChecks} from './flag-checks.js'
+import {AGENT_IMAGE} from './agent-image.js'
 import {
   checkAdvbase,
   checkDnsLabel,
@@ -35,7 +36,8 @@ export interface VipConfig {
   image: string
 }
 
-export const AGENT_IMAGE = 'ghcr.io/karp-vip/karp-agent:v0.1.0'
+
+export {AGENT_IMAGE}
 
 export const DEFAULTS = {
   name: 'karp',
