@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm test`: build, check the committed oclif manifest is current, lint, then every test suite against
+# `npm test`: build, check the committed oclif manifest is current, lint, build the agent image, then every test suite against
 # the real control plane (brought up once by test/global-setup.ts). Arguments narrow the test files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,8 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- 
 fi
 npm run --silent lint
 shellcheck -x agent/*.sh scripts/*.sh test/cluster/*.sh .ci/run
+# The agent image the tests run (and the CLI pins): rebuilt only when something that goes into it changed.
+npm run --silent image
 
 if [ $# -eq 0 ]; then set -- 'test/**/*.test.ts'; fi
 exec node --import tsx --test --test-global-setup=test/global-setup.ts "$@"
