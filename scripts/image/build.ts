@@ -15,6 +15,7 @@ import {DEFINITION_PATH, type ImageDefinition, LOCK_PATH, platform, readDefiniti
 import {type Lock, lockedPackages, readLock, resolveLock, writeLock} from './lock.js'
 import {type PlatformImage, writeLayout} from './oci.js'
 import {assembleRootfs, selectFiles, unpackDeb} from './rootfs.js'
+import {buildSbom, karpOwnedPaths, sbomFileName, sbomJson} from './sbom.js'
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 export const DEFAULT_OUT = join(repoRoot, 'build', 'image')
@@ -217,11 +218,33 @@ async function build(out: string, opts: BuildOptions): Promise<ImageSummary> {
     sourceDateEpoch: lock.sourceDateEpoch,
     platforms,
   }
+  writeSboms(out, definition, lock, summary, version)
   writeFileSync(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`)
   rmSync(work, {recursive: true, force: true})
   for (const [arch, p] of Object.entries(platforms)) log(`${arch}: ${(p.layerSize / 1e6).toFixed(2)} MB compressed, ${p.files.length} entries`)
   log(`built ${summary.reference}`)
   return summary
+}
+
+/** build/image/sbom/karp-agent-<arch>.spdx.json: what each architecture's image contains, for the release. */
+function writeSboms(out: string, definition: ImageDefinition, lock: Lock, summary: ImageSummary, version: string): void {
+  const dir = join(out, 'sbom')
+  rmSync(dir, {recursive: true, force: true})
+  mkdirSync(dir, {recursive: true})
+  for (const [arch, p] of Object.entries(summary.platforms)) {
+    const root = join(out, 'rootfs', arch)
+    const files = karpOwnedPaths(definition).filter((path) => existsSync(join(root, path))).map((path) => ({path, data: readFileSync(join(root, path))}))
+    const image = {name: summary.name, tag: summary.tag, arch, manifestDigest: p.manifestDigest}
+    const doc = buildSbom({
+      image,
+      sourceDateEpoch: lock.sourceDateEpoch,
+      packages: lockedPackages(lock, arch, definition.packages),
+      buildPackages: lockedPackages(lock, arch, definition.buildPackages),
+      snapshot: lock.snapshot,
+      karp: {version, license: 'Apache-2.0', files},
+    })
+    writeFileSync(join(dir, sbomFileName(image)), sbomJson(doc))
+  }
 }
 
 export const PIN_PATH = join(repoRoot, 'src', 'lib', 'config', 'agent-image.ts')
