@@ -1,11 +1,12 @@
 #!/bin/sh
-# Builds karp-tls for one architecture against the wolfSSL of a Debian sysroot:
+# Builds karp-tls for one architecture with the BearSSL of a Debian sysroot:
 #   agent/tls/build.sh amd64|arm64 SYSROOT OUT-FILE
-# SYSROOT holds usr/include/wolfssl and usr/lib/<triplet>/libwolfssl.so (what `dpkg-deb -x` of
-# libwolfssl-dev and libwolfssl35 of that architecture gives; / with the host's libwolfssl-dev). The
+# SYSROOT holds usr/include/bearssl.h, usr/include/bearssl/ and usr/lib/<triplet>/libbearssl.a (what
+# `dpkg-deb -x` of libbearssl-dev of that architecture gives; / with the host's libbearssl-dev). The
 # compiler is <triplet>-gcc: x86_64-linux-gnu-gcc (Debian gcc) or aarch64-linux-gnu-gcc
-# (gcc-aarch64-linux-gnu, with libc6-dev-arm64-cross). The program is linked dynamically: the image
-# carries libwolfssl.so.35 and glibc from the same pinned packages.
+# (gcc-aarch64-linux-gnu, with libc6-dev-arm64-cross). BearSSL is linked in statically, glibc
+# dynamically: the image needs libc6 only (and, on arm64, ld-linux-aarch64.so.1 of libc6, which holds
+# the stack protector's guard).
 # The same inputs (source, sysroot, compiler) give the same bytes: no paths, no timestamps, no symbols,
 # and a build-id that is a hash of the rest.
 set -eu
@@ -24,22 +25,21 @@ out=$3
 here=$(cd "$(dirname "$0")" && pwd)
 cc=$triplet-gcc
 command -v "$cc" >/dev/null || { echo "$0: $cc not found (Debian: gcc or gcc-aarch64-linux-gnu)" >&2; exit 1; }
-[ -r "$sysroot/usr/include/wolfssl/ssl.h" ] || { echo "$0: no wolfSSL headers in $sysroot/usr/include/wolfssl (libwolfssl-dev)" >&2; exit 1; }
-libdir=$sysroot/usr/lib/$triplet
-[ -e "$libdir/libwolfssl.so" ] || { echo "$0: no $libdir/libwolfssl.so (libwolfssl-dev and libwolfssl35)" >&2; exit 1; }
+[ -r "$sysroot/usr/include/bearssl.h" ] || { echo "$0: no $sysroot/usr/include/bearssl.h (libbearssl-dev)" >&2; exit 1; }
+library=$sysroot/usr/lib/$triplet/libbearssl.a
+[ -r "$library" ] || { echo "$0: no $library (libbearssl-dev)" >&2; exit 1; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# Only wolfssl/ from the sysroot goes on the include path: with SYSROOT=/ a whole usr/include would put
-# the host's C library headers in front of a cross compiler's own.
+# Only BearSSL's headers from the sysroot go on the include path: with SYSROOT=/ a whole usr/include
+# would put the host's C library headers in front of a cross compiler's own.
 mkdir "$work/include"
-ln -s "$sysroot/usr/include/wolfssl" "$work/include/wolfssl"
+ln -s "$sysroot/usr/include/bearssl.h" "$sysroot/usr/include/bearssl" "$work/include/"
 
 mkdir -p "$(dirname "$out")"
 "$cc" -std=gnu11 -Os -Wall -Wextra -Werror \
   -fstack-protector-strong -fPIE -pie -Wl,-z,relro,-z,now -Wl,--as-needed \
   -ffile-prefix-map="$here"=. -ffile-prefix-map="$work"=. -ffile-prefix-map="$sysroot"=/ \
-  -I"$work/include" "$here/karp-tls.c" \
-  -L"$libdir" -Wl,-rpath-link,"$libdir" -lwolfssl \
+  -I"$work/include" "$here/karp-tls.c" "$library" \
   -Wl,--build-id=sha1 -s -o "$work/karp-tls"
 mv -f "$work/karp-tls" "$out"
