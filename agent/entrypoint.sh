@@ -159,7 +159,7 @@ interval=1
 [ -n "$KARP_HEALTH_URL" ] && interval=$KARP_HEALTH_INTERVAL
 
 mkdir -p "$KARP_STATE_DIR" || die "cannot create KARP_STATE_DIR=$(shown "$KARP_STATE_DIR")"
-rm -f "$KARP_STATE_DIR/ucarp.pid" "$KARP_STATE_DIR/gated" "$KARP_STATE_DIR/gen" "$KARP_STATE_DIR"/.auth.* "$KARP_STATE_DIR"/hook.*
+rm -f "$KARP_STATE_DIR/ucarp.pid" "$KARP_STATE_DIR/gated" "$KARP_STATE_DIR/gen" "$KARP_STATE_DIR"/.auth.* "$KARP_STATE_DIR"/.answer.* "$KARP_STATE_DIR"/hook.*
 state_set role init
 state_set agent.pid $$
 
@@ -387,27 +387,35 @@ nap() {
   kill "$napper" 2>/dev/null
 }
 
+# One check of KARP_HEALTH_URL within KARP_HEALTH_TIMEOUT: true for a 2xx answer; why not in health.err.
 health_ok() {
-  set -- -fsS -o /dev/null -m "$KARP_HEALTH_TIMEOUT"
-  url=$KARP_HEALTH_URL
+  token=
   if [ "$health_scheme" = https ]; then
-    # curl sends headers only after the server's certificate verified: the token reaches the API server
-    # or nobody.
-    set -- "$@" --cacert "$KARP_CA_FILE" --connect-to "$KARP_HEALTH_SERVER_NAME:$health_port:$health_host:$health_port"
-    url="https://$KARP_HEALTH_SERVER_NAME:$health_port$health_path"
-    if [ -r "$KARP_TOKEN_FILE" ]; then
-      hdr="$KARP_STATE_DIR/.auth.health"
-      read -r token <"$KARP_TOKEN_FILE"
-      (umask 077 && printf 'Authorization: Bearer %s\n' "$token" >"$hdr")
-      set -- "$@" -H "@$hdr"
-    fi
+    # karp-tls reads the request (and the token in it) only after the server proved to be the API
+    # server: the token reaches it or nobody.
+    set -- --name "$KARP_HEALTH_SERVER_NAME" --ca "$KARP_CA_FILE"
+    host_header=$KARP_HEALTH_SERVER_NAME:$health_port
+    [ -r "$KARP_TOKEN_FILE" ] && read -r token <"$KARP_TOKEN_FILE"
+  else
+    set -- --plain
+    host_header=$health_host:$health_port
   fi
-  curl "$@" "$url" 2>"$KARP_STATE_DIR/health.err" 3>&- &
+  # In the background, so that a signal ends the wait at once.
+  http_request GET "$health_path" "$host_header" "$token" 2>/dev/null 3>&- |
+    karp-tls --connect "$health_host:$health_port" "$@" --timeout "$KARP_HEALTH_TIMEOUT" \
+      >"$KARP_STATE_DIR/health.out" 2>"$KARP_STATE_DIR/health.err" 3>&- &
   checker=$!
   wait "$checker"
   rc=$?
-  [ "$rc" -gt 128 ] && kill "$checker" 2>/dev/null
-  return "$rc"
+  if [ "$rc" -gt 128 ]; then
+    kill "$checker" 2>/dev/null
+    return "$rc"
+  fi
+  [ "$rc" = 0 ] || return 1
+  http_status "$KARP_STATE_DIR/health.out"
+  case $code in 2??) return 0 ;; esac
+  printf 'HTTP status %s\n' "$code" >"$KARP_STATE_DIR/health.err"
+  return 1
 }
 
 log "starting vip=$KARP_VIP/$KARP_VIP_PREFIX vhid=$KARP_VHID iface=$iface src=$src advbase=$KARP_ADVBASE advskew=$skew deadratio=$KARP_DEADRATIO preempt=$KARP_PREEMPT health=${KARP_HEALTH_URL:-off}"

@@ -109,36 +109,67 @@ report_role() { # role reason [wait]
 }
 
 report_role_now() { # role reason
-  host=$KUBERNETES_SERVICE_HOST
-  case $host in *:*) host="[$host]" ;; esac
-  api="https://$host:${KUBERNETES_SERVICE_PORT:-443}/api/v1/namespaces/$POD_NAMESPACE"
-  # The token goes to curl through a file, never on a command line other processes could read.
-  # mktemp (mode 0600): reports running side by side in one process's subshells share its $$.
-  hdr=$(mktemp "$KARP_STATE_DIR/.auth.XXXXXX") || return 0
-  printf 'Authorization: Bearer %s\n' "$(cat "$KARP_TOKEN_FILE")" >"$hdr" || return 0
+  api_host=$KUBERNETES_SERVICE_HOST
+  case $api_host in *:*) api_host="[$api_host]" ;; esac
+  api_host=$api_host:${KUBERNETES_SERVICE_PORT:-443}
+  api=/api/v1/namespaces/$POD_NAMESPACE
+  # The token stays in this shell: karp-tls gets it on stdin, after the server proved who it is.
+  token=
+  read -r token <"$KARP_TOKEN_FILE"
+  # The server's answers (mktemp: reports running side by side in one process's subshells share its $$).
+  answer=$(mktemp "$KARP_STATE_DIR/.answer.XXXXXX") || return 0
   case $1 in master) why=BecameMaster ;; *) why=BecameBackup ;; esac
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   event=$(printf '{"apiVersion":"v1","kind":"Event","metadata":{"generateName":"%s.","namespace":"%s"},"involvedObject":{"apiVersion":"v1","kind":"Pod","name":"%s","namespace":"%s"},"reason":"%s","message":"%s","type":"Normal","source":{"component":"karp-agent","host":"%s"},"reportingComponent":"karp.io/agent","reportingInstance":"%s","firstTimestamp":"%s","lastTimestamp":"%s","count":1}' \
     "$POD_NAME" "$POD_NAMESPACE" "$POD_NAME" "$POD_NAMESPACE" "$why" "${NODE_NAME:-} is $1 for $KARP_VIP: $2" \
     "${NODE_NAME:-}" "${NODE_NAME:-}" "$now" "$now")
-  code=$(api_call POST "$api/events" application/json "$event") || code=000
+  api_call POST "$api/events" application/json "$event"
   [ "$code" = 201 ] || log "warning=report-event http=$code role=$1"
   tries=0
   while [ "$tries" -lt 3 ]; do
     tries=$((tries + 1))
     sent=$(state_get role "$1")
     case $sent in master) reason=Master ;; *) sent=backup reason=Backup ;; esac
-    code=$(api_call PATCH "$api/pods/$POD_NAME/status" application/strategic-merge-patch+json \
-      "{\"status\":{\"conditions\":[{\"type\":\"karp.io/role\",\"status\":\"True\",\"reason\":\"$reason\",\"message\":\"${NODE_NAME:-} is $sent for $KARP_VIP\",\"lastTransitionTime\":\"$now\"}]}}") || code=000
+    api_call PATCH "$api/pods/$POD_NAME/status" application/strategic-merge-patch+json \
+      "{\"status\":{\"conditions\":[{\"type\":\"karp.io/role\",\"status\":\"True\",\"reason\":\"$reason\",\"message\":\"${NODE_NAME:-} is $sent for $KARP_VIP\",\"lastTransitionTime\":\"$now\"}]}}"
     [ "$code" = 200 ] || { log "warning=report-role http=$code role=$sent"; break; }
     now_role=$(state_get role "$sent")
     [ "$now_role" = master ] || now_role=backup
     [ "$now_role" = "$sent" ] && break
   done
-  rm -f "$hdr"
+  rm -f "$answer"
 }
 
-api_call() { # method url content-type body; prints the HTTP status
-  curl -sS -m "$KARP_REPORT_TIMEOUT" -o /dev/null -w '%{http_code}' --cacert "$KARP_CA_FILE" -H "@$hdr" \
-    -X "$1" -H "Content-Type: $3" --data "$4" "$2"
+# One request to the API server (KUBERNETES_SERVICE_HOST, whose certificate must name that address and be
+# signed by KARP_CA_FILE) within KARP_REPORT_TIMEOUT; sets code to the HTTP status, 000 without an answer.
+api_call() { # method path content-type body
+  http_request "$1" "$2" "$api_host" "$token" "$3" "$4" 2>/dev/null |
+    karp-tls --connect "$api_host" --name "$KUBERNETES_SERVICE_HOST" --ca "$KARP_CA_FILE" \
+      --timeout "$KARP_REPORT_TIMEOUT" >"$answer" 2>/dev/null
+  http_status "$answer"
+}
+
+# HTTP/1.1 for karp-tls's stdin (agent/tls: a TLS pipe that reads its stdin only once the server's
+# certificate verified, so the token goes to the verified server or nowhere). printf is a shell builtin
+# (dash, busybox ash): the token never appears on a command line. "Connection: close" makes the server end
+# the connection after its answer, which is what ends karp-tls.
+http_request() { # method path host [token [content-type body]]
+  printf '%s %s HTTP/1.1\r\nHost: %s\r\n' "$1" "$2" "$3"
+  [ -n "${4:-}" ] && printf 'Authorization: Bearer %s\r\n' "$4"
+  # Content-Length counts bytes, whatever the locale thinks of characters.
+  [ -n "${5:-}" ] && printf 'Content-Type: %s\r\nContent-Length: %s\r\n' "$5" "$(($(printf '%s' "$6" | wc -c)))"
+  printf 'Connection: close\r\n\r\n%s' "${6:-}"
+}
+
+# Sets code to the status of the HTTP answer in the file ("HTTP/1.1 200 OK" gives 200), or 000.
+http_status() { # file
+  line=
+  { IFS= read -r line; } <"$1" 2>/dev/null
+  case $line in
+    HTTP/1.[01]" "[1-5][0-9][0-9]*)
+      code=${line#HTTP/1.? }
+      code=${code%"${code#???}"}
+      ;;
+    *) code=000 ;;
+  esac
 }

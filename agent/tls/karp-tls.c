@@ -226,6 +226,9 @@ static void load_anchors(const char *file)
 	if (in == NULL)
 		fail(EXIT_USAGE, "cannot read --ca %s: %s", file, strerror(errno));
 	for (size_t n; (n = fread(chunk, 1, sizeof chunk, in)) > 0;) {
+		/* BearSSL's PEM decoder wants LF line ends; CRLF files are common enough. */
+		for (char *cr; (cr = memchr(chunk, '\r', n)) != NULL; n--)
+			memmove(cr, cr + 1, n - (size_t)(cr - chunk) - 1);
 		buffer_append(&text, chunk, n);
 		if (text.len > 4 << 20)
 			fail(EXIT_USAGE, "--ca %s is larger than 4 MiB", file);

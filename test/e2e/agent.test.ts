@@ -151,7 +151,7 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     const holder = await lab.waitForOneHolder(20_000, old.name)
     assert.equal(await lab.probe(), holder)
     assert.equal(await lab.healthcheck(old), 0, 'a node gated by its health check stays live')
-    assert.match(transitions(lab, old).join('\n'), /role=backup from=master .*reason="health check failed 2 times: curl: \(7\)[^"]*[^ ]" successor=seen/)
+    assert.match(transitions(lab, old).join('\n'), /role=backup from=master .*reason="health check failed 2 times: karp-tls: cannot connect to 127\.0\.0\.1 port 6444: Connection refused" successor=seen/)
     assert.equal(lab.statePid(old, 'ucarp.pid'), undefined, 'ucarp stays stopped while unhealthy')
     lab.startService(old)
     await waitFor(`${old.name} running ucarp again`, 20_000, async () => lab.statePid(old, 'ucarp.pid') !== undefined)

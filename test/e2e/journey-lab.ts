@@ -331,7 +331,8 @@ export class LabKubelet {
     )
     if (!existsSync(command[0] as string)) throw new Error(`no ${basename(command[0] as string)} in agent/`)
     const argv = this.busybox ? ['busybox', 'sh', ...command] : command
-    env.PATH = this.busybox ? (this.lab.agentEnv(running.node, {toolset: 'busybox'}).PATH as string) : SYSTEM_PATH
+    // The agent's PATH as the lab gives it (karp-tls, and busybox's tools in busybox mode).
+    env.PATH = this.lab.agentEnv(running.node, {toolset: this.busybox ? 'busybox' : 'host'}).PATH as string
     running.proc = this.lab.spawnIn(running.node.ns, argv, env, join(running.node.dir, 'agent.log'))
     running.node.agent = running.proc
     running.restartAt = undefined

@@ -26,6 +26,7 @@ import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {execa} from 'execa'
 import {makeCa, makeCertificate, testKey} from '../helpers/certs.js'
+import {karpTls, karpTlsDir} from '../helpers/karp-tls.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 export const repoRoot = resolve(here, '../..')
@@ -54,6 +55,8 @@ export function labSkipReason(): string | false {
   for (const tool of ['ip', 'ucarp', 'arping', 'curl', 'socat', 'shellcheck', 'busybox']) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`], {env: {PATH: SYSTEM_PATH}}).status !== 0) missing.push(tool)
   }
+  const tls = karpTls()
+  if ('error' in tls) missing.push(`karp-tls, the agent's TLS client (${tls.error})`)
   if (missing.length === 0) {
     const probe = `${PREFIX}-probe-${process.pid.toString(36)}`
     const add = spawnSync('ip', ['netns', 'add', probe], {encoding: 'utf8'})
@@ -362,7 +365,8 @@ export class Lab {
     }
     if (opts.health !== false) env.KARP_HEALTH_URL = HEALTH_URL
     Object.assign(env, opts.env)
-    if (opts.toolset === 'busybox') env.PATH = `${this.busyboxBin()}:${SYSTEM_PATH}`
+    // karp-tls as the image has it (/usr/local/bin), built for this machine, before a PATH the test gave.
+    env.PATH = `${opts.toolset === 'busybox' ? `${this.busyboxBin()}:` : ''}${karpTlsDir()}:${opts.env?.PATH ?? SYSTEM_PATH}`
     return env
   }
 

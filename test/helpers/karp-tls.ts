@@ -1,0 +1,31 @@
+// karp-tls (agent/tls), built for this machine with agent/tls/build.sh against the host's libbearssl-dev,
+// into build/karp-tls/<arch>/karp-tls: what the lab puts on the agent's PATH and what test/e2e/karp-tls
+// tests. Built once per test process (about a second; the output is byte-identical every time and lands by
+// rename, so test files building side by side do not disturb each other).
+import {spawnSync} from 'node:child_process'
+import {arch} from 'node:process'
+import {dirname, join, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+const debianArch: Record<string, string> = {x64: 'amd64', arm64: 'arm64'}
+
+let built: {path: string} | {error: string} | undefined
+
+/** The host build of karp-tls, or why it cannot be built here (a missing compiler or libbearssl-dev). */
+export function karpTls(): {path: string} | {error: string} {
+  if (built) return built
+  const target = debianArch[arch]
+  if (!target) return (built = {error: `karp-tls is built for amd64 and arm64 only, not ${arch}`})
+  const path = join(repoRoot, 'build', 'karp-tls', target, 'karp-tls')
+  const result = spawnSync('sh', [join(repoRoot, 'agent', 'tls', 'build.sh'), target, '/', path], {encoding: 'utf8'})
+  built = result.status === 0 ? {path} : {error: `agent/tls/build.sh failed: ${(result.stderr || result.error?.message || '').trim()}`}
+  return built
+}
+
+/** The directory of the host build of karp-tls, for a PATH; throws when it cannot be built. */
+export function karpTlsDir(): string {
+  const result = karpTls()
+  if ('error' in result) throw new Error(result.error)
+  return dirname(result.path)
+}
