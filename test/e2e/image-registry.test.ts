@@ -214,6 +214,9 @@ describe('publishing the agent image to a registry', {skip}, () => {
     const proxy = await tagMovingProxy(registry.host, `${REPOSITORY}-moved`, summary.tag, amd64)
     try {
       // Not spawnSync: the proxy lives in this process and must keep answering while skopeo runs.
+      const login = ['login', '--tls-verify=false', '--authfile', authfile, '--username', USER, '--password-stdin', proxy.host]
+      const loggedIn = await execa('skopeo', login, {input: password, reject: false, timeout: 60_000})
+      assert.equal(loggedIn.exitCode, 0, loggedIn.stderr)
       const args = ['scripts/image-publish.sh', '--tls-verify=false', '--authfile', authfile, IMAGE_LAYOUT, summary.tag, `${proxy.host}/${REPOSITORY}-moved`]
       const moved = await execa('bash', args, {cwd: repoRoot, reject: false, timeout: 180_000})
       assert.equal(moved.exitCode, 1, moved.stderr)
