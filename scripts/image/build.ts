@@ -90,9 +90,9 @@ async function buildPlatform(definition: ImageDefinition, lock: Lock, arch: stri
     return Promise.all(pkgs.map(async (pkg) => unpackDeb(pkg, await fetchDeb(pkg, lock.snapshot), into(pkg.name))))
   }
   const runtime = await unpack(definition.packages, (name) => join(work, arch, 'packages', name))
-  // The TLS client compiles against the same library the image carries: its headers and .so, unpacked.
+  // The TLS client compiles against the pinned build packages, unpacked (BearSSL is linked in statically).
   const sysroot = join(work, arch, 'sysroot')
-  await unpack([...definition.buildPackages, 'libwolfssl35'], () => sysroot)
+  await unpack(definition.buildPackages, () => sysroot)
   const tlsClient = join(work, arch, 'karp-tls')
   const tlsBuild = join(repoRoot, definition.tlsClient.source, 'build.sh')
   // TRANSITIONAL (removed when agent/tls lands in this same issue): without the client, the image has none.
