@@ -15,7 +15,8 @@ import {after, before, describe, test} from 'node:test'
 import {execa} from 'execa'
 import {type ImageSummary, repoRoot} from '../../scripts/image/build.js'
 import {readBlob, writeLayout} from '../../scripts/image/oci.js'
-import {agentImage, IMAGE_LAYOUT} from '../helpers/image.js'
+import type {SpdxDocument} from '../../scripts/image/sbom.js'
+import {agentImage, IMAGE_DIR, IMAGE_LAYOUT} from '../helpers/image.js'
 
 const TOOLS = ['skopeo', 'docker-registry', 'htpasswd']
 const REPOSITORY = 'karp-agent'
@@ -233,6 +234,16 @@ describe('publishing the agent image to a registry', {skip}, () => {
       assert.equal(refused.status, 2, option)
       assert.match(refused.stderr, /only from an auth file/)
       assert.ok(!refused.stderr.includes(password))
+    }
+  })
+
+  test('the SBOMs the release attaches describe the manifests the registry now serves', () => {
+    for (const [arch, platform] of Object.entries(summary.platforms)) {
+      const doc = JSON.parse(readFileSync(join(IMAGE_DIR, 'sbom', `karp-agent-${arch}.spdx.json`), 'utf8')) as SpdxDocument
+      const image = doc.packages.find((p) => p.SPDXID === 'SPDXRef-Image')
+      assert.equal(`sha256:${image?.checksums?.[0]?.checksumValue}`, platform.manifestDigest, arch)
+      const raw = ok(run('skopeo', ['inspect', '--raw', '--tls-verify=false', '--authfile', authfile, `docker://${registry.host}/${REPOSITORY}@${platform.manifestDigest}`]), `skopeo inspect ${arch}`)
+      assert.equal(sha256(Buffer.from(raw)), platform.manifestDigest, arch)
     }
   })
 
