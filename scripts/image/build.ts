@@ -240,6 +240,8 @@ function writeSboms(out: string, definition: ImageDefinition, lock: Lock, summar
       sourceDateEpoch: lock.sourceDateEpoch,
       packages: lockedPackages(lock, arch, definition.packages),
       buildPackages: lockedPackages(lock, arch, definition.buildPackages),
+      // The build packages are what karp-tls is compiled from; BearSSL's code is linked into it.
+      staticLinks: {[definition.tlsClient.path]: definition.buildPackages},
       snapshot: lock.snapshot,
       karp: {version, license: 'Apache-2.0', files},
     })

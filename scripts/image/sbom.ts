@@ -29,8 +29,10 @@ export interface SbomInput {
   sourceDateEpoch: number
   /** The lock entries of the packages unpacked into this architecture's image. */
   packages: readonly LockedPackage[]
-  /** Packages only compiled against (headers), not in the image: recorded as build dependencies of karp. */
+  /** Packages karp's files are built from, not installed in the image: build dependencies of karp. */
   buildPackages?: readonly LockedPackage[]
+  /** Image path of a karp file -> the build packages linked into it statically (their code ships inside it). */
+  staticLinks?: Readonly<Record<string, readonly string[]>>
   /** The lock's snapshot.debian.org timestamp: where every pinned .deb stays downloadable. */
   snapshot?: string
   /** karp's own files in the image (agent scripts, karp-tls), under karp's license. */
@@ -71,7 +73,7 @@ export interface SpdxFile {
 
 export interface SpdxRelationship {
   spdxElementId: string
-  relationshipType: 'DESCRIBES' | 'CONTAINS' | 'BUILD_DEPENDENCY_OF'
+  relationshipType: 'DESCRIBES' | 'CONTAINS' | 'BUILD_DEPENDENCY_OF' | 'STATIC_LINK'
   relatedSpdxElement: string
 }
 
@@ -147,10 +149,14 @@ function debPackage(pkg: LockedPackage, snapshot: string | undefined): SpdxPacka
   }
 }
 
+function fileId(path: string): string {
+  return spdxId('SPDXRef-File', path.replace(/^\/+/, ''))
+}
+
 function karpFile(file: KarpFile): SpdxFile {
   const elf = file.data.subarray(0, 4).toString('latin1') === '\x7fELF'
   return {
-    SPDXID: spdxId('SPDXRef-File', file.path.replace(/^\/+/, '')),
+    SPDXID: fileId(file.path),
     fileName: `.${file.path}`,
     fileTypes: [elf ? 'BINARY' : 'SOURCE'],
     checksums: [
@@ -166,6 +172,20 @@ function karpFile(file: KarpFile): SpdxFile {
 function checkArch(arch: string, packages: readonly LockedPackage[]): void {
   const foreign = packages.filter((p) => p.arch !== arch && p.arch !== 'all')
   if (foreign.length > 0) throw new Error(`the ${arch} SBOM was given packages of another architecture: ${foreign.map((p) => `${p.name} (${p.arch})`).join(', ')}`)
+}
+
+/** STATIC_LINK: the file carries the package's code, so scanners must see that package in this image. */
+function staticLinkRelationships(input: SbomInput, buildDebs: SpdxPackage[]): SpdxRelationship[] {
+  const relationships: SpdxRelationship[] = []
+  for (const [path, names] of Object.entries(input.staticLinks ?? {})) {
+    if (!input.karp.files.some((f) => f.path === path)) throw new Error(`static links name ${path}, which is not among karp's files`)
+    for (const name of names) {
+      const pkg = buildDebs.find((p) => p.name === name)
+      if (!pkg) throw new Error(`static links of ${path} name ${name}, which is not among the build packages`)
+      relationships.push({spdxElementId: fileId(path), relationshipType: 'STATIC_LINK', relatedSpdxElement: pkg.SPDXID})
+    }
+  }
+  return relationships.sort((a, b) => (`${a.spdxElementId} ${a.relatedSpdxElement}` < `${b.spdxElementId} ${b.relatedSpdxElement}` ? -1 : 1))
 }
 
 function checkUniqueIds(ids: string[]): void {
@@ -222,6 +242,7 @@ export function buildSbom(input: SbomInput): SpdxDocument {
     ...debs.map((p): SpdxRelationship => ({spdxElementId: IMAGE_ID, relationshipType: 'CONTAINS', relatedSpdxElement: p.SPDXID})),
     ...files.map((f): SpdxRelationship => ({spdxElementId: KARP_ID, relationshipType: 'CONTAINS', relatedSpdxElement: f.SPDXID})),
     ...buildDebs.map((p): SpdxRelationship => ({spdxElementId: p.SPDXID, relationshipType: 'BUILD_DEPENDENCY_OF', relatedSpdxElement: KARP_ID})),
+    ...staticLinkRelationships(input, buildDebs),
   ]
 
   return {

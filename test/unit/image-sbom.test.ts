@@ -22,6 +22,7 @@ function input(arch: string, overrides: Partial<SbomInput> = {}): SbomInput {
     packages: lockedPackages(lock, arch, definition.packages),
     buildPackages: lockedPackages(lock, arch, definition.buildPackages),
     snapshot: lock.snapshot,
+    staticLinks: {[definition.tlsClient.path]: definition.buildPackages},
     karp: {
       version: '0.1.0',
       license: 'Apache-2.0',
@@ -107,6 +108,14 @@ describe('image SBOM (SPDX 2.3)', () => {
         }
       })
 
+      it('karp-tls is statically linked to the build packages, so their code is accounted for in the image', () => {
+        const tls = doc.files.find((f) => f.fileName === `.${definition.tlsClient.path}`)
+        assert.ok(tls)
+        const linked = related(doc, tls.SPDXID, 'STATIC_LINK').map((id) => doc.packages.find((p) => p.SPDXID === id)?.name)
+        assert.deepEqual(linked.sort(), [...definition.buildPackages].sort())
+        assert.ok(linked.length > 0)
+      })
+
       it("karp's files sit in the karp package with SHA1 and SHA256, and its verification code is SPDX's", () => {
         const files = input(arch).karp.files
         assert.deepEqual(doc.files.map((f) => f.fileName).sort(), files.map((f) => `.${f.path}`).sort())
@@ -170,9 +179,14 @@ describe('image SBOM (SPDX 2.3)', () => {
     assert.throws(() => buildSbom(input('amd64', {sourceDateEpoch: 1.5})), /whole number of seconds/)
   })
 
+  it('refuses static links of a file or package it does not list', () => {
+    assert.throws(() => buildSbom(input('amd64', {staticLinks: {'/usr/bin/other': definition.buildPackages}})), /\/usr\/bin\/other, which is not among karp's files/)
+    assert.throws(() => buildSbom(input('amd64', {staticLinks: {[definition.tlsClient.path]: ['libssl3']}})), /libssl3, which is not among the build packages/)
+  })
+
   it('spells characters SPDX ids do not allow without making two ids equal', () => {
     const pkg = (name: string): LockedPackage => ({...lockedPackages(lock, 'amd64', ['libc6'])[0] as LockedPackage, name})
-    const doc = buildSbom(input('amd64', {packages: [pkg('libstdc++6'), pkg('libstdc--6')], buildPackages: []}))
+    const doc = buildSbom(input('amd64', {packages: [pkg('libstdc++6'), pkg('libstdc--6')], buildPackages: [], staticLinks: {}}))
     const ids = doc.packages.map((p) => p.SPDXID)
     assert.ok(ids.includes('SPDXRef-Package-deb-libstdc-2b--2b-6'), ids.join(' '))
     assert.ok(ids.includes('SPDXRef-Package-deb-libstdc--6'))
