@@ -419,7 +419,7 @@ health_ok() {
 }
 
 log "starting vip=$KARP_VIP/$KARP_VIP_PREFIX vhid=$KARP_VHID iface=$iface src=$src advbase=$KARP_ADVBASE advskew=$skew deadratio=$KARP_DEADRATIO preempt=$KARP_PREEMPT health=${KARP_HEALTH_URL:-off}"
-gated=0 fails=0 oks=0
+gated=0 fails=0 oks=0 failing_logged=
 if [ -n "$KARP_HEALTH_URL" ]; then
   gated=1
   state_set gated "waiting for the first healthy check"
@@ -443,7 +443,7 @@ while :; do
   fi
   if [ -n "$KARP_HEALTH_URL" ]; then
     if health_ok; then
-      fails=0 oks=$((oks + 1))
+      fails=0 oks=$((oks + 1)) failing_logged=
       if [ "$gated" = 1 ] && [ "$oks" -ge "$KARP_HEALTH_SUCCESSES" ]; then
         gated=0
         rm -f "$KARP_STATE_DIR/gated"
@@ -455,6 +455,7 @@ while :; do
         gated=1
         err=$(tr '\n"' "  " <"$KARP_STATE_DIR/health.err" 2>/dev/null | sed 's/ *$//')
         why="health check failed $fails times: ${err:-no answer}"
+        failing_logged=${err:-no answer}
         state_set gated "$why"
         stop_ucarp
         if [ "$(state_get role)" = master ] || vip_held "$iface"; then
@@ -465,6 +466,16 @@ while :; do
           state_set role backup
           log "role=backup from=$from vip=$KARP_VIP iface=$iface reason=\"$why\" eligible=false"
           report_role backup "$why"
+        fi
+      elif [ "$gated" = 1 ]; then
+        # A gated node says why its checks fail, once per reason: one that never passed (e.g. an API
+        # server that refuses TLS 1.2, which karp-tls speaks) would otherwise say nothing at all.
+        err=
+        { read -r err <"$KARP_STATE_DIR/health.err"; } 2>/dev/null
+        if [ "${err:-no answer}" != "$failing_logged" ]; then
+          failing_logged=${err:-no answer}
+          err=$(tr '\n"' "  " <"$KARP_STATE_DIR/health.err" 2>/dev/null | sed 's/ *$//')
+          log "warning=health-check-failing reason=\"${err:-no answer}\" eligible=false"
         fi
       fi
     fi

@@ -84,6 +84,7 @@ describe('karp agent under faults', {skip}, () => {
       writeFileSync(tls.cert, rogue.certPem)
       writeFileSync(tls.key, rogue.key.privatePem, {mode: 0o600})
       const from = lab.healthRequests(node).length
+      const logFrom = lab.agentLog(node).length
       await serve(node, {tls})
       lab.startAgent(node)
       await waitFor('three health checks by the agent', 20_000, async () => fromAgent(lab.healthRequests(node), from).length >= 3)
@@ -94,6 +95,10 @@ describe('karp agent under faults', {skip}, () => {
         `the agent sent its token to a server the pod CA did not sign: ${JSON.stringify(seen)}`,
       )
       assert.ok(seen.every((r) => r.tlsError), `the agent completed a request to the rogue server: ${JSON.stringify(seen)}`)
+      // Gated from the start, the node says why, once for as long as the reason stays the same.
+      const failing = lab.agentLog(node).slice(logFrom).split('\n').filter((l) => l.includes('warning=health-check-failing'))
+      assert.equal(failing.length, 1, failing.join('\n'))
+      assert.match(failing[0] ?? '', /reason="karp-tls: the server's certificate is not signed by a CA of --ca" eligible=false$/)
       assert.equal(lab.statePid(node, 'ucarp.pid'), undefined, 'ucarp stays stopped while the health check fails')
       assert.equal(await lab.holdsVip(node), false)
     })
