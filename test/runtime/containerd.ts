@@ -1,0 +1,432 @@
+// A containerd of the test's own (Debian's containerd 1.6 with runc), started inside a network namespace the
+// test made, driven through CRI with crictl as a kubelet drives it. Each instance has its own config, root,
+// state, runc root, socket and cgroup root under one directory, so several run side by side (one per lab
+// node) and none touches a system containerd. Teardown ends exactly what the instance started: containerd
+// by its pid, its shims by their -address argument, container processes by their cgroup; then it unmounts
+// what is mounted under the directory and removes the cgroup directories bottom-up.
+//
+// Settings this kind of machine needs (see the notes on real nodes): restrict_oom_score_adj (no
+// CAP_SYS_RESOURCE here: runc fails to raise oom_score_adj otherwise), cgroupfs (no systemd), runc (crun
+// cannot do hybrid cgroups), and `nsenter --net` rather than `ip netns exec`, which remounts /sys and
+// leaves containerd without /sys/fs/cgroup.
+import {spawnSync} from 'node:child_process'
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {execa} from 'execa'
+import {resolveBinDir} from '../cluster/control-plane.js'
+
+/** The containerd namespace CRI works in (and `ctr -n` must name to be seen by CRI). */
+export const CRI_NAMESPACE = 'k8s.io'
+const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+const TOOLS = ['containerd', 'containerd-shim-runc-v2', 'runc', 'ctr', 'nsenter', 'mount', 'umount', 'tar', 'gcc']
+const CGROUP_FS = '/sys/fs/cgroup'
+
+function hasTool(tool: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${tool}`], {env: {PATH: SYSTEM_PATH}}).status === 0
+}
+
+/** Why containerd cannot run here, or false. Under CI=true a missing prerequisite throws instead. */
+export async function runtimeSkipReason(): Promise<string | false> {
+  const missing: string[] = []
+  if (process.getuid?.() !== 0) missing.push('root')
+  for (const tool of TOOLS) if (!hasTool(tool)) missing.push(tool)
+  if (!readFileSync('/proc/filesystems', 'utf8').includes('\toverlay\n') && spawnSync('modprobe', ['overlay']).status !== 0) missing.push('overlayfs')
+  if (!existsSync(join(CGROUP_FS, 'memory', 'memory.limit_in_bytes'))) missing.push('the cgroup v1 memory hierarchy at /sys/fs/cgroup/memory')
+  if (missing.length === 0) {
+    try {
+      await crictlBinary()
+    } catch (err) {
+      missing.push(`crictl (${(err as Error).message})`)
+    }
+  }
+  if (missing.length === 0) return false
+  const reason = `containerd tests need ${missing.join(', ')} (bash scripts/setup.sh installs them)`
+  if (process.env.CI === 'true') throw new Error(`CI=true and ${reason}`)
+  return reason
+}
+
+/** crictl as test/cluster/build.sh builds it (beside the control plane; built when missing). */
+export async function crictlBinary(): Promise<string> {
+  const fromSetup = process.env.KARP_TEST_BIN_DIR && join(process.env.KARP_TEST_BIN_DIR, 'crictl')
+  if (fromSetup && existsSync(fromSetup)) return fromSetup
+  return join(await resolveBinDir(), 'crictl')
+}
+
+export interface ContainerdOptions {
+  /** Everything of this instance lives here; removed at teardown. Default: a new karp-containerd-* temp dir. */
+  dir?: string
+  /** Network namespace (a name under /run/netns) containerd, and so every host-network pod, runs in. */
+  netns: string
+  /** Fully qualified name of the sandbox (pause) image; import it before running a pod. */
+  sandboxImage: string
+  /** cgroupfs directory, the same in every hierarchy, under which the pods' cgroups must go; removed at teardown. */
+  cgroupRoot: string
+  crictl: string
+}
+
+export interface ExecResult {
+  exitCode: number
+  stdout: string
+  stderr: string
+}
+
+function configToml(o: Required<ContainerdOptions>): string {
+  const q = JSON.stringify
+  const cri = 'plugins."io.containerd.grpc.v1.cri"'
+  return `version = 2
+root = ${q(join(o.dir, 'root'))}
+state = ${q(join(o.dir, 'state'))}
+# opt would install into /opt/containerd; the others are snapshotters this test never uses.
+disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+
+[grpc]
+  address = ${q(join(o.dir, 'containerd.sock'))}
+[ttrpc]
+  address = ${q(join(o.dir, 'containerd.sock.ttrpc'))}
+
+[${cri}]
+  sandbox_image = ${q(o.sandboxImage)}
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [${cri}.containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [${cri}.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [${cri}.containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        Root = ${q(join(o.dir, 'runc'))}
+  [${cri}.cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = ${q(join(o.dir, 'cni'))}
+`
+}
+
+function alive(pid: number): boolean {
+  try {
+    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    return false
+  }
+}
+
+function kill(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal)
+  } catch {
+    // gone already
+  }
+}
+
+function processes(): number[] {
+  return readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number)
+}
+
+function cmdline(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+  } catch {
+    return []
+  }
+}
+
+function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim()
+  } catch {
+    return ''
+  }
+}
+
+function inCgroup(pid: number, root: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').some((line) => line.split(':')[2]?.startsWith(`/${root}/`))
+  } catch {
+    return false
+  }
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+}
+
+/** Unmounts everything mounted at or below dir, deepest first (lazily when a mount is still busy). */
+export function unmountUnder(dir: string): string[] {
+  const failed: string[] = []
+  const points = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4]?.replace(/\\040/g, ' '))
+    .filter((p): p is string => p !== undefined && (p === dir || p.startsWith(`${dir}/`)))
+    .sort((a, b) => b.length - a.length)
+  for (const point of points) {
+    if (spawnSync('umount', [point]).status !== 0 && spawnSync('umount', ['-l', point]).status !== 0) failed.push(point)
+  }
+  return failed
+}
+
+/** Removes `root` and everything below it in every cgroup hierarchy, deepest first; what could not go. */
+export function removeCgroupTree(root: string): string[] {
+  const failed: string[] = []
+  for (const hierarchy of readdirSync(CGROUP_FS)) {
+    const top = join(CGROUP_FS, hierarchy, root)
+    if (!existsSync(top)) continue
+    const dirs = [top, ...readdirSync(top, {recursive: true, withFileTypes: true}).filter((d) => d.isDirectory()).map((d) => join(d.parentPath, d.name))]
+    for (const dir of dirs.sort((a, b) => b.length - a.length)) {
+      try {
+        rmdirSync(dir)
+      } catch {
+        failed.push(dir)
+      }
+    }
+  }
+  return failed
+}
+
+const live = new Set<Containerd>()
+let hooksInstalled = false
+function installHooks(): void {
+  if (hooksInstalled) return
+  hooksInstalled = true
+  process.on('exit', () => {
+    for (const c of live) c.destroySync()
+  })
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      for (const c of live) c.destroySync()
+      process.kill(process.pid, signal)
+    })
+  }
+}
+
+/** What a later run needs to clean up after an instance whose test process was SIGKILLed. */
+interface InstanceRecord {
+  owner: number
+  pid: number
+  cgroupRoot: string
+}
+const INSTANCE_RECORD = 'instance.json'
+const TEMP_PREFIX = 'karp-containerd-'
+
+export class Containerd {
+  readonly socket: string
+  readonly logFile: string
+  private destroyed = false
+  private files = 0
+
+  private constructor(
+    readonly options: Required<ContainerdOptions>,
+    readonly pid: number,
+  ) {
+    this.socket = join(options.dir, 'containerd.sock')
+    this.logFile = join(options.dir, 'containerd.log')
+  }
+
+  /** Starts containerd in the namespace and waits until CRI answers. */
+  static async start(opts: ContainerdOptions): Promise<Containerd> {
+    installHooks()
+    Containerd.sweepStale()
+    const options = {...opts, dir: opts.dir ?? mkdtempSync(join(tmpdir(), TEMP_PREFIX))}
+    mkdirSync(join(options.dir, 'cni'), {recursive: true, mode: 0o700})
+    const config = join(options.dir, 'config.toml')
+    writeFileSync(config, configToml(options))
+    const logFile = join(options.dir, 'containerd.log')
+    // nsenter with only --net execs containerd in place: the pid is containerd's.
+    const child = execa('nsenter', [`--net=/run/netns/${options.netns}`, 'containerd', '--config', config], {
+      env: {PATH: SYSTEM_PATH},
+      extendEnv: false,
+      detached: true,
+      stdin: 'ignore',
+      stdout: {file: logFile, append: true},
+      stderr: {file: logFile, append: true},
+      reject: false,
+    })
+    if (child.pid === undefined) throw new Error('could not start containerd')
+    const instance = new Containerd(options, child.pid)
+    live.add(instance)
+    const record: InstanceRecord = {owner: process.pid, pid: child.pid, cgroupRoot: options.cgroupRoot}
+    writeFileSync(join(options.dir, INSTANCE_RECORD), JSON.stringify(record))
+    let exited = false
+    void child.then(() => (exited = true))
+    const deadline = Date.now() + 30_000
+    for (;;) {
+      if (exited) {
+        instance.destroySync()
+        throw new Error(`containerd exited at start:\n${instance.logTail()}`)
+      }
+      if (existsSync(instance.socket) && (await instance.crictl(['version'], {reject: false})).exitCode === 0) return instance
+      if (Date.now() > deadline) {
+        instance.destroySync()
+        throw new Error(`containerd did not answer within 30 s:\n${instance.logTail()}`)
+      }
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+
+  /** Cleans up after instances in temp dirs whose test process is gone (SIGKILLed: no hook ran). */
+  static sweepStale(): void {
+    for (const entry of readdirSync(tmpdir())) {
+      if (!entry.startsWith(TEMP_PREFIX)) continue
+      const dir = join(tmpdir(), entry)
+      let record: InstanceRecord
+      try {
+        record = JSON.parse(readFileSync(join(dir, INSTANCE_RECORD), 'utf8')) as InstanceRecord
+      } catch {
+        continue
+      }
+      if (alive(record.owner)) continue
+      const stale = new Containerd({dir, netns: '', sandboxImage: '', crictl: '', cgroupRoot: record.cgroupRoot}, record.pid)
+      stale.destroySync()
+    }
+  }
+
+  get dir(): string {
+    return this.options.dir
+  }
+
+  /** The cgroup parent for a pod's sandbox config, inside this instance's cgroup root. */
+  podCgroupParent(uid: string): string {
+    return `/${this.options.cgroupRoot}/pod${uid}`
+  }
+
+  logTail(lines = 30): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n')
+    } catch {
+      return '(no containerd log)'
+    }
+  }
+
+  /**
+   * Runs crictl against this instance, inside its network namespace: exec and port-forward streams go
+   * through the CRI stream server, which listens on that namespace's loopback.
+   */
+  async crictl(args: string[], opts: {reject?: boolean; timeoutMs?: number} = {}): Promise<ExecResult> {
+    const endpoint = `unix://${this.socket}`
+    const result = await execa('nsenter', [`--net=/run/netns/${this.options.netns}`, this.options.crictl, '--config', '/dev/null', '-r', endpoint, '-i', endpoint, '-t', '60s', ...args], {
+      env: {PATH: SYSTEM_PATH},
+      extendEnv: false,
+      reject: false,
+      timeout: opts.timeoutMs ?? 120_000,
+    })
+    const out = {exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr)}
+    if (opts.reject !== false && out.exitCode !== 0) throw new Error(`crictl ${args.join(' ')} failed (exit ${out.exitCode}): ${out.stderr.trim()}`)
+    return out
+  }
+
+  /** Imports an OCI image layout (index.json naming the image) as `name` (repository, no tag): tag and @digest. */
+  async importImage(layout: string, name: string): Promise<void> {
+    // ctr picks this machine's platform out of a multi-arch index and unpacks only that one.
+    const tar = execa('tar', ['-C', layout, '-cf', '-', '.'], {encoding: 'buffer', maxBuffer: 1 << 30})
+    const imported = execa('ctr', ['-a', this.socket, '-n', CRI_NAMESPACE, 'images', 'import', '--base-name', name, '--digests', '-'], {
+      input: (await tar).stdout,
+      reject: false,
+    })
+    const result = await imported
+    if (result.exitCode !== 0) throw new Error(`ctr images import ${layout} failed: ${String(result.stderr).trim()}`)
+  }
+
+  private writeSpec(kind: string, spec: unknown): string {
+    const file = join(this.dir, 'cri', `${++this.files}-${kind}.json`)
+    mkdirSync(join(this.dir, 'cri'), {recursive: true})
+    writeFileSync(file, JSON.stringify(spec, null, 2))
+    return file
+  }
+
+  async runPodSandbox(sandbox: unknown): Promise<string> {
+    return (await this.crictl(['runp', this.writeSpec('sandbox', sandbox)])).stdout.trim()
+  }
+
+  async createContainer(podId: string, config: unknown, sandbox: unknown): Promise<string> {
+    return (await this.crictl(['create', podId, this.writeSpec('container', config), this.writeSpec('sandbox', sandbox)])).stdout.trim()
+  }
+
+  async startContainer(id: string): Promise<void> {
+    await this.crictl(['start', id])
+  }
+
+  /** `crictl inspect`: {status: {state, exitCode, ...}, info: {pid, runtimeSpec, ...}}. */
+  async inspect(id: string): Promise<{status: {state: string; exitCode?: number}; info: {pid: number; runtimeSpec: {linux: {cgroupsPath: string}}}}> {
+    return JSON.parse((await this.crictl(['inspect', '-o', 'json', id])).stdout)
+  }
+
+  /** The host pids and names of every process in the container (its cgroup), entrypoint first. */
+  async processes(id: string): Promise<Array<{pid: number; comm: string}>> {
+    const {info} = await this.inspect(id)
+    const path = info.runtimeSpec.linux.cgroupsPath
+    const inContainer = (pid: number) => {
+      try {
+        return readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').some((line) => /^\d+:memory:/.test(line) && line.endsWith(`:${path}`))
+      } catch {
+        return false
+      }
+    }
+    return processes()
+      .filter((pid) => alive(pid) && inContainer(pid))
+      .sort((a, b) => (a === info.pid ? -1 : b === info.pid ? 1 : a - b))
+      .map((pid) => ({pid, comm: comm(pid)}))
+  }
+
+  /** Runs a command in the container as the kubelet runs an exec probe (CRI ExecSync). */
+  async exec(id: string, command: string[], timeoutSeconds = 10): Promise<ExecResult> {
+    return this.crictl(['exec', '--sync', '--timeout', String(timeoutSeconds), id, ...command], {reject: false})
+  }
+
+  /** SIGTERM, then SIGKILL after the grace period, as the kubelet stops a container. */
+  async stopContainer(id: string, graceSeconds: number): Promise<void> {
+    await this.crictl(['stop', '--timeout', String(graceSeconds), id], {timeoutMs: (graceSeconds + 60) * 1000})
+  }
+
+  /** Stops and removes every pod through CRI, stops containerd, then cleans up whatever is left. */
+  async stop(): Promise<void> {
+    if (this.destroyed) return
+    if (alive(this.pid)) {
+      const pods = await this.crictl(['pods', '-q'], {reject: false})
+      for (const pod of pods.stdout.split('\n').filter(Boolean)) await this.crictl(['stopp', pod], {reject: false})
+      await this.crictl(['rmp', '--all', '--force'], {reject: false})
+      kill(this.pid, 'SIGTERM')
+      for (let i = 0; i < 100 && alive(this.pid); i++) await new Promise((r) => setTimeout(r, 100))
+    }
+    const problems = this.destroySync()
+    if (problems.length > 0) throw new Error(`containerd teardown left: ${problems.join(', ')}`)
+  }
+
+  /** Kills what this instance started, unmounts, removes its cgroups and directory; returns what it could not. */
+  destroySync(): string[] {
+    if (this.destroyed) return []
+    this.destroyed = true
+    live.delete(this)
+    const config = join(this.dir, 'config.toml')
+    if (cmdline(this.pid).includes(config)) kill(this.pid, 'SIGKILL')
+    const ours = (pid: number) => {
+      const args = cmdline(pid)
+      const address = args.indexOf('-address')
+      return (address >= 0 && args[address + 1] === this.socket) || inCgroup(pid, this.options.cgroupRoot)
+    }
+    let left: number[] = []
+    for (let round = 0; round < 50; round++) {
+      left = processes().filter((pid) => pid !== process.pid && alive(pid) && ours(pid))
+      if (left.length === 0) break
+      for (const pid of left) kill(pid, 'SIGKILL')
+      sleepSync(100)
+    }
+    const problems = left.map((pid) => `process ${pid}`)
+    // Shim sockets live under /run/containerd/s whatever the state dir; each bundle names its own.
+    const tasks = join(this.dir, 'state', 'io.containerd.runtime.v2.task', CRI_NAMESPACE)
+    if (existsSync(tasks)) {
+      for (const id of readdirSync(tasks)) {
+        try {
+          const address = readFileSync(join(tasks, id, 'address'), 'utf8').trim().replace(/^unix:\/\//, '')
+          if (address.startsWith('/run/containerd/s/')) rmSync(address, {force: true})
+        } catch {
+          // no shim address recorded
+        }
+      }
+    }
+    problems.push(...unmountUnder(this.dir).map((p) => `mount ${p}`))
+    problems.push(...removeCgroupTree(this.options.cgroupRoot).map((d) => `cgroup ${d}`))
+    if (problems.length === 0 && !process.env.KARP_LAB_KEEP) rmSync(this.dir, {recursive: true, force: true})
+    return problems
+  }
+}
