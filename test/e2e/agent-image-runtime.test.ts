@@ -15,7 +15,7 @@ import {execa} from 'execa'
 import {makeCa, makeCertificate, testKey} from '../helpers/certs.js'
 import {agentImage, IMAGE_LAYOUT} from '../helpers/image.js'
 import {karp} from '../helpers/karp.js'
-import {Containerd, crictlBinary, runtimeSkipReason} from '../runtime/containerd.js'
+import {Containerd, crictlBinary, memoryLimit, runtimeSkipReason} from '../runtime/containerd.js'
 import {buildPauseImage, nativeArchitecture, PAUSE_IMAGE} from '../runtime/pause.js'
 import {type ContainerPlan, podToCri, type PodPlan} from '../runtime/pod-to-cri.js'
 import {prepareVolumes} from '../runtime/volumes.js'
@@ -193,8 +193,7 @@ describe('the agent image under containerd + runc with the DaemonSet settings', 
       t.diagnostic(`${what}: CapEff ${status.CapEff}, NoNewPrivs ${status.NoNewPrivs}, Seccomp ${status.Seccomp}`)
     }
     const {info} = await containerd.inspect(containerId)
-    const limit = readFileSync(join('/sys/fs/cgroup/memory', info.runtimeSpec.linux.cgroupsPath, 'memory.limit_in_bytes'), 'utf8').trim()
-    assert.equal(limit, String(32 * 1024 * 1024), 'the memory limit of the template applies')
+    assert.equal(memoryLimit(info.runtimeSpec.linux.cgroupsPath), 32 * 1024 * 1024, 'the memory limit of the template applies')
   })
 
   it('cannot write its root filesystem or the Secret; reads the password from a 0400 file; its probes pass', async () => {

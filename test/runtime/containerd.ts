@@ -32,7 +32,9 @@ export async function runtimeSkipReason(): Promise<string | false> {
   if (process.getuid?.() !== 0) missing.push('root')
   for (const tool of TOOLS) if (!hasTool(tool)) missing.push(tool)
   if (!readFileSync('/proc/filesystems', 'utf8').includes('\toverlay\n') && spawnSync('modprobe', ['overlay']).status !== 0) missing.push('overlayfs')
-  if (!existsSync(join(CGROUP_FS, 'memory', 'memory.limit_in_bytes'))) missing.push('the cgroup v1 memory hierarchy at /sys/fs/cgroup/memory')
+  if (!existsSync(join(CGROUP_FS, 'memory', 'memory.limit_in_bytes')) && !readCgroupFile(CGROUP_FS, 'cgroup.controllers')?.split(' ').includes('memory')) {
+    missing.push('the cgroup memory controller')
+  }
   if (missing.length === 0) {
     try {
       await crictlBinary()
@@ -166,11 +168,32 @@ export function unmountUnder(dir: string): string[] {
   return failed
 }
 
+function readCgroupFile(dir: string, file: string): string | undefined {
+  try {
+    return readFileSync(join(dir, file), 'utf8').trim()
+  } catch {
+    return undefined
+  }
+}
+
+/** The mounted cgroup hierarchies: /sys/fs/cgroup itself when it is cgroup v2 only, else each one under it. */
+function cgroupHierarchies(): string[] {
+  if (existsSync(join(CGROUP_FS, 'cgroup.controllers'))) return [CGROUP_FS]
+  return readdirSync(CGROUP_FS).map((h) => join(CGROUP_FS, h))
+}
+
+/** The memory limit of a cgroup (cgroupfs path as in the OCI spec), in bytes; undefined for none. */
+export function memoryLimit(cgroupsPath: string): number | undefined {
+  const v1 = readCgroupFile(join(CGROUP_FS, 'memory', cgroupsPath), 'memory.limit_in_bytes')
+  const value = v1 ?? readCgroupFile(join(CGROUP_FS, cgroupsPath), 'memory.max')
+  return value === undefined || value === 'max' ? undefined : Number(value)
+}
+
 /** Removes `root` and everything below it in every cgroup hierarchy, deepest first; what could not go. */
 export function removeCgroupTree(root: string): string[] {
   const failed: string[] = []
-  for (const hierarchy of readdirSync(CGROUP_FS)) {
-    const top = join(CGROUP_FS, hierarchy, root)
+  for (const hierarchy of cgroupHierarchies()) {
+    const top = join(hierarchy, root)
     if (!existsSync(top)) continue
     const dirs = [top, ...readdirSync(top, {recursive: true, withFileTypes: true}).filter((d) => d.isDirectory()).map((d) => join(d.parentPath, d.name))]
     for (const dir of dirs.sort((a, b) => b.length - a.length)) {
@@ -357,7 +380,7 @@ export class Containerd {
     const path = info.runtimeSpec.linux.cgroupsPath
     const inContainer = (pid: number) => {
       try {
-        return readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').some((line) => /^\d+:memory:/.test(line) && line.endsWith(`:${path}`))
+        return readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').some((line) => line.split(':').slice(2).join(':') === path)
       } catch {
         return false
       }
