@@ -94,12 +94,11 @@ async function buildPlatform(definition: ImageDefinition, lock: Lock, arch: stri
   const sysroot = join(work, arch, 'sysroot')
   await unpack(definition.buildPackages, () => sysroot)
   const tlsClient = join(work, arch, 'karp-tls')
-  const tlsBuild = join(repoRoot, definition.tlsClient.source, 'build.sh')
-  // TRANSITIONAL (removed when agent/tls lands in this same issue): without the client, the image has none.
-  if (existsSync(tlsBuild)) await execa('bash', [tlsBuild, arch, sysroot, tlsClient], {stdout: 'inherit', stderr: 'inherit'})
-  const selection = await selectFiles(definition, arch, runtime, existsSync(tlsClient) ? [tlsClient] : [])
+  await execa('bash', [join(repoRoot, definition.tlsClient.source, 'build.sh'), arch, sysroot, tlsClient], {stdout: 'inherit', stderr: 'inherit'})
+  const selection = await selectFiles(definition, arch, runtime, [tlsClient])
   rmSync(rootfs, {recursive: true, force: true})
-  assembleRootfs(rootfs, {definition, selection, packages: runtime, agentDir: join(repoRoot, 'agent'), tlsClient})
+  const linkedCopyrights = definition.buildPackages.map((name) => ({name, file: join(sysroot, 'usr/share/doc', name, 'copyright')}))
+  assembleRootfs(rootfs, {definition, selection, packages: runtime, agentDir: join(repoRoot, 'agent'), tlsClient, linkedCopyrights})
   return {platform: platform(arch), rootfs, config: {...definition.config}}
 }
 
