@@ -6,14 +6,12 @@
 //
 // Exit 0 and one line when the pin holds; exit 1 naming both values of every mismatch.
 import {readFileSync} from 'node:fs'
-import {dirname, join, resolve} from 'node:path'
+import {join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 import {DEFAULTS} from '../src/lib/config/vip-config.js'
 import {parseImageReference} from '../src/lib/config/image-reference.js'
-import {readDefinition} from './image/definition.js'
-
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+import {imageTag, karpVersion, readDefinition, repoRoot} from './image/definition.js'
 const REF_NAME = 'org.opencontainers.image.ref.name'
 
 interface LayoutIndex {
@@ -39,7 +37,7 @@ export interface PinFacts {
 }
 
 export function pinProblems(facts: PinFacts): string[] {
-  const tag = `v${facts.version}`
+  const tag = imageTag(facts.version)
   const problems: string[] = []
   if (facts.releaseTag !== undefined && facts.releaseTag !== tag) {
     problems.push(`the release tag is ${facts.releaseTag}, but package.json's version makes the image tag ${tag}`)
@@ -60,14 +58,14 @@ export function pinProblems(facts: PinFacts): string[] {
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const {values} = parseArgs({options: {tag: {type: 'string'}, layout: {type: 'string'}}})
-  const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {version: string}).version
+  const version = karpVersion()
   const layout = resolve(values.layout ?? join(repoRoot, 'build', 'image', 'oci'))
   const facts: PinFacts = {
     pinned: DEFAULTS.image,
     repository: readDefinition(repoRoot).name,
     version,
     releaseTag: values.tag,
-    builtDigest: layoutDigest(layout, `v${version}`),
+    builtDigest: layoutDigest(layout, imageTag(version)),
   }
   const problems = pinProblems(facts)
   for (const problem of problems) process.stderr.write(`image-check-pin: ${problem}\n`)

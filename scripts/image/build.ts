@@ -11,13 +11,13 @@ import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 import {execa} from 'execa'
 import {fetchDeb, sha256} from './debian.js'
-import {DEFINITION_PATH, type ImageDefinition, LOCK_PATH, platform, readDefinition} from './definition.js'
+import {DEFINITION_PATH, type ImageDefinition, imageTag, karpVersion, LOCK_PATH, platform, readDefinition, repoRoot} from './definition.js'
 import {type Lock, lockedPackages, readLock, resolveLock, writeLock} from './lock.js'
 import {type PlatformImage, writeLayout} from './oci.js'
 import {assembleRootfs, selectFiles, unpackDeb} from './rootfs.js'
 import {buildSbom, karpOwnedPaths, sbomFileName, sbomJson} from './sbom.js'
 
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+export {repoRoot}
 export const DEFAULT_OUT = join(repoRoot, 'build', 'image')
 
 export interface PlatformSummary {
@@ -180,8 +180,8 @@ async function build(out: string, opts: BuildOptions): Promise<ImageSummary> {
     log(`up to date: ${previous.reference}`)
     return previous
   }
-  const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {version: string}).version
-  const tag = `v${version}`
+  const version = karpVersion()
+  const tag = imageTag(version)
   const work = join(out, 'work')
   rmSync(work, {recursive: true, force: true})
   mkdirSync(work, {recursive: true})
@@ -249,11 +249,6 @@ function writeSboms(out: string, definition: ImageDefinition, lock: Lock, summar
 }
 
 export const PIN_PATH = join(repoRoot, 'src', 'lib', 'config', 'agent-image.ts')
-
-/** The reference the CLI installs by default, as src/lib/config/agent-image.ts states it. */
-export function pinnedReference(): string | undefined {
-  return /AGENT_IMAGE = '([^']+)'/.exec(readFileSync(PIN_PATH, 'utf8'))?.[1]
-}
 
 export function pin(summary: ImageSummary): void {
   const current = readFileSync(PIN_PATH, 'utf8')

@@ -49,7 +49,7 @@ async function get(url: string): Promise<Buffer> {
   return Buffer.from(await response.arrayBuffer())
 }
 
-/** Debian control-file stanzas ("Field: value", continuation lines start with a space). */
+/** Debian control-file stanzas ("Field: value"; continuation lines start with a space, and keep it). */
 export function parseStanzas(text: string): Record<string, string>[] {
   const stanzas: Record<string, string>[] = []
   for (const block of text.split(/\n\s*\n/)) {
@@ -58,7 +58,7 @@ export function parseStanzas(text: string): Record<string, string>[] {
     for (const line of block.split('\n')) {
       if (line === '') continue
       if (/^\s/.test(line) && last) {
-        fields[last] += `\n${line.trim()}`
+        fields[last] += `\n${line}`
         continue
       }
       const colon = line.indexOf(':')

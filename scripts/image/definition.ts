@@ -1,6 +1,9 @@
 // agent/image/image.json, typed: the one definition of the agent image.
 import {readFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {dirname, join, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 
 export interface ImageDefinition {
   name: string
@@ -21,6 +24,15 @@ export const LOCK_PATH = join('agent', 'image', 'packages.lock.json')
 
 export function readDefinition(root: string): ImageDefinition {
   return JSON.parse(readFileSync(join(root, DEFINITION_PATH), 'utf8')) as ImageDefinition
+}
+
+/** karp's version (package.json), and the image tag that goes with it. */
+export function karpVersion(root = repoRoot): string {
+  return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {version: string}).version
+}
+
+export function imageTag(version: string): string {
+  return `v${version}`
 }
 
 /** Debian's multiarch triplet: where an architecture's libraries live. */

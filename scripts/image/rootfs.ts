@@ -16,7 +16,7 @@ import {
 } from 'node:fs'
 import {join, posix} from 'node:path'
 import {execa} from 'execa'
-import type {LockedPackage} from './debian.js'
+import {type LockedPackage, parseStanzas} from './debian.js'
 import {type ImageDefinition, triplet} from './definition.js'
 
 export interface UnpackedPackage {
@@ -29,19 +29,7 @@ export async function unpackDeb(pkg: LockedPackage, deb: string, dir: string): P
   mkdirSync(dir, {recursive: true})
   await execa('dpkg-deb', ['-x', deb, dir])
   const {stdout} = await execa('dpkg-deb', ['-f', deb])
-  const control: Record<string, string> = {}
-  let last = ''
-  for (const line of stdout.split('\n')) {
-    if (/^\s/.test(line) && last) control[last] += `\n${line}`
-    else {
-      const colon = line.indexOf(':')
-      if (colon > 0) {
-        last = line.slice(0, colon)
-        control[last] = line.slice(colon + 1).trim()
-      }
-    }
-  }
-  return {pkg, dir, control}
+  return {pkg, dir, control: parseStanzas(stdout)[0] ?? {}}
 }
 
 /** What an ELF file asks the loader for: its interpreter and its DT_NEEDED names. Empty for non-ELF files. */

@@ -9,7 +9,8 @@ import {tmpdir} from 'node:os'
 import {join, posix} from 'node:path'
 import {after, before, describe, test} from 'node:test'
 import {gunzipSync} from 'node:zlib'
-import {buildImage, type ImageSummary, pinnedReference, readSummary, repoRoot} from '../../scripts/image/build.js'
+import {AGENT_IMAGE} from '../../src/lib/config/agent-image.js'
+import {buildImage, type ImageSummary, readSummary, repoRoot} from '../../scripts/image/build.js'
 import {readDefinition, triplet} from '../../scripts/image/definition.js'
 import {readLock} from '../../scripts/image/lock.js'
 import {readBlob} from '../../scripts/image/oci.js'
@@ -178,7 +179,7 @@ describe('agent image build', () => {
   })
 
   test("the CLI's default --image is this build, pinned by digest", () => {
-    assert.equal(pinnedReference(), summary.reference, 'run `npm run image -- --pin` and commit src/lib/config/agent-image.ts')
+    assert.equal(AGENT_IMAGE, summary.reference, 'run `npm run image -- --pin` and commit src/lib/config/agent-image.ts')
     assert.match(summary.reference, /^ghcr\.io\/karp-vip\/karp-agent:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}$/)
   })
 })
