@@ -8,7 +8,7 @@
 // PSS (shared pages split among the processes that map them: what the node really spends). Median and peak
 // of each. The agent runs in the network-namespace lab (test/e2e/lab.ts) with busybox ash, the same ucarp
 // package and the same karp-tls bytes as the image's amd64 root. Needs root.
-import {readdirSync, readFileSync} from 'node:fs'
+import {readFileSync} from 'node:fs'
 import {parseArgs} from 'node:util'
 import {Lab, labSkipReason, sleep} from '../../test/e2e/lab.js'
 import {agentImage} from '../../test/helpers/image.js'
@@ -29,28 +29,6 @@ async function sizes(): Promise<void> {
     const biggest = [...files].sort((a, b) => b.size - a.size).slice(0, 6)
     console.log(`       biggest: ${biggest.map((f) => `${f.path} ${(f.size / 1e3).toFixed(0)} kB`).join(', ')}`)
   }
-}
-
-function tree(root: number): number[] {
-  const children = new Map<number, number[]>()
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)])
-    } catch {
-      // exited while we looked
-    }
-  }
-  const pids: number[] = []
-  const stack = [root]
-  while (stack.length > 0) {
-    const pid = stack.pop() as number
-    pids.push(pid)
-    stack.push(...(children.get(pid) ?? []))
-  }
-  return pids
 }
 
 function memory(pids: number[]): {rss: number; pss: number; processes: number} {
@@ -93,7 +71,7 @@ async function agentMemory(): Promise<void> {
     let most = 0
     const end = Date.now() + seconds * 1000
     while (Date.now() < end) {
-      const m = memory(tree(agent.pid))
+      const m = memory(Lab.processTree(agent.pid))
       rss.push(m.rss)
       pss.push(m.pss)
       most = Math.max(most, m.processes)

@@ -22,6 +22,7 @@ import {parse, stringify} from 'yaml'
 import {resolveBinDir, startControlPlane, type ControlPlane} from '../cluster/control-plane.js'
 import {controlPlaneNode, createFakeNodes} from '../cluster/nodes.js'
 import {jsonOutput, karpBin, type KarpRun} from '../helpers/karp.js'
+import {atTeardown} from '../helpers/teardown.js'
 import {agentDir, killGroup, Lab, sleep, SUBNET, VIP, waitFor, type LabNode, type Proc} from './lab.js'
 
 export {VIP}
@@ -57,6 +58,7 @@ export class JourneyLab {
   /** Process groups started in the root namespace (the API server's socket bridge). */
   readonly rootPids: number[] = []
   private stopped = false
+  private untrack: () => void = () => {}
 
   private constructor(
     readonly lab: Lab,
@@ -90,7 +92,8 @@ export class JourneyLab {
     const kc = new KubeConfig()
     kc.loadFromFile(cp.adminKubeconfig)
     const jl = new JourneyLab(lab, cp, kc.makeApiClient(CoreV1Api), log, opts.busybox ?? true)
-    liveJourneys.add(jl)
+    // lab.ts and control-plane.ts clean up after themselves; the api namespace is ours.
+    jl.untrack = atTeardown(() => jl.stopSync())
     try {
       await jl.build()
     } catch (err) {
@@ -160,7 +163,7 @@ export class JourneyLab {
   async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
-    liveJourneys.delete(this)
+    this.untrack()
     await this.kubelet.stop()
     await this.lab.destroy()
     this.stopSync()
@@ -175,18 +178,6 @@ export class JourneyLab {
     for (const p of pids.split('\n').filter(Boolean)) killPid(Number(p))
     spawnSync('ip', ['netns', 'del', this.apiNs], {stdio: 'ignore'})
   }
-}
-
-const liveJourneys = new Set<JourneyLab>()
-// lab.ts and control-plane.ts clean up after themselves; the api namespace is ours. A signal that kills the
-// process fires no 'exit' event: once-listeners, like lab.ts's, so its re-raised signal still ends the process.
-process.on('exit', () => {
-  for (const jl of liveJourneys) jl.stopSync()
-})
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(signal, () => {
-    for (const jl of liveJourneys) jl.stopSync()
-  })
 }
 
 async function ip(args: string[]): Promise<void> {

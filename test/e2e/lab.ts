@@ -26,6 +26,7 @@ import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {execa} from 'execa'
 import {makeCa, makeCertificate, testKey} from '../helpers/certs.js'
+import {atTeardown} from '../helpers/teardown.js'
 import {karpTls, karpTlsDir} from '../helpers/karp-tls.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -118,22 +119,6 @@ export interface AgentOptions {
   health?: boolean
 }
 
-const liveLabs = new Set<Lab>()
-let hooksInstalled = false
-function installHooks(): void {
-  if (hooksInstalled) return
-  hooksInstalled = true
-  process.on('exit', () => {
-    for (const lab of liveLabs) lab.destroySync()
-  })
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      for (const lab of liveLabs) lab.destroySync()
-      process.kill(process.pid, signal)
-    })
-  }
-}
-
 async function sh(cmd: string, args: string[]): Promise<string> {
   const result = await execa(cmd, args, {env: {PATH: SYSTEM_PATH}, extendEnv: false})
   return result.stdout
@@ -173,6 +158,7 @@ export class Lab {
   private readonly procs = new Set<Proc>()
   private readonly namespaces: string[] = []
   private destroyed = false
+  private untrack: () => void = () => {}
 
   private constructor(prefix: string, dir: string) {
     this.prefix = prefix
@@ -184,11 +170,10 @@ export class Lab {
   }
 
   static async create(nodeCount = 3): Promise<Lab> {
-    installHooks()
     sweepStale()
     const prefix = `${PREFIX}-${process.pid.toString(36)}-${randomBytes(2).toString('hex')}`
     const lab = new Lab(prefix, mkdtempSync(join(tmpdir(), `${prefix}-`)))
-    liveLabs.add(lab)
+    lab.untrack = atTeardown(() => lab.destroySync())
     try {
       await lab.build(nodeCount)
     } catch (err) {
@@ -505,7 +490,8 @@ export class Lab {
   }
 
   /** RSS (kB) summed over the process tree rooted at pid. */
-  static treeRssKb(pid: number): number {
+  /** `pid` and every process descended from it, as /proc shows them now. */
+  static processTree(pid: number): number[] {
     const children = new Map<number, number[]>()
     for (const entry of readdirSync('/proc')) {
       if (!/^\d+$/.test(entry)) continue
@@ -519,17 +505,25 @@ export class Lab {
         // exited while we looked
       }
     }
-    let total = 0
+    const tree: number[] = []
     const stack = [pid]
     while (stack.length > 0) {
       const p = stack.pop() as number
+      tree.push(p)
+      stack.push(...(children.get(p) ?? []))
+    }
+    return tree
+  }
+
+  static treeRssKb(pid: number): number {
+    let total = 0
+    for (const p of Lab.processTree(pid)) {
       try {
         const status = readFileSync(`/proc/${p}/status`, 'utf8')
         total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
       } catch {
         // exited while we looked
       }
-      stack.push(...(children.get(p) ?? []))
     }
     return total
   }
@@ -544,7 +538,7 @@ export class Lab {
   destroySync(): void {
     if (this.destroyed) return
     this.destroyed = true
-    liveLabs.delete(this)
+    this.untrack()
     for (const proc of this.procs) killGroup(proc.pid, 'SIGKILL')
     for (const ns of this.namespaces) {
       // Hook children that left the agent's process group would keep a namespace alive.

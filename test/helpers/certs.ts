@@ -128,7 +128,8 @@ export interface RunningServer {
   close(): Promise<void>
 }
 
-async function listen(server: Server, host: string): Promise<RunningServer> {
+/** Listens on a free port of `host`; close() also ends the connections still open (kept in `sockets`). */
+export async function listen(server: Server, host: string): Promise<RunningServer & {sockets: Set<Socket>}> {
   const sockets = new Set<Socket>()
   server.on('connection', (socket: Socket) => {
     sockets.add(socket)
@@ -142,6 +143,7 @@ async function listen(server: Server, host: string): Promise<RunningServer> {
   return {
     host,
     port,
+    sockets,
     address: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`,
     close: () =>
       new Promise<void>((resolve) => {

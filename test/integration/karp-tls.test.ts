@@ -2,7 +2,7 @@
 // here: what it verifies before it sends a byte of its stdin, what it delivers, how it ends. The build is the
 // host's (test/helpers/karp-tls.ts); under CI=true a missing compiler or libbearssl-dev fails the suite.
 import assert from 'node:assert/strict'
-import {createServer as createTcpServer, type Server, type Socket} from 'node:net'
+import {createServer as createTcpServer} from 'node:net'
 import {after, before, describe, it} from 'node:test'
 import {createServer, type TLSSocket} from 'node:tls'
 import {execa} from 'execa'
@@ -15,6 +15,7 @@ import {
   unusedPort,
   writeTempFile,
   type CertificateSpec,
+  listen,
   type RunningServer,
   type TestCertificate,
 } from '../helpers/certs.js'
@@ -58,30 +59,6 @@ const answerOnce: Behaviour = (socket) => {
     seen += chunk.toString('latin1')
     if (seen.includes('\r\n\r\n')) socket.end(ANSWER)
   })
-}
-
-async function listen(server: Server, host: string): Promise<RunningServer & {sockets: Set<Socket>}> {
-  const sockets = new Set<Socket>()
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
-  })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen({host, port: 0}, resolve)
-  })
-  const port = (server.address() as {port: number}).port
-  return {
-    host,
-    port,
-    sockets,
-    address: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy()
-        server.close(() => resolve())
-      }),
-  }
 }
 
 const running: RunningServer[] = []

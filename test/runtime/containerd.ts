@@ -15,6 +15,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {execa} from 'execa'
 import {resolveBinDir} from '../cluster/control-plane.js'
+import {atTeardown} from '../helpers/teardown.js'
 
 /** The containerd namespace CRI works in (and `ctr -n` must name to be seen by CRI). */
 export const CRI_NAMESPACE = 'k8s.io'
@@ -207,22 +208,6 @@ export function removeCgroupTree(root: string): string[] {
   return failed
 }
 
-const live = new Set<Containerd>()
-let hooksInstalled = false
-function installHooks(): void {
-  if (hooksInstalled) return
-  hooksInstalled = true
-  process.on('exit', () => {
-    for (const c of live) c.destroySync()
-  })
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      for (const c of live) c.destroySync()
-      process.kill(process.pid, signal)
-    })
-  }
-}
-
 /** What a later run needs to clean up after an instance whose test process was SIGKILLed. */
 interface InstanceRecord {
   owner: number
@@ -236,6 +221,7 @@ export class Containerd {
   readonly socket: string
   readonly logFile: string
   private destroyed = false
+  private untrack: () => void = () => {}
   private files = 0
 
   private constructor(
@@ -248,7 +234,6 @@ export class Containerd {
 
   /** Starts containerd in the namespace and waits until CRI answers. */
   static async start(opts: ContainerdOptions): Promise<Containerd> {
-    installHooks()
     Containerd.sweepStale()
     const options = {...opts, dir: opts.dir ?? mkdtempSync(join(tmpdir(), TEMP_PREFIX))}
     mkdirSync(join(options.dir, 'cni'), {recursive: true, mode: 0o700})
@@ -267,7 +252,9 @@ export class Containerd {
     })
     if (child.pid === undefined) throw new Error('could not start containerd')
     const instance = new Containerd(options, child.pid)
-    live.add(instance)
+    instance.untrack = atTeardown(() => {
+      instance.destroySync()
+    })
     const record: InstanceRecord = {owner: process.pid, pid: child.pid, cgroupRoot: options.cgroupRoot}
     writeFileSync(join(options.dir, INSTANCE_RECORD), JSON.stringify(record))
     let exited = false
@@ -419,7 +406,7 @@ export class Containerd {
   destroySync(): string[] {
     if (this.destroyed) return []
     this.destroyed = true
-    live.delete(this)
+    this.untrack()
     const config = join(this.dir, 'config.toml')
     if (cmdline(this.pid).includes(config)) kill(this.pid, 'SIGKILL')
     const ours = (pid: number) => {
