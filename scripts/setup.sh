@@ -23,5 +23,5 @@ fi
 source scripts/ensure-node.sh
 npm ci --no-audit --no-fund
 
-bash test/cluster/build.sh >/dev/null
-echo "setup: done (Node $(node --version), control plane in $(bash test/cluster/build.sh))" >&2
+bash lab/k8s/build.sh >/dev/null
+echo "setup: done (Node $(node --version), control plane in $(bash lab/k8s/build.sh))" >&2

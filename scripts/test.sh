@@ -13,7 +13,7 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- 
   exit 1
 fi
 npm run --silent lint
-shellcheck -x agent/*.sh scripts/*.sh test/cluster/*.sh .ci/run
+shellcheck -x agent/*.sh scripts/*.sh lab/k8s/*.sh .ci/run
 # The agent image the tests run (and the CLI pins): rebuilt only when something that goes into it changed.
 npm run --silent image
 

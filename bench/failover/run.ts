@@ -16,7 +16,7 @@
 import {appendFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {parseArgs} from 'node:util'
-import {Lab, labSkipReason, killGroup, sleep, VIP, VHID, SERVICE_PORT, type LabNode, type Proc} from '../../test/e2e/lab.js'
+import {Lab, labSkipReason, killGroup, sleep, VIP, VHID, SERVICE_PORT, type LabNode, type Proc} from '../../lab/agent-lab.js'
 
 const here = import.meta.dirname
 type Config = 'agent' | 'plain'
@@ -77,7 +77,7 @@ class Bench {
     writeFileSync(log, '')
     this.prober = this.lab.spawnIn(
       this.lab.clientNs,
-      [process.execPath, '--no-warnings', join(here, '../../test/e2e/fixtures/prober.ts'), VIP, String(SERVICE_PORT), String(PROBE_MS), '500'],
+      [process.execPath, '--no-warnings', join(here, '../../lab/tcp-prober.ts'), VIP, String(SERVICE_PORT), String(PROBE_MS), '500'],
       {},
       log,
     )

@@ -10,8 +10,8 @@
 // package and the same karp-tls bytes as the image's amd64 root. Needs root.
 import {readFileSync} from 'node:fs'
 import {parseArgs} from 'node:util'
-import {Lab, labSkipReason, sleep} from '../../test/e2e/lab.js'
-import {agentImage} from '../../test/helpers/image.js'
+import {Lab, labSkipReason, sleep} from '../../lab/agent-lab.js'
+import {agentImage} from '../../lab/image.js'
 
 const {values} = parseArgs({options: {seconds: {type: 'string', default: '20'}, 'interval-ms': {type: 'string', default: '5'}}})
 const seconds = Number(values.seconds)

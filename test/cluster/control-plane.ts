@@ -1,5 +1,5 @@
 // Starts a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-// kwok) from the binaries test/cluster/build.sh builds, all state in one temp dir, and stops it again.
+// kwok) from the binaries lab/k8s/build.sh builds, all state in one temp dir, and stops it again.
 import {spawn, type ChildProcess} from 'node:child_process'
 import {mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, appendFileSync} from 'node:fs'
 import {request} from 'node:https'
@@ -7,9 +7,11 @@ import {createServer, isIPv6} from 'node:net'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {execa} from 'execa'
 import {stringify} from 'yaml'
-import {createCa, issueClientCert, issueServingCert, rsaKeyPem, type KeyPair} from './pki.js'
+import {resolveBinDir} from '../../lab/binaries.js'
+import {createCa, issueClientCert, issueServingCert, rsaKeyPem, type KeyPair} from '../../lab/pki.js'
+
+export {resolveBinDir}
 
 export type Component = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok'
 
@@ -18,7 +20,7 @@ export interface ControlPlaneOptions {
   bindAddress?: string
   /** Extra IPs and DNS names for the API server's serving certificate. */
   extraSans?: string[]
-  /** Directory holding the binaries; default: whatever test/cluster/build.sh prints. */
+  /** Directory holding the binaries; default: whatever lab/k8s/build.sh prints. */
   binDir?: string
   /**
    * Runs etcd and kube-apiserver under this prefix, e.g. ['ip', 'netns', 'exec', ns]. etcd then listens on
@@ -53,18 +55,6 @@ export const UNPRIVILEGED_USER = 'karp-tester'
 const SERVICE_CIDR = '10.96.0.0/12'
 const SERVICE_IP = '10.96.0.1'
 const here = dirname(fileURLToPath(import.meta.url))
-
-/** Builds the binaries when missing (cached by version) and returns their directory. */
-export async function resolveBinDir(): Promise<string> {
-  const result = await execa('bash', [join(here, 'build.sh')], {stderr: ['pipe', 'inherit'], reject: false})
-  if (result.exitCode !== 0) {
-    const last = result.stderr.trim().split('\n').at(-1) ?? ''
-    throw new Error(`test/cluster/build.sh failed (exit ${result.exitCode}): ${last}`)
-  }
-  const dir = result.stdout.trim().split('\n').at(-1)
-  if (!dir) throw new Error('test/cluster/build.sh printed no binary directory')
-  return dir
-}
 
 async function freePort(host: string, taken: Set<number>): Promise<number> {
   for (;;) {

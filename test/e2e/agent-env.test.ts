@@ -4,7 +4,7 @@ import {readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 import {AGENT_ENV} from '../../agent/env.js'
-import {agentDir} from './lab.js'
+import {agentDir} from '../../lab/agent-lab.js'
 
 const scripts = readdirSync(agentDir)
   .filter((f) => f.endsWith('.sh'))

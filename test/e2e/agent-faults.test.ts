@@ -8,7 +8,7 @@ import {join} from 'node:path'
 import {after, afterEach, before, describe, it} from 'node:test'
 import {TERMINATION_GRACE_PERIOD_SECONDS} from '../../agent/env.js'
 import {makeCa, makeCertificate, testKey} from '../helpers/certs.js'
-import {API_SERVER_NAMES, HEALTH_PORT, IP, killGroup, Lab, labSkipReason, sleep, SYSTEM_PATH, VIP, waitFor, type HealthRequest, type LabNode} from './lab.js'
+import {API_SERVER_NAMES, HEALTH_PORT, IP, killGroup, Lab, labSkipReason, sleep, SYSTEM_PATH, VIP, waitFor, type HealthRequest, type LabNode} from '../../lab/agent-lab.js'
 
 const skip = labSkipReason()
 const GRACE_MS = TERMINATION_GRACE_PERIOD_SECONDS * 1000

@@ -5,7 +5,7 @@ import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {execa} from 'execa'
-import {agentDir, Lab, labSkipReason, sleep, VIP, waitFor, type AgentOptions, type LabNode} from './lab.js'
+import {agentDir, Lab, labSkipReason, sleep, VIP, waitFor, type AgentOptions, type LabNode} from '../../lab/agent-lab.js'
 
 const skip = labSkipReason()
 

@@ -14,7 +14,7 @@ import {buildImage, type ImageSummary, readSummary, repoRoot} from '../../script
 import {readDefinition, triplet} from '../../scripts/image/definition.js'
 import {readLock} from '../../scripts/image/lock.js'
 import {readBlob} from '../../scripts/image/oci.js'
-import {agentImage, IMAGE_LAYOUT, imageRootfs} from '../helpers/image.js'
+import {agentImage, IMAGE_LAYOUT, imageRootfs} from '../../lab/image.js'
 
 const definition = readDefinition(repoRoot)
 const lock = readLock(join(repoRoot, 'agent', 'image', 'packages.lock.json'))

@@ -16,7 +16,7 @@ import {execa} from 'execa'
 import {type ImageSummary, repoRoot} from '../../scripts/image/build.js'
 import {readBlob, writeLayout} from '../../scripts/image/oci.js'
 import type {SpdxDocument} from '../../scripts/image/sbom.js'
-import {agentImage, IMAGE_DIR, IMAGE_LAYOUT} from '../helpers/image.js'
+import {agentImage, IMAGE_DIR, IMAGE_LAYOUT} from '../../lab/image.js'
 
 const TOOLS = ['skopeo', 'docker-registry', 'htpasswd']
 const REPOSITORY = 'karp-agent'

@@ -22,8 +22,8 @@ import {parse, stringify} from 'yaml'
 import {resolveBinDir, startControlPlane, type ControlPlane} from '../cluster/control-plane.js'
 import {controlPlaneNode, createFakeNodes} from '../cluster/nodes.js'
 import {jsonOutput, karpBin, type KarpRun} from '../helpers/karp.js'
-import {atTeardown} from '../helpers/teardown.js'
-import {agentDir, killGroup, Lab, sleep, SUBNET, VIP, waitFor, type LabNode, type Proc} from './lab.js'
+import {atTeardown} from '../../lab/teardown.js'
+import {agentDir, killGroup, Lab, sleep, SUBNET, VIP, waitFor, type LabNode, type Proc} from '../../lab/agent-lab.js'
 
 export {VIP}
 export const API_IP = `${SUBNET}.5`

@@ -12,7 +12,7 @@ import type {InstallResult} from '../../src/lib/install/install.js'
 import type {UninstallResult} from '../../src/lib/install/uninstall.js'
 import type {StatusResult} from '../../src/lib/status/status.js'
 import {API_PORT, JourneyLab, startProbe, VIP} from './journey-lab.js'
-import {labSkipReason, waitFor} from './lab.js'
+import {labSkipReason, waitFor} from '../../lab/agent-lab.js'
 
 const skip = labSkipReason()
 const NAMESPACE = 'karp-system'

@@ -12,7 +12,7 @@ import {execa} from 'execa'
 import {validateVipInput} from '../../src/lib/config/vip-config.js'
 import {renderManifests} from '../../src/lib/manifests/render.js'
 import {clusterOrSkip, uniqueName} from '../integration/cluster-env.js'
-import {Lab, labSkipReason, waitFor} from './lab.js'
+import {Lab, labSkipReason, waitFor} from '../../lab/agent-lab.js'
 
 const skip = labSkipReason()
 const cluster = clusterOrSkip()

@@ -19,7 +19,7 @@ import {
   type RunningServer,
   type TestCertificate,
 } from '../helpers/certs.js'
-import {karpTls} from '../helpers/karp-tls.js'
+import {karpTls} from '../../lab/karp-tls.js'
 
 const built = karpTls()
 if ('error' in built && process.env.CI === 'true') throw new Error(`CI=true and karp-tls cannot be built: ${built.error}`)

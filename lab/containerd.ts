@@ -14,8 +14,8 @@ import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {execa} from 'execa'
-import {resolveBinDir} from '../cluster/control-plane.js'
-import {atTeardown} from '../helpers/teardown.js'
+import {resolveBinDir} from './binaries.js'
+import {atTeardown} from './teardown.js'
 
 /** The containerd namespace CRI works in (and `ctr -n` must name to be seen by CRI). */
 export const CRI_NAMESPACE = 'k8s.io'
@@ -49,7 +49,7 @@ export async function runtimeSkipReason(): Promise<string | false> {
   return reason
 }
 
-/** crictl as test/cluster/build.sh builds it (beside the control plane; built when missing). */
+/** crictl as lab/k8s/build.sh builds it (beside the control plane; built when missing). */
 export async function crictlBinary(): Promise<string> {
   const fromSetup = process.env.KARP_TEST_BIN_DIR && join(process.env.KARP_TEST_BIN_DIR, 'crictl')
   if (fromSetup && existsSync(fromSetup)) return fromSetup

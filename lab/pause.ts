@@ -5,7 +5,7 @@ import {mkdirSync, rmSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {execa} from 'execa'
-import {writeLayout} from '../../scripts/image/oci.js'
+import {writeLayout} from '../scripts/image/oci.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 export const PAUSE_SOURCE = join(here, 'pause.c')

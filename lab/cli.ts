@@ -10,9 +10,9 @@ import {spawn, spawnSync} from 'node:child_process'
 import {chmodSync, closeSync, copyFileSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {resolveBinDir} from '../test/cluster/control-plane.js'
+import {resolveBinDir} from './binaries.js'
 import {JourneyLab, VIP} from '../test/e2e/journey-lab.js'
-import {labSkipReason} from '../test/e2e/lab.js'
+import {labSkipReason} from './agent-lab.js'
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const LAB_DIR = process.env.KARP_LAB_DIR ?? '/run/karp-lab'

@@ -7,7 +7,7 @@ import {arch} from 'node:process'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const debianArch: Record<string, string> = {x64: 'amd64', arm64: 'arm64'}
 
 let built: {path: string} | {error: string} | undefined

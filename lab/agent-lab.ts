@@ -15,7 +15,6 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -25,12 +24,15 @@ import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {execa} from 'execa'
-import {makeCa, makeCertificate, testKey} from '../helpers/certs.js'
-import {atTeardown} from '../helpers/teardown.js'
-import {karpTls, karpTlsDir} from '../helpers/karp-tls.js'
+import {makeCa, makeCertificate, testKey} from '../test/helpers/certs.js'
+import {killGroup, processTree, rssKb, sleep, SYSTEM_PATH, waitFor} from './process.js'
+import {atTeardown} from './teardown.js'
+
+export {killGroup, sleep, SYSTEM_PATH, waitFor}
+import {karpTls, karpTlsDir} from './karp-tls.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
-export const repoRoot = resolve(here, '../..')
+export const repoRoot = resolve(here, '..')
 export const agentDir = join(repoRoot, 'agent')
 export const SUBNET = '10.77.0'
 export const VIP = `${SUBNET}.10`
@@ -42,7 +44,6 @@ export const HEALTH_URL = `https://127.0.0.1:${HEALTH_PORT}/readyz`
 export const API_SERVER_NAMES = ['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local']
 export const VHID = '42'
 const PREFIX = 'karpl'
-export const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 // What the image gets from busybox; the lab can run the agent with these instead of Debian's tools.
 const BUSYBOX_APPLETS = ['ip', 'arping', 'awk', 'sed', 'grep', 'date', 'head', 'tr', 'wc', 'cat', 'mv', 'rm', 'mkdir', 'sleep', 'mkfifo', 'mktemp']
 
@@ -280,7 +281,7 @@ export class Lab {
     const tls = opts.tls ?? this.pki.server
     const args = [node.name, String(SERVICE_PORT), String(HEALTH_PORT), join(node.dir, 'token'), this.healthRequestLog(node)]
     if (tls) args.push(tls.cert, tls.key)
-    node.service = this.spawnIn(node.ns, [process.execPath, '--no-warnings', join(here, 'fixtures', 'node-service.ts'), ...args], {}, join(node.dir, 'service.log'))
+    node.service = this.spawnIn(node.ns, [process.execPath, '--no-warnings', join(here, 'node-service.ts'), ...args], {}, join(node.dir, 'service.log'))
     node.serviceScheme = tls ? 'https' : 'http'
     return node.service
   }
@@ -311,7 +312,7 @@ export class Lab {
 
   /** A server in the node's namespace that accepts connections on host:port and never answers. */
   startSilentServer(node: LabNode, host: string, port: number): Proc {
-    const proc = this.spawnIn(node.ns, [process.execPath, '--no-warnings', join(here, 'fixtures', 'silent-server.ts'), host, String(port)], {}, join(node.dir, 'silent.log'))
+    const proc = this.spawnIn(node.ns, [process.execPath, '--no-warnings', join(here, 'silent-server.ts'), host, String(port)], {}, join(node.dir, 'silent.log'))
     node.extra.push(proc)
     return proc
   }
@@ -489,43 +490,12 @@ export class Lab {
     return r.exitCode ?? -1
   }
 
-  /** RSS (kB) summed over the process tree rooted at pid. */
-  /** `pid` and every process descended from it, as /proc shows them now. */
   static processTree(pid: number): number[] {
-    const children = new Map<number, number[]>()
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue
-      try {
-        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-        const list = children.get(ppid) ?? []
-        list.push(Number(entry))
-        children.set(ppid, list)
-      } catch {
-        // exited while we looked
-      }
-    }
-    const tree: number[] = []
-    const stack = [pid]
-    while (stack.length > 0) {
-      const p = stack.pop() as number
-      tree.push(p)
-      stack.push(...(children.get(p) ?? []))
-    }
-    return tree
+    return processTree(pid)
   }
 
   static treeRssKb(pid: number): number {
-    let total = 0
-    for (const p of Lab.processTree(pid)) {
-      try {
-        const status = readFileSync(`/proc/${p}/status`, 'utf8')
-        total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
-      } catch {
-        // exited while we looked
-      }
-    }
-    return total
+    return rssKb(processTree(pid))
   }
 
   async destroy(): Promise<void> {
@@ -554,26 +524,5 @@ export class Lab {
     }
     if (process.env.KARP_LAB_KEEP) console.error(`lab files kept in ${this.dir}`)
     else rmSync(this.dir, {recursive: true, force: true})
-  }
-}
-
-export function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal)
-  } catch {
-    // the group is gone already
-  }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-export async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>, detail?: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (await check()) return
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail ? ` (${detail()})` : ''}`)
-    await sleep(200)
   }
 }

@@ -1,0 +1,81 @@
+// What every part of the lab does with processes and time: a PATH without the caller's, waiting for a
+// condition with a deadline, ending a process group, walking a process tree.
+import {readdirSync, readFileSync} from 'node:fs'
+import {setTimeout as sleep} from 'node:timers/promises'
+
+export {sleep}
+
+/** The PATH everything the lab starts gets: the system's, never the caller's (no node_modules/.bin). */
+export const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+/** Polls `check` every `everyMs` until it holds; throws naming `what` (and `detail()`) after `timeoutMs`. */
+export async function waitFor(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<boolean> | boolean,
+  detail?: () => string,
+  everyMs = 200,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await check()) return
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail ? ` (${detail()})` : ''}`)
+    await sleep(everyMs)
+  }
+}
+
+/** Sends `signal` to the process group `pid` leads; nothing when it is gone already. */
+export function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal)
+  } catch {
+    // the group is gone already
+  }
+}
+
+/** Sends `signal` to one process; nothing when it is gone already. */
+export function killPid(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
+  try {
+    process.kill(pid, signal)
+  } catch {
+    // gone already
+  }
+}
+
+/** `pid` and every process descended from it, as /proc shows them now. */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>()
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      const list = children.get(ppid) ?? []
+      list.push(Number(entry))
+      children.set(ppid, list)
+    } catch {
+      // exited while we looked
+    }
+  }
+  const tree: number[] = []
+  const stack = [pid]
+  while (stack.length > 0) {
+    const p = stack.pop() as number
+    tree.push(p)
+    stack.push(...(children.get(p) ?? []))
+  }
+  return tree
+}
+
+/** RSS (kB) summed over the given processes. */
+export function rssKb(pids: number[]): number {
+  let total = 0
+  for (const p of pids) {
+    try {
+      total += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0)
+    } catch {
+      // exited while we looked
+    }
+  }
+  return total
+}
