@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm run lab [-- up|down|kill-holder]`: the karp lab (scripts/lab.ts) with a Node >= 22, building the CLI
+# `npm run lab [-- up|down|kill-holder]`: the karp lab (lab/cli.ts) with a Node >= 22, building the CLI
 # first when it is missing. Needs root on Linux.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -7,4 +7,4 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/ensure-node.sh"
 cd "$root"
 if [ "${1:-up}" = up ] && [ ! -f dist/commands/install.js ]; then npm run --silent build >&2; fi
-exec node --import tsx scripts/lab.ts "$@"
+exec node --import tsx lab/cli.ts "$@"
