@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the pinned control plane (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, etcd,
+# Builds the pinned control plane (kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, kubectl, kubelet, etcd,
 # kwok) and crictl (the CRI client the container-runtime tests drive containerd with) from the Go module
 # proxy into a cache outside the repo, keyed by the version of every module built. Rebuilds only what is
 # missing; Go's build and module caches make a rebuild after a cache wipe take about a minute.
@@ -15,7 +15,7 @@ kwok_version=$(module_version sigs.k8s.io/kwok "$here/kwok/go.mod")
 crictl_version=$(module_version sigs.k8s.io/cri-tools "$here/crictl/go.mod")
 cache_root=${KARP_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/karp/cluster}
 out="$cache_root/k8s-$k8s_version-kwok-$kwok_version-crictl-$crictl_version"
-binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet etcd kwok crictl)
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl kubelet etcd kwok crictl)
 
 missing=()
 for b in "${binaries[@]}"; do [ -x "$out/$b" ] || missing+=("$b"); done
