@@ -26,9 +26,10 @@ import {fileURLToPath} from 'node:url'
 import {execa} from 'execa'
 import {makeCa, makeCertificate, testKey} from '../test/helpers/certs.js'
 import {killGroup, processTree, rssKb, sleep, SYSTEM_PATH, waitFor} from './process.js'
+import {IP, Network, type Host, type Proc} from './network.js'
 import {atTeardown} from './teardown.js'
 
-export {killGroup, sleep, SYSTEM_PATH, waitFor}
+export {IP, killGroup, sleep, SYSTEM_PATH, waitFor, type Proc}
 import {karpTls, karpTlsDir} from './karp-tls.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -47,8 +48,6 @@ const PREFIX = 'karpl'
 // What the image gets from busybox; the lab can run the agent with these instead of Debian's tools.
 const BUSYBOX_APPLETS = ['ip', 'arping', 'awk', 'sed', 'grep', 'date', 'head', 'tr', 'wc', 'cat', 'mv', 'rm', 'mkdir', 'sleep', 'mkfifo', 'mktemp']
 
-// By absolute path: an agent running with busybox's tools has an `ip` first on its PATH that knows no netns.
-export const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip'
 
 /** Why the lab cannot run here, or false. Under CI=true a missing prerequisite throws instead. */
 export function labSkipReason(): string | false {
@@ -71,13 +70,6 @@ export function labSkipReason(): string | false {
   return reason
 }
 
-export interface Proc {
-  pid: number
-  /** Exit code, or null when a signal ended it. */
-  exited: Promise<number | null>
-  running: boolean
-}
-
 /** A certificate and its key, as PEM files. */
 export interface TlsFiles {
   cert: string
@@ -92,14 +84,8 @@ export interface HealthRequest {
   tlsError?: string
 }
 
-export interface LabNode {
-  name: string
-  ns: string
-  ip: string
-  /** The veth end on the bridge. */
-  port: string
+export interface LabNode extends Host {
   dir: string
-  mac: string
   agent?: Proc
   service?: Proc
   /** How the running stand-in serves /readyz. */
@@ -120,34 +106,6 @@ export interface AgentOptions {
   health?: boolean
 }
 
-async function sh(cmd: string, args: string[]): Promise<string> {
-  const result = await execa(cmd, args, {env: {PATH: SYSTEM_PATH}, extendEnv: false})
-  return result.stdout
-}
-
-/** Namespaces of earlier runs whose process is gone (a SIGKILLed test run cannot clean up after itself). */
-function sweepStale(): void {
-  const list = spawnSync('ip', ['netns', 'list'], {encoding: 'utf8'}).stdout ?? ''
-  for (const line of list.split('\n')) {
-    const name = line.split(' ')[0] ?? ''
-    const match = /^karpl-([0-9a-z]+)-[0-9a-f]{4}-/.exec(name)
-    if (!match?.[1]) continue
-    const pid = parseInt(match[1], 36)
-    if (existsSync(`/proc/${pid}`)) continue
-    spawnSync('ip', ['netns', 'pids', name], {encoding: 'utf8'})
-      .stdout?.split('\n')
-      .filter(Boolean)
-      .forEach((p) => {
-        try {
-          process.kill(Number(p), 'SIGKILL')
-        } catch {
-          // already gone
-        }
-      })
-    spawnSync('ip', ['netns', 'del', name])
-  }
-}
-
 export class Lab {
   readonly prefix: string
   readonly dir: string
@@ -156,24 +114,20 @@ export class Lab {
   readonly nodes: LabNode[] = []
   /** The lab's CA (the pod's ca.crt) and the stand-in API servers' certificate it signed. */
   readonly pki: {ca: string; server: TlsFiles}
-  private readonly procs = new Set<Proc>()
-  private readonly namespaces: string[] = []
   private destroyed = false
   private untrack: () => void = () => {}
 
-  private constructor(prefix: string, dir: string) {
-    this.prefix = prefix
-    this.dir = dir
-    this.brNs = `${prefix}-br`
-    this.clientNs = `${prefix}-client`
-    const pki = join(dir, 'pki')
+  private constructor(readonly net: Network) {
+    this.prefix = net.prefix
+    this.dir = mkdtempSync(join(tmpdir(), `${net.prefix}-`))
+    this.brNs = net.brNs
+    this.clientNs = `${net.prefix}-client`
+    const pki = join(this.dir, 'pki')
     this.pki = {ca: join(pki, 'ca.crt'), server: {cert: join(pki, 'apiserver.crt'), key: join(pki, 'apiserver.key')}}
   }
 
   static async create(nodeCount = 3): Promise<Lab> {
-    sweepStale()
-    const prefix = `${PREFIX}-${process.pid.toString(36)}-${randomBytes(2).toString('hex')}`
-    const lab = new Lab(prefix, mkdtempSync(join(tmpdir(), `${prefix}-`)))
+    const lab = new Lab(await Network.create(PREFIX, SUBNET))
     lab.untrack = atTeardown(() => lab.destroySync())
     try {
       await lab.build(nodeCount)
@@ -182,23 +136,6 @@ export class Lab {
       throw err
     }
     return lab
-  }
-
-  private async addNs(name: string): Promise<void> {
-    await sh('ip', ['netns', 'add', name])
-    this.namespaces.push(name)
-    await sh('ip', ['-n', name, 'link', 'set', 'lo', 'up'])
-  }
-
-  private async attach(ns: string, port: string, address: string): Promise<string> {
-    await sh('ip', ['-n', this.brNs, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
-    await sh('ip', ['-n', this.brNs, 'link', 'set', port, 'master', 'br0', 'up'])
-    await sh('ip', ['-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'eth0'])
-    await sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up'])
-    const link = await sh('ip', ['-n', ns, '-o', 'link', 'show', 'eth0'])
-    const mac = /link\/ether ([0-9a-f:]{17})/.exec(link)?.[1]
-    if (!mac) throw new Error(`no MAC address on eth0 in ${ns}: ${link}`)
-    return mac
   }
 
   private writePki(): void {
@@ -212,24 +149,14 @@ export class Lab {
 
   private async build(nodeCount: number): Promise<void> {
     this.writePki()
-    await this.addNs(this.brNs)
-    // CARP advertisements go to 224.0.0.18; snooping would only add a way for them to get lost.
-    await sh('ip', ['-n', this.brNs, 'link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0'])
-    await sh('ip', ['-n', this.brNs, 'link', 'set', 'br0', 'up'])
-    await this.addNs(this.clientNs)
-    await this.attach(this.clientNs, 'v-client', CLIENT_IP)
+    await this.net.addHost('client', Number(CLIENT_IP.split('.')[3]))
     for (let i = 1; i <= nodeCount; i++) {
-      const name = `node${i}`
-      const ns = `${this.prefix}-${name}`
-      await this.addNs(ns)
-      const ip = `${SUBNET}.${10 + i}`
-      const port = `v-${name}`
-      const mac = await this.attach(ns, port, ip)
-      const dir = join(this.dir, name)
+      const host = await this.net.addHost(`node${i}`, 10 + i)
+      const dir = join(this.dir, host.name)
       mkdirSync(join(dir, 'state'), {recursive: true})
       writeFileSync(join(dir, 'password'), 'lab-secret-42\n', {mode: 0o600})
-      writeFileSync(join(dir, 'token'), `lab-token-${name}-${randomBytes(8).toString('hex')}\n`, {mode: 0o600})
-      this.nodes.push({name, ns, ip, port, dir, mac, extra: []})
+      writeFileSync(join(dir, 'token'), `lab-token-${host.name}-${randomBytes(8).toString('hex')}\n`, {mode: 0o600})
+      this.nodes.push({...host, dir, extra: []})
     }
   }
 
@@ -241,7 +168,8 @@ export class Lab {
 
   /** Starts a command inside a namespace in a process group of its own, output appended to logFile. */
   spawnIn(ns: string, command: string[], env: Record<string, string>, logFile: string): Proc {
-    return this.spawn([IP, 'netns', 'exec', ns, ...command], env, logFile)
+    // The agent reads /sys/class/net/<iface>/carrier: it needs the namespace's sysfs, as a container has.
+    return this.net.spawnIn(ns, command, {env, logFile, namespaceSysfs: true})
   }
 
   /**
@@ -249,32 +177,7 @@ export class Lab {
    * bridges a filesystem socket to loopback here: nothing started this way may get a lab address.
    */
   spawnHere(command: string[], logFile: string): Proc {
-    return this.spawn(command, {}, logFile)
-  }
-
-  private spawn(command: string[], env: Record<string, string>, logFile: string): Proc {
-    const [file, ...args] = command as [string, ...string[]]
-    const sub = execa(file, args, {
-      env: {PATH: SYSTEM_PATH, ...env},
-      extendEnv: false,
-      detached: true,
-      stdin: 'ignore',
-      stdout: {file: logFile, append: true},
-      stderr: {file: logFile, append: true},
-      reject: false,
-    })
-    if (sub.pid === undefined) throw new Error(`could not start ${command.join(' ')}`)
-    const proc: Proc = {
-      pid: sub.pid,
-      running: true,
-      exited: sub.then((r) => {
-        proc.running = false
-        this.procs.delete(proc)
-        return r.exitCode ?? null
-      }),
-    }
-    this.procs.add(proc)
-    return proc
+    return this.net.spawnHere(command, {logFile})
   }
 
   startService(node: LabNode, opts: ServiceOptions = {}): Proc {
@@ -416,9 +319,8 @@ export class Lab {
     }
   }
 
-  async holdsVip(node: LabNode): Promise<boolean> {
-    const out = await sh('ip', ['-n', node.ns, '-4', 'addr', 'show', 'dev', 'eth0'])
-    return out.includes(` inet ${VIP}/`)
+  holdsVip(node: LabNode): Promise<boolean> {
+    return this.net.hasAddress(node, VIP)
   }
 
   async holders(): Promise<string[]> {
@@ -458,26 +360,25 @@ export class Lab {
 
   /** The MAC address the client's ARP cache holds for the VIP, as the lab node it belongs to. */
   async clientArpNode(): Promise<string | undefined> {
-    const out = await sh('ip', ['-n', this.clientNs, 'neigh', 'show', VIP])
-    const mac = /lladdr ([0-9a-f:]{17})/.exec(out)?.[1]
+    const mac = await this.net.neighbour(this.clientNs, VIP)
     return this.nodes.find((n) => n.mac === mac)?.name ?? (mac ? `unknown ${mac}` : undefined)
   }
 
-  async cutLink(node: LabNode): Promise<void> {
-    await sh('ip', ['-n', this.brNs, 'link', 'set', node.port, 'down'])
+  cutLink(node: LabNode): Promise<void> {
+    return this.net.cutLink(node)
   }
 
-  async restoreLink(node: LabNode): Promise<void> {
-    await sh('ip', ['-n', this.brNs, 'link', 'set', node.port, 'up'])
+  restoreLink(node: LabNode): Promise<void> {
+    return this.net.restoreLink(node)
   }
 
   /** Takes the node's port off the bridge: its link keeps carrier, but nobody hears it. */
-  async isolate(node: LabNode): Promise<void> {
-    await sh('ip', ['-n', this.brNs, 'link', 'set', node.port, 'nomaster'])
+  isolate(node: LabNode): Promise<void> {
+    return this.net.isolate(node)
   }
 
-  async rejoin(node: LabNode): Promise<void> {
-    await sh('ip', ['-n', this.brNs, 'link', 'set', node.port, 'master', 'br0'])
+  rejoin(node: LabNode): Promise<void> {
+    return this.net.rejoin(node)
   }
 
   /** Runs agent/healthcheck.sh in the node's namespace as the kubelet's exec probe would. */
@@ -499,9 +400,7 @@ export class Lab {
   }
 
   async destroy(): Promise<void> {
-    const running = [...this.procs]
-    for (const proc of running) killGroup(proc.pid, 'SIGKILL')
-    await Promise.all(running.map((p) => p.exited))
+    await this.net.destroy()
     this.destroySync()
   }
 
@@ -509,19 +408,7 @@ export class Lab {
     if (this.destroyed) return
     this.destroyed = true
     this.untrack()
-    for (const proc of this.procs) killGroup(proc.pid, 'SIGKILL')
-    for (const ns of this.namespaces) {
-      // Hook children that left the agent's process group would keep a namespace alive.
-      const pids = spawnSync('ip', ['netns', 'pids', ns], {encoding: 'utf8'}).stdout ?? ''
-      for (const p of pids.split('\n').filter(Boolean)) {
-        try {
-          process.kill(Number(p), 'SIGKILL')
-        } catch {
-          // already gone
-        }
-      }
-      spawnSync('ip', ['netns', 'del', ns])
-    }
+    this.net.destroySync()
     if (process.env.KARP_LAB_KEEP) console.error(`lab files kept in ${this.dir}`)
     else rmSync(this.dir, {recursive: true, force: true})
   }

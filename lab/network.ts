@@ -11,6 +11,9 @@ import {existsSync} from 'node:fs'
 import {execa} from 'execa'
 import {killGroup, killPid, SYSTEM_PATH} from './process.js'
 
+// By absolute path: a command whose PATH puts busybox's tools first would find an `ip` that knows no netns.
+export const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip'
+
 export interface Proc {
   pid: number
   /** Exit code, or null when a signal ended it. */
@@ -32,6 +35,12 @@ export interface SpawnOptions {
   /** Output is appended here. */
   logFile: string
   cwd?: string
+  /**
+   * Through `ip netns exec`, which also mounts a sysfs of the namespace (what /sys/class/net shows), for a
+   * process that reads its interfaces there, as a container's own /sys would show them. It hides the cgroup
+   * hierarchies, so never for a kubelet or containerd.
+   */
+  namespaceSysfs?: boolean
 }
 
 /** Runs a command to completion (PATH: the system's) and returns its stdout; throws with its stderr on failure. */
@@ -122,7 +131,8 @@ export class Network {
 
   /** Starts a command in the host's network namespace, in a process group of its own, tracked for teardown. */
   spawnIn(ns: string, command: string[], opts: SpawnOptions): Proc {
-    return this.spawn(['nsenter', `--net=/run/netns/${ns}`, '--', ...command], opts)
+    const enter = opts.namespaceSysfs ? [IP, 'netns', 'exec', ns] : ['nsenter', `--net=/run/netns/${ns}`, '--']
+    return this.spawn([...enter, ...command], opts)
   }
 
   /**
