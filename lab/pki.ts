@@ -1,6 +1,7 @@
-// The test cluster's PKI: one CA, serving and client certificates signed by it. Keys come from node:crypto
+// The lab's and the test cluster's PKI: CAs, and serving and client certificates signed by them. Keys come from node:crypto
 // (native, fast); node-forge only builds and signs the certificates.
-import {generateKeyPairSync, randomBytes} from 'node:crypto'
+import {constants, generateKeyPairSync, privateEncrypt, randomBytes} from 'node:crypto'
+import {writeFileSync} from 'node:fs'
 import {isIP} from 'node:net'
 import forge from 'node-forge'
 
@@ -47,8 +48,23 @@ export function createCa(commonName = 'karp-test-ca'): CertificateAuthority {
     {name: 'subjectKeyIdentifier'},
   ])
   const key = forge.pki.privateKeyFromPem(privatePem)
-  cert.sign(key, forge.md.sha256.create())
+  cert.sign(nativeSigner(privatePem), forge.md.sha256.create())
   return {cert, key, certPem: forge.pki.certificateToPem(cert), keyPem: privatePem}
+}
+
+// RFC 8017 9.2, note 1: the DER DigestInfo of a SHA-256 digest, up to the digest itself.
+const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex')
+
+/**
+ * What forge's cert.sign() needs of a key: sign(md), an RSASSA-PKCS1-v1_5 signature of md's digest. forge
+ * computes it in plain JavaScript (about 40 ms here); node:crypto does the same padding and RSA natively.
+ */
+function nativeSigner(keyPem: string): forge.pki.rsa.PrivateKey {
+  const sign = (md: forge.md.MessageDigest) => {
+    const digestInfo = Buffer.concat([SHA256_DIGEST_INFO, Buffer.from(md.digest().getBytes(), 'binary')])
+    return privateEncrypt({key: keyPem, padding: constants.RSA_PKCS1_PADDING}, digestInfo).toString('binary')
+  }
+  return {sign} as unknown as forge.pki.rsa.PrivateKey
 }
 
 function signedBy(ca: CertificateAuthority, cert: forge.pki.Certificate, extensions: object[]): string {
@@ -58,17 +74,22 @@ function signedBy(ca: CertificateAuthority, cert: forge.pki.Certificate, extensi
     {name: 'authorityKeyIdentifier', keyIdentifier: ca.cert.generateSubjectKeyIdentifier().getBytes()},
     ...extensions,
   ])
-  cert.sign(ca.key, forge.md.sha256.create())
+  cert.sign(nativeSigner(ca.keyPem), forge.md.sha256.create())
   return forge.pki.certificateToPem(cert)
 }
 
+export interface ServingCertOptions {
+  /** Also valid as a client certificate (etcd's server and peer certificates: members dial each other with them). */
+  clientAuth?: boolean
+}
+
 /** A TLS server certificate; each SAN goes in as an IP address when it parses as one, else as a DNS name. */
-export function issueServingCert(ca: CertificateAuthority, commonName: string, sans: string[]): KeyPair {
+export function issueServingCert(ca: CertificateAuthority, commonName: string, sans: string[], opts: ServingCertOptions = {}): KeyPair {
   const {privatePem, publicPem} = rsaKeyPem()
   const altNames = [...new Set(sans)].map((san) => (isIP(san) ? {type: 7, ip: san} : {type: 2, value: san}))
   const certPem = signedBy(ca, newCertificate(publicPem, commonName, []), [
     {name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true},
-    {name: 'extKeyUsage', serverAuth: true},
+    {name: 'extKeyUsage', serverAuth: true, clientAuth: opts.clientAuth === true},
     {name: 'subjectAltName', altNames},
   ])
   return {certPem, keyPem: privatePem}
@@ -82,4 +103,18 @@ export function issueClientCert(ca: CertificateAuthority, user: string, groups: 
     {name: 'extKeyUsage', clientAuth: true},
   ])
   return {certPem, keyPem: privatePem}
+}
+
+/** Writes `<base>.crt` and `<base>.key` (0600) and returns their paths. */
+export function writeKeyPair(base: string, pair: KeyPair): {certFile: string; keyFile: string} {
+  const certFile = `${base}.crt`
+  const keyFile = `${base}.key`
+  writeFileSync(certFile, pair.certPem)
+  writeFileSync(keyFile, pair.keyPem, {mode: 0o600})
+  return {certFile, keyFile}
+}
+
+/** A CA from its PEM files, to sign more certificates with later (e.g. a lab component added after start). */
+export function createCaFromPem(certPem: string, keyPem: string): CertificateAuthority {
+  return {cert: forge.pki.certificateFromPem(certPem), key: forge.pki.privateKeyFromPem(keyPem), certPem, keyPem}
 }
