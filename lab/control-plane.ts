@@ -15,7 +15,7 @@
 //   <node>/         controller-manager.conf, scheduler.conf, kubelet.conf, admin.conf, <component>.log
 //   <node>/etcd/    the member's data, kept across killNode/startNode
 import {spawnSync} from 'node:child_process'
-import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {stringify} from 'yaml'
@@ -110,6 +110,7 @@ export class ControlPlane {
   startup: StartupTimes = {pki: 0, etcd: 0, apiServers: 0, controllers: 0, total: 0}
 
   private readonly nodes = new Map<string, NodeState>()
+  private readonly ca: CertificateAuthority
   private readonly admin: KeyPair
   private readonly ownsDir: boolean
   private untrack: () => void = () => {}
@@ -126,6 +127,7 @@ export class ControlPlane {
     const pki = this.writePki()
     this.caFile = pki.caFile
     this.caPem = pki.ca.certPem
+    this.ca = pki.ca
     this.admin = pki.admin
     this.startup.pki = seconds(began)
   }
@@ -189,6 +191,17 @@ export class ControlPlane {
     const url = new URL(server)
     const file = join(this.dir, `admin@${url.hostname}_${url.port || '443'}.conf`)
     writeKubeconfig(file, server, this.caPem, 'kubernetes-admin', this.admin)
+    return file
+  }
+
+  /**
+   * A kubeconfig file for `user` in `groups` (a client certificate the cluster CA signs now) with `server`,
+   * e.g. system:kube-proxy; written once per user and server.
+   */
+  clientKubeconfig(user: string, groups: string[], server: string): string {
+    const url = new URL(server)
+    const file = join(this.dir, `${user.replaceAll(':', '-')}@${url.hostname}_${url.port || '443'}.conf`)
+    if (!existsSync(file)) writeKubeconfig(file, server, this.caPem, user, issueClientCert(this.ca, user, groups))
     return file
   }
 

@@ -98,6 +98,19 @@ describe('the lab control plane: three stacked control-plane nodes in network na
     assert.deepEqual(endpoints.split(' ').sort(), NODES.map((n) => net.host(n).ip))
   })
 
+  it('hands out credentials the API servers know: a kubelet per node, limited by the Node authorizer, and any user', async () => {
+    for (const node of NODES) {
+      const kubelet = cp.kubeletCredentials(node)
+      assert.equal(kubelet.server, `https://${net.host(node).ip}:6443`)
+      const whoami = await kubectlOk(node, ['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username} {.status.userInfo.groups}'], kubelet.kubeconfig)
+      assert.equal(whoami, `system:node:${node} ["system:nodes","system:authenticated"]`)
+      const secrets = await cp.kubectl(node, ['get', 'secrets', '--all-namespaces'], {kubeconfig: kubelet.kubeconfig})
+      assert.match(secrets.stderr, /Forbidden.*system:node:/)
+    }
+    const proxy = cp.clientKubeconfig('system:kube-proxy', [], 'https://127.0.0.1:6443')
+    assert.equal(await kubectlOk('node3', ['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}'], proxy), 'system:kube-proxy')
+  })
+
   it('runs one etcd cluster of three started members, each healthy over TLS', async () => {
     members = await etcdMembers('node1')
     assert.deepEqual(
