@@ -205,6 +205,15 @@ export class ControlPlane {
     return file
   }
 
+  /**
+   * Gives the node's API server a new serving certificate carrying the VIP, as a user does after `karp
+   * check-cert` (kubeadm: certSANs, then a new apiserver certificate). kube-apiserver reloads it from disk.
+   */
+  reissueServingCert(name: string): void {
+    const node = this.node(name)
+    writeKeyPair(join(node.dir, 'pki', 'apiserver'), apiServerCert(this.ca, node.host, this.opts.vip))
+  }
+
   /** The kubelet's credentials on control-plane node `name` (its own API server, as kubeadm's control-plane kubelets use). */
   kubeletCredentials(name: string): KubeletCredentials {
     const dir = this.node(name).dir
@@ -413,8 +422,7 @@ export class ControlPlane {
       const etcdServer = issue('etcd-server', issueServingCert(etcdCa, host.name, memberNames, {clientAuth: true}))
       const etcdPeer = issue('etcd-peer', issueServingCert(etcdCa, host.name, memberNames, {clientAuth: true}))
       const etcdClient = issue('apiserver-etcd-client', issueClientCert(etcdCa, 'kube-apiserver-etcd-client'))
-      const servingSans = [host.ip, '127.0.0.1', SERVICE_IP, ...API_SERVER_NAMES, ...(withoutVip.has(host.name) ? [] : [vip])]
-      const serving = issue('apiserver', issueServingCert(ca, 'kube-apiserver', servingSans))
+      const serving = issue('apiserver', apiServerCert(ca, host, withoutVip.has(host.name) ? undefined : vip))
       const kubeletClient = issue('apiserver-kubelet-client', issueClientCert(ca, 'kube-apiserver-kubelet-client', ['system:masters']))
       const frontProxyClient = issue('front-proxy-client', issueClientCert(frontProxyCa, 'front-proxy-client'))
       const kubelet = issueClientCert(ca, `system:node:${host.name}`, ['system:nodes'])
@@ -512,6 +520,11 @@ export class ControlPlane {
 }
 
 /** Writes a kubeconfig (0600) that authenticates `user` with a client certificate, everything inline. */
+/** The API server's serving certificate as kubeadm issues it, with the VIP when one is given. */
+function apiServerCert(ca: CertificateAuthority, host: Host, vip: string | undefined): KeyPair {
+  return issueServingCert(ca, 'kube-apiserver', [host.ip, '127.0.0.1', SERVICE_IP, ...API_SERVER_NAMES, ...(vip ? [vip] : [])])
+}
+
 export function writeKubeconfig(file: string, server: string, caPem: string, user: string, pair: KeyPair): void {
   const config = {
     apiVersion: 'v1',

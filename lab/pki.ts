@@ -113,8 +113,3 @@ export function writeKeyPair(base: string, pair: KeyPair): {certFile: string; ke
   writeFileSync(keyFile, pair.keyPem, {mode: 0o600})
   return {certFile, keyFile}
 }
-
-/** A CA from its PEM files, to sign more certificates with later (e.g. a lab component added after start). */
-export function createCaFromPem(certPem: string, keyPem: string): CertificateAuthority {
-  return {cert: forge.pki.certificateFromPem(certPem), key: forge.pki.privateKeyFromPem(keyPem), certPem, keyPem}
-}
