@@ -66,7 +66,22 @@ export interface ContainerdOptions {
   /** cgroupfs directory, the same in every hierarchy, under which the pods' cgroups must go; removed at teardown. */
   cgroupRoot: string
   crictl: string
+  /**
+   * A CNI network configuration list (JSON) for the CRI plugin's conf_dir: with one, the runtime (and so a
+   * kubelet) reports NetworkReady. Only pods that are not hostNetwork would ever use it.
+   */
+  cniConflist?: string
+  /**
+   * Starts `argv` (containerd and its arguments) inside `netns` with output appended to `logFile`, exec'ing
+   * it so that the pid returned is containerd's (e.g. Network.spawnIn). Default: `nsenter --net` here.
+   */
+  spawn?: (netns: string, argv: string[], logFile: string) => {pid: number; exited: Promise<unknown>}
 }
+
+/** A conflist that gives the runtime a valid network (loopback only) for nodes that run only hostNetwork pods. */
+export const LOOPBACK_CONFLIST = JSON.stringify({cniVersion: '1.0.0', name: 'karp-lab-loopback', plugins: [{type: 'loopback'}]})
+
+type Settings = ContainerdOptions & {dir: string}
 
 export interface ExecResult {
   exitCode: number
@@ -74,7 +89,7 @@ export interface ExecResult {
   stderr: string
 }
 
-function configToml(o: Required<ContainerdOptions>): string {
+function configToml(o: Settings): string {
   const q = JSON.stringify
   const cri = 'plugins."io.containerd.grpc.v1.cri"'
   return `version = 2
@@ -223,13 +238,19 @@ export class Containerd {
   private destroyed = false
   private untrack: () => void = () => {}
   private files = 0
+  private exited = true
 
   private constructor(
-    readonly options: Required<ContainerdOptions>,
-    readonly pid: number,
+    readonly options: Settings,
+    private currentPid: number,
   ) {
     this.socket = join(options.dir, 'containerd.sock')
     this.logFile = join(options.dir, 'containerd.log')
+  }
+
+  /** containerd's pid (a new one after restart()). */
+  get pid(): number {
+    return this.currentPid
   }
 
   /** Starts containerd in the namespace and waits until CRI answers. */
@@ -237,58 +258,83 @@ export class Containerd {
     Containerd.sweepStale()
     const options = {...opts, dir: opts.dir ?? mkdtempSync(join(tmpdir(), TEMP_PREFIX))}
     mkdirSync(join(options.dir, 'cni'), {recursive: true, mode: 0o700})
-    const config = join(options.dir, 'config.toml')
-    writeFileSync(config, configToml(options))
-    const logFile = join(options.dir, 'containerd.log')
-    // nsenter with only --net execs containerd in place: the pid is containerd's.
-    const child = execa('nsenter', [`--net=/run/netns/${options.netns}`, 'containerd', '--config', config], {
-      env: {PATH: SYSTEM_PATH},
-      extendEnv: false,
-      detached: true,
-      stdin: 'ignore',
-      stdout: {file: logFile, append: true},
-      stderr: {file: logFile, append: true},
-      reject: false,
-    })
-    if (child.pid === undefined) throw new Error('could not start containerd')
-    const instance = new Containerd(options, child.pid)
+    if (options.cniConflist) writeFileSync(join(options.dir, 'cni', '10-karp-lab.conflist'), options.cniConflist)
+    writeFileSync(join(options.dir, 'config.toml'), configToml(options))
+    const instance = new Containerd(options, 0)
     instance.untrack = atTeardown(() => {
       instance.destroySync()
     })
-    const record: InstanceRecord = {owner: process.pid, pid: child.pid, cgroupRoot: options.cgroupRoot}
-    writeFileSync(join(options.dir, INSTANCE_RECORD), JSON.stringify(record))
+    await instance.launch()
+    return instance
+  }
+
+  /** Starts the process again after kill(), with the same config, root (images, containers) and socket. */
+  async restart(): Promise<void> {
+    if (this.destroyed) throw new Error('containerd was destroyed')
+    const left = this.pids()
+    if (left.length > 0) throw new Error(`containerd still runs (pids ${left.join(', ')}): kill() it first`)
+    await this.launch()
+  }
+
+  private async launch(): Promise<void> {
+    const argv = ['containerd', '--config', join(this.dir, 'config.toml')]
+    // nsenter with only --net execs containerd in place: the pid is containerd's.
+    const child = this.options.spawn?.(this.options.netns, argv, this.logFile) ?? this.spawnHere(argv)
+    this.currentPid = child.pid
+    this.exited = false
+    const record: InstanceRecord = {owner: process.pid, pid: child.pid, cgroupRoot: this.options.cgroupRoot}
+    writeFileSync(join(this.dir, INSTANCE_RECORD), JSON.stringify(record))
     let exited = false
-    void child.then(() => (exited = true))
+    void child.exited.then(() => {
+      exited = true
+      if (this.currentPid === child.pid) this.exited = true
+    })
     const deadline = Date.now() + 30_000
     for (;;) {
       if (exited) {
-        instance.destroySync()
-        throw new Error(`containerd exited at start:\n${instance.logTail()}`)
+        this.destroySync()
+        throw new Error(`containerd exited at start:\n${this.logTail()}`)
       }
-      if (existsSync(instance.socket) && (await instance.crictl(['version'], {reject: false})).exitCode === 0) return instance
+      if (existsSync(this.socket) && (await this.crictl(['version'], {reject: false})).exitCode === 0) return
       if (Date.now() > deadline) {
-        instance.destroySync()
-        throw new Error(`containerd did not answer within 30 s:\n${instance.logTail()}`)
+        this.destroySync()
+        throw new Error(`containerd did not answer within 30 s:\n${this.logTail()}`)
       }
       await new Promise((r) => setTimeout(r, 100))
     }
   }
 
+  private spawnHere(argv: string[]): {pid: number; exited: Promise<unknown>} {
+    const child = execa('nsenter', [`--net=/run/netns/${this.options.netns}`, ...argv], {
+      env: {PATH: SYSTEM_PATH},
+      extendEnv: false,
+      detached: true,
+      stdin: 'ignore',
+      stdout: {file: this.logFile, append: true},
+      stderr: {file: this.logFile, append: true},
+      reject: false,
+    })
+    if (child.pid === undefined) throw new Error('could not start containerd')
+    return {pid: child.pid, exited: child}
+  }
+
   /** Cleans up after instances in temp dirs whose test process is gone (SIGKILLed: no hook ran). */
   static sweepStale(): void {
     for (const entry of readdirSync(tmpdir())) {
-      if (!entry.startsWith(TEMP_PREFIX)) continue
-      const dir = join(tmpdir(), entry)
-      let record: InstanceRecord
-      try {
-        record = JSON.parse(readFileSync(join(dir, INSTANCE_RECORD), 'utf8')) as InstanceRecord
-      } catch {
-        continue
-      }
-      if (alive(record.owner)) continue
-      const stale = new Containerd({dir, netns: '', sandboxImage: '', crictl: '', cgroupRoot: record.cgroupRoot}, record.pid)
-      stale.destroySync()
+      if (entry.startsWith(TEMP_PREFIX)) Containerd.sweepDir(join(tmpdir(), entry))
     }
+  }
+
+  /** Cleans up after the instance whose directory is `dir` when the process that started it is gone. */
+  static sweepDir(dir: string): string[] {
+    let record: InstanceRecord
+    try {
+      record = JSON.parse(readFileSync(join(dir, INSTANCE_RECORD), 'utf8')) as InstanceRecord
+    } catch {
+      return []
+    }
+    if (alive(record.owner)) return []
+    return new Containerd({dir, netns: '', sandboxImage: '', crictl: '', cgroupRoot: record.cgroupRoot}, record.pid).destroySync()
   }
 
   get dir(): string {
@@ -391,7 +437,7 @@ export class Containerd {
   /** Stops and removes every pod through CRI, stops containerd, then cleans up whatever is left. */
   async stop(): Promise<void> {
     if (this.destroyed) return
-    if (alive(this.pid)) {
+    if (!this.exited && alive(this.pid)) {
       const pods = await this.crictl(['pods', '-q'], {reject: false})
       for (const pod of pods.stdout.split('\n').filter(Boolean)) await this.crictl(['stopp', pod], {reject: false})
       await this.crictl(['rmp', '--all', '--force'], {reject: false})
@@ -402,21 +448,27 @@ export class Containerd {
     if (problems.length > 0) throw new Error(`containerd teardown left: ${problems.join(', ')}`)
   }
 
-  /** Kills what this instance started, unmounts, removes its cgroups and directory; returns what it could not. */
-  destroySync(): string[] {
-    if (this.destroyed) return []
-    this.destroyed = true
-    this.untrack()
+  /** containerd, its shims and every container process (by cgroup) of this instance, as /proc shows them now. */
+  pids(): number[] {
     const config = join(this.dir, 'config.toml')
-    if (cmdline(this.pid).includes(config)) kill(this.pid, 'SIGKILL')
     const ours = (pid: number) => {
       const args = cmdline(pid)
+      if (pid === this.pid) return args.includes(config)
       const address = args.indexOf('-address')
       return (address >= 0 && args[address + 1] === this.socket) || inCgroup(pid, this.options.cgroupRoot)
     }
+    return processes().filter((pid) => pid !== process.pid && alive(pid) && ours(pid))
+  }
+
+  /**
+   * Power loss: SIGKILLs containerd, its shims and every container process, then drops what a reboot
+   * loses (mounts under the directory, the cgroups, the state and runc directories); root (images,
+   * containers' records) stays for restart(). Returns what it could not do.
+   */
+  kill(): string[] {
     let left: number[] = []
     for (let round = 0; round < 50; round++) {
-      left = processes().filter((pid) => pid !== process.pid && alive(pid) && ours(pid))
+      left = this.pids()
       if (left.length === 0) break
       for (const pid of left) kill(pid, 'SIGKILL')
       sleepSync(100)
@@ -436,6 +488,16 @@ export class Containerd {
     }
     problems.push(...unmountUnder(this.dir).map((p) => `mount ${p}`))
     problems.push(...removeCgroupTree(this.options.cgroupRoot).map((d) => `cgroup ${d}`))
+    if (problems.length === 0) for (const volatile of ['state', 'runc']) rmSync(join(this.dir, volatile), {recursive: true, force: true})
+    return problems
+  }
+
+  /** Kills what this instance started, unmounts, removes its cgroups and directory; returns what it could not. */
+  destroySync(): string[] {
+    if (this.destroyed) return []
+    this.destroyed = true
+    this.untrack()
+    const problems = this.kill()
     if (problems.length === 0 && !process.env.KARP_LAB_KEEP) rmSync(this.dir, {recursive: true, force: true})
     return problems
   }

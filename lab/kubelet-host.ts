@@ -1,0 +1,182 @@
+// What a kubelet changes on the host outside the directories the lab gives it, and putting it back:
+// - six host-wide sysctls (no network namespace has its own copy), set when the kubelet starts; with
+//   protectKernelDefaults it would refuse to start instead, as this host's values differ from its own;
+// - /var/log/containers, where every kubelet links its containers' logs, and /var/lib/kubelet/device-plugins,
+//   where every kubelet listens for device plugins (fixed paths, whatever its root dir).
+// Several lab processes may run kubelets at the same time, and a kubelet that started after another sees
+// the changed values, so what the host had before the first one is kept in one ledger file with the pids
+// holding it: the last holder to leave puts it back; holders that died without leaving (SIGKILLed) are
+// dropped by the next process that comes or goes. Synchronous throughout: exit hooks call it.
+import {closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, writeSync} from 'node:fs'
+import {dirname, join} from 'node:path'
+
+/** What the kubelet's container manager sets (pkg/kubelet/cm setupKernelTunables): /proc/sys path -> value. */
+export const KUBELET_SYSCTLS: Readonly<Record<string, string>> = {
+  'vm/overcommit_memory': '1',
+  'vm/panic_on_oom': '0',
+  'kernel/panic': '10',
+  'kernel/panic_on_oops': '1',
+  'kernel/keys/root_maxkeys': '1000000',
+  'kernel/keys/root_maxbytes': '25000000',
+}
+
+/** Where every kubelet links its containers' log files (kubelet's ContainerLogsDir; not configurable). */
+export const CONTAINER_LOG_LINKS = '/var/log/containers'
+/** Host directories kubelets create whatever they are told: the log links and the device plugins' socket's. */
+export const KUBELET_HOST_DIRS = [CONTAINER_LOG_LINKS, '/var/lib/kubelet'] as const
+
+const LEDGER = '/run/karp-lab/kubelet-host.json'
+const LOCK = `${LEDGER}.lock`
+
+interface Ledger {
+  /** The sysctl values before the first holder's kubelet started. */
+  sysctls: Record<string, string>
+  /** Host directories that did not exist then (kubelets create them): removed with what kubelets left in them. */
+  absentDirs: string[]
+  holders: number[]
+}
+
+/** The current values of the kubelet's sysctls (keys: /proc/sys paths). */
+export function readKubeletSysctls(): Record<string, string> {
+  return Object.fromEntries(Object.keys(KUBELET_SYSCTLS).map((key) => [key, readFileSync(`/proc/sys/${key}`, 'utf8').trim()]))
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch {
+    return ''
+  }
+}
+
+/** Runs `fn` holding the ledger's lock file (taken over when its owner is dead or after 5 s). */
+function locked<T>(fn: () => T): T {
+  mkdirSync(dirname(LOCK), {recursive: true})
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = openSync(LOCK, 'wx')
+      writeSync(fd, String(process.pid))
+      closeSync(fd)
+      break
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      const owner = Number(readText(LOCK))
+      if (!owner || !alive(owner) || attempt > 200) rmSync(LOCK, {force: true})
+      else sleepSync(25)
+    }
+  }
+  try {
+    return fn()
+  } finally {
+    rmSync(LOCK, {force: true})
+  }
+}
+
+function readLedger(): Ledger | undefined {
+  try {
+    return JSON.parse(readFileSync(LEDGER, 'utf8')) as Ledger
+  } catch {
+    return undefined
+  }
+}
+
+/** Puts back what the ledger recorded; returns what it could not. */
+function putBack(ledger: Ledger): string[] {
+  const failed: string[] = []
+  for (const [key, value] of Object.entries(ledger.sysctls)) {
+    try {
+      if (readFileSync(`/proc/sys/${key}`, 'utf8').trim() !== value) writeFileSync(`/proc/sys/${key}`, value)
+    } catch {
+      failed.push(`sysctl ${key.replaceAll('/', '.')}=${value}`)
+    }
+  }
+  for (const dir of ledger.absentDirs) {
+    try {
+      rmSync(dir, {recursive: true, force: true})
+    } catch {
+      failed.push(`directory ${dir}`)
+    }
+  }
+  return failed
+}
+
+/** Takes the ledger down to live holders; with none left, puts the host back and removes the ledger. */
+function settle(ledger: Ledger): string[] {
+  ledger.holders = ledger.holders.filter(alive)
+  if (ledger.holders.length > 0) {
+    writeFileSync(LEDGER, JSON.stringify(ledger))
+    return []
+  }
+  const failed = putBack(ledger)
+  if (failed.length === 0) rmSync(LEDGER, {force: true})
+  return failed
+}
+
+let holds = 0
+
+/**
+ * Records what kubelets change on the host (unless a live or dead holder already did) and holds it for
+ * this process: call before a kubelet starts. The returned function releases this hold (idempotent); the
+ * last release of the last live process puts the host back and returns what it could not put back.
+ */
+export function holdKubeletHost(): () => string[] {
+  if (holds++ === 0) {
+    locked(() => {
+      const ledger = readLedger() ?? {sysctls: readKubeletSysctls(), absentDirs: KUBELET_HOST_DIRS.filter((d) => !existsSync(d)), holders: []}
+      ledger.holders = [...ledger.holders.filter((pid) => pid !== process.pid && alive(pid)), process.pid]
+      writeFileSync(LEDGER, JSON.stringify(ledger))
+    })
+  }
+  let released = false
+  return () => {
+    if (released) return []
+    released = true
+    if (--holds > 0) return []
+    return locked(() => {
+      const ledger = readLedger()
+      if (!ledger) return []
+      ledger.holders = ledger.holders.filter((pid) => pid !== process.pid)
+      return settle(ledger)
+    })
+  }
+}
+
+/** Puts back what a SIGKILLed run left changed, when no live process holds the ledger. */
+export function sweepKubeletHost(): string[] {
+  if (holds > 0 || !existsSync(LEDGER)) return []
+  return locked(() => {
+    const ledger = readLedger()
+    return ledger ? settle(ledger) : []
+  })
+}
+
+/** The live processes that hold the ledger now (kubelets of theirs may run or come back). */
+export function kubeletHostHolders(): number[] {
+  return readLedger()?.holders.filter(alive) ?? []
+}
+
+/** Removes the links in /var/log/containers that point into `podLogsDir` (one kubelet's pod logs). */
+export function removeLogLinks(podLogsDir: string): void {
+  if (!existsSync(CONTAINER_LOG_LINKS)) return
+  for (const entry of readdirSync(CONTAINER_LOG_LINKS)) {
+    const link = join(CONTAINER_LOG_LINKS, entry)
+    try {
+      if (readlinkSync(link).startsWith(`${podLogsDir}/`)) rmSync(link, {force: true})
+    } catch {
+      // not a link, or gone already
+    }
+  }
+}
