@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm run lab [-- up|down|kill-holder]`: the karp lab (lab/cli.ts) with a Node >= 22, building the CLI
+# `npm run lab [-- COMMAND]`: the karp lab on a real HA cluster (lab/cli.ts) with a Node >= 22, building the CLI
 # first when it is missing. Needs root on Linux.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -1,0 +1,302 @@
+// The real-node lab: a stacked HA Kubernetes cluster in network namespaces, as kubeadm builds one, on which
+// karp is installed and failed over for real. Shared by test/e2e/journey.test.ts, bench/failover and
+// `npm run lab` (lab/cli.ts).
+//
+//   <prefix>-br        the bridge (10.78.0.0/24), in a namespace of its own
+//   <prefix>-node1..3  10.78.0.11-13, each a control-plane node: an etcd member (one 3-member cluster),
+//                      kube-apiserver, kube-controller-manager, kube-scheduler (lab/control-plane.ts),
+//                      containerd + runc and a kubelet registered as that node (lab/node.ts), kube-proxy
+//                      (lab/kube-proxy.ts); the karp agent runs there as the DaemonSet's pod
+//   <prefix>-client    10.78.0.100: the CLI under test, kubectl and the outage prober run here
+//
+// The VIP is 10.78.0.10. Nothing runs in the root namespace and nothing there connects to a lab address:
+// this process drives the lab by starting processes inside the namespaces and reading files.
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {dirname, join, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {execa} from 'execa'
+import {resolveBinDir} from './binaries.js'
+import {ControlPlane} from './control-plane.js'
+import {KubeProxy} from './kube-proxy.js'
+import {KubeNode, type CommandResult} from './node.js'
+import {Network, type Host, type Proc} from './network.js'
+import {parseProbes, type Probe} from './outage.js'
+import {killGroup, processTree, rssKb, sleep, SYSTEM_PATH} from './process.js'
+import {atTeardown} from './teardown.js'
+
+export const SUBNET = '10.78.0'
+export const VIP = `${SUBNET}.10`
+export const CLIENT_IP = `${SUBNET}.100`
+export const API_PORT = 6443
+const here = dirname(fileURLToPath(import.meta.url))
+const repoRoot = resolve(here, '..')
+const karpBin = join(repoRoot, 'bin', 'run.js')
+
+export interface ClusterOptions {
+  /** Control-plane nodes (default 3). */
+  nodes?: number
+  /** Nodes whose API server certificate lacks the VIP. */
+  certWithoutVip?: string[]
+  /** Where everything goes; default a new temp dir, removed by stop(). */
+  dir?: string
+  log?: (line: string) => void
+}
+
+export interface ClusterNode {
+  name: string
+  host: Host
+  kube: KubeNode
+  proxy: KubeProxy
+  /** Powered off by powerOff() and not on again yet. */
+  down: boolean
+}
+
+export interface StartupSeconds {
+  network: number
+  controlPlane: number
+  nodes: number
+  total: number
+}
+
+export class Cluster {
+  readonly vip = VIP
+  readonly nodes: ClusterNode[] = []
+  /** The client's kubeconfig (admin); it points at node1, as one copied from a control-plane node does. */
+  readonly kubeconfig: string
+  readonly clientNs: string
+  startup: StartupSeconds = {network: 0, controlPlane: 0, nodes: 0, total: 0}
+  private cp?: ControlPlane
+  private stopped = false
+  private untrack: () => void = () => {}
+  private readonly ownsDir: boolean
+
+  private constructor(
+    readonly net: Network,
+    readonly client: Host,
+    readonly dir: string,
+    readonly binDir: string,
+    ownsDir: boolean,
+    readonly log: (line: string) => void,
+  ) {
+    this.kubeconfig = join(dir, 'kubeconfig')
+    this.clientNs = client.ns
+    this.ownsDir = ownsDir
+  }
+
+  get controlPlane(): ControlPlane {
+    if (!this.cp) throw new Error('the control plane is not up')
+    return this.cp
+  }
+
+  static async start(opts: ClusterOptions = {}): Promise<Cluster> {
+    const began = performance.now()
+    const log = opts.log ?? (() => {})
+    const binDir = await resolveBinDir()
+    const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'karp-cluster-'))
+    mkdirSync(dir, {recursive: true})
+    const net = await Network.create('karpc', SUBNET)
+    let cluster: Cluster | undefined
+    const untrack = atTeardown(() => {
+      if (cluster) cluster.stopSync()
+      else net.destroySync()
+    })
+    try {
+      const client = await net.addHost('client', 100)
+      cluster = new Cluster(net, client, dir, binDir, opts.dir === undefined, log)
+      cluster.untrack = untrack
+      await cluster.build(opts, began)
+      return cluster
+    } catch (err) {
+      if (cluster) await cluster.stop()
+      else {
+        untrack()
+        await net.destroy()
+      }
+      throw err
+    }
+  }
+
+  private async build(opts: ClusterOptions, began: number): Promise<void> {
+    const count = opts.nodes ?? 3
+    const hosts: Host[] = []
+    for (let i = 1; i <= count; i++) hosts.push(await this.net.addHost(`node${i}`, 10 + i))
+    this.startup.network = seconds(began)
+    this.log(`network up: ${hosts.map((h) => `${h.name} ${h.ip}`).join(', ')}, client ${this.client.ip}`)
+
+    let phase = performance.now()
+    this.cp = await ControlPlane.start({
+      network: this.net,
+      hosts,
+      vip: VIP,
+      certWithoutVip: opts.certWithoutVip,
+      dir: join(this.dir, 'control-plane'),
+      binDir: this.binDir,
+    })
+    this.startup.controlPlane = seconds(phase)
+    this.log(`control plane up in ${this.startup.controlPlane.toFixed(1)} s (etcd ${this.cp.startup.etcd.toFixed(1)} s)`)
+    const first = hosts[0] as Host
+    writeFileSync(this.kubeconfig, readFileSync(this.cp.adminKubeconfig(`https://${first.ip}:${API_PORT}`)), {mode: 0o600})
+
+    phase = performance.now()
+    const proxyConfig = this.cp.clientKubeconfig('system:kube-proxy', [], `https://127.0.0.1:${API_PORT}`)
+    for (const host of hosts) {
+      const credentials = this.cp.kubeletCredentials(host.name)
+      const kube = new KubeNode({
+        network: this.net,
+        host,
+        kubeconfig: credentials.kubeconfig,
+        caFile: credentials.caFile,
+        kubectl: (args) => this.kubectl(args),
+        dir: join(this.dir, host.name),
+      })
+      const proxy = new KubeProxy({net: this.net, host, binDir: this.binDir, dir: join(this.dir, host.name, 'kube-proxy'), kubeconfig: proxyConfig})
+      this.nodes.push({name: host.name, host, kube, proxy, down: false})
+    }
+    await Promise.all(this.nodes.map(async (n) => {
+      await n.kube.start()
+      n.proxy.start()
+    }))
+    await Promise.all(this.nodes.map((n) => n.kube.waitReady(60_000)))
+    this.startup.nodes = seconds(phase)
+    this.startup.total = seconds(began)
+    this.log(`nodes Ready in ${this.startup.nodes.toFixed(1)} s; lab up in ${this.startup.total.toFixed(1)} s`)
+  }
+
+  node(name: string): ClusterNode {
+    const node = this.nodes.find((n) => n.name === name)
+    if (!node) throw new Error(`no lab node ${name} (nodes: ${this.nodes.map((n) => n.name).join(', ')})`)
+    return node
+  }
+
+  /** The CLI under test, as a user runs it, inside the client namespace. */
+  karp(args: string[], timeoutMs = 180_000): Promise<CommandResult> {
+    return this.inClient([process.execPath, karpBin, ...args], timeoutMs)
+  }
+
+  /** kubectl of the cluster's version in the client namespace, with the client's kubeconfig. */
+  kubectl(args: string[], timeoutMs = 30_000): Promise<CommandResult> {
+    return this.inClient([join(this.binDir, 'kubectl'), '--kubeconfig', this.kubeconfig, ...args], timeoutMs)
+  }
+
+  /** Runs a command in the client namespace, with the client's kubeconfig and a home of its own. */
+  async inClient(command: string[], timeoutMs: number): Promise<CommandResult> {
+    const home = join(this.dir, 'client-home')
+    mkdirSync(home, {recursive: true})
+    const r = await execa('nsenter', [`--net=/run/netns/${this.clientNs}`, '--', ...command], {
+      reject: false,
+      stdin: 'ignore',
+      env: {PATH: SYSTEM_PATH, HOME: home, KUBECONFIG: this.kubeconfig, NO_COLOR: '1'},
+      extendEnv: false,
+      timeout: timeoutMs,
+    })
+    return {exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr}
+  }
+
+  /** Nodes whose eth0 carries the VIP now (a node powered off keeps it until it comes back). */
+  async holders(): Promise<string[]> {
+    const held = await Promise.all(this.nodes.map(async (n) => ((await this.net.hasAddress(n.host, VIP)) ? n.name : undefined)))
+    return held.filter((n): n is string => n !== undefined)
+  }
+
+  /** The node whose MAC address the client's neighbour table holds for the VIP. */
+  async clientArpNode(): Promise<string | undefined> {
+    const mac = await this.net.neighbour(this.clientNs, VIP)
+    return this.nodes.find((n) => n.host.mac === mac)?.name ?? (mac ? `unknown ${mac}` : undefined)
+  }
+
+  /**
+   * Power loss: every process of the node dies at once (etcd member, API server, controller-manager,
+   * scheduler, kubelet, containerd, its containers, kube-proxy) and its link goes down. Its addresses,
+   * including a VIP it held, stay on eth0 as they were.
+   */
+  async powerOff(name: string): Promise<void> {
+    const n = this.node(name)
+    await this.net.cutLink(n.host)
+    n.kube.kill()
+    await Promise.all([this.controlPlane.killNode(name), n.proxy.kill()])
+    for (const pid of this.net.pidsIn(n.host.ns)) killGroup(pid, 'SIGKILL')
+    n.down = true
+  }
+
+  /**
+   * The node comes back: link up, then its control plane (the etcd member rejoins from its data), containerd,
+   * kubelet and kube-proxy start again on their state, and the kubelet restarts its pods. eth0 keeps what
+   * it had, a stale VIP included, until the agent removes it.
+   */
+  async powerOn(name: string): Promise<void> {
+    const n = this.node(name)
+    await this.net.restoreLink(n.host)
+    await this.controlPlane.startNode(name)
+    await n.kube.restart()
+    n.proxy.start()
+    n.down = false
+  }
+
+  /** SIGKILL to the node's kube-apiserver only. */
+  killApiServer(name: string): Promise<void> {
+    return this.controlPlane.killApiServer(name)
+  }
+
+  async startApiServer(name: string, timeoutMs = 60_000): Promise<void> {
+    this.controlPlane.startApiServer(name)
+    await this.controlPlane.waitReady(name, timeoutMs)
+  }
+
+  /**
+   * Starts lab/api-prober.ts in the client namespace: GET /readyz through `server` (default: the VIP) with
+   * the client kubeconfig's credentials every `intervalMs`. stop() ends it and returns every probe.
+   */
+  startProbe(opts: {server?: string; intervalMs?: number} = {}): {stop: () => Promise<Probe[]>} {
+    const out = join(this.dir, `probe-${Date.now()}.log`)
+    writeFileSync(out, '')
+    const proc: Proc = this.net.spawnIn(
+      this.clientNs,
+      [process.execPath, '--no-warnings', join(here, 'api-prober.ts'), this.kubeconfig, opts.server ?? `https://${VIP}:${API_PORT}`, String(opts.intervalMs ?? 50), '1000'],
+      {logFile: out, cwd: repoRoot},
+    )
+    return {
+      stop: async () => {
+        try {
+          process.kill(proc.pid, 'SIGTERM')
+        } catch {
+          // gone already
+        }
+        await Promise.race([proc.exited, sleep(3000)])
+        killGroup(proc.pid, 'SIGKILL')
+        return parseProbes(readFileSync(out, 'utf8'))
+      },
+    }
+  }
+
+  /** RSS (kB) of every process in the node's namespace (control plane, kubelet, containerd, pods). */
+  nodeRssKb(name: string): number {
+    const n = this.node(name)
+    return rssKb(this.net.pidsIn(n.host.ns).flatMap((pid) => processTree(pid)).filter((p, i, all) => all.indexOf(p) === i))
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    this.untrack()
+    for (const n of this.nodes) await n.proxy.kill()
+    for (const n of this.nodes) await n.kube.stop()
+    await this.cp?.stop()
+    await this.net.destroy()
+    if (this.ownsDir && !process.env.KARP_LAB_KEEP) rmSync(this.dir, {recursive: true, force: true})
+  }
+
+  /** What must go even when this process is on its way out (exit hook): no awaits. */
+  stopSync(): void {
+    if (this.stopped) return
+    this.stopped = true
+    for (const n of this.nodes) n.kube.stopSync()
+    this.cp?.stopSync()
+    this.net.destroySync()
+    if (this.ownsDir && !process.env.KARP_LAB_KEEP) rmSync(this.dir, {recursive: true, force: true})
+  }
+}
+
+function seconds(since: number): number {
+  return (performance.now() - since) / 1000
+}
