@@ -12,17 +12,17 @@
 //
 // What the kubelet changes on the host outside its directories (sysctls, /var/log/containers) is held in
 // a ledger (kubelet-host.ts) and put back when the last node of the last lab process goes.
-import {randomBytes} from 'node:crypto'
-import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {createHash, randomBytes} from 'node:crypto'
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {stringify} from 'yaml'
 import {resolveBinDir} from './binaries.js'
 import {Containerd, crictlBinary, LOOPBACK_CONFLIST, removeCgroupTree, runtimeSkipReason, unmountUnder} from './containerd.js'
-import {agentImage, IMAGE_LAYOUT} from './image.js'
+import {agentImage, IMAGE_DIR, IMAGE_LAYOUT} from './image.js'
 import {holdKubeletHost, removeLogLinks, sweepKubeletHost} from './kubelet-host.js'
 import type {Host, Network, Proc} from './network.js'
-import {buildPauseImage, PAUSE_IMAGE} from './pause.js'
+import {buildPauseImage, PAUSE_IMAGE, PAUSE_SOURCE} from './pause.js'
 import {killGroup, killPid, processTree, rssKb, sleep, waitFor} from './process.js'
 import {atTeardown} from './teardown.js'
 
@@ -58,7 +58,10 @@ export interface NodeOptions {
   kubeconfig: string
   /** The cluster CA (PEM file): the kubelet accepts client certificates it signed (the API server's kubelet client). */
   caFile: string
-  /** Admin kubectl: labels the Node (NodeRestriction forbids the kubelet to) and reads its status. */
+  /**
+   * Admin kubectl: labels the Node and reads its status. The kubelet cannot label itself a control-plane
+   * node: it refuses node-role.kubernetes.io/* in --node-labels (and NodeRestriction would forbid it too).
+   */
   kubectl: Kubectl
   /** Imported into containerd at the first start; the sandbox image must be one of them. Default: labImages(). */
   images?: NodeImage[]
@@ -96,13 +99,30 @@ function noKubelet(why: string): string {
 
 let pauseLayout: Promise<string> | undefined
 
-/** The images every lab node gets: the pause image (built once per process) and the agent image. */
+/**
+ * The pause image's OCI layout, built once into build/pause/<digest of pause.c> and reused after (lab
+ * processes share it, read-only; a build goes to a temp dir renamed into place).
+ */
+async function pauseImageLayout(): Promise<string> {
+  const key = createHash('sha256').update(readFileSync(PAUSE_SOURCE)).digest('hex').slice(0, 16)
+  const dir = join(dirname(IMAGE_DIR), 'pause', key)
+  const layout = join(dir, 'oci')
+  if (existsSync(join(layout, 'index.json'))) return layout
+  mkdirSync(dirname(dir), {recursive: true})
+  const building = mkdtempSync(`${dir}.tmp-`)
+  try {
+    await buildPauseImage(building)
+    renameSync(building, dir)
+  } catch (err) {
+    rmSync(building, {recursive: true, force: true})
+    if (!existsSync(join(layout, 'index.json'))) throw err
+  }
+  return layout
+}
+
+/** The images every lab node gets: the pause image and the agent image. */
 export async function labImages(): Promise<NodeImage[]> {
-  pauseLayout ??= (async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'karp-pause-'))
-    atTeardown(() => rmSync(dir, {recursive: true, force: true}))
-    return buildPauseImage(dir)
-  })()
+  pauseLayout ??= pauseImageLayout()
   const [pause, agent] = await Promise.all([pauseLayout, agentImage()])
   return [
     {layout: pause, name: PAUSE_IMAGE.replace(/:[^:/]+$/, '')},
@@ -131,7 +151,9 @@ export function sweepStaleNodes(): void {
       // The namespace's sweep (Network.create) kills what ran in it; the kubelet may have outlived it.
       for (const pid of kubeletPids(record.dir)) killPid(pid)
       const left = [...Containerd.sweepDir(join(record.dir, 'containerd')), ...cleanUp(record.dir, record.cgroupRoot)]
-      if (left.length === 0) rmSync(join(REGISTRY, entry), {force: true})
+      if (left.length > 0) continue
+      rmSync(record.dir, {recursive: true, force: true})
+      rmSync(join(REGISTRY, entry), {force: true})
     }
   }
   sweepKubeletHost()
@@ -216,9 +238,15 @@ export class KubeNode {
     this.options = options
     this.host = options.host
     this.name = options.name ?? options.host.name
-    this.dir = options.dir ?? mkdtempSync(join(tmpdir(), 'karp-node-'))
     this.cgroupRoot = `karp-node-${process.pid.toString(36)}-${randomBytes(3).toString('hex')}`
+    // Made by start(): a node that never starts leaves nothing.
+    this.dir = options.dir ?? join(tmpdir(), this.cgroupRoot)
     this.kubeletLog = join(this.dir, 'kubelet.log')
+  }
+
+  /** The kubelet's staticPodPath: pod manifests written here run as static pods of this node. */
+  get manifestsDir(): string {
+    return join(this.dir, 'manifests')
   }
 
   get containerdSocket(): string {
@@ -235,6 +263,7 @@ export class KubeNode {
     mkdirSync(REGISTRY, {recursive: true})
     const record: NodeRecord = {owner: process.pid, dir: this.dir, cgroupRoot: this.cgroupRoot}
     writeFileSync(join(REGISTRY, `${this.cgroupRoot}.json`), JSON.stringify(record))
+    mkdirSync(this.dir, {recursive: true, mode: 0o700})
     for (const sub of ['kubelet', 'pod-logs', 'manifests', 'volume-plugins']) mkdirSync(join(this.dir, sub), {recursive: true})
     writeFileSync(join(this.dir, 'kubelet.yaml'), this.kubeletConfig())
     this.releaseHost = holdKubeletHost()
@@ -313,7 +342,7 @@ export class KubeNode {
       containerRuntimeEndpoint: `unix://${this.containerdSocket}`,
       // One per node: a kubelet's log GC removes files in its podLogsDir it does not know.
       podLogsDir: join(this.dir, 'pod-logs'),
-      staticPodPath: join(this.dir, 'manifests'),
+      staticPodPath: this.manifestsDir,
       // Its default is under /usr/libexec, which the kubelet would create.
       volumePluginDir: join(this.dir, 'volume-plugins'),
       authentication: {

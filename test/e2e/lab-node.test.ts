@@ -21,7 +21,7 @@ import {CONTAINER_LOG_LINKS, KUBELET_HOST_DIRS, KUBELET_SYSCTLS, kubeletHostHold
 import {Network} from '../../lab/network.js'
 import {CONTROL_PLANE_LABEL, KubeNode, nodeSkipReason, type CommandResult} from '../../lab/node.js'
 import {issueClientCert} from '../../lab/pki.js'
-import {waitFor} from '../../lab/process.js'
+import {rssKb, waitFor} from '../../lab/process.js'
 import type {ImageSummary} from '../../scripts/image/build.js'
 import {clusterOrSkip, uniqueName} from '../integration/cluster-env.js'
 
@@ -162,7 +162,8 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
       const nodeNs = netnsInode(`/run/netns/${node.host.ns}`)
       for (const pid of [kubelet, containerd]) assert.equal(netnsInode(`/proc/${pid}/ns/net`), nodeNs)
       remember(node)
-      t.diagnostic(`${node.name}: kubelet ${kubelet}, containerd ${containerd}, RSS ${Math.round(node.rssKb() / 1024)} MiB`)
+      const mib = (kb: number) => `${Math.round(kb / 1024)} MiB`
+      t.diagnostic(`${node.name}: kubelet ${kubelet} (${mib(rssKb([kubelet]))}), containerd ${containerd} (${mib(rssKb([containerd]))}), node ${mib(node.rssKb())}`)
     }
   })
 
@@ -208,6 +209,10 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
     podContainerId = status?.containerID ?? ''
     assert.ok(podContainerId, 'the container has an id')
 
+    // containerd knows the image by tag and by digest, as `ctr images import --digests` named it.
+    for (const ref of [`${image.name}:${image.tag}`, `${image.name}@${image.indexDigest}`]) {
+      assert.equal((await node1().runtime.crictl(['inspecti', ref], {reject: false})).exitCode, 0, `crictl inspecti ${ref}`)
+    }
     const events = await kubectlOk(['-n', namespace, 'get', 'events', '--field-selector', 'involvedObject.name=agent-image', '-o', 'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}'])
     assert.match(events, /^Pulled: .*already present on machine/m)
     assert.doesNotMatch(events, /^Pulling:/m)
