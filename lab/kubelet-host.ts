@@ -28,7 +28,7 @@ export const KUBELET_HOST_DIRS = [CONTAINER_LOG_LINKS, '/var/lib/kubelet'] as co
 const LEDGER = '/run/karp-lab/kubelet-host.json'
 const LOCK = `${LEDGER}.lock`
 
-interface Ledger {
+export interface Ledger {
   /** The sysctl values before the first holder's kubelet started. */
   sysctls: Record<string, string>
   /** Host directories that did not exist then (kubelets create them): removed with what kubelets left in them. */
@@ -72,7 +72,13 @@ function locked<T>(fn: () => T): T {
       closeSync(fd)
       break
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      const code = (err as NodeJS.ErrnoException).code
+      // A node's teardown removes the empty directory now and then.
+      if (code === 'ENOENT') {
+        mkdirSync(dirname(LOCK), {recursive: true})
+        continue
+      }
+      if (code !== 'EEXIST') throw err
       const owner = Number(readText(LOCK))
       if (!owner || !alive(owner) || attempt > 200) rmSync(LOCK, {force: true})
       else sleepSync(25)
@@ -163,9 +169,10 @@ export function sweepKubeletHost(): string[] {
   })
 }
 
-/** The live processes that hold the ledger now (kubelets of theirs may run or come back). */
-export function kubeletHostHolders(): number[] {
-  return readLedger()?.holders.filter(alive) ?? []
+/** What the host was like before lab kubelets ran and who holds it now (live holders only), or undefined when none does. */
+export function kubeletHostLedger(): Ledger | undefined {
+  const ledger = readLedger()
+  return ledger && {...ledger, holders: ledger.holders.filter(alive)}
 }
 
 /** Removes the links in /var/log/containers that point into `podLogsDir` (one kubelet's pod logs). */

@@ -13,7 +13,7 @@
 // What the kubelet changes on the host outside its directories (sysctls, /var/log/containers) is held in
 // a ledger (kubelet-host.ts) and put back when the last node of the last lab process goes.
 import {createHash, randomBytes} from 'node:crypto'
-import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {stringify} from 'yaml'
@@ -196,6 +196,14 @@ function cleanUp(dir: string, cgroupRoot: string): string[] {
   return [...left.map((p) => `mount ${p}`), ...removeCgroupTree(cgroupRoot).map((d) => `cgroup ${d}`)]
 }
 
+function removeIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir)
+  } catch {
+    // not empty (other nodes, the kubelet host ledger) or gone
+  }
+}
+
 /** The cgroup root, in every hierarchy; cpuset's needs cpus and mems before anything can join a child. */
 function prepareCgroupRoot(root: string): void {
   const hierarchies = existsSync(join(CGROUP_FS, 'cgroup.controllers')) ? [CGROUP_FS] : readdirSync(CGROUP_FS).map((h) => join(CGROUP_FS, h))
@@ -260,9 +268,17 @@ export class KubeNode {
     this.untrack = atTeardown(() => {
       this.stopSync()
     })
-    mkdirSync(REGISTRY, {recursive: true})
     const record: NodeRecord = {owner: process.pid, dir: this.dir, cgroupRoot: this.cgroupRoot}
-    writeFileSync(join(REGISTRY, `${this.cgroupRoot}.json`), JSON.stringify(record))
+    for (let attempt = 0; ; attempt++) {
+      mkdirSync(REGISTRY, {recursive: true})
+      try {
+        writeFileSync(join(REGISTRY, `${this.cgroupRoot}.json`), JSON.stringify(record))
+        break
+      } catch (err) {
+        // Another node's teardown removed the registry when it was empty.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 3) throw err
+      }
+    }
     mkdirSync(this.dir, {recursive: true, mode: 0o700})
     for (const sub of ['kubelet', 'pod-logs', 'manifests', 'volume-plugins']) mkdirSync(join(this.dir, sub), {recursive: true})
     writeFileSync(join(this.dir, 'kubelet.yaml'), this.kubeletConfig())
@@ -466,6 +482,8 @@ export class KubeNode {
     if (problems.length === 0) {
       if (!process.env.KARP_LAB_KEEP) rmSync(this.dir, {recursive: true, force: true})
       rmSync(join(REGISTRY, `${this.cgroupRoot}.json`), {force: true})
+      removeIfEmpty(REGISTRY)
+      removeIfEmpty(dirname(REGISTRY))
     }
     return problems
   }
