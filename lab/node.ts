@@ -148,7 +148,7 @@ export function sweepStaleNodes(): void {
         continue
       }
       if (existsSync(`/proc/${record.owner}`)) continue
-      // The namespace's sweep (Network.create) kills what ran in it; the kubelet may have outlived it.
+      // The kubelet by its command line; containerd, shims and containers as Containerd finds them.
       for (const pid of kubeletPids(record.dir)) killPid(pid)
       const left = [...Containerd.sweepDir(join(record.dir, 'containerd')), ...cleanUp(record.dir, record.cgroupRoot)]
       if (left.length > 0) continue
@@ -186,12 +186,10 @@ function zombie(pid: number): boolean {
 
 /** What a reboot (or teardown) drops: mounts under the node's directory, its cgroups, its log links. */
 function cleanUp(dir: string, cgroupRoot: string): string[] {
-  // The kubelet bind-mounts its root onto itself and mounts volumes under it: unmounting one can uncover another.
-  let left: string[] = []
-  for (let round = 0; round < 3; round++) {
-    left = unmountUnder(dir)
-    if (left.length === 0) break
-  }
+  // The kubelet bind-mounts its root onto itself and mounts volumes under it: a second pass unmounts what
+  // the first uncovered, and reports what is still there.
+  unmountUnder(dir)
+  const left = unmountUnder(dir)
   removeLogLinks(join(dir, 'pod-logs'))
   return [...left.map((p) => `mount ${p}`), ...removeCgroupTree(cgroupRoot).map((d) => `cgroup ${d}`)]
 }
@@ -204,7 +202,7 @@ function removeIfEmpty(dir: string): void {
   }
 }
 
-/** The cgroup root, in every hierarchy; cpuset's needs cpus and mems before anything can join a child. */
+/** The cgroup root, in every hierarchy. A cpuset cgroup takes no process before its cpus and mems are set. */
 function prepareCgroupRoot(root: string): void {
   const hierarchies = existsSync(join(CGROUP_FS, 'cgroup.controllers')) ? [CGROUP_FS] : readdirSync(CGROUP_FS).map((h) => join(CGROUP_FS, h))
   for (const hierarchy of hierarchies) mkdirSync(join(hierarchy, root), {recursive: true})
