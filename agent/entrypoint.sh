@@ -155,11 +155,18 @@ uint_in "$KARP_HANDOVER_TIMEOUT" 0 100000 || refuse KARP_HANDOVER_TIMEOUT "$KARP
 # signal; after that the kubelet SIGKILLs the agent, and a SIGKILLed agent leaves the VIP behind.
 KARP_STOP_TIMEOUT=${KARP_STOP_TIMEOUT:-12}
 uint_in "$KARP_STOP_TIMEOUT" 2 3600 || refuse KARP_STOP_TIMEOUT "$KARP_STOP_TIMEOUT" "2-3600 seconds"
+KARP_NODE_INTERVAL=${KARP_NODE_INTERVAL:-2}
+is_positive_seconds "$KARP_NODE_INTERVAL" || refuse KARP_NODE_INTERVAL "$KARP_NODE_INTERVAL" "a number of seconds above 0"
+# NODE_NAME goes into a request path (and every log line): a Kubernetes node name or nothing.
+if [ -n "${NODE_NAME:-}" ] && ! is_hostname "$NODE_NAME"; then
+  name=$NODE_NAME NODE_NAME=
+  refuse NODE_NAME "$name" "a node name"
+fi
 interval=1
 [ -n "$KARP_HEALTH_URL" ] && interval=$KARP_HEALTH_INTERVAL
 
 mkdir -p "$KARP_STATE_DIR" || die "cannot create KARP_STATE_DIR=$(shown "$KARP_STATE_DIR")"
-rm -f "$KARP_STATE_DIR/ucarp.pid" "$KARP_STATE_DIR/gated" "$KARP_STATE_DIR/gen" "$KARP_STATE_DIR"/.auth.* "$KARP_STATE_DIR"/.answer.* "$KARP_STATE_DIR"/hook.*
+rm -f "$KARP_STATE_DIR/ucarp.pid" "$KARP_STATE_DIR/gated" "$KARP_STATE_DIR/holding" "$KARP_STATE_DIR/gen" "$KARP_STATE_DIR"/.auth.* "$KARP_STATE_DIR"/.answer.* "$KARP_STATE_DIR"/hook.*
 state_set role init
 state_set agent.pid $$
 
@@ -218,13 +225,18 @@ kill_tree() { # signal pid
 
 # --- ucarp ---------------------------------------------------------------------------------------------
 ucarp_pid=
-start_ucarp() { # why
+start_ucarp() { # why [hold]
   state_set start_reason "$1"
-  state_set role init
+  neutral=
+  # A node that holds the VIP (see hold_vip) stays its holder until ucarp is elected or another node
+  # answers for the VIP: --neutral keeps ucarp from running the down script at start, which would take
+  # the VIP off as if this node had yielded to a preferred master.
+  if [ "${2:-}" = hold ]; then neutral=--neutral; else state_set role init; fi
   set -- --interface="$iface" --srcip="$src" --vhid="$KARP_VHID" --passfile="$KARP_PASSWORD_FILE" \
     --addr="$KARP_VIP" --advbase="$KARP_ADVBASE" --advskew="$skew" --deadratio="$KARP_DEADRATIO" \
     --upscript="$here/up.sh" --downscript="$here/down.sh" --shutdown
   [ "$KARP_PREEMPT" = true ] && set -- "$@" --preempt
+  [ -n "$neutral" ] && set -- "$@" "$neutral"
   ucarp "$@" </dev/null 3>&- &
   ucarp_pid=$!
   state_set ucarp.pid "$ucarp_pid"
@@ -296,6 +308,7 @@ final_report() { # reason
   fi
   secs=$((left / 100)).$((left % 100 / 10))
   (
+    # shellcheck disable=SC2030 # this subshell's own timeout
     KARP_REPORT_TIMEOUT=$secs
     report_role backup "$1" wait
   ) 3>&- &
@@ -317,7 +330,8 @@ final_report() { # reason
 # advertisements stop for the dead interval. Stop advertising, keep answering for the VIP meanwhile, and
 # let it go once another node answers ARP for it (or after KARP_HANDOVER_TIMEOUT, e.g. a single node).
 # When stopping, the wait ends 1.5 s before the stop deadline (one more arping and the 0.3 s still fit).
-handover() { # to-role reason
+# With "keep" (a cordoned node, whose API server is fine) a VIP nobody else takes stays: see hold_vip.
+handover() { # to-role reason [keep]
   stop_ucarp
   from=$(state_get role init)
   gen_bump >/dev/null
@@ -339,17 +353,53 @@ handover() { # to-role reason
         break
       fi
     done
+    if [ "$successor" = timeout ] && [ "${3:-}" = keep ]; then
+      hold_vip "$2"
+      return 0
+    fi
     vip_del "$iface"
     released=now
   fi
+  rm -f "$KARP_STATE_DIR/holding"
   log "role=$1 from=$from vip=$KARP_VIP iface=$iface reason=\"$2\" successor=$successor vip_released=$released"
   if [ "$1" = stopped ]; then final_report "$2"; else report_role backup "$2"; fi
+}
+
+# A cordoned master that found no successor keeps the VIP: its API server is fine, and letting the VIP go
+# would cut every client off (a single control-plane node, or all the others cordoned or unhealthy). It
+# stays out of CARP (no ucarp while cordoned) and keeps answering for the VIP until another node does
+# (hold_probe), e.g. one that gets uncordoned, or until this node may run ucarp again.
+hold_vip() { # reason
+  : >"$KARP_STATE_DIR/holding"
+  state_set role master
+  why="$1, but no other node took the VIP within $KARP_HANDOVER_TIMEOUT s: holding it until one does"
+  log "role=master from=$from vip=$KARP_VIP iface=$iface reason=\"$why\" successor=timeout vip_released=no eligible=false"
+  report_role master "$why"
+}
+
+# While holding: one ARP probe (at most 1 s); once another node answers for the VIP, clients can be sent
+# there, so this node lets it go as at the end of a handover. Not if this node's own ucarp (started
+# --neutral once the node may run it again) was elected meanwhile: up.sh then moved the generation.
+hold_probe() {
+  [ -e "$KARP_STATE_DIR/holding" ] || return 0
+  g=$(state_get gen)
+  arping -D -q -c 1 -w 1 -I "$iface" "$KARP_VIP" >/dev/null 2>&1 && return 0
+  sleep 0.3
+  [ -e "$KARP_STATE_DIR/holding" ] && [ "$(state_get gen)" = "$g" ] || return 0
+  rm -f "$KARP_STATE_DIR/holding"
+  state_set role backup
+  vip_del "$iface"
+  why="another node took the VIP"
+  [ -n "$node_gate" ] && why="$node_gate: $why"
+  log "role=backup from=master vip=$KARP_VIP iface=$iface reason=\"$why\" successor=seen vip_released=now"
+  report_role backup "$why"
 }
 
 stopping=0
 shutdown_agent() {
   trap '' TERM INT
   stop_clock
+  node_poll_stop
   stop_ucarp
   # A node draining after a yield holds the VIP too: the preferred master answers for it already.
   if [ "$(state_get role)" = master ] || vip_held "$iface"; then
@@ -418,11 +468,151 @@ health_ok() {
   return 1
 }
 
-log "starting vip=$KARP_VIP/$KARP_VIP_PREFIX vhid=$KARP_VHID iface=$iface src=$src advbase=$KARP_ADVBASE advskew=$skew deadratio=$KARP_DEADRATIO preempt=$KARP_PREEMPT health=${KARP_HEALTH_URL:-off}"
-gated=0 fails=0 oks=0 failing_logged=
-if [ -n "$KARP_HEALTH_URL" ]; then
-  gated=1
-  state_set gated "waiting for the first healthy check"
+# --- the node: cordoned or not -------------------------------------------------------------------------
+# kubectl cordon and drain mark the Node unschedulable, and drain leaves DaemonSet pods running: a drained
+# holder would keep the VIP until the node goes down, and clients would see a crash-sized outage. So the
+# agent reads its own Node (GET /api/v1/nodes/$NODE_NAME, the one thing its ClusterRole allows) every
+# KARP_NODE_INTERVAL, in the background, so the health loop never waits for it. A cordoned node hands the
+# VIP over and stays out of CARP until uncordoned. Only a definite answer counts: when the API server
+# cannot be reached or refuses (401, 403, 404), the last known state stays, and a first check that fails
+# counts as not cordoned; losing the VIP because the API is unreachable would be the worst time. (ucarp
+# waits for that first check, at most KARP_REPORT_TIMEOUT, so a restarted agent on a cordoned node never
+# runs it.)
+node_check=off
+if [ -n "${KUBERNETES_SERVICE_HOST:-}" ] && [ -n "${NODE_NAME:-}" ]; then
+  node_check=on
+  api_endpoint
+fi
+to_cs "$KARP_NODE_INTERVAL"
+node_every=$cs
+node_poller='' node_due=0 node_failing=''
+# Why the node keeps this agent out of CARP; empty: it does not.
+node_gate=''
+[ "$node_check" = on ] && node_gate="waiting for the first check of node $NODE_NAME"
+
+node_poll_start() {
+  token=
+  { [ -r "$KARP_TOKEN_FILE" ] && read -r token <"$KARP_TOKEN_FILE"; } 2>/dev/null
+  # The answer in one piece, no chunked framing (HTTP/1.0), for the search in node_answer.
+  # shellcheck disable=SC2031 # final_report's subshell changes KARP_REPORT_TIMEOUT for itself alone
+  { http_version=1.0; http_request GET "/api/v1/nodes/$NODE_NAME" "$api_host" "$token"; } 2>/dev/null 3>&- |
+    karp-tls --connect "$api_host" --name "$KUBERNETES_SERVICE_HOST" --ca "$KARP_CA_FILE" --timeout "$KARP_REPORT_TIMEOUT" \
+      >"$KARP_STATE_DIR/node.out" 2>"$KARP_STATE_DIR/node.err" 3>&- &
+  node_poller=$!
+  token=
+}
+
+node_poll_stop() {
+  [ -n "$node_poller" ] || return 0
+  kill "$node_poller" 2>/dev/null
+  wait "$node_poller" 2>/dev/null
+  node_poller=
+}
+
+# One poll per KARP_NODE_INTERVAL, and the probe of a node holding the VIP outside CARP.
+node_tick() {
+  now_cs
+  [ "$now" -ge "$node_due" ] || return 0
+  node_due=$((now + node_every))
+  hold_probe
+  [ -n "$node_poller" ] || node_poll_start
+}
+
+# The finished poll: cordoned (spec.unschedulable true), not cordoned, or no definite answer.
+node_answer() {
+  wait "$node_poller"
+  rc=$?
+  node_poller=
+  why=
+  if [ "$rc" != 0 ]; then
+    why=$(tr '\n"' "  " <"$KARP_STATE_DIR/node.err" 2>/dev/null | sed 's/ *$//')
+    why=${why:-karp-tls exited with status $rc}
+  else
+    http_status "$KARP_STATE_DIR/node.out"
+    if [ "$code" != 200 ]; then
+      why="HTTP status $code"
+    elif ! grep -q -F '{"kind":"Node",' "$KARP_STATE_DIR/node.out"; then
+      why="the answer is not a Node"
+    fi
+  fi
+  first=false
+  case $node_gate in "waiting for"*) first=true ;; esac
+  if [ -n "$why" ]; then
+    assumed=uncordoned
+    [ "$node_gate" = "node cordoned" ] && assumed=cordoned
+    if [ "$why" != "$node_failing" ]; then
+      node_failing=$why
+      log "warning=node-check-failing reason=\"$why\" assumed=$assumed"
+    fi
+    if [ "$first" = true ]; then
+      node_gate=
+      gate_opened "the node check failed: taken as not cordoned"
+    fi
+    return 0
+  fi
+  if [ -n "$node_failing" ]; then
+    node_failing=
+    log "node_check=ok"
+  fi
+  # JSON strings escape their quotes, so these bytes can only be the field itself: spec.unschedulable.
+  if grep -q -F '"unschedulable":true' "$KARP_STATE_DIR/node.out"; then
+    [ "$node_gate" = "node cordoned" ] || node_cordoned
+  elif [ "$first" = true ]; then
+    node_gate=
+    gate_opened "node $NODE_NAME is not cordoned"
+  elif [ -n "$node_gate" ]; then
+    node_gate=
+    if [ "$gated" = 1 ]; then
+      log "node=uncordoned eligible=false reason=\"$health_why\""
+      gates_file
+    else
+      log "node=uncordoned eligible=true"
+      gate_opened "node uncordoned"
+    fi
+  fi
+}
+
+node_cordoned() {
+  node_gate="node cordoned"
+  gates_file
+  if [ -z "$ucarp_pid" ] && ! vip_held "$iface"; then
+    # Out of CARP already (health gate, or the first check): nothing to hand over.
+    log "node=cordoned eligible=false"
+    return 0
+  fi
+  stop_ucarp
+  if [ "$(state_get role)" = master ] || vip_held "$iface"; then
+    handover backup "node cordoned" keep
+  else
+    from=$(state_get role init)
+    gen_bump >/dev/null
+    state_set role backup
+    log "role=backup from=$from vip=$KARP_VIP iface=$iface reason=\"node cordoned\" eligible=false"
+    report_role backup "node cordoned"
+  fi
+}
+
+# --- eligibility ---------------------------------------------------------------------------------------
+# ucarp runs only while neither gate holds this node back: the health gate (gated, health_why) and the
+# node gate (node_gate). The state file "gated" says why it does not run, for healthcheck.sh.
+gates_file() {
+  why=
+  [ "$gated" = 1 ] && why=$health_why
+  [ -n "$node_gate" ] && why=${why:+$why; }$node_gate
+  if [ -n "$why" ]; then state_set gated "$why"; else rm -f "$KARP_STATE_DIR/gated"; fi
+}
+
+gate_opened() { # what opened it
+  gates_file
+  [ "$gated" = 0 ] && [ -z "$node_gate" ] && [ -z "$ucarp_pid" ] || return 0
+  if [ -e "$KARP_STATE_DIR/holding" ]; then start_ucarp "$1" hold; else start_ucarp "$1"; fi
+}
+
+log "starting vip=$KARP_VIP/$KARP_VIP_PREFIX vhid=$KARP_VHID iface=$iface src=$src advbase=$KARP_ADVBASE advskew=$skew deadratio=$KARP_DEADRATIO preempt=$KARP_PREEMPT health=${KARP_HEALTH_URL:-off} node_check=$node_check"
+gated=0 fails=0 oks=0 failing_logged='' health_why=''
+[ -n "$KARP_HEALTH_URL" ] && gated=1 health_why="waiting for the first healthy check"
+if [ "$gated" = 1 ] || [ -n "$node_gate" ]; then
+  gates_file
   state_set role backup
 else
   start_ucarp "agent start"
@@ -430,42 +620,44 @@ fi
 
 while :; do
   [ "$stopping" = 1 ] && shutdown_agent
-  if [ "$gated" = 0 ] && ! proc_alive "$ucarp_pid"; then
+  if [ -n "$ucarp_pid" ] && ! proc_alive "$ucarp_pid"; then
     wait "$ucarp_pid" 2>/dev/null
     status=$?
     ucarp_pid=
     rm -f "$KARP_STATE_DIR/ucarp.pid"
     trap '' TERM INT
     stop_clock
+    node_poll_stop
     handover stopped "ucarp exited with status $status"
     rm -f "$KARP_STATE_DIR/agent.pid"
     exit 1
   fi
-  if [ -n "$KARP_HEALTH_URL" ]; then
+  [ -n "$node_poller" ] && ! proc_alive "$node_poller" && node_answer
+  if [ -n "$KARP_HEALTH_URL" ] && [ "$stopping" = 0 ]; then
     if health_ok; then
       fails=0 oks=$((oks + 1)) failing_logged=
       if [ "$gated" = 1 ] && [ "$oks" -ge "$KARP_HEALTH_SUCCESSES" ]; then
-        gated=0
-        rm -f "$KARP_STATE_DIR/gated"
-        start_ucarp "health check passed $oks times"
+        gated=0 health_why=
+        [ -z "$node_gate" ] || log "health=ok eligible=false reason=\"$node_gate\""
+        gate_opened "health check passed $oks times"
       fi
     elif [ "$stopping" = 0 ]; then
       oks=0 fails=$((fails + 1))
       if [ "$gated" = 0 ] && [ "$fails" -ge "$KARP_HEALTH_FAILURES" ]; then
         gated=1
         err=$(tr '\n"' "  " <"$KARP_STATE_DIR/health.err" 2>/dev/null | sed 's/ *$//')
-        why="health check failed $fails times: ${err:-no answer}"
+        health_why="health check failed $fails times: ${err:-no answer}"
         failing_logged=${err:-no answer}
-        state_set gated "$why"
+        gates_file
         stop_ucarp
         if [ "$(state_get role)" = master ] || vip_held "$iface"; then
-          handover backup "$why"
+          handover backup "$health_why"
         else
           from=$(state_get role init)
           gen_bump >/dev/null
           state_set role backup
-          log "role=backup from=$from vip=$KARP_VIP iface=$iface reason=\"$why\" eligible=false"
-          report_role backup "$why"
+          log "role=backup from=$from vip=$KARP_VIP iface=$iface reason=\"$health_why\" eligible=false"
+          report_role backup "$health_why"
         fi
       elif [ "$gated" = 1 ]; then
         # A gated node says why its checks fail, once per reason: one that never passed (e.g. an API
@@ -480,5 +672,7 @@ while :; do
       fi
     fi
   fi
+  # After the health check, so that its karp-tls and this one seldom run at the same time.
+  [ "$node_check" = on ] && [ "$stopping" = 0 ] && node_tick
   [ "$stopping" = 1 ] || nap "$interval"
 done

@@ -40,7 +40,12 @@ export const AGENT_ENV: readonly AgentEnvVar[] = [
   {name: 'KARP_HEALTH_SUCCESSES', default: '2', description: 'consecutive good checks before the node may take the VIP again'},
   {name: 'KARP_HANDOVER_TIMEOUT', default: 'advbase x (deadratio + 2) + 2', description: 'seconds to wait for a successor before letting the VIP go anyway'},
   {name: 'KARP_DRAIN_SECONDS', default: '1.2', description: 'how long a master that yielded keeps the VIP so clients its last ARP reached are not stranded'},
-  {name: 'KARP_REPORT_TIMEOUT', default: '5', description: 'seconds one role-report request may take'},
+  {name: 'KARP_REPORT_TIMEOUT', default: '5', description: 'seconds one request to the API server may take (role reports, node checks)'},
+  {
+    name: 'KARP_NODE_INTERVAL',
+    default: '2',
+    description: 'seconds between checks of the own Node: a cordoned node (spec.unschedulable) hands the VIP over and stays out of CARP',
+  },
   {
     name: 'KARP_STOP_TIMEOUT',
     default: '12',

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Liveness and readiness probe: succeeds while ucarp runs, or while the agent deliberately keeps it
-# stopped because the local API server is unhealthy (restarting the pod would not help then).
+# stopped because the local API server is unhealthy or the node is cordoned (restarting the pod would not
+# help then).
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"

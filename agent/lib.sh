@@ -109,9 +109,7 @@ report_role() { # role reason [wait]
 }
 
 report_role_now() { # role reason
-  api_host=$KUBERNETES_SERVICE_HOST
-  case $api_host in *:*) api_host="[$api_host]" ;; esac
-  api_host=$api_host:${KUBERNETES_SERVICE_PORT:-443}
+  api_endpoint
   api=/api/v1/namespaces/$POD_NAMESPACE
   # The token stays in this shell: karp-tls gets it on stdin, after the server proved who it is.
   token=
@@ -140,6 +138,14 @@ report_role_now() { # role reason
   rm -f "$answer"
 }
 
+# Where the API server is, as karp-tls --connect takes it, in api_host: KUBERNETES_SERVICE_HOST (an IPv6
+# address in brackets) and KUBERNETES_SERVICE_PORT.
+api_endpoint() {
+  api_host=$KUBERNETES_SERVICE_HOST
+  case $api_host in *:*) api_host="[$api_host]" ;; esac
+  api_host=$api_host:${KUBERNETES_SERVICE_PORT:-443}
+}
+
 # One request to the API server (KUBERNETES_SERVICE_HOST, whose certificate must name that address and be
 # signed by KARP_CA_FILE) within KARP_REPORT_TIMEOUT; sets code to the HTTP status, 000 without an answer.
 api_call() { # method path content-type body
@@ -152,9 +158,10 @@ api_call() { # method path content-type body
 # HTTP/1.1 for karp-tls's stdin (agent/tls: a TLS pipe that reads its stdin only once the server's
 # certificate verified, so the token goes to the verified server or nowhere). printf is a shell builtin
 # (dash, busybox ash): the token never appears on a command line. "Connection: close" makes the server end
-# the connection after its answer, which is what ends karp-tls.
+# the connection after its answer, which is what ends karp-tls. With http_version=1.0 the answer comes
+# without chunked framing (the server closes the connection instead), so its body can be searched as it is.
 http_request() { # method path host [token [content-type body]]
-  printf '%s %s HTTP/1.1\r\nHost: %s\r\n' "$1" "$2" "$3"
+  printf '%s %s HTTP/%s\r\nHost: %s\r\n' "$1" "$2" "${http_version:-1.1}" "$3"
   [ -n "${4:-}" ] && printf 'Authorization: Bearer %s\r\n' "$4"
   # Content-Length counts bytes, whatever the locale thinks of characters.
   [ -n "${5:-}" ] && printf 'Content-Type: %s\r\nContent-Length: %s\r\n' "$5" "$(($(printf '%s' "$6" | wc -c)))"

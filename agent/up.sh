@@ -17,6 +17,8 @@ if ! hook_current "$g"; then
 fi
 state_set role master
 vip_add "$iface"
+# A node that held the VIP outside CARP (cordoned, no successor: entrypoint.sh, handover) is master now.
+rm -f "$KARP_STATE_DIR/holding"
 case ${KARP_PREEMPT:-false} in
   true) why="elected: no preferred master advertised within the dead interval, or this node preempted a slower one" ;;
   *) why="elected: no preferred master advertised within the dead interval" ;;

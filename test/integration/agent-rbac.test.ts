@@ -136,6 +136,22 @@ describe('the agent\'s token: its own pod\'s role condition, nothing else', {ski
     }
   })
 
+  it('may get a Node, as its cordon check does, and nothing more of Nodes', async () => {
+    const node = await agent.readNode({name: own.spec?.nodeName as string})
+    assert.equal(node.metadata?.name, own.spec?.nodeName)
+    // RBAC cannot narrow this to the node the pod runs on: any Node by name, but never a list.
+    assert.equal((await agent.readNode({name: other.spec?.nodeName as string})).metadata?.name, other.spec?.nodeName)
+    for (const [what, call] of [
+      ['list Nodes', () => agent.listNode()],
+      ['cordon its Node', () => agent.patchNode({name: own.spec?.nodeName as string, body: {spec: {unschedulable: true}}}, merge)],
+      ['change a Node\'s status', () => agent.patchNodeStatus({name: own.spec?.nodeName as string, body: {status: {conditions: []}}}, merge)],
+      ['delete a Node', () => agent.deleteNode({name: other.spec?.nodeName as string})],
+    ] as const) {
+      const refused = await refusal(call)
+      assert.equal(refused.code, 403, `could ${what}`)
+    }
+  })
+
   it('posts Events about its own pod only', async () => {
     const event = (pod: V1Pod) => ({
       metadata: {generateName: `${pod.metadata?.name}.`},

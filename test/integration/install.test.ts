@@ -43,9 +43,10 @@ describe('karp install / uninstall against a real control plane', {skip: cluster
   async function resourceVersions(namespace: string, name = 'karp'): Promise<Record<string, string>> {
     const headers = [
       {apiVersion: 'v1', kind: 'Namespace', metadata: {name: namespace}},
-      ...['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].map((kind) => ({
-        apiVersion: 'admissionregistration.k8s.io/v1',
-        kind,
+      ...[['admissionregistration.k8s.io/v1', 'ValidatingAdmissionPolicy'], ['admissionregistration.k8s.io/v1', 'ValidatingAdmissionPolicyBinding'],
+        ['rbac.authorization.k8s.io/v1', 'ClusterRole'], ['rbac.authorization.k8s.io/v1', 'ClusterRoleBinding']].map(([apiVersion, kind]) => ({
+        apiVersion: apiVersion as string,
+        kind: kind as string,
         metadata: {name: `karp-agent.${namespace}.${name}`},
       })),
       ...[['v1', 'ServiceAccount'], ['rbac.authorization.k8s.io/v1', 'Role'], ['rbac.authorization.k8s.io/v1', 'RoleBinding'], ['v1', 'Secret'], ['apps/v1', 'DaemonSet']].map(([apiVersion, kind]) => ({
@@ -88,7 +89,7 @@ describe('karp install / uninstall against a real control plane', {skip: cluster
     const result = run.json as InstallJson
     assert.deepEqual(result.objects.map((o) => [o.kind, o.action]), [
       ['Namespace', 'created'], ['ServiceAccount', 'created'], ['ValidatingAdmissionPolicy', 'created'], ['ValidatingAdmissionPolicyBinding', 'created'],
-      ['Role', 'created'], ['RoleBinding', 'created'], ['Secret', 'created'], ['DaemonSet', 'created'],
+      ['Role', 'created'], ['RoleBinding', 'created'], ['ClusterRole', 'created'], ['ClusterRoleBinding', 'created'], ['Secret', 'created'], ['DaemonSet', 'created'],
     ])
     assert.deepEqual(result.nodes.sort(), ['inst-cp1', 'inst-cp2', 'inst-cp3'])
     assert.equal(result.passwordSource, 'generated')
@@ -131,7 +132,7 @@ describe('karp install / uninstall against a real control plane', {skip: cluster
     const actions = Object.fromEntries((run.json as InstallJson).objects.map((o) => [o.kind, o.action]))
     assert.deepEqual(actions, {
       Namespace: 'unchanged', ServiceAccount: 'unchanged', ValidatingAdmissionPolicy: 'unchanged', ValidatingAdmissionPolicyBinding: 'unchanged',
-      Role: 'unchanged', RoleBinding: 'unchanged', Secret: 'unchanged', DaemonSet: 'configured',
+      Role: 'unchanged', RoleBinding: 'unchanged', ClusterRole: 'unchanged', ClusterRoleBinding: 'unchanged', Secret: 'unchanged', DaemonSet: 'configured',
     })
     const after = await resourceVersions('inst-a')
     assert.notEqual(after.DaemonSet, before.DaemonSet)
@@ -212,6 +213,7 @@ describe('karp install / uninstall against a real control plane', {skip: cluster
     const message = (run.json as {error: {message: string}}).error.message
     assert.match(message, /forbidden: .* may not /)
     assert.match(message, /create daemonsets\.apps in namespace inst-rbac/)
+    assert.match(message, /create clusterroles\.rbac\.authorization\.k8s\.io \(cluster-wide\); .*create clusterrolebindings\.rbac\.authorization\.k8s\.io \(cluster-wide\)/)
     assert.match(message, /nothing was applied/)
     assert.equal(await namespaceExists('inst-rbac'), false)
   })
@@ -336,7 +338,7 @@ describe('karp install / uninstall against a real control plane', {skip: cluster
     assert.equal(run.exitCode, 0, run.stderr)
     const result = run.json as {objects: Applied[]; podsRemaining: number}
     assert.deepEqual(result.objects.map((o) => [o.kind, o.action]), [
-      ['DaemonSet', 'deleted'], ['Secret', 'deleted'], ['RoleBinding', 'deleted'], ['Role', 'deleted'],
+      ['DaemonSet', 'deleted'], ['Secret', 'deleted'], ['ClusterRoleBinding', 'deleted'], ['ClusterRole', 'deleted'], ['RoleBinding', 'deleted'], ['Role', 'deleted'],
       ['ValidatingAdmissionPolicyBinding', 'deleted'], ['ValidatingAdmissionPolicy', 'deleted'], ['ServiceAccount', 'deleted'], ['Namespace', 'deleted'],
     ])
     assert.equal(result.podsRemaining, 0)

@@ -14,7 +14,7 @@ describe('karp render (binary)', () => {
     assert.equal(first.exitCode, 0, first.stderr)
     assert.equal(first.stdout, second.stdout)
     const kinds = parseAllDocuments(first.stdout).map((d) => (d.toJS() as {kind: string}).kind)
-    assert.deepEqual(kinds, ['Namespace', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'Role', 'RoleBinding', 'Secret', 'DaemonSet'])
+    assert.deepEqual(kinds, ['Namespace', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Secret', 'DaemonSet'])
   })
 
   it('prints a List for -o json and --json alike', async () => {
@@ -23,14 +23,14 @@ describe('karp render (binary)', () => {
     assert.equal(json.exitCode, 0)
     assert.deepEqual(JSON.parse(output.stdout), json.json)
     assert.equal((json.json as {kind: string}).kind, 'List')
-    assert.equal((json.json as {items: unknown[]}).items.length, 8)
+    assert.equal((json.json as {items: unknown[]}).items.length, 10)
   })
 
   it('warns on stderr, not stdout, when it generates the password', async () => {
     const run = await karp(['render', '--vip', '192.168.1.250'])
     assert.equal(run.exitCode, 0)
     assert.match(run.stderr, /random CARP password was generated/)
-    assert.equal(parseAllDocuments(run.stdout).length, 8)
+    assert.equal(parseAllDocuments(run.stdout).length, 10)
   })
 
   const bad: Array<[string[], RegExp]> = [

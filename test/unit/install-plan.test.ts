@@ -71,9 +71,21 @@ describe('planInstall: the namespace', () => {
 describe('planInstall: clusters without ValidatingAdmissionPolicy (before 1.30)', () => {
   it('leaves the policy out, says what the token can still do, and asks for no permission on it', () => {
     const plan = planInstall(config(), 'flag', facts({admissionPolicies: false}), 24)
-    assert.deepEqual(plan.objects.map((o) => o.kind), ['Namespace', 'ServiceAccount', 'Role', 'RoleBinding', 'Secret', 'DaemonSet'])
+    assert.deepEqual(plan.objects.map((o) => o.kind), ['Namespace', 'ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Secret', 'DaemonSet'])
     assert.match(plan.warnings.join('\n'), /no ValidatingAdmissionPolicy \(Kubernetes before 1\.30\): the agent's token still cannot change any pod's spec or read anything, but it can patch the status, labels and annotations of any pod in namespace karp-system, not only its own; upgrade to 1\.30 or newer/)
     assert.ok(!installPermissionNeeds('karp-system', false).some((n) => n.group === 'admissionregistration.k8s.io'))
+  })
+
+  it('asks permission for the cluster-wide ClusterRole and its binding, on every cluster', () => {
+    for (const admissionPolicies of [false, true]) {
+      const needs = installPermissionNeeds('karp-system', admissionPolicies).filter((n) => n.resource.startsWith('clusterrole'))
+      assert.deepEqual(needs.map((n) => [n.verb, n.group, n.resource, n.namespace]), [
+        ['get', 'rbac.authorization.k8s.io', 'clusterroles', undefined], ['create', 'rbac.authorization.k8s.io', 'clusterroles', undefined],
+        ['patch', 'rbac.authorization.k8s.io', 'clusterroles', undefined],
+        ['get', 'rbac.authorization.k8s.io', 'clusterrolebindings', undefined], ['create', 'rbac.authorization.k8s.io', 'clusterrolebindings', undefined],
+        ['patch', 'rbac.authorization.k8s.io', 'clusterrolebindings', undefined],
+      ])
+    }
   })
 
   it('ships and asks permission for the policy where the API server has it', () => {

@@ -23,7 +23,7 @@ describe('renderManifests', () => {
   it('renders the objects in dependency order', () => {
     assert.deepEqual(
       renderManifests(config()).map((o) => o.kind),
-      ['Namespace', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'Role', 'RoleBinding', 'Secret', 'DaemonSet'],
+      ['Namespace', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Secret', 'DaemonSet'],
     )
     assert.deepEqual(manifestKinds().map((k) => [k.kind, k.namespaced]), [
       ['Namespace', false],
@@ -32,6 +32,8 @@ describe('renderManifests', () => {
       ['ValidatingAdmissionPolicyBinding', false],
       ['Role', true],
       ['RoleBinding', true],
+      ['ClusterRole', false],
+      ['ClusterRoleBinding', false],
       ['Secret', true],
       ['DaemonSet', true],
     ])
@@ -50,7 +52,9 @@ describe('renderManifests', () => {
     for (const o of objects) {
       if (o.kind === 'Namespace') assert.equal(o.metadata.name, 'infra')
       // Cluster-scoped, so the name carries the namespace: one policy per install, dots keep them apart.
-      else if (o.kind.startsWith('ValidatingAdmissionPolicy')) assert.deepEqual([o.metadata.name, o.metadata.namespace], ['karp-agent.infra.vip2', undefined])
+      else if (o.kind.startsWith('ValidatingAdmissionPolicy') || o.kind.startsWith('Cluster')) {
+        assert.deepEqual([o.metadata.name, o.metadata.namespace], ['karp-agent.infra.vip2', undefined])
+      }
       else assert.deepEqual([o.metadata.name, o.metadata.namespace], ['vip2', 'infra'])
     }
     assert.deepEqual(
@@ -134,7 +138,7 @@ describe('renderManifests', () => {
   it('keeps hostile values as plain strings: no input changes the structure', () => {
     const hostile = 'x\n---\nkind: Secret\nmetadata: {name: pwned}'
     const objects = renderManifests(config({image: hostile, password: 'a: b\n- c'}))
-    assert.equal(objects.length, 8)
+    assert.equal(objects.length, 10)
     assert.equal(daemonSet(objects).spec?.template.spec?.containers[0]?.image, hostile)
   })
 
@@ -162,11 +166,25 @@ describe('renderManifests', () => {
   })
 
   it('gives the agent only what it needs in RBAC', () => {
-    const role = renderManifests(config()).find((o) => o.kind === 'Role') as unknown as {rules: Array<{resources: string[]; verbs: string[]}>}
+    type Rules = {rules: Array<{apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[]}>}
+    type Binding = {roleRef: {kind: string; name: string}; subjects: Array<{kind: string; name: string; namespace: string}>}
+    const objects = renderManifests(config({name: 'vip2', namespace: 'infra'}))
+    const role = objects.find((o) => o.kind === 'Role') as unknown as Rules
     assert.deepEqual(role.rules.map((r) => [r.resources, r.verbs]), [
       [['pods/status'], ['patch']],
       [['events'], ['create']],
     ])
+    // Cluster-wide, the agent reads Nodes one by one (its own, to notice a cordon): get, not list or watch.
+    const clusterRole = objects.find((o) => o.kind === 'ClusterRole') as unknown as Rules
+    assert.deepEqual(clusterRole.rules, [{apiGroups: [''], resources: ['nodes'], verbs: ['get']}])
+    const binding = objects.find((o) => o.kind === 'ClusterRoleBinding') as unknown as Binding
+    assert.deepEqual(binding.roleRef, {apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'karp-agent.infra.vip2'})
+    assert.deepEqual(binding.subjects, [{kind: 'ServiceAccount', name: 'vip2', namespace: 'infra'}])
+    // The node the agent reads is the one the downward API names, the one it runs on.
+    const env = envOf(daemonSet(objects))
+    assert.deepEqual(env.NODE_NAME, {fieldRef: {fieldPath: 'spec.nodeName'}})
+    const agent = readFileSync(new URL('../../agent/entrypoint.sh', import.meta.url), 'utf8')
+    assert.match(agent, /http_request GET "\/api\/v1\/nodes\/\$NODE_NAME"/)
   })
 
   it('confines the agent to its own pod with a policy bound to exactly this install\'s ServiceAccount', () => {

@@ -18,9 +18,10 @@ const daemonSet: V1DaemonSet = {
   status: {desiredNumberScheduled: 3, currentNumberScheduled: 3, numberReady: 3, updatedNumberScheduled: 3, numberAvailable: 3, numberMisscheduled: 0, observedGeneration: 1},
 }
 
-function node(name: string, ready = true, controlPlane = true): V1Node {
+function node(name: string, ready = true, controlPlane = true, cordoned = false): V1Node {
   return {
     metadata: {name, labels: controlPlane ? {'node-role.kubernetes.io/control-plane': ''} : {}},
+    ...(cordoned ? {spec: {unschedulable: true}} : {}),
     status: {conditions: [{type: 'Ready', status: ready ? 'True' : 'False'}]},
   }
 }
@@ -107,6 +108,26 @@ describe('installStatus', () => {
     assert.ok(status.problems.includes('node cp2 is NotReady'))
     assert.ok(status.problems.includes('node cp3 is selected but runs no karp pod'))
     assert.equal(status.agents.find((a) => a.node === 'cp3')?.pod, null)
+  })
+
+  it('shows cordoned nodes as kubectl does, and a cordoned holder as a problem', () => {
+    const sgr = new RegExp(`${String.fromCharCode(0x1b)}\\[[0-9;]*m`, 'g')
+    const table = (status: ReturnType<typeof judge>) =>
+      formatStatus({context: 'c', server: 'https://127.0.0.1:6443', installs: [status], verdict: 'healthy', summary: 'ok'}, NOW).map((l) => l.replaceAll(sgr, ''))
+    // Drained for maintenance, the VIP already elsewhere: nothing wrong, the node is shown cordoned.
+    const handedOver = judge([pod('cp1', 'backup'), pod('cp2', 'master'), pod('cp3', 'backup')], {nodes: [node('cp1', true, true, true), node('cp2'), node('cp3')]})
+    assert.deepEqual(handedOver.agents.map((a) => [a.node, a.cordoned]), [['cp1', true], ['cp2', false], ['cp3', false]])
+    assert.deepEqual(handedOver.problems, [])
+    assert.equal(handedOver.state, 'healthy')
+    assert.match(table(handedOver).find((l) => /^\s+cp1 /.test(l)) ?? '', /^\s+cp1\s+Ready,SchedulingDisabled\s+karp-cp1\s/)
+    assert.match(table(handedOver).find((l) => /^\s+cp2 /.test(l)) ?? '', /^\s+cp2\s+Ready\s+karp-cp2\s/)
+    // Still holding it (the handover under way, or no other node could take it): not done yet.
+    const holding = judge([pod('cp1', 'master'), pod('cp2', 'backup'), pod('cp3', 'backup')], {nodes: [node('cp1', true, true, true), node('cp2'), node('cp3')]})
+    assert.equal(holding.holder, 'one')
+    assert.equal(holding.state, 'degraded')
+    assert.deepEqual(holding.problems, ['node cp1 is cordoned but holds the VIP: its agent hands it over once another node can take it (an uncordoned node with a healthy API server)'])
+    const notReady = judge([pod('cp1', 'backup'), pod('cp2', 'master'), pod('cp3', 'backup')], {nodes: [node('cp1', false, true, true), node('cp2'), node('cp3')]})
+    assert.match(table(notReady).find((l) => /^\s+cp1 /.test(l)) ?? '', /^\s+cp1\s+NotReady,SchedulingDisabled\s/)
   })
 
   it('reports agents whose DaemonSet is gone', () => {

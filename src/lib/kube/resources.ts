@@ -4,6 +4,8 @@ const RESOURCES: Record<string, {group: string; resource: string}> = {
   ServiceAccount: {group: '', resource: 'serviceaccounts'},
   Role: {group: 'rbac.authorization.k8s.io', resource: 'roles'},
   RoleBinding: {group: 'rbac.authorization.k8s.io', resource: 'rolebindings'},
+  ClusterRole: {group: 'rbac.authorization.k8s.io', resource: 'clusterroles'},
+  ClusterRoleBinding: {group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings'},
   Secret: {group: '', resource: 'secrets'},
   DaemonSet: {group: 'apps', resource: 'daemonsets'},
   ValidatingAdmissionPolicy: {group: 'admissionregistration.k8s.io', resource: 'validatingadmissionpolicies'},

@@ -21,8 +21,8 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
 
 /**
  * The placeholders that name an install's objects. Namespace and name are DNS labels (validated), so they
- * contain no dot and no quote: the cluster-scoped policy name is unique per install, and the CEL string
- * literal cannot be broken out of.
+ * contain no dot and no quote: the names of the cluster-scoped objects (policy, ClusterRole) are unique per
+ * install, and the CEL string literal cannot be broken out of.
  */
 function identityValues(install: {namespace: string; name: string}): Record<string, string> {
   for (const value of [install.namespace, install.name]) {
@@ -32,6 +32,7 @@ function identityValues(install: {namespace: string; name: string}): Record<stri
     name: install.name,
     namespace: install.namespace,
     agentPolicyName: `karp-agent.${install.namespace}.${install.name}`,
+    agentClusterRoleName: `karp-agent.${install.namespace}.${install.name}`,
     agentUserMatch: `request.userInfo.username == 'system:serviceaccount:${install.namespace}:${install.name}'`,
   }
 }

@@ -48,7 +48,8 @@ function installLines(install: InstallStatus, now: Date, probe: VipProbe | undef
   ]
   const rows = install.agents.map((a) => {
     const since = a.pod?.roleChangedAt ? formatAge(Math.max(0, Math.round((now.getTime() - new Date(a.pod.roleChangedAt).getTime()) / 1000))) : '-'
-    const nodeReady = a.nodeReady === null ? 'gone' : a.nodeReady ? 'Ready' : ux.colorize('red', 'NotReady')
+    // As kubectl get nodes shows a cordoned node.
+    const nodeReady = a.nodeReady === null ? 'gone' : (a.nodeReady ? 'Ready' : ux.colorize('red', 'NotReady')) + (a.cordoned ? ux.colorize('yellow', ',SchedulingDisabled') : '')
     return [
       a.selected ? a.node : `${a.node} (not selected)`,
       nodeReady,

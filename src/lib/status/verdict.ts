@@ -34,6 +34,11 @@ export interface AgentStatus {
   node: string
   /** Whether the node's Ready condition is True; null when the node object is gone. */
   nodeReady: boolean | null
+  /**
+   * The node is cordoned (spec.unschedulable, as kubectl cordon and drain set it): its agent hands the VIP
+   * over and does not take it until the node is uncordoned.
+   */
+  cordoned: boolean
   /** Whether the DaemonSet selects this node (a pod can outlive a change of selection). */
   selected: boolean
   pod: PodStatus | null
@@ -71,6 +76,8 @@ const EVENTS_SHOWN = 10
 function nodeIsReady(node: V1Node): boolean {
   return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false
 }
+
+const nodeIsCordoned = (node: V1Node | undefined) => node?.spec?.unschedulable === true
 
 function eventTime(e: CoreV1Event): string {
   const t = e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? e.metadata?.creationTimestamp
@@ -137,13 +144,13 @@ export function installStatus(
   const nodesByName = new Map(snapshot.nodes.map((n) => [n.metadata?.name ?? '', n]))
   const selectedNodes = snapshot.nodes.filter((n) => podSpec && podSpecSelectsNode(podSpec, n.metadata?.labels ?? {}))
 
-  const agents: AgentStatus[] = selectedNodes.map((n) => ({node: n.metadata?.name ?? '', nodeReady: nodeIsReady(n), selected: true, pod: null}))
+  const agents: AgentStatus[] = selectedNodes.map((n) => ({node: n.metadata?.name ?? '', nodeReady: nodeIsReady(n), cordoned: nodeIsCordoned(n), selected: true, pod: null}))
   for (const pod of owned) {
     const nodeName = pod.spec?.nodeName ?? '(unscheduled)'
     let agent = agents.find((a) => a.node === nodeName)
     if (!agent) {
       const node = nodesByName.get(nodeName)
-      agent = {node: nodeName, nodeReady: node ? nodeIsReady(node) : null, selected: false, pod: null}
+      agent = {node: nodeName, nodeReady: node ? nodeIsReady(node) : null, cordoned: nodeIsCordoned(node), selected: false, pod: null}
       agents.push(agent)
     }
     agent.pod = podStatus(pod, events.find((e) => e.involvedObject.name === pod.metadata?.name), now)
@@ -158,6 +165,11 @@ export function installStatus(
   if (holder === 'split-brain') problems.push(`split brain: ${holders.join(' and ')} all report holding VIP ${install.vip}; check that their CARP advertisements reach each other (same L2 segment, vhid, password)`)
   for (const a of agents) {
     if (a.nodeReady === false && a.selected) problems.push(`node ${a.node} is NotReady`)
+    // A cordoned node's agent gives the VIP up as soon as another node answers for it; one still holding
+    // it found no other node to take it, or is in the middle of the handover.
+    if (a.cordoned && holders.includes(a.node)) {
+      problems.push(`node ${a.node} is cordoned but holds the VIP: its agent hands it over once another node can take it (an uncordoned node with a healthy API server)`)
+    }
     if (!a.pod) {
       if (a.selected) problems.push(`node ${a.node} is selected but runs no karp pod`)
       continue
