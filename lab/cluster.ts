@@ -17,7 +17,7 @@ import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {execa} from 'execa'
 import {resolveBinDir} from './binaries.js'
-import {ControlPlane} from './control-plane.js'
+import {ControlPlane, SERVICE_CIDR} from './control-plane.js'
 import {KubeProxy} from './kube-proxy.js'
 import {KubeNode, type CommandResult} from './node.js'
 import {Network, type Host, type Proc} from './network.js'
@@ -120,7 +120,12 @@ export class Cluster {
   private async build(opts: ClusterOptions, began: number): Promise<void> {
     const count = opts.nodes ?? 3
     const hosts: Host[] = []
-    for (let i = 1; i <= count; i++) hosts.push(await this.net.addHost(`node${i}`, 10 + i))
+    for (let i = 1; i <= count; i++) {
+      const host = await this.net.addHost(`node${i}`, 10 + i)
+      // A node's way to Service addresses, which kube-proxy then rewrites (a real node has its default route).
+      await this.net.addRoute(host, SERVICE_CIDR)
+      hosts.push(host)
+    }
     this.startup.network = seconds(began)
     this.log(`network up: ${hosts.map((h) => `${h.name} ${h.ip}`).join(', ')}, client ${this.client.ip}`)
 
@@ -150,7 +155,7 @@ export class Cluster {
         kubectl: (args) => this.kubectl(args),
         dir: join(this.dir, host.name),
       })
-      const proxy = new KubeProxy({net: this.net, host, binDir: this.binDir, dir: join(this.dir, host.name, 'kube-proxy'), kubeconfig: proxyConfig})
+      const proxy = new KubeProxy({net: this.net, host, binDir: this.binDir, dir: join(this.dir, 'kube-proxy', host.name), kubeconfig: proxyConfig})
       this.nodes.push({name: host.name, host, kube, proxy, down: false})
     }
     await Promise.all(this.nodes.map(async (n) => {
@@ -158,9 +163,22 @@ export class Cluster {
       n.proxy.start()
     }))
     await Promise.all(this.nodes.map((n) => n.kube.waitReady(60_000)))
+    await this.markAsKubeadm()
     this.startup.nodes = seconds(phase)
     this.startup.total = seconds(began)
     this.log(`nodes Ready in ${this.startup.nodes.toFixed(1)} s; lab up in ${this.startup.total.toFixed(1)} s`)
+  }
+
+  /** What kubeadm puts on the control-plane nodes it sets up (and how `karp check-cert` recognises kubeadm). */
+  private async markAsKubeadm(): Promise<void> {
+    const names = this.nodes.map((n) => n.name)
+    for (const args of [
+      ['label', 'node', ...names, 'node.kubernetes.io/exclude-from-external-load-balancers=', '--overwrite'],
+      ['annotate', 'node', ...names, 'kubeadm.alpha.kubernetes.io/cri-socket=unix:///var/run/containerd/containerd.sock', '--overwrite'],
+    ]) {
+      const r = await this.kubectl(args)
+      if (r.exitCode !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr.trim()}`)
+    }
   }
 
   node(name: string): ClusterNode {
@@ -193,9 +211,12 @@ export class Cluster {
     return {exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr}
   }
 
-  /** Nodes whose eth0 carries the VIP now (a node powered off keeps it until it comes back). */
+  /**
+   * Nodes that hold the VIP now: powered and with the VIP on eth0. (A node powered off keeps it on its eth0,
+   * unheard; it counts again as soon as its link is back.)
+   */
   async holders(): Promise<string[]> {
-    const held = await Promise.all(this.nodes.map(async (n) => ((await this.net.hasAddress(n.host, VIP)) ? n.name : undefined)))
+    const held = await Promise.all(this.nodes.map(async (n) => (!n.down && (await this.net.hasAddress(n.host, VIP)) ? n.name : undefined)))
     return held.filter((n): n is string => n !== undefined)
   }
 
@@ -212,11 +233,11 @@ export class Cluster {
    */
   async powerOff(name: string): Promise<void> {
     const n = this.node(name)
+    n.down = true
     await this.net.cutLink(n.host)
     n.kube.kill()
     await Promise.all([this.controlPlane.killNode(name), n.proxy.kill()])
     for (const pid of this.net.pidsIn(n.host.ns)) killGroup(pid, 'SIGKILL')
-    n.down = true
   }
 
   /**
@@ -227,10 +248,10 @@ export class Cluster {
   async powerOn(name: string): Promise<void> {
     const n = this.node(name)
     await this.net.restoreLink(n.host)
+    n.down = false
     await this.controlPlane.startNode(name)
     await n.kube.restart()
     n.proxy.start()
-    n.down = false
   }
 
   /** SIGKILL to the node's kube-apiserver only. */

@@ -123,6 +123,11 @@ export class Network {
     return host
   }
 
+  /** A route on the host's eth0 for `cidr` (no gateway: the bridge is the only way out of a namespace). */
+  async addRoute(host: Host, cidr: string): Promise<void> {
+    await run('ip', ['-n', host.ns, 'route', 'add', cidr, 'dev', 'eth0', 'src', host.ip])
+  }
+
   host(name: string): Host {
     const host = this.hosts.find((h) => h.name === name)
     if (!host) throw new Error(`no lab host ${name}`)

@@ -7,7 +7,14 @@ const cleanups: (() => void)[] = []
 let installed = false
 
 function runAll(): void {
-  for (const cleanup of [...cleanups].reverse()) cleanup()
+  // One cleanup failing must not leave the others' processes, mounts and namespaces behind.
+  for (const cleanup of [...cleanups].reverse()) {
+    try {
+      cleanup()
+    } catch (err) {
+      console.error(`teardown: ${(err as Error).stack ?? String(err)}`)
+    }
+  }
 }
 
 /** Registers `cleanup` (it must be idempotent); the returned function unregisters it. */
