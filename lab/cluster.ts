@@ -22,7 +22,7 @@ import {KubeProxy} from './kube-proxy.js'
 import {KubeNode, type CommandResult} from './node.js'
 import {Network, type Host, type Proc} from './network.js'
 import {parseProbes, type Probe} from './outage.js'
-import {killGroup, processTree, rssKb, sleep, SYSTEM_PATH} from './process.js'
+import {killGroup, killPid, processTree, rssKb, sleep, SYSTEM_PATH} from './process.js'
 import {atTeardown} from './teardown.js'
 
 export const SUBNET = '10.78.0'
@@ -252,6 +252,19 @@ export class Cluster {
     await this.controlPlane.startNode(name)
     await n.kube.restart()
     n.proxy.start()
+  }
+
+  /**
+   * An agent crash: SIGKILL, from the host, to every process of the node's running karp agent container
+   * (from inside the container the entrypoint is its PID namespace's init, which ignores SIGKILL).
+   */
+  async killAgent(name: string): Promise<number> {
+    const runtime = this.node(name).kube.runtime
+    const ids = (await runtime.crictl(['ps', '--name', '^agent$', '--state', 'running', '-q'])).stdout.split('\n').filter(Boolean)
+    if (ids.length !== 1) throw new Error(`${name} runs ${ids.length} agent containers, not one`)
+    const processes = await runtime.processes(ids[0] as string)
+    for (const p of processes) killPid(p.pid, 'SIGKILL')
+    return processes.length
   }
 
   /** SIGKILL to the node's kube-apiserver only. */

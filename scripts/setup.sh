@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 # aarch64 cross compiler: karp-tls (agent/tls/build.sh); skopeo, docker-registry and apache2-utils (htpasswd):
 # the release dry-run (test/e2e/image-registry.test.ts); containerd and runc: the image under the real
 # runtime (test/runtime/containerd.ts starts an instance of its own; none depends on the system service);
-# xz-utils, gpgv, binutils (readelf): the image build reads signed Debian indexes and ELF headers.
-apt_packages=(ucarp iproute2 iputils-arping shellcheck curl socat procps git ca-certificates busybox-static gcc libc6-dev libbearssl-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross skopeo docker-registry apache2-utils containerd runc xz-utils gpgv binutils)
+# xz-utils, gpgv, binutils (readelf): the image build reads signed Debian indexes and ELF headers;
+# iptables, util-linux (nsenter, unshare), hostname, openssl: the real-node lab (kube-proxy's rules, nodes'
+# namespaces, certificate checks from inside them).
+apt_packages=(ucarp iproute2 iputils-arping shellcheck curl socat procps git ca-certificates busybox-static gcc libc6-dev libbearssl-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross skopeo docker-registry apache2-utils containerd runc xz-utils gpgv binutils iptables util-linux hostname openssl)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -238,7 +238,6 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
   step('5. power loss of the holder: the VIP moves, etcd keeps quorum, kubectl resumes; back, it rejoins as backup', async () => {
     const lost = holder
     const probe = cluster.startProbe()
-    const watch = watchHolders(cluster)
     await sleep(1000)
     await cluster.powerOff(lost)
     log(`power loss of ${lost}`)
@@ -251,14 +250,16 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     log(`power loss (${lost} -> ${holder}): ${describeOutage(down)}`)
     assert.ok(down.at(-1)?.ok, 'requests through the VIP succeed again')
 
-    // The node comes back with the VIP still on its eth0: its agent drops it and joins as a backup.
+    // The node comes back with whatever its eth0 kept: its agent must not leave a second holder behind.
+    const watch = watchHolders(cluster)
     await cluster.powerOn(lost)
     await cluster.node(lost).kube.waitReady(60_000)
     await waitFor(`the agent on ${lost} running again`, 90_000, async () => (await podOn(lost)).status.containerStatuses?.[0]?.ready === true, undefined, 1000)
     assert.equal(await oneHolder(), holder, 'the survivor keeps the VIP')
     const seen = await watch.stop()
-    log(`node back: two holders for at most ${seen.doubleMs} ms (sampled every 100 ms)`)
+    log(`node back: two holders for at most ${seen.doubleMs} ms (sampled every 100 ms; target <= 1 s)`)
     assert.equal(seen.zeroAfterFirst, 0, 'the VIP was on some node at every sample')
+    assert.ok(seen.samples.every((h) => h.length === 1 && h[0] === holder), `only ${holder} held the VIP while ${lost} came back: ${JSON.stringify(seen.samples.filter((h) => h.length !== 1).slice(0, 5))}`)
     assert.equal(await statusHolder(), holder)
   })
 
@@ -348,9 +349,8 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
 
   step('10. an agent crash (SIGKILL in the container): the kubelet restarts it, karp status shows the restart', async () => {
     const node = cluster.nodes.find((n) => n.name !== holder)!.name
-    const pod = await podOn(node)
-    const kill = await cluster.kubectl(['exec', '-n', NAMESPACE, pod.metadata.name, '--', 'kill', '-KILL', '1'])
-    assert.ok(kill.exitCode === 0 || kill.exitCode === 137 || /terminated|exit code 137/.test(kill.stderr), `kill: ${kill.exitCode} ${kill.stderr}`)
+    const killed = await cluster.killAgent(node)
+    assert.ok(killed >= 2, `the entrypoint and ucarp at least (${killed} processes)`)
     let restarts = 0
     await waitFor(`karp status showing the restart on ${node}`, 90_000, async () => {
       const r = await cluster.karp(['status', '--json'])
