@@ -12,11 +12,9 @@ import {closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, symlin
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {resolveBinDir} from './binaries.js'
-import {API_PORT, Cluster, VIP} from './cluster.js'
+import {API_PORT, Cluster, clusterSkipReason, VIP} from './cluster.js'
 import {COMMANDS, runCommand, sendCommand, serveCommands} from './commands.js'
-import {controlPlaneSkipReason} from './control-plane.js'
 import {agentImage} from './image.js'
-import {nodeSkipReason} from './node.js'
 import {waitFor} from './process.js'
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -89,7 +87,7 @@ async function up(): Promise<void> {
     return
   }
   if (state) down(true)
-  const reason = controlPlaneSkipReason() || (await nodeSkipReason())
+  const reason = await clusterSkipReason()
   if (reason) {
     console.error(`npm run lab: ${reason} (scripts/setup.sh installs the tools; run as root on Linux)`)
     process.exit(1)

@@ -11,15 +11,16 @@
 //
 // The VIP is 10.78.0.10. Nothing runs in the root namespace and nothing there connects to a lab address:
 // this process drives the lab by starting processes inside the namespaces and reading files.
+import {spawnSync} from 'node:child_process'
 import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {execa} from 'execa'
 import {resolveBinDir} from './binaries.js'
-import {ControlPlane, SERVICE_CIDR} from './control-plane.js'
+import {ControlPlane, controlPlaneSkipReason, SERVICE_CIDR} from './control-plane.js'
 import {KubeProxy} from './kube-proxy.js'
-import {KubeNode, type CommandResult} from './node.js'
+import {KubeNode, nodeSkipReason, type CommandResult} from './node.js'
 import {Network, type Host, type Proc} from './network.js'
 import {parseProbes, type Probe} from './outage.js'
 import {killGroup, killPid, processTree, rssKb, sleep, SYSTEM_PATH} from './process.js'
@@ -32,6 +33,16 @@ export const API_PORT = 6443
 const here = dirname(fileURLToPath(import.meta.url))
 const repoRoot = resolve(here, '..')
 const karpBin = join(repoRoot, 'bin', 'run.js')
+
+/** Why the real-node lab cannot run here, or false. Under CI=true a missing prerequisite throws instead. */
+export async function clusterSkipReason(): Promise<string | false> {
+  const reason = controlPlaneSkipReason() || (await nodeSkipReason())
+  if (reason) return reason
+  if (spawnSync('sh', ['-c', 'command -v iptables-restore'], {env: {PATH: SYSTEM_PATH}}).status === 0) return false
+  const missing = "the lab's kube-proxy needs iptables (bash scripts/setup.sh installs it)"
+  if (process.env.CI === 'true') throw new Error(`CI=true and ${missing}`)
+  return missing
+}
 
 export interface ClusterOptions {
   /** Control-plane nodes (default 3). */

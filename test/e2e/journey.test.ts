@@ -9,10 +9,8 @@ import {readdirSync, readFileSync} from 'node:fs'
 import {basename, dirname, join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {parse} from 'yaml'
-import {Cluster, VIP, API_PORT} from '../../lab/cluster.js'
-import {controlPlaneSkipReason} from '../../lab/control-plane.js'
+import {API_PORT, Cluster, clusterSkipReason, VIP} from '../../lab/cluster.js'
 import {agentImage} from '../../lab/image.js'
-import {nodeSkipReason} from '../../lab/node.js'
 import {longestOutage, outages, type Probe} from '../../lab/outage.js'
 import {sleep, waitFor} from '../../lab/process.js'
 import {readKubeletSysctls} from '../../lab/kubelet-host.js'
@@ -21,7 +19,7 @@ import type {InstallResult} from '../../src/lib/install/install.js'
 import type {UninstallResult} from '../../src/lib/install/uninstall.js'
 import type {StatusResult} from '../../src/lib/status/status.js'
 
-const skip = controlPlaneSkipReason() || (await nodeSkipReason())
+const skip = await clusterSkipReason()
 const NAMESPACE = 'karp-system'
 /** The node whose API server certificate starts without the VIP, as on a cluster set up before karp. */
 const NO_VIP_NODE = 'node3'
@@ -119,9 +117,12 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
       } catch {
         return false
       }
-      const install = last.installs[0]
+      const install = last.installs?.[0]
       return r.exitCode === 0 && last.verdict === 'healthy' && install?.holder === 'one' && install.holders[0] !== except
-    }, () => `exit ${exit}: ${JSON.stringify(last?.installs[0] ? {holders: last.installs[0].holders, state: last.installs[0].state, problems: last.installs[0].problems} : last)}`, 1000)
+    }, () => {
+      const install = last?.installs?.[0]
+      return `exit ${exit}: ${JSON.stringify(install ? {holders: install.holders, state: install.state, problems: install.problems} : last)}`
+    }, 1000)
     const install = last!.installs[0]!
     assert.equal(install.vipProbe?.reachable, true, 'karp status reaches the VIP from the client')
     return install.holders[0]!
