@@ -8,7 +8,7 @@
 //   serve   the background process itself (up starts it)
 //   others  see COMMANDS in lab/commands.ts (kill-node NODE, restore-node NODE, kill-apiserver NODE, ...)
 import {spawn, spawnSync} from 'node:child_process'
-import {closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import {closeSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {resolveBinDir} from './binaries.js'
@@ -204,8 +204,14 @@ function down(quiet = false): void {
     encoding: 'utf8',
   })
   if (sweep.status !== 0 && !quiet) console.error(sweep.stderr.trim())
-  rmSync(LAB_DIR, {recursive: true, force: true})
-  if (!quiet) console.log(state ? `karp lab ${state.prefix} removed` : `no karp lab was running; ${LAB_DIR} removed`)
+  // Only what this command made: lab/node.ts and lab/kubelet-host.ts keep records beside it for every lab.
+  for (const path of [STATE, LOG, SOCKET, CLIENT, join(LAB_DIR, 'bin'), join(LAB_DIR, 'cluster')]) rmSync(path, {recursive: true, force: true})
+  try {
+    rmdirSync(LAB_DIR)
+  } catch {
+    // not empty: another lab's records
+  }
+  if (!quiet) console.log(state ? `karp lab ${state.prefix} removed` : 'no karp lab was running')
 }
 
 const [command = 'up', ...args] = process.argv.slice(2)
