@@ -15,7 +15,7 @@ import {resolveBinDir} from './binaries.js'
 import {API_PORT, Cluster, clusterSkipReason, VIP} from './cluster.js'
 import {COMMANDS, runCommand, sendCommand, serveCommands} from './commands.js'
 import {agentImage} from './image.js'
-import {waitFor} from './process.js'
+import {alive, waitFor} from './process.js'
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const LAB_DIR = process.env.KARP_LAB_DIR ?? '/run/karp-lab'
@@ -37,14 +37,6 @@ interface LabState {
   memoryMb: number
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 function readState(): LabState | undefined {
   try {

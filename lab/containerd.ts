@@ -16,6 +16,7 @@ import {join} from 'node:path'
 import {execa} from 'execa'
 import {resolveBinDir} from './binaries.js'
 import {atTeardown} from './teardown.js'
+import {alive} from './process.js'
 
 /** The containerd namespace CRI works in (and `ctr -n` must name to be seen by CRI). */
 export const CRI_NAMESPACE = 'k8s.io'
@@ -122,13 +123,6 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 `
 }
 
-function alive(pid: number): boolean {
-  try {
-    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
-  } catch {
-    return false
-  }
-}
 
 function kill(pid: number, signal: NodeJS.Signals): void {
   try {

@@ -9,6 +9,7 @@
 // dropped by the next process that comes or goes. Synchronous throughout: exit hooks call it.
 import {closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, writeSync} from 'node:fs'
 import {dirname, join} from 'node:path'
+import {alive} from './process.js'
 
 /** What the kubelet's container manager sets (pkg/kubelet/cm setupKernelTunables): /proc/sys path -> value. */
 export const KUBELET_SYSCTLS: Readonly<Record<string, string>> = {
@@ -41,14 +42,6 @@ export function readKubeletSysctls(): Record<string, string> {
   return Object.fromEntries(Object.keys(KUBELET_SYSCTLS).map((key) => [key, readFileSync(`/proc/sys/${key}`, 'utf8').trim()]))
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)

@@ -24,6 +24,15 @@ export async function waitFor(
   }
 }
 
+/** Whether `pid` runs: it exists and is not a zombie (what exited but nobody reaped still has a pid). */
+export function alive(pid: number): boolean {
+  try {
+    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    return false
+  }
+}
+
 /** Sends `signal` to the process group `pid` leads; nothing when it is gone already. */
 export function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {

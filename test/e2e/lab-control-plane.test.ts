@@ -10,6 +10,7 @@ import {after, before, describe, it} from 'node:test'
 import {ControlPlane, COMPONENTS, controlPlaneSkipReason, LEADER_LEASES} from '../../lab/control-plane.js'
 import {Network, run} from '../../lab/network.js'
 import {atTeardown} from '../../lab/teardown.js'
+import {alive} from '../../lab/process.js'
 
 const skip = controlPlaneSkipReason()
 const SUBNET = '10.78.0'
@@ -24,14 +25,6 @@ interface Member {
   clientURLs?: string[]
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 describe('the lab control plane: three stacked control-plane nodes in network namespaces', {skip}, () => {
   let net: Network

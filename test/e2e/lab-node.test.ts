@@ -21,7 +21,7 @@ import {CONTAINER_LOG_LINKS, KUBELET_HOST_DIRS, KUBELET_SYSCTLS, kubeletHostLedg
 import {Network} from '../../lab/network.js'
 import {CONTROL_PLANE_LABEL, KubeNode, nodeSkipReason, type CommandResult} from '../../lab/node.js'
 import {issueClientCert} from '../../lab/pki.js'
-import {rssKb, waitFor} from '../../lab/process.js'
+import {alive, rssKb, waitFor} from '../../lab/process.js'
 import type {ImageSummary} from '../../scripts/image/build.js'
 import {clusterOrSkip, uniqueName} from '../integration/cluster-env.js'
 
@@ -39,14 +39,6 @@ interface PodObject {
   }
 }
 
-/** Alive and not a zombie (this sandbox's pid 1 may not reap what it inherits). */
-function alive(pid: number): boolean {
-  try {
-    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
-  } catch {
-    return false
-  }
-}
 
 function comm(pid: number): string {
   try {
