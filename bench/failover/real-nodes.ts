@@ -1,0 +1,574 @@
+// Failover figures on real nodes: the real-node lab (lab/cluster.ts: three control-plane nodes, each with an
+// etcd member, kube-apiserver, controller-manager, scheduler, containerd, kubelet and kube-proxy, in network
+// namespaces), the karp agent installed with the CLI against plain ucarp run as a DaemonSet from the same
+// image (plain-ucarp.yaml), each config on a cluster of its own.
+//
+//   npm run bench -- failover/real-nodes
+//   node --import tsx bench/failover/real-nodes.ts [--trials 5] [--configs agent,plain]
+//        [--scenarios power,apiserver,delete,upgrade,drain]            (after npm run build)
+//
+// Outage = the longest client outage the lab's API prober saw (GET /readyz through the VIP every 50 ms with
+// the client's credentials, lab/api-prober.ts). Scenarios, each trial on the current holder:
+//   power      power loss of the holder; then power on: the longest time two nodes held the VIP (sampled
+//              every 100 ms) and the time until its VIP pod is Ready again
+//   apiserver  the holder's kube-apiserver SIGKILLed (plain ucarp has no health gate: "never" moves, and the
+//              outage is the whole window); then started again and eligible
+//   delete     kubectl delete pod of the holder's VIP pod; the replacement Ready
+//   upgrade    a new password rolled over all pods (karp install --password-file; plain: Secret + template);
+//              the longest time two nodes held the VIP
+//   drain      kubectl drain --ignore-daemonsets of the holder, then (agent: once another node holds the
+//              VIP; plain: 3 s later) power loss; back on and uncordoned afterwards
+// Also lab up time, RSS of each node (every process in its namespace) and of the VIP pod's processes.
+// Per-trial lines go to stderr; the table (Markdown) to stdout.
+import {randomBytes} from 'node:crypto'
+import {readFileSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {parseArgs} from 'node:util'
+import {execa} from 'execa'
+import {parseAllDocuments, stringify} from 'yaml'
+import {API_PORT, Cluster, VIP} from '../../lab/cluster.js'
+import {controlPlaneSkipReason} from '../../lab/control-plane.js'
+import {agentImage} from '../../lab/image.js'
+import {nodeSkipReason, type CommandResult} from '../../lab/node.js'
+import {longestOutage, type Probe} from '../../lab/outage.js'
+import {rssKb, sleep, waitFor} from '../../lab/process.js'
+import {DEFAULTS} from '../../src/lib/config/vip-config.js'
+import {summarize} from '../stats.js'
+
+const here = import.meta.dirname
+const CONFIGS = ['agent', 'plain'] as const
+const SCENARIOS = ['power', 'apiserver', 'delete', 'upgrade', 'drain'] as const
+type Config = (typeof CONFIGS)[number]
+type Scenario = (typeof SCENARIOS)[number]
+
+const {values} = parseArgs({
+  options: {
+    trials: {type: 'string', default: '5'},
+    configs: {type: 'string', default: CONFIGS.join(',')},
+    scenarios: {type: 'string', default: SCENARIOS.join(',')},
+  },
+})
+const trials = Number(values.trials)
+const configs = pick(values.configs, CONFIGS, '--configs')
+const scenarios = pick(values.scenarios, SCENARIOS, '--scenarios')
+if (!Number.isInteger(trials) || trials < 1) throw new Error(`--trials must be a positive integer, not ${values.trials}`)
+
+/** How long plain ucarp is watched after its node's API server died: it has no health gate and never moves. */
+const PLAIN_APISERVER_WINDOW_MS = 10_000
+/** Plain ucarp ignores a drain; the bench waits this long before the drained holder's power goes. */
+const PLAIN_DRAIN_WAIT_MS = 3000
+const VIP_SERVER = `https://${VIP}:${API_PORT}`
+const log = (line: string) => console.error(`# failover/real-nodes: ${line}`)
+
+function pick<T extends string>(list: string, allowed: readonly T[], flag: string): T[] {
+  const chosen = list.split(',').filter(Boolean)
+  const unknown = chosen.filter((c) => !allowed.includes(c as T))
+  if (unknown.length > 0) throw new Error(`${flag}: unknown ${unknown.join(', ')} (one of ${allowed.join(', ')})`)
+  return chosen as T[]
+}
+
+interface Pod {
+  metadata: {name: string; creationTimestamp: string}
+  spec: {nodeName?: string}
+  status: {containerStatuses?: {ready: boolean; restartCount: number; state?: {running?: {startedAt: string}}}[]}
+}
+
+/** One trial's figures, in ms; `moved` is false when the VIP never left the holder. */
+interface Trial {
+  outageMs: number
+  moved: boolean
+  figures: Record<string, number>
+  /** The holder before and after the trial. */
+  path: string
+}
+
+/** Samples the holder set every 100 ms until stopped: the longest time two or more nodes held the VIP at once. */
+function watchHolders(cluster: Cluster): {stop: () => Promise<number>} {
+  let running = true
+  let longest = 0
+  let since: number | undefined
+  const loop = (async () => {
+    while (running) {
+      const t = Date.now()
+      const count = (await cluster.holders()).length
+      if (count > 1) since ??= t
+      else if (since !== undefined) {
+        longest = Math.max(longest, t - since)
+        since = undefined
+      }
+      await sleep(100)
+    }
+    if (since !== undefined) longest = Math.max(longest, Date.now() - since)
+  })()
+  return {
+    stop: async () => {
+      running = false
+      await loop
+      return longest
+    },
+  }
+}
+
+/** The VIP's failover on one real cluster, with one config deployed. */
+class RealNodeBench {
+  /** Nodes whose API server does not answer now (powered off, or killed): management goes elsewhere. */
+  private readonly unavailable = new Set<string>()
+  private readonly passwordFile: string
+  private revision = 0
+  readonly memory = new Map<string, {node: number[]; pod: number[]}>()
+
+  constructor(
+    readonly cluster: Cluster,
+    readonly config: Config,
+    readonly imageRef: string,
+  ) {
+    this.passwordFile = join(cluster.dir, 'bench-password')
+  }
+
+  get namespace(): string {
+    return this.config === 'agent' ? DEFAULTS.namespace : 'plain-ucarp'
+  }
+
+  private get selector(): string {
+    return this.config === 'agent' ? 'app.kubernetes.io/name=karp' : 'app=plain-ucarp'
+  }
+
+  private get container(): string {
+    return this.config === 'agent' ? 'agent' : 'ucarp'
+  }
+
+  /** A new password in a file (never on a command line, never printed): 16 hex characters, within ucarp's 19. */
+  private newPassword(): string {
+    const password = randomBytes(8).toString('hex')
+    writeFileSync(this.passwordFile, `${password}\n`, {mode: 0o600})
+    return password
+  }
+
+  /** kubectl through the API server of a node that serves now (the client kubeconfig names node1). */
+  manage(args: string[], timeoutMs?: number): Promise<CommandResult> {
+    const node = this.cluster.nodes.find((n) => !this.unavailable.has(n.name) && !n.down)
+    if (!node) throw new Error('no node serves the API')
+    return this.cluster.kubectl(['--server', `https://${node.host.ip}:${API_PORT}`, ...args], timeoutMs)
+  }
+
+  private async must(args: string[], timeoutMs?: number): Promise<string> {
+    const r = await this.manage(args, timeoutMs)
+    if (r.exitCode !== 0) throw new Error(`kubectl ${args.join(' ')}: exit ${r.exitCode}: ${r.stderr.trim()}`)
+    return r.stdout
+  }
+
+  /** Deploys the config and waits until its pods are Ready and one node holds the VIP; ms it took. */
+  async install(): Promise<number> {
+    const began = Date.now()
+    await this.deploy()
+    await this.steady()
+    return Date.now() - began
+  }
+
+  /** Installs or rolls to a new password; returns when the rollout is complete. */
+  private async deploy(): Promise<void> {
+    const password = this.newPassword()
+    if (this.config === 'agent') {
+      const args = ['install', '--vip', VIP, '--image', this.imageRef, '--password-file', this.passwordFile, '--yes', '--timeout', '5m']
+      const r = await this.cluster.karp(args, 360_000)
+      if (r.exitCode !== 0) throw new Error(`karp ${args.join(' ')}: exit ${r.exitCode}: ${r.stderr.trim()}`)
+      return
+    }
+    this.revision++
+    const file = join(this.cluster.dir, 'plain-ucarp.yaml')
+    writeFileSync(
+      file,
+      renderPlain({
+        image: this.imageRef,
+        vip: VIP,
+        vhid: String(DEFAULTS.vhid),
+        password,
+        revision: String(this.revision),
+        upScript: readFileSync(join(here, 'plain-up.sh'), 'utf8'),
+        downScript: readFileSync(join(here, 'plain-down.sh'), 'utf8'),
+      }),
+      {mode: 0o600},
+    )
+    await this.must(['apply', '-f', file])
+    await this.must(['rollout', 'status', 'daemonset/ucarp', '-n', this.namespace, '--timeout=5m'], 330_000)
+  }
+
+  async pods(): Promise<Pod[]> {
+    return (JSON.parse(await this.must(['get', 'pods', '-n', this.namespace, '-l', this.selector, '-o', 'json'])) as {items: Pod[]}).items
+  }
+
+  async podOn(node: string): Promise<Pod | undefined> {
+    return (await this.pods()).find((p) => p.spec.nodeName === node)
+  }
+
+  /** Exactly one node (other than `except`) holds the VIP, still so 1.5 s later; that node. */
+  async oneHolder(timeoutMs = 60_000, except?: string): Promise<string> {
+    let holders: string[] = []
+    await waitFor(`exactly one VIP holder${except ? ` other than ${except}` : ''}`, timeoutMs, async () => {
+      holders = await this.cluster.holders()
+      if (holders.length !== 1 || holders[0] === except) return false
+      await sleep(1500)
+      const again = await this.cluster.holders()
+      return again.length === 1 && again[0] === holders[0]
+    }, () => `holders: [${holders.join(', ')}]`)
+    return holders[0] as string
+  }
+
+  /** Another node than `from` holds the VIP (the first sample that shows one; the prober measures the rest). */
+  async otherHolder(from: string, timeoutMs = 60_000): Promise<void> {
+    await waitFor(`a VIP holder other than ${from}`, timeoutMs, async () => (await this.cluster.holders()).some((h) => h !== from), undefined, 100)
+  }
+
+  async throughVip(timeoutMs = 30_000): Promise<void> {
+    let last = ''
+    await waitFor('kubectl get nodes through the VIP', timeoutMs, async () => {
+      const r = await this.cluster.kubectl(['--server', VIP_SERVER, 'get', 'nodes', '-o', 'name', '--request-timeout=2s'])
+      last = r.stderr || r.stdout
+      return r.exitCode === 0
+    }, () => last, 250)
+  }
+
+  /** The pod on `node` runs a container started at or after `since` (ms since epoch) and is Ready. */
+  async podReadySince(node: string, since: number, timeoutMs = 120_000): Promise<void> {
+    await waitFor(`the ${this.container} pod on ${node} Ready again`, timeoutMs, async () => {
+      const status = (await this.podOn(node))?.status.containerStatuses?.[0]
+      const started = Date.parse(status?.state?.running?.startedAt ?? '')
+      // startedAt has whole seconds.
+      return status?.ready === true && started >= Math.floor(since / 1000) * 1000
+    }, undefined, 500)
+  }
+
+  /** Every pod Ready, exactly one holder, the client served through the VIP; records memory; the holder. */
+  async steady(): Promise<string> {
+    await waitFor(`${this.cluster.nodes.length} Ready ${this.container} pods`, 120_000, async () => {
+      const pods = await this.pods()
+      return pods.length === this.cluster.nodes.length && pods.every((p) => p.status.containerStatuses?.[0]?.ready === true)
+    }, undefined, 1000)
+    const holder = await this.oneHolder()
+    await this.throughVip()
+    await this.sampleMemory()
+    return holder
+  }
+
+  private async sampleMemory(): Promise<void> {
+    for (const n of this.cluster.nodes) {
+      const ids = await n.kube.runtime.crictl(['ps', '-q', '--state', 'Running', '--name', `^${this.container}$`], {reject: false})
+      let pod = 0
+      for (const id of ids.stdout.split('\n').filter(Boolean)) pod += rssKb((await n.kube.runtime.processes(id)).map((p) => p.pid))
+      const m = this.memory.get(n.name) ?? {node: [], pod: []}
+      m.node.push(this.cluster.nodeRssKb(n.name))
+      if (pod > 0) m.pod.push(pod)
+      this.memory.set(n.name, m)
+    }
+  }
+
+  private async powerOff(name: string): Promise<void> {
+    this.unavailable.add(name)
+    await this.cluster.powerOff(name)
+  }
+
+  /** Power on, the node Ready, its VIP pod Ready on a container started after power-on; ms until then. */
+  private async powerOn(name: string): Promise<number> {
+    const on = Date.now()
+    await this.cluster.powerOn(name)
+    await this.cluster.controlPlane.waitReady(name, 60_000)
+    this.unavailable.delete(name)
+    await this.cluster.node(name).kube.waitReady(60_000)
+    await this.podReadySince(name, on)
+    return Date.now() - on
+  }
+
+  /** Starts the prober, runs `disrupt` after 1 s of good probes, stops the prober 1 s after `recovered`. */
+  private async measured(disrupt: () => Promise<void>, recovered: () => Promise<void>): Promise<number> {
+    const probe = this.cluster.startProbe()
+    let probes: Probe[]
+    try {
+      await sleep(1000)
+      await disrupt()
+      await recovered()
+      await sleep(1000)
+    } finally {
+      probes = await probe.stop()
+    }
+    return longestOutage(probes)
+  }
+
+  async trial(scenario: Scenario): Promise<Trial> {
+    const holder = await this.steady()
+    const result = await this.disrupt(scenario, holder)
+    return {...result, path: `${holder} -> ${(await this.cluster.holders()).join(' + ') || 'none'}`}
+  }
+
+  private async disrupt(scenario: Scenario, holder: string): Promise<Omit<Trial, 'path'>> {
+    switch (scenario) {
+      case 'power': {
+        const outageMs = await this.measured(
+          () => this.powerOff(holder),
+          async () => {
+            await this.otherHolder(holder)
+            await this.throughVip()
+          },
+        )
+        const watch = watchHolders(this.cluster)
+        let backMs: number
+        let doubleMs: number
+        try {
+          backMs = await this.powerOn(holder)
+          await this.oneHolder()
+        } finally {
+          doubleMs = await watch.stop()
+        }
+        return {outageMs, moved: true, figures: {doubleMs, backMs}}
+      }
+      case 'apiserver': {
+        let moved = true
+        const outageMs = await this.measured(
+          async () => {
+            this.unavailable.add(holder)
+            await this.cluster.killApiServer(holder)
+          },
+          async () => {
+            if (this.config === 'plain') {
+              await sleep(PLAIN_APISERVER_WINDOW_MS)
+              moved = !(await this.cluster.holders()).includes(holder)
+              return
+            }
+            await this.otherHolder(holder)
+            await this.throughVip()
+          },
+        )
+        const restarted = Date.now()
+        await this.cluster.startApiServer(holder)
+        this.unavailable.delete(holder)
+        if (this.config === 'plain') return {outageMs, moved, figures: {}}
+        await this.eligibleSince(holder, restarted)
+        const eligibleMs = Date.now() - restarted
+        // A flap: the VIP goes back to the node now that it is eligible again (it must not, without preemption).
+        await sleep(3000)
+        const flaps = (await this.oneHolder()) === holder ? 1 : 0
+        if (flaps) await this.printRoleChanges(restarted - 30_000)
+        return {outageMs, moved, figures: {eligibleMs, flaps}}
+      }
+      case 'delete': {
+        const pod = await this.podOn(holder)
+        if (!pod) throw new Error(`no ${this.container} pod on ${holder}`)
+        let deleted = 0
+        let replacedMs = 0
+        const outageMs = await this.measured(
+          async () => {
+            deleted = Date.now()
+            await this.must(['delete', 'pod', '-n', this.namespace, pod.metadata.name, '--wait=false'])
+          },
+          async () => {
+            await this.otherHolder(holder)
+            await waitFor(`a new ${this.container} pod on ${holder} Ready`, 120_000, async () => {
+              const now = await this.podOn(holder)
+              return now !== undefined && now.metadata.name !== pod.metadata.name && now.status.containerStatuses?.[0]?.ready === true
+            }, undefined, 500)
+            replacedMs = Date.now() - deleted
+            await this.throughVip()
+          },
+        )
+        return {outageMs, moved: true, figures: {replacedMs}}
+      }
+      case 'upgrade': {
+        const watch = watchHolders(this.cluster)
+        let rolloutMs = 0
+        let outageMs: number
+        let doubleMs: number
+        try {
+          outageMs = await this.measured(
+            async () => {
+              const began = Date.now()
+              await this.deploy()
+              rolloutMs = Date.now() - began
+            },
+            () => this.oneHolder().then(() => undefined),
+          )
+        } finally {
+          doubleMs = await watch.stop()
+        }
+        return {outageMs, moved: true, figures: {rolloutMs, doubleMs}}
+      }
+      case 'drain': {
+        let handoverMs: number | undefined
+        const outageMs = await this.measured(
+          async () => {
+            const began = Date.now()
+            await this.must(['drain', holder, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=60s'], 90_000)
+            if (this.config === 'agent') {
+              await this.otherHolder(holder)
+              handoverMs = Date.now() - began
+            } else await sleep(PLAIN_DRAIN_WAIT_MS)
+            await this.powerOff(holder)
+          },
+          async () => {
+            await this.otherHolder(holder)
+            await this.throughVip()
+          },
+        )
+        await this.powerOn(holder)
+        await this.must(['uncordon', holder])
+        await this.oneHolder()
+        return {outageMs, moved: true, figures: handoverMs === undefined ? {} : {handoverMs}}
+      }
+    }
+  }
+
+  /** The agent on `node` logged a passing health gate after `since`. */
+  private async eligibleSince(node: string, since: number): Promise<void> {
+    await waitFor(`the agent on ${node} eligible again`, 60_000, async () => {
+      const pod = await this.podOn(node)
+      if (!pod) return false
+      const logs = await this.manage(['logs', '-n', this.namespace, pod.metadata.name, `--since-time=${new Date(since - 1000).toISOString()}`])
+      return logs.stdout.includes('health check passed')
+    }, undefined, 500)
+  }
+
+  /** The agents' role changes since `since`, to stderr: what a flap looked like from the nodes. */
+  private async printRoleChanges(since: number): Promise<void> {
+    for (const pod of await this.pods()) {
+      const logs = await this.manage(['logs', '-n', this.namespace, pod.metadata.name, `--since-time=${new Date(since).toISOString()}`])
+      for (const line of logs.stdout.split('\n').filter((l) => l.includes('role='))) console.error(`  ${pod.spec.nodeName}: ${line}`)
+    }
+  }
+
+  /** After a failed trial: every node powered and serving, none cordoned. */
+  async recover(): Promise<void> {
+    for (const n of this.cluster.nodes) {
+      if (n.down) await this.cluster.powerOn(n.name)
+      if (this.unavailable.has(n.name)) {
+        try {
+          await this.cluster.controlPlane.waitReady(n.name, 5000)
+        } catch {
+          await this.cluster.startApiServer(n.name)
+        }
+        this.unavailable.delete(n.name)
+      }
+    }
+    await this.manage(['uncordon', ...this.cluster.nodes.map((n) => n.name)])
+  }
+}
+
+/** The baseline's objects: plain-ucarp.yaml with each whole-value `$(plain.KEY)` replaced by values[KEY]. */
+function renderPlain(values: Record<string, string>): string {
+  const fill = (node: unknown): unknown => {
+    if (typeof node === 'string') {
+      const key = /^\$\(plain\.(\w+)\)$/.exec(node)?.[1]
+      if (key === undefined) return node
+      const value = values[key]
+      if (value === undefined) throw new Error(`plain-ucarp.yaml: no value for ${node}`)
+      return value
+    }
+    if (Array.isArray(node)) return node.map(fill)
+    if (node !== null && typeof node === 'object') return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, fill(v)]))
+    return node
+  }
+  return parseAllDocuments(readFileSync(join(here, 'plain-ucarp.yaml'), 'utf8'))
+    .map((doc) => stringify(fill(doc.toJS())))
+    .join('---\n')
+}
+
+const seconds = (ms: number) => (ms / 1000).toFixed(2)
+
+/** "median s (min-max)" of the trials that have the figure, with how many did when not all. */
+function cell(values: number[], of: number): string {
+  if (values.length === 0) return 'n/a'
+  const s = summarize(values)
+  return `${seconds(s.median)} s (${seconds(s.min)}-${seconds(s.max)})${values.length < of ? `, ${values.length}/${of} trials` : ''}`
+}
+
+const mb = (kb: number) => (kb / 1024).toFixed(0)
+
+interface Rows {
+  /** Row label -> config -> cell. */
+  cells: Map<string, Map<Config, string>>
+}
+
+function put(rows: Rows, label: string, config: Config, text: string): void {
+  const row = rows.cells.get(label) ?? new Map<Config, string>()
+  row.set(config, text)
+  rows.cells.set(label, row)
+}
+
+const ROW = {
+  power: {outage: 'power loss: client outage', doubleMs: 'power loss: back on, two holders at most', backMs: 'power loss: back on, pod Ready after'},
+  apiserver: {outage: 'API server death: client outage', eligibleMs: 'API server death: back, eligible after', flaps: 'API server death: VIP back to the node (flap)'},
+  delete: {outage: 'graceful delete: client outage', replacedMs: 'graceful delete: replacement Ready after'},
+  upgrade: {outage: 'rolling upgrade: client outage', doubleMs: 'rolling upgrade: two holders at most', rolloutMs: 'rolling upgrade: rollout took'},
+  drain: {outage: 'drain + power loss: client outage', handoverMs: 'drain: VIP on another node after'},
+} as const
+
+async function runConfig(config: Config, imageRef: string, rows: Rows): Promise<void> {
+  const cluster = await Cluster.start({log})
+  try {
+    const s = cluster.startup
+    put(rows, 'lab up (network, control plane, nodes Ready)', config, `${s.total.toFixed(1)} s (${s.network.toFixed(1)} + ${s.controlPlane.toFixed(1)} + ${s.nodes.toFixed(1)})`)
+    const bench = new RealNodeBench(cluster, config, imageRef)
+    const installMs = await bench.install()
+    put(rows, 'install (karp install; plain: kubectl apply) until one holder', config, `${seconds(installMs)} s`)
+    log(`${config}: lab up in ${s.total.toFixed(1)} s, installed in ${seconds(installMs)} s`)
+    for (const scenario of scenarios) {
+      const results: Trial[] = []
+      let failed = 0
+      for (let i = 0; i < trials; i++) {
+        try {
+          const r = await bench.trial(scenario)
+          results.push(r)
+          const extra = Object.entries(r.figures).map(([k, v]) => `${k} ${k === 'flaps' ? v : seconds(v)}`).join(', ')
+          console.error(`${config} ${scenario} #${i + 1} (${r.path}): outage ${r.moved ? `${seconds(r.outageMs)} s` : `never moved (${seconds(r.outageMs)} s window)`}${extra ? `, ${extra}` : ''}`)
+        } catch (err) {
+          failed++
+          console.error(`${config} ${scenario} #${i + 1}: FAILED: ${(err as Error).message}`)
+          await bench.recover()
+        }
+      }
+      const labels = ROW[scenario] as Record<string, string>
+      const movedTrials = results.filter((r) => r.moved)
+      const never = results.length - movedTrials.length
+      let outage = cell(movedTrials.map((r) => r.outageMs), results.length)
+      if (never === results.length && never > 0) outage = `never moved (${never}/${results.length}; outage = the ${seconds(PLAIN_APISERVER_WINDOW_MS)} s window)`
+      else if (never > 0) outage += `; never moved in ${never}`
+      if (failed > 0) outage += `; ${failed} trial(s) failed`
+      put(rows, labels.outage as string, config, outage)
+      for (const [key, label] of Object.entries(labels)) {
+        if (key === 'outage') continue
+        const values = results.map((r) => r.figures[key]).filter((v): v is number => v !== undefined)
+        if (values.length === 0) continue
+        if (key === 'flaps') put(rows, label, config, `${values.filter((v) => v > 0).length}/${values.length}`)
+        else put(rows, label, config, cell(values, results.length))
+      }
+    }
+    for (const [node, m] of bench.memory) {
+      const whole = summarize(m.node)
+      put(rows, `RSS ${node}: every process of the node`, config, `${mb(whole.median)} MB (max ${mb(whole.max)})`)
+      if (m.pod.length > 0) {
+        const pod = summarize(m.pod)
+        put(rows, `RSS ${node}: the VIP pod's processes`, config, `${(pod.median / 1024).toFixed(1)} MB (max ${(pod.max / 1024).toFixed(1)})`)
+      }
+    }
+  } finally {
+    await cluster.stop()
+  }
+}
+
+function table(rows: Rows): string {
+  const names: Record<Config, string> = {agent: 'karp agent', plain: 'plain ucarp'}
+  const lines = [`| ${['', ...configs.map((c) => names[c])].join(' | ')} |`, `|${' --- |'.repeat(configs.length + 1)}`]
+  for (const [label, row] of rows.cells) lines.push(`| ${[label, ...configs.map((c) => row.get(c) ?? '-')].join(' | ')} |`)
+  return lines.join('\n')
+}
+
+const skip = controlPlaneSkipReason() || (await nodeSkipReason())
+if (skip) {
+  console.error(`bench/failover/real-nodes: skipped: ${skip}`)
+  process.exit(0)
+}
+const image = await agentImage()
+const imageRef = `${image.name}:${image.tag}@${image.indexDigest}`
+const commit = (await execa('git', ['-C', here, 'describe', '--always', '--dirty', '--abbrev=12'], {reject: false})).stdout || 'unknown'
+console.error(`bench/failover/real-nodes: ${trials} trials x [${scenarios.join(', ')}] x [${configs.join(', ')}], commit ${commit}, image ${imageRef}`)
+const rows: Rows = {cells: new Map()}
+for (const config of configs) await runConfig(config, imageRef, rows)
+console.log(`Commit ${commit}, agent image ${image.tag}@${image.indexDigest.slice(0, 19)}; median (min-max) over ${trials} trials, 3 control-plane nodes, probe every 50 ms.\n`)
+console.log(table(rows))
