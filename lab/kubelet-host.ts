@@ -21,6 +21,15 @@ export const KUBELET_SYSCTLS: Readonly<Record<string, string>> = {
   'kernel/keys/root_maxbytes': '25000000',
 }
 
+/**
+ * What the lab itself raises, as a minimum, before its first kubelet: every kubelet, API server and
+ * controller-manager holds several inotify instances (about 75 for a three-node lab), and the default
+ * limit of 128 per user leaves no room for a second lab; a kubelet without one exits at start.
+ */
+export const LAB_SYSCTL_MINIMUMS: Readonly<Record<string, number>> = {
+  'fs/inotify/max_user_instances': 1024,
+}
+
 /** Where every kubelet links its containers' log files (kubelet's ContainerLogsDir; not configurable). */
 export const CONTAINER_LOG_LINKS = '/var/log/containers'
 /** Host directories kubelets create whatever they are told: the log links and the device plugins' socket's. */
@@ -39,7 +48,22 @@ export interface Ledger {
 
 /** The current values of the kubelet's sysctls (keys: /proc/sys paths). */
 export function readKubeletSysctls(): Record<string, string> {
-  return Object.fromEntries(Object.keys(KUBELET_SYSCTLS).map((key) => [key, readFileSync(`/proc/sys/${key}`, 'utf8').trim()]))
+  return readSysctls(Object.keys(KUBELET_SYSCTLS))
+}
+
+/** The current values of every host sysctl a lab changes: the kubelet's and the lab's own minimums. */
+export function readHostSysctls(): Record<string, string> {
+  return readSysctls([...Object.keys(KUBELET_SYSCTLS), ...Object.keys(LAB_SYSCTL_MINIMUMS)])
+}
+
+function readSysctls(keys: string[]): Record<string, string> {
+  return Object.fromEntries(keys.map((key) => [key, readFileSync(`/proc/sys/${key}`, 'utf8').trim()]))
+}
+
+function raiseLabSysctls(): void {
+  for (const [key, minimum] of Object.entries(LAB_SYSCTL_MINIMUMS)) {
+    if (Number(readFileSync(`/proc/sys/${key}`, 'utf8')) < minimum) writeFileSync(`/proc/sys/${key}`, String(minimum))
+  }
 }
 
 
@@ -134,9 +158,10 @@ let holds = 0
 export function holdKubeletHost(): () => string[] {
   if (holds++ === 0) {
     locked(() => {
-      const ledger = readLedger() ?? {sysctls: readKubeletSysctls(), absentDirs: KUBELET_HOST_DIRS.filter((d) => !existsSync(d)), holders: []}
+      const ledger = readLedger() ?? {sysctls: readHostSysctls(), absentDirs: KUBELET_HOST_DIRS.filter((d) => !existsSync(d)), holders: []}
       ledger.holders = [...ledger.holders.filter((pid) => pid !== process.pid && alive(pid)), process.pid]
       writeFileSync(LEDGER, JSON.stringify(ledger))
+      raiseLabSysctls()
     })
   }
   let released = false

@@ -13,7 +13,7 @@ import {API_PORT, Cluster, clusterSkipReason, VIP} from '../../lab/cluster.js'
 import {agentImage} from '../../lab/image.js'
 import {longestOutage, outages, type Probe} from '../../lab/outage.js'
 import {sleep, waitFor} from '../../lab/process.js'
-import {readKubeletSysctls} from '../../lab/kubelet-host.js'
+import {readHostSysctls} from '../../lab/kubelet-host.js'
 import type {CheckCertResult} from '../../src/lib/cert/check-cert.js'
 import type {InstallResult} from '../../src/lib/install/install.js'
 import type {UninstallResult} from '../../src/lib/install/uninstall.js'
@@ -150,7 +150,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
   }
 
   before(async () => {
-    sysctlsBefore = readKubeletSysctls()
+    sysctlsBefore = readHostSysctls()
     const image = await agentImage()
     imageRef = `${image.name}:${image.tag}@${image.indexDigest}`
     cluster = await Cluster.start({log, certWithoutVip: [NO_VIP_NODE]})
@@ -167,7 +167,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     assert.ok(!namespaces.includes(dir), `no mount left under ${dir}`)
     const left = readdirSync('/run/netns').filter((ns) => ns.startsWith(prefix))
     assert.deepEqual(left, [], 'no lab namespace left')
-    assert.deepEqual(readKubeletSysctls(), sysctlsBefore, 'host sysctls as they were')
+    assert.deepEqual(readHostSysctls(), sysctlsBefore, 'host sysctls as they were')
   })
 
   step('1. karp install: refused for a VIP off the nodes\' subnet, then the real kubelets run the agents', async () => {

@@ -17,7 +17,7 @@ import forge from 'node-forge'
 import {stringify} from 'yaml'
 import {labSkipReason} from '../../lab/agent-lab.js'
 import {agentImage} from '../../lab/image.js'
-import {CONTAINER_LOG_LINKS, KUBELET_HOST_DIRS, KUBELET_SYSCTLS, kubeletHostLedger, readKubeletSysctls} from '../../lab/kubelet-host.js'
+import {CONTAINER_LOG_LINKS, KUBELET_HOST_DIRS, KUBELET_SYSCTLS, kubeletHostLedger, readHostSysctls, readKubeletSysctls} from '../../lab/kubelet-host.js'
 import {Network} from '../../lab/network.js'
 import {CONTROL_PLANE_LABEL, KubeNode, nodeSkipReason, type CommandResult} from '../../lab/node.js'
 import {issueClientCert} from '../../lab/pki.js'
@@ -102,7 +102,7 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
 
   before(async () => {
     const ledger = kubeletHostLedger()
-    hostBefore = ledger ? {sysctls: ledger.sysctls, absentDirs: ledger.absentDirs} : {sysctls: readKubeletSysctls(), absentDirs: KUBELET_HOST_DIRS.filter((d) => !existsSync(d))}
+    hostBefore = ledger ? {sysctls: ledger.sysctls, absentDirs: ledger.absentDirs} : {sysctls: readHostSysctls(), absentDirs: KUBELET_HOST_DIRS.filter((d) => !existsSync(d))}
     image = await agentImage()
     work = mkdtempSync(join(tmpdir(), 'karp-node-test-'))
     const caPem = readFileSync(cluster.caFile, 'utf8')
@@ -278,7 +278,7 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
       assert.ok(!ledger.holders.includes(process.pid))
       assert.deepEqual({sysctls: ledger.sysctls, absentDirs: ledger.absentDirs}, hostBefore)
     } else {
-      assert.deepEqual(readKubeletSysctls(), hostBefore.sysctls)
+      assert.deepEqual(readHostSysctls(), hostBefore.sysctls)
       assert.deepEqual(hostBefore.absentDirs.filter((d) => existsSync(d)), [])
     }
   })
