@@ -29,7 +29,11 @@ interface PodList {
   items: {
     metadata: {name: string; creationTimestamp: string; labels?: Record<string, string>}
     spec: {nodeName?: string}
-    status: {phase?: string; conditions?: {type: string; status: string; reason?: string}[]; containerStatuses?: {restartCount: number; ready: boolean}[]}
+    status: {
+      phase?: string
+      conditions?: {type: string; status: string; reason?: string}[]
+      containerStatuses?: {restartCount: number; ready: boolean; state?: {running?: {startedAt?: string}}}[]
+    }
   }[]
 }
 
@@ -137,6 +141,16 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     const pod = (await pods()).find((p) => p.spec.nodeName === node)
     assert.ok(pod, `an agent pod on ${node}`)
     return pod
+  }
+
+  /** The agent on `node` runs in a container started after `since` and is Ready (a status from before a power loss says Ready too). */
+  const agentBackSince = async (node: string, since: number): Promise<void> => {
+    await waitFor(`the agent on ${node} started again and Ready`, 90_000, async () => {
+      const status = (await podOn(node)).status.containerStatuses?.[0]
+      const started = Date.parse(status?.state?.running?.startedAt ?? '')
+      // startedAt has whole seconds.
+      return status?.ready === true && started >= Math.floor(since / 1000) * 1000
+    }, undefined, 1000)
   }
 
   /** kubectl through the VIP (the rewritten kubeconfig) succeeds within the timeout. */
@@ -253,9 +267,10 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
 
     // The node comes back with whatever its eth0 kept: its agent must not leave a second holder behind.
     const watch = watchHolders(cluster)
+    const poweredOn = Date.now()
     await cluster.powerOn(lost)
     await cluster.node(lost).kube.waitReady(60_000)
-    await waitFor(`the agent on ${lost} running again`, 90_000, async () => (await podOn(lost)).status.containerStatuses?.[0]?.ready === true, undefined, 1000)
+    await agentBackSince(lost, poweredOn)
     assert.equal(await oneHolder(), holder, 'the survivor keeps the VIP')
     const seen = await watch.stop()
     log(`node back: two holders for at most ${seen.doubleMs} ms (sampled every 100 ms; target <= 1 s)`)
@@ -320,11 +335,12 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     assert.ok(outage.at(-1)?.ok)
     assert.deepEqual(await cluster.holders(), [holder], 'the drained node let go of the VIP before it went down')
 
+    const poweredOn = Date.now()
     await cluster.powerOn(drained)
     await cluster.node(drained).kube.waitReady(60_000)
     const uncordon = await cluster.kubectl(['uncordon', drained])
     assert.equal(uncordon.exitCode, 0, uncordon.stderr)
-    await waitFor(`the agent on ${drained} running again`, 90_000, async () => (await podOn(drained)).status.containerStatuses?.[0]?.ready === true, undefined, 1000)
+    await agentBackSince(drained, poweredOn)
     assert.equal(await oneHolder(), holder)
   })
 
