@@ -27,6 +27,8 @@ else
   # second; so keep serving for KARP_DRAIN_SECONDS and let the VIP go only then, unless this node
   # became master again meanwhile.
   why="a preferred master advertised"
+  # The drain needs no renewal (KARP_VIP_LIFETIME is longer): a full lease from now on.
+  vip_renew "$iface"
   log "role=backup from=$from vip=$KARP_VIP iface=$iface reason=\"$why\" vip_released=after-${KARP_DRAIN_SECONDS}s"
   (
     sleep "$KARP_DRAIN_SECONDS"

@@ -152,7 +152,8 @@ uint_in "$KARP_HANDOVER_TIMEOUT" 0 100000 || refuse KARP_HANDOVER_TIMEOUT "$KARP
 # A graceful stop (SIGTERM) ends within this many seconds, whatever the network does: the handover is cut
 # short to fit and the last role report is abandoned at the deadline. It must stay below the pod's
 # terminationGracePeriodSeconds (15), which also covers the up to 1.3 s before a busy agent notices the
-# signal; after that the kubelet SIGKILLs the agent, and a SIGKILLed agent leaves the VIP behind.
+# signal; after that the kubelet SIGKILLs the agent, and a SIGKILLed agent leaves the VIP behind until its
+# lease runs out (KARP_VIP_LIFETIME).
 KARP_STOP_TIMEOUT=${KARP_STOP_TIMEOUT:-12}
 uint_in "$KARP_STOP_TIMEOUT" 2 3600 || refuse KARP_STOP_TIMEOUT "$KARP_STOP_TIMEOUT" "2-3600 seconds"
 KARP_NODE_INTERVAL=${KARP_NODE_INTERVAL:-2}
@@ -164,6 +165,28 @@ if [ -n "${NODE_NAME:-}" ] && ! is_hostname "$NODE_NAME"; then
 fi
 interval=1
 [ -n "$KARP_HEALTH_URL" ] && interval=$KARP_HEALTH_INTERVAL
+# The VIP is a lease (lib.sh, vip_add): the kernel removes it KARP_VIP_LIFETIME seconds after its last
+# renewal. It must outlast the dead interval (advbase x deadratio: after an agent crash the node's API
+# server still serves through the VIP until a backup takes over), the drain of a yielding master (which
+# renews once, when the drain starts) and the longest a healthy master's loop goes without renewing: one
+# health check (KARP_HEALTH_TIMEOUT) and the pause before it. The default is one second more than that.
+to_cs "$KARP_DRAIN_SECONDS"
+lease_floor=$cs
+[ $((KARP_ADVBASE * KARP_DEADRATIO * 100)) -gt "$lease_floor" ] && lease_floor=$((KARP_ADVBASE * KARP_DEADRATIO * 100))
+to_cs "$interval"
+loop_pause=$cs
+if [ -n "$KARP_HEALTH_URL" ]; then
+  to_cs "$KARP_HEALTH_TIMEOUT"
+  loop_pause=$((loop_pause + cs))
+fi
+[ "$loop_pause" -gt "$lease_floor" ] && lease_floor=$loop_pause
+lease_min=$((lease_floor / 100 + 1)) lease_max=86400
+[ "$lease_min" -gt "$lease_max" ] && lease_max=$lease_min
+KARP_VIP_LIFETIME=${KARP_VIP_LIFETIME:-$((lease_floor / 100 + 1))}
+uint_in "$KARP_VIP_LIFETIME" "$lease_min" "$lease_max" || refuse KARP_VIP_LIFETIME "$KARP_VIP_LIFETIME" \
+  "whole seconds from $lease_min to $lease_max (longer than the dead interval, KARP_DRAIN_SECONDS and one health check with the pause before it)"
+# For the hooks, which add the VIP.
+export KARP_VIP_LIFETIME
 
 mkdir -p "$KARP_STATE_DIR" || die "cannot create KARP_STATE_DIR=$(shown "$KARP_STATE_DIR")"
 rm -f "$KARP_STATE_DIR/ucarp.pid" "$KARP_STATE_DIR/gated" "$KARP_STATE_DIR/holding" "$KARP_STATE_DIR/gen" "$KARP_STATE_DIR"/.auth.* "$KARP_STATE_DIR"/.answer.* "$KARP_STATE_DIR"/hook.*
@@ -171,7 +194,8 @@ state_set role init
 state_set agent.pid $$
 
 # --- interface, source address, stale VIP -------------------------------------------------------------
-# A predecessor that crashed (or was SIGKILLed) leaves the VIP where it was; nobody advertises for it now.
+# A predecessor that crashed (or was SIGKILLed) leaves the VIP where it was until its lease runs out (or for
+# good: an agent before leases, or a hand-made address); nobody advertises for it now.
 for stale in $(vip_interfaces); do
   vip_del "$stale" && log "stale_vip_removed=$KARP_VIP iface=$stale"
 done
@@ -268,6 +292,7 @@ hooks_settle() {
         log "warning=hook-killed pid=$hook_pid reason=\"still running 2 s after ucarp stopped\""
         break
       fi
+      lease_renew
       nap 0.05
     done
     rm -f "$hook"
@@ -345,6 +370,8 @@ handover() { # to-role reason [keep]
       [ -n "$stop_deadline" ] && [ $((stop_deadline - 150)) -lt "$limit" ] && limit=$((stop_deadline - 150))
       now_cs
       [ "$now" -lt "$limit" ] || break
+      # Held on purpose until a successor answers: each probe takes up to 1 s, the lease outlasts it.
+      vip_renew "$iface"
       # arping -D exits 1 when some host answered for the address: only a new holder does.
       if ! arping -D -q -c 1 -w 1 -I "$iface" "$KARP_VIP" >/dev/null 2>&1; then
         successor=seen
@@ -383,7 +410,13 @@ hold_vip() { # reason
 hold_probe() {
   [ -e "$KARP_STATE_DIR/holding" ] || return 0
   g=$(state_get gen)
-  arping -D -q -c 1 -w 1 -I "$iface" "$KARP_VIP" >/dev/null 2>&1 && return 0
+  if arping -D -q -c 1 -w 1 -I "$iface" "$KARP_VIP" >/dev/null 2>&1; then
+    # Nobody else answers: still this node's to hold (and to put back, when its lease lapsed).
+    vip_renew "$iface"
+    now_cs
+    lease_at=$now
+    return 0
+  fi
   sleep 0.3
   [ -e "$KARP_STATE_DIR/holding" ] && [ "$(state_get gen)" = "$g" ] || return 0
   rm -f "$KARP_STATE_DIR/holding"
@@ -393,6 +426,50 @@ hold_probe() {
   [ -n "$node_gate" ] && why="$node_gate: $why"
   log "role=backup from=master vip=$KARP_VIP iface=$iface reason=\"$why\" successor=seen vip_released=now"
   report_role backup "$why"
+}
+
+# --- the lease -----------------------------------------------------------------------------------------
+# While this node holds the VIP on purpose its lease is renewed about every half second: as master (role
+# master: elected by CARP, or a cordoned holder, see hold_vip) from the main loop and from hooks_settle, and
+# during a handover by the handover itself. Never once the node let the VIP go: whatever removes the VIP
+# sets another role first, and up.sh sets master only once the VIP is on. A renewal adds a missing VIP
+# (ip addr change, lib.sh), so a master without one is a lapsed lease; and since down.sh (another process)
+# can remove the VIP while a renewal is on its way, the role is read again afterwards.
+lease_cs=$((KARP_VIP_LIFETIME * 100))
+lease_at=''
+lease_renew() {
+  lease_role=''
+  { read -r lease_role <"$KARP_STATE_DIR/role"; } 2>/dev/null
+  if [ "$lease_role" != master ]; then
+    lease_at=''
+    return 0
+  fi
+  now_cs
+  [ -n "$lease_at" ] && [ $((now - lease_at)) -lt 40 ] && return 0
+  lapsed=''
+  if [ -n "$lease_at" ] && [ $((now - lease_at)) -ge "$lease_cs" ]; then
+    # This shell did not run for a whole lifetime (a frozen or starved container) and the kernel has taken
+    # the VIP off. ucarp, still master, kept advertising, so no other node took it: put it back.
+    lapsed=$((now - lease_at))
+    lapsed=$((lapsed / 100)).$((lapsed % 100 / 10))
+    log "warning=vip-lease-lapsed vip=$KARP_VIP iface=$iface unrenewed=${lapsed}s lifetime=${KARP_VIP_LIFETIME}s"
+    if [ -e "$KARP_STATE_DIR/holding" ]; then
+      # Out of CARP: another node may have taken the VIP meanwhile. hold_probe puts it back only if none
+      # answers for it, and lets it go otherwise.
+      hold_probe
+      return 0
+    fi
+  fi
+  vip_renew "$iface"
+  now_cs
+  lease_at=$now
+  { read -r lease_role <"$KARP_STATE_DIR/role"; } 2>/dev/null
+  # down.sh removes the VIP at once only when the link lost carrier; anything else it releases later.
+  [ "$lease_role" = master ] || has_carrier "$iface" || vip_del "$iface"
+  if [ -n "$lapsed" ] && [ "$lease_role" = master ]; then
+    log "vip_restored=$KARP_VIP iface=$iface reason=\"the lease lapsed while this node was master\""
+    (garp "$iface" </dev/null >/dev/null 2>&1 3>&- &)
+  fi
 }
 
 stopping=0
@@ -632,6 +709,8 @@ while :; do
     rm -f "$KARP_STATE_DIR/agent.pid"
     exit 1
   fi
+  # Before the health check and the node check start their karp-tls: its ip and those seldom run at once.
+  lease_renew
   [ -n "$node_poller" ] && ! proc_alive "$node_poller" && node_answer
   if [ -n "$KARP_HEALTH_URL" ] && [ "$stopping" = 0 ]; then
     if health_ok; then

@@ -34,6 +34,12 @@ export const AGENT_ENV: readonly AgentEnvVar[] = [
   {name: 'KARP_SKEW_STEP', default: '4', description: 'step between automatic skews, 0-36'},
   {name: 'KARP_DEADRATIO', default: '3', description: 'advertisements a backup may miss before it takes over, 1-255'},
   {name: 'KARP_VIP_PREFIX', default: '32', description: 'prefix length the VIP is added with'},
+  {
+    name: 'KARP_VIP_LIFETIME',
+    default: 'advbase x deadratio + 1',
+    description:
+      'seconds the VIP stays on the interface after its last renewal (the live agent renews it about every 0.5 s; the kernel removes it when nobody does); whole seconds, longer than the dead interval, KARP_DRAIN_SECONDS and one health check with its interval (the default is 1 s more than the longest of these)',
+  },
   {name: 'KARP_HEALTH_INTERVAL', default: '0.5', description: 'seconds between health checks (fractions allowed)'},
   {name: 'KARP_HEALTH_TIMEOUT', default: '1', description: 'seconds one health check may take'},
   {name: 'KARP_HEALTH_FAILURES', default: '2', description: 'consecutive failed checks that make the node give the VIP up'},

@@ -55,10 +55,29 @@ vip_held() { # iface
   ip -4 addr show dev "$1" 2>/dev/null | grep -q -F " inet $KARP_VIP/"
 }
 
+# The VIP is a lease: it goes on the interface with a lifetime of KARP_VIP_LIFETIME seconds (entrypoint.sh
+# sets and exports it), which the agent renews while this node holds the VIP on purpose; when nobody renews
+# it (the agent was SIGKILLed, or every process of the node died), the kernel removes it. "replace" adds
+# the VIP or, when it is there already, renews it.
 vip_add() { # iface
-  out=$(ip addr add "$KARP_VIP/$KARP_VIP_PREFIX" dev "$1" 2>&1) && return 0
-  case $out in *"File exists"*) return 0 ;; esac
+  out=$(ip addr replace "$KARP_VIP/$KARP_VIP_PREFIX" dev "$1" valid_lft "$KARP_VIP_LIFETIME" preferred_lft "$KARP_VIP_LIFETIME" 2>&1) && return 0
   log "error=vip-add iface=$1 detail=\"$out\""
+  return 1
+}
+
+# Another KARP_VIP_LIFETIME seconds for the VIP. The kernel ignores NLM_F_CREATE for IPv4, so this adds a VIP
+# that is missing as "ip addr add" would: call it only while this node holds the VIP on purpose.
+# Runs every half second on a master: one short "ip" process, no command substitution (another fork). A
+# failure is logged once for as long as it stays the same.
+vip_renew() { # iface
+  if ip addr change "$KARP_VIP/$KARP_VIP_PREFIX" dev "$1" valid_lft "$KARP_VIP_LIFETIME" preferred_lft "$KARP_VIP_LIFETIME" \
+    2>"$KARP_STATE_DIR/renew.err"; then
+    renew_failing=''
+    return 0
+  fi
+  renew_err=$(tr '\n"' '  ' <"$KARP_STATE_DIR/renew.err")
+  [ "$renew_err" = "${renew_failing:-}" ] || log "error=vip-renew iface=$1 detail=\"$renew_err\""
+  renew_failing=$renew_err
   return 1
 }
 

@@ -15,8 +15,10 @@ if ! hook_current "$g"; then
   log "up=skipped vip=$KARP_VIP iface=$iface reason=\"the ucarp that ran this hook was stopped\""
   exit 0
 fi
-state_set role master
+# The VIP first, then the role: the agent renews the VIP's lease while the role is master, and a renewal
+# would add a VIP that is not there yet.
 vip_add "$iface"
+state_set role master
 # A node that held the VIP outside CARP (cordoned, no successor: entrypoint.sh, handover) is master now.
 rm -f "$KARP_STATE_DIR/holding"
 case ${KARP_PREEMPT:-false} in

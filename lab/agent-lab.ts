@@ -293,7 +293,7 @@ export class Lab {
     return code
   }
 
-  /** SIGKILL to every process of the agent: the VIP stays where it was, as after a crash. */
+  /** SIGKILL to every process of the agent, as a crash: the VIP stays until its lease runs out (KARP_VIP_LIFETIME). */
   async killAgent(node: LabNode): Promise<void> {
     const agent = node.agent
     if (!agent) return
@@ -321,6 +321,19 @@ export class Lab {
 
   holdsVip(node: LabNode): Promise<boolean> {
     return this.net.hasAddress(node, VIP)
+  }
+
+  /**
+   * The VIP's valid lifetime on the node's eth0 as `ip -o addr show` prints it: seconds left, 'forever'
+   * (an address without a lease), or undefined when the node does not hold the VIP.
+   */
+  async vipLifetime(node: LabNode): Promise<number | 'forever' | undefined> {
+    const {stdout} = await this.net.exec(node.ns, ['ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0'])
+    const line = stdout.split('\n').find((l) => l.includes(` inet ${VIP}/`))
+    if (line === undefined) return undefined
+    const lifetime = /valid_lft (forever|(\d+)sec)/.exec(line)
+    if (!lifetime) throw new Error(`no valid_lft in: ${line}`)
+    return lifetime[2] === undefined ? 'forever' : Number(lifetime[2])
   }
 
   async holders(): Promise<string[]> {

@@ -2,12 +2,15 @@
 // and, in the same run, for plain ucarp with default settings as the baseline.
 //
 //   node --import tsx bench/failover/run.ts [--trials 10] [--configs agent,plain]
-//        [--scenarios crash,graceful,health,heal] [--nodes 3] [--toolset busybox|host] [--env KEY=VALUE ...]
+//        [--scenarios crash,agent-crash,graceful,health,heal] [--nodes 3] [--toolset busybox|host] [--env KEY=VALUE ...]
 //
 // A client namespace connects to VIP:6443 every 50 ms and reads the name of the node that answered. Per
 // trial: outage = total time covered by failed probes (from the first failed probe to the next success,
 // summed), gaps = how many separate failure runs. Scenarios, each on the current holder:
 //   crash     agent SIGKILLed and the node's link cut at once (the node is gone)
+//   agent-crash  agent SIGKILLed only: the node and its API server stay up, its VIP stays on eth0 (the
+//             agent's until its lease runs out, plain ucarp's for good): when the stale VIP went, and how
+//             long two nodes held the VIP
 //   graceful  SIGTERM to the agent (plain: to ucarp, which runs --shutdown's down script)
 //   health    the node's stand-in API server killed (plain ucarp has no health gate: it never moves)
 //   heal      the holder's bridge port detached until another node holds the VIP, then reattached:
@@ -20,13 +23,13 @@ import {Lab, labSkipReason, killGroup, sleep, VIP, VHID, SERVICE_PORT, type LabN
 
 const here = import.meta.dirname
 type Config = 'agent' | 'plain'
-type Scenario = 'crash' | 'graceful' | 'health' | 'heal'
+type Scenario = 'crash' | 'agent-crash' | 'graceful' | 'health' | 'heal'
 
 const {values} = parseArgs({
   options: {
     trials: {type: 'string', default: '10'},
     configs: {type: 'string', default: 'agent,plain'},
-    scenarios: {type: 'string', default: 'crash,graceful,health,heal'},
+    scenarios: {type: 'string', default: 'crash,agent-crash,graceful,health,heal'},
     nodes: {type: 'string', default: '3'},
     toolset: {type: 'string', default: 'busybox'},
     env: {type: 'string', multiple: true, default: []},
@@ -55,6 +58,8 @@ interface Trial {
   recoveryMs: number | null
   /** Masters that yielded to a preferred one during the trial (two nodes had promoted together). */
   yields: number
+  /** agent-crash: ms from the kill until the old holder's VIP was gone (null: still there) and ms with two holders. */
+  stale?: {goneMs: number | null; doubleMs: number}
 }
 
 class Bench {
@@ -156,6 +161,25 @@ class Bench {
     this.plain.delete(n.name)
   }
 
+  /**
+   * Samples the holders every 20 ms from t0 until the old holder's VIP is gone (plain ucarp's never goes:
+   * at most 8 s): when it went, and how long another node held the VIP too.
+   */
+  async watchStaleVip(old: LabNode, t0: number): Promise<{goneMs: number | null; doubleMs: number}> {
+    const until = t0 + (this.config === 'plain' ? 8000 : TRIAL_TIMEOUT_MS)
+    let doubleMs = 0
+    let last = Date.now()
+    while (Date.now() < until) {
+      const holders = await this.lab.holders()
+      const now = Date.now()
+      if (holders.length > 1) doubleMs += now - last
+      last = now
+      if (!holders.includes(old.name)) return {goneMs: now - t0, doubleMs}
+      await sleep(20)
+    }
+    return {goneMs: null, doubleMs}
+  }
+
   /** Plain ucarp leaves a SIGKILLed holder's VIP behind; the bench removes it as a reboot would. */
   async clearStaleVip(n: LabNode): Promise<void> {
     if (this.config === 'plain' && (await this.lab.holdsVip(n))) {
@@ -222,6 +246,7 @@ class Bench {
     const t0 = Date.now()
     let recoveryMs: number | null = null
     let restore: () => Promise<void>
+    let stale: Promise<{goneMs: number | null; doubleMs: number}> | undefined
     switch (scenario) {
       case 'crash':
         await Promise.all([this.kill(holder), this.lab.cutLink(holder)])
@@ -230,6 +255,14 @@ class Bench {
           this.startAgent(holder)
           await sleep(1500)
           await this.lab.restoreLink(holder)
+        }
+        break
+      case 'agent-crash':
+        await this.kill(holder)
+        stale = this.watchStaleVip(holder, t0)
+        restore = async () => {
+          await this.clearStaleVip(holder)
+          this.startAgent(holder)
         }
         break
       case 'graceful': {
@@ -281,8 +314,9 @@ class Bench {
     await this.flush()
     const {outageMs, gaps} = this.outage(t0 - 100, Date.now())
     const yields = this.yieldCount() - yieldsBefore
+    const staleVip = await stale
     await restore()
-    return {outageMs, gaps, recoveryMs, yields}
+    return {outageMs, gaps, recoveryMs, yields, ...(staleVip && {stale: staleVip})}
   }
 
   async stop(): Promise<void> {
@@ -311,7 +345,8 @@ async function runConfig(config: Config): Promise<string[]> {
         const r = await bench.trial(scenario)
         results.push(r)
         const rec = r.recoveryMs === null ? 'none' : `${(r.recoveryMs / 1000).toFixed(2)} s`
-        console.error(`${config} ${scenario} #${i + 1}: outage ${(r.outageMs / 1000).toFixed(2)} s, gaps ${r.gaps}, yields ${r.yields}, ${scenario === 'heal' ? 'one holder after' : 'new node answered after'} ${rec}`)
+        const staleVip = r.stale ? `, stale VIP ${r.stale.goneMs === null ? 'still there' : `gone after ${(r.stale.goneMs / 1000).toFixed(2)} s`}, two holders ${(r.stale.doubleMs / 1000).toFixed(2)} s` : ''
+        console.error(`${config} ${scenario} #${i + 1}: outage ${(r.outageMs / 1000).toFixed(2)} s, gaps ${r.gaps}, yields ${r.yields}, ${scenario === 'heal' ? 'one holder after' : 'new node answered after'} ${rec}${staleVip}`)
         appendFileSync(join(lab.dir, 'trials.jsonl'), `${JSON.stringify({config, scenario, ...r})}\n`)
       }
       const outage = stats(results.map((r) => r.outageMs))
@@ -319,9 +354,14 @@ async function runConfig(config: Config): Promise<string[]> {
       const yields = results.filter((r) => r.yields > 0).length
       const recovered = results.filter((r) => r.recoveryMs !== null).map((r) => r.recoveryMs as number)
       const label = scenario === 'heal' ? 'one holder after heal' : 'new node answering'
+      const staleTrials = results.flatMap((r) => (r.stale ? [r.stale] : []))
+      const gone = staleTrials.flatMap((s) => (s.goneMs === null ? [] : [s.goneMs]))
+      const staleVip = staleTrials.length
+        ? `; stale VIP gone: ${gone.length}/${staleTrials.length}${gone.length ? ` (${stats(gone)})` : ''}; two holders ${stats(staleTrials.map((s) => s.doubleMs))}`
+        : ''
       lines.push(
         `${config.padEnd(5)} ${scenario.padEnd(8)} outage ${outage}; second gap ${extraGaps}/${results.length}; two masters ${yields}/${results.length}; ` +
-          `${label}: ${recovered.length}/${results.length}${recovered.length ? ` (${stats(recovered)})` : ''}`,
+          `${label}: ${recovered.length}/${results.length}${recovered.length ? ` (${stats(recovered)})` : ''}${staleVip}`,
       )
     }
     for (const n of lab.nodes) {

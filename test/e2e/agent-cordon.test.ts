@@ -20,6 +20,8 @@ const cluster = clusterOrSkip()
 const FORWARD_PORT = 6445
 /** KARP_NODE_INTERVAL as installed: the agent reads its Node every 2 s. */
 const NODE_INTERVAL_MS = 2000
+/** KARP_VIP_LIFETIME as the agents here get it by default (dead interval 3 s + 1). */
+const LIFETIME_S = 4
 
 describe('the agent hands the VIP over when its Node is cordoned', {skip: skip || cluster.skip}, () => {
   let lab: Lab
@@ -213,6 +215,10 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
     await waitLogged(holder, from, /role=master from=master .*reason="node cordoned, but no other node took the VIP within 7 s: holding it until one does" successor=timeout vip_released=no eligible=false/)
     assert.equal(ucarpRunning(holder), false)
     assert.deepEqual(await lab.holders(), [holder.name])
+    // Through the 7 s wait and after it, still a lease, which the agent keeps renewing out of CARP.
+    const lifetimes: Array<number | 'forever' | undefined> = []
+    for (const end = Date.now() + (LIFETIME_S + 2) * 1000; Date.now() < end; await sleep(200)) lifetimes.push(await lab.vipLifetime(holder))
+    assert.ok(lifetimes.every((l) => typeof l === 'number' && l <= LIFETIME_S), `valid_lft while holding: ${lifetimes.join(' ')}`)
 
     // Uncordoned while holding: ucarp starts without running its down script, and is elected.
     from = lab.agentLog(holder).length

@@ -23,6 +23,9 @@ describe('agent environment contract', () => {
       const applied = defaults.get(v.name)
       if (v.name === 'KARP_HANDOVER_TIMEOUT') {
         assert.equal(applied, '$((KARP_ADVBASE * (KARP_DEADRATIO + 2) + 2))')
+      } else if (v.name === 'KARP_VIP_LIFETIME') {
+        // The longest of the dead interval, the drain and a health check with its interval, plus 1 s.
+        assert.equal(applied, '$((lease_floor / 100 + 1))')
       } else if (v.default !== undefined) {
         assert.equal(applied, v.default, v.name)
       } else {

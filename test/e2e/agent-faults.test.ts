@@ -161,10 +161,12 @@ describe('karp agent under faults', {skip}, () => {
 
   describe('ucarp killed while its up script runs', () => {
     /**
-     * Starts the node's agent alone with an `ip` first on its PATH that holds `ip addr add` of the VIP (the
-     * one up.sh runs) until the test creates <gate>/release, and resolves once up.sh is held there. Role
+     * Starts the node's agent alone with an `ip` first on its PATH that holds `ip addr replace` of the VIP
+     * (the add up.sh runs) until the test creates <gate>/release, and resolves once up.sh is held there. Role
      * reports go to a blackholed API server, so a stopping agent is still there (in its last report) when
-     * the held add goes through, as in a pod: the VIP is on the host's interface and outlives the container.
+     * the held add goes through, as in a pod: the VIP is on the host's interface and outlives the container
+     * until its lease runs out. The lease is long here (10 minutes), so a VIP the agent left behind is still
+     * there when the test looks: the kernel's expiry must not stand in for the agent's cleanup.
      */
     async function agentHeldInUpScript(node: LabNode): Promise<{gate: string; ucarp: number}> {
       const gate = mkdtempSync(join(lab.dir, 'ip-gate-'))
@@ -173,7 +175,7 @@ describe('karp agent under faults', {skip}, () => {
         wrapper,
         `#!/bin/sh
 case " $* " in
-  *" addr add ${VIP}/"*)
+  *" addr replace ${VIP}/"*)
     : >"${gate}/held"
     while [ ! -e "${gate}/release" ]; do sleep 0.05; done
     "${IP}" "$@"
@@ -188,7 +190,7 @@ exec "${IP}" "$@"
       chmodSync(wrapper, 0o755)
       lab.startSilentServer(node, '127.0.0.1', BLACKHOLE_PORT)
       await serve(node)
-      lab.startAgent(node, {env: {...blackholed, PATH: `${gate}:${SYSTEM_PATH}`, KARP_HANDOVER_TIMEOUT: '2'}})
+      lab.startAgent(node, {env: {...blackholed, PATH: `${gate}:${SYSTEM_PATH}`, KARP_HANDOVER_TIMEOUT: '2', KARP_VIP_LIFETIME: '600'}})
       await waitFor('up.sh held in ip addr add', 20_000, async () => existsSync(join(gate, 'held')))
       const ucarp = lab.statePid(node, 'ucarp.pid')
       assert.ok(ucarp)
@@ -215,7 +217,7 @@ exec "${IP}" "$@"
       // Released as soon as the agent has looked at the VIP (role=stopped) or says it waits for the hook.
       assert.equal(await stopAndRelease(node, gate, /role=stopped|waiting_for_hook=/), 0)
       assert.equal(alive(ucarp), false)
-      assert.ok(existsSync(join(gate, 'added')), 'the held ip addr add ran')
+      assert.ok(existsSync(join(gate, 'added')), 'the held ip addr replace ran')
       assert.equal(await lab.holdsVip(node), false, 'the VIP stayed on a node that no longer advertises it')
       assert.equal(readFileSync(join(node.dir, 'state', 'role'), 'utf8').trim(), 'backup')
     })

@@ -19,7 +19,7 @@ import {Containerd, crictlBinary, memoryLimit, runtimeSkipReason} from '../../la
 import {buildPauseImage, nativeArchitecture, PAUSE_IMAGE} from '../../lab/pause.js'
 import {type ContainerPlan, podToCri, type PodPlan} from '../runtime/pod-to-cri.js'
 import {prepareVolumes} from '../runtime/volumes.js'
-import {API_SERVER_NAMES, IP, Lab, labSkipReason, SERVICE_PORT, VHID, VIP, waitFor, type LabNode, type Proc} from '../../lab/agent-lab.js'
+import {API_SERVER_NAMES, IP, Lab, labSkipReason, SERVICE_PORT, sleep, VHID, VIP, waitFor, type LabNode, type Proc} from '../../lab/agent-lab.js'
 import type {ImageSummary} from '../../scripts/image/build.js'
 
 const skip = labSkipReason() || (await runtimeSkipReason())
@@ -44,9 +44,16 @@ interface ApiRequest {
   tlsError?: string
 }
 
-function procStatus(pid: number): Record<string, string> {
+/** The fields of /proc/<pid>/status; undefined once the process has exited. */
+function procStatus(pid: number): Record<string, string> | undefined {
   const fields: Record<string, string> = {}
-  for (const line of readFileSync(`/proc/${pid}/status`, 'utf8').split('\n')) {
+  let text: string
+  try {
+    text = readFileSync(`/proc/${pid}/status`, 'utf8')
+  } catch {
+    return undefined
+  }
+  for (const line of text.split('\n')) {
     const [key, value] = line.split(':\t')
     if (key && value !== undefined) fields[key] = value.trim()
   }
@@ -173,6 +180,11 @@ describe('the agent image under containerd + runc with the DaemonSet settings', 
     await waitFor(`${VIP} on ${node.name}'s eth0`, 30_000, () => lab.holdsVip(node), containerLog)
     const addr = await execa(IP, ['-n', node.ns, '-4', '-o', 'addr', 'show', 'dev', 'eth0'])
     t.diagnostic(addr.stdout.split('\n').filter((l) => l.includes(` ${VIP}/`)).join('; '))
+    // A lease (the image's busybox ip takes valid_lft), renewed: still one after longer than its lifetime.
+    const lifetime = await lab.vipLifetime(node)
+    assert.equal(typeof lifetime, 'number', addr.stdout)
+    await sleep(((lifetime as number) + 1) * 1000)
+    assert.equal(typeof (await lab.vipLifetime(node)), 'number', containerLog())
     const [entrypoint] = await containerd.processes(containerId)
     assert.ok(entrypoint)
     assert.match(readFileSync(`/proc/${entrypoint.pid}/cmdline`, 'utf8'), /\/usr\/local\/lib\/karp\/entrypoint\.sh/)
@@ -181,8 +193,12 @@ describe('the agent image under containerd + runc with the DaemonSet settings', 
   it('holds NET_ADMIN and NET_RAW only, with no_new_privs and the runtime default seccomp filter, in every process', async (t) => {
     const procs = await containerd.processes(containerId)
     assert.ok(procs.some((p) => p.comm === 'ucarp'), JSON.stringify(procs))
+    const checked: string[] = []
     for (const {pid, comm} of procs) {
       const status = procStatus(pid)
+      // A short-lived process (a health check's karp-tls, a lease renewal's ip) may be gone already.
+      if (!status) continue
+      checked.push(comm)
       const what = `${comm} (pid ${pid})`
       assert.equal(status.CapEff, NET_ADMIN_AND_RAW, `${what} CapEff`)
       assert.equal(status.CapPrm, NET_ADMIN_AND_RAW, `${what} CapPrm`)
@@ -192,6 +208,7 @@ describe('the agent image under containerd + runc with the DaemonSet settings', 
       assert.match(status.Uid ?? '', /^0\s+0\s+0\s+0$/, `${what} Uid`)
       t.diagnostic(`${what}: CapEff ${status.CapEff}, NoNewPrivs ${status.NoNewPrivs}, Seccomp ${status.Seccomp}`)
     }
+    assert.ok(checked.includes('ucarp') && checked.includes('entrypoint.sh'), `checked: ${checked.join(', ')}`)
     const {info} = await containerd.inspect(containerId)
     assert.equal(memoryLimit(info.runtimeSpec.linux.cgroupsPath), 32 * 1024 * 1024, 'the memory limit of the template applies')
   })

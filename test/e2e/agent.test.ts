@@ -8,6 +8,11 @@ import {execa} from 'execa'
 import {agentDir, Lab, labSkipReason, sleep, VIP, waitFor, type AgentOptions, type LabNode} from '../../lab/agent-lab.js'
 
 const skip = labSkipReason()
+/**
+ * KARP_VIP_LIFETIME as the lab's agents get it by default: one second more than the longest of the dead
+ * interval (advbase 1 x deadratio 3), the drain (1.2 s) and a health check with its interval (0.5 + 1 s).
+ */
+const LIFETIME_S = 4
 
 async function startAll(lab: Lab, opts: AgentOptions = {}): Promise<void> {
   for (const n of lab.nodes) if (!n.service) lab.startService(n)
@@ -19,6 +24,26 @@ function ucarpArgs(lab: Lab, node: LabNode): string[] {
   const pid = lab.statePid(node, 'ucarp.pid')
   assert.ok(pid, `${node.name} has no ucarp pid file`)
   return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean)
+}
+
+/** Processes of an agent (its shell, ucarp, their children) running in the node's namespace. */
+function agentProcesses(lab: Lab, node: LabNode): number[] {
+  return lab.net.pidsIn(node.ns).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(agentDir) || readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'ucarp'
+    } catch {
+      return false
+    }
+  })
+}
+
+/** Samples the node's eth0 every 100 ms for `ms`: a VIP that anything put back would show. */
+async function assertNeverHolds(lab: Lab, node: LabNode, ms: number): Promise<void> {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    assert.equal(await lab.holdsVip(node), false, `${node.name} holds the VIP again after it let it go`)
+    await sleep(100)
+  }
 }
 
 /** The transition lines the agent logged (its own, not ucarp's). */
@@ -73,7 +98,7 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
   it('refuses a value with a newline or anything after it, in one line naming the variable with the value escaped and capped', async () => {
     const node = lab.nodes[0] as LabNode
     const run = (env: Record<string, string>) => runEntrypoint(node, env)
-    const cases: [string, string, RegExp][] = [
+    const cases: [string, string, RegExp, Record<string, string>?][] = [
       ['KARP_VIP', `${VIP}\n10.77.0.11`, /KARP_VIP=10\.77\.0\.10\\x0a10\.77\.0\.11 is not an IPv4 address/],
       ['KARP_VIP', `${VIP} `, /KARP_VIP=10\.77\.0\.10 {2}is not an IPv4 address/],
       ['KARP_VIP', '010.77.0.10', /KARP_VIP=010\.77\.0\.10 is not/],
@@ -84,10 +109,14 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
       ['KARP_HEALTH_URL', 'https://127.0.0.1:6444/readyz\nx', /KARP_HEALTH_URL=https:\/\/127\.0\.0\.1:6444\/readyz\\x0ax is not an http:\/\/ or https:\/\/ URL/],
       ['KARP_HEALTH_URL', 'https://u@127.0.0.1:6444/readyz', /KARP_HEALTH_URL=https:\/\/u@127\.0\.0\.1:6444\/readyz is not/],
       ['KARP_REPORT_TIMEOUT', '5\n', /KARP_REPORT_TIMEOUT=5\\x0a is not a number of seconds/],
+      // The lease must outlast the dead interval (advbase 1 x deadratio 3) and the rest: 4 s at least.
+      ['KARP_VIP_LIFETIME', '3', /KARP_VIP_LIFETIME=3 is not whole seconds from 4 to 86400 \(longer than the dead interval/],
+      ['KARP_VIP_LIFETIME', '4.5', /KARP_VIP_LIFETIME=4\.5 is not whole seconds from 4/],
+      ['KARP_VIP_LIFETIME', '8', /KARP_VIP_LIFETIME=8 is not whole seconds from 9 to 86400/, {KARP_DRAIN_SECONDS: '8.5'}],
       ['KARP_VIP', `\u001b[31m${'9'.repeat(300)}`, /KARP_VIP=\\x1b\[31m9{75}\.\.\. is not an IPv4 address/],
     ]
-    for (const [name, value, message] of cases) {
-      const r = await run({[name]: value})
+    for (const [name, value, message, others] of cases) {
+      const r = await run({...others, [name]: value})
       const what = `${name}=${JSON.stringify(value)}`
       assert.equal(r.exitCode, 2, `${what}: exit ${r.exitCode}, stderr ${r.stderr}`)
       assert.match(r.stderr, message, what)
@@ -117,15 +146,78 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     assert.match(held.stdout, /inet 10\.77\.0\.10\/32 /)
   })
 
-  it('moves the VIP when the holder is SIGKILLed, and the restarted agent drops the VIP it left', async () => {
+  it('holds the VIP as a lease the master keeps renewing: there for 15 s, its lifetime never running out', async () => {
+    const holder = lab.node(await lab.waitForOneHolder())
+    const lifetimes: Array<number | 'forever' | undefined> = []
+    const end = Date.now() + 15_000
+    while (Date.now() < end) {
+      lifetimes.push(await lab.vipLifetime(holder))
+      await sleep(200)
+    }
+    const shown = lifetimes.join(' ')
+    console.error(`valid_lft of ${holder.name} over ${lifetimes.length} samples: ${shown}`)
+    // A lease of at most LIFETIME_S at every sample, over 15 s: without renewals it would have gone after
+    // LIFETIME_S. (valid_lft counts down in whole seconds, so renewals every half second keep it at 4.)
+    assert.ok(
+      lifetimes.every((l) => typeof l === 'number' && l <= LIFETIME_S),
+      `the VIP missing, without a lease or with a longer one at some sample: ${shown}`,
+    )
+    assert.deepEqual(await lab.holders(), [holder.name])
+  })
+
+  it('moves the VIP when the holder is SIGKILLed, and the kernel takes the VIP off the dead node once nothing renews it', async () => {
     const old = lab.node(await lab.waitForOneHolder())
     await lab.killAgent(old)
-    assert.equal(await lab.holdsVip(old), true, 'a killed agent leaves its VIP behind')
+    assert.deepEqual(agentProcesses(lab, old), [], 'the agent is dead')
+    assert.equal(typeof (await lab.vipLifetime(old)), 'number', 'the dead agent left its VIP, as a lease')
     await lab.waitForHolders('another node holding the VIP', (h) => h.some((n) => n !== old.name), 20_000, 0)
-    lab.startAgent(old)
+    await waitFor(`${old.name}'s VIP to expire`, 20_000, async () => !(await lab.holdsVip(old)))
+    assert.deepEqual(agentProcesses(lab, old), [], 'no agent ran there: the kernel removed the VIP')
     const holder = await lab.waitForOneHolder(20_000, old.name)
-    assert.match(lab.agentLog(old), new RegExp(`stale_vip_removed=${VIP.replaceAll('.', '\\.')} iface=eth0`))
     assert.equal(await lab.probe(), holder)
+    const from = lab.agentLog(old).length
+    lab.startAgent(old)
+    await waitFor(`${old.name} back as backup`, 20_000, async () => /role=backup from=init .*reason="started/.test(lab.agentLog(old).slice(from)))
+    assert.doesNotMatch(lab.agentLog(old).slice(from), /stale_vip_removed=/, 'nothing left to remove')
+    assert.equal(await lab.waitForOneHolder(), holder)
+  })
+
+  it('removes, when it starts, a VIP without a lease that something else left on the node', async () => {
+    const holder = lab.node(await lab.waitForOneHolder())
+    const backup = lab.nodes.find((n) => n !== holder) as LabNode
+    assert.equal(await lab.stopAgent(backup), 0)
+    // As an agent from before leases would have left it after a crash, or a hand-made address.
+    const added = await lab.net.exec(backup.ns, ['ip', 'addr', 'add', `${VIP}/32`, 'dev', 'eth0'])
+    assert.equal(added.exitCode, 0, added.stderr)
+    assert.equal(await lab.vipLifetime(backup), 'forever')
+    const from = lab.agentLog(backup).length
+    lab.startAgent(backup)
+    await waitFor(`${backup.name} removing the stale VIP`, 20_000, async () =>
+      new RegExp(`stale_vip_removed=${VIP.replaceAll('.', '\\.')} iface=eth0`).test(lab.agentLog(backup).slice(from)),
+    )
+    assert.equal(await lab.waitForOneHolder(), holder.name)
+  })
+
+  it('puts the VIP back when a frozen agent let its lease run out while ucarp stayed master', async () => {
+    const old = lab.node(await lab.waitForOneHolder())
+    const agent = old.agent
+    assert.ok(agent)
+    const from = lab.agentLog(old).length
+    // Only the agent's shell: ucarp goes on advertising, so no backup takes over (the price of a freeze).
+    process.kill(agent.pid, 'SIGSTOP')
+    try {
+      await waitFor(`the kernel removing the frozen ${old.name}'s VIP`, 20_000, async () => !(await lab.holdsVip(old)))
+      assert.deepEqual(await lab.holders(), [], 'a backup took over from a master that advertises')
+    } finally {
+      process.kill(agent.pid, 'SIGCONT')
+    }
+    await waitFor(`${old.name} putting the VIP back`, 20_000, async () => lab.holdsVip(old))
+    const lines = lab.agentLog(old).slice(from)
+    assert.match(lines, /warning=vip-lease-lapsed vip=10\.77\.0\.10 iface=eth0 unrenewed=\d+\.\ds lifetime=4s/)
+    assert.match(lines, /vip_restored=10\.77\.0\.10 iface=eth0 reason="the lease lapsed while this node was master"/)
+    assert.equal(await lab.waitForOneHolder(), old.name)
+    assert.equal(typeof (await lab.vipLifetime(old)), 'number')
+    assert.equal(await lab.probe(), old.name)
   })
 
   it('hands the VIP over on SIGTERM before letting it go', async () => {
@@ -153,6 +245,8 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     assert.equal(await lab.healthcheck(old), 0, 'a node gated by its health check stays live')
     assert.match(transitions(lab, old).join('\n'), /role=backup from=master .*reason="health check failed 2 times: karp-tls: cannot connect to 127\.0\.0\.1 port 6444: Connection refused" successor=seen/)
     assert.equal(lab.statePid(old, 'ucarp.pid'), undefined, 'ucarp stays stopped while unhealthy')
+    // Gated, it renews nothing: no VIP comes back over more than a lifetime.
+    await assertNeverHolds(lab, old, (LIFETIME_S + 1) * 1000)
     lab.startService(old)
     await waitFor(`${old.name} running ucarp again`, 20_000, async () => lab.statePid(old, 'ucarp.pid') !== undefined)
     await waitFor(`${old.name} logging that it rejoined`, 10_000, async () =>
@@ -225,8 +319,12 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     const codes = await Promise.all(lab.nodes.map((n) => lab.stopAgent(n)))
     assert.deepEqual(codes, lab.nodes.map(() => 0))
     assert.deepEqual(await lab.holders(), [])
-    await sleep(2000)
-    assert.deepEqual(await lab.holders(), [], 'no delayed action put a VIP back')
+    // No delayed action puts a VIP back (a renewal would add a missing one), over more than a lifetime.
+    const end = Date.now() + (LIFETIME_S + 1) * 1000
+    while (Date.now() < end) {
+      assert.deepEqual(await lab.holders(), [], 'a VIP came back after every agent stopped')
+      await sleep(100)
+    }
     assert.equal(await lab.probe(), null)
   })
 })
