@@ -239,8 +239,8 @@ export class Cluster {
 
   /**
    * Power loss: every process of the node dies at once (etcd member, API server, controller-manager,
-   * scheduler, kubelet, containerd, its containers, kube-proxy) and its link goes down. Its addresses,
-   * including a VIP it held, stay on eth0 as they were.
+   * scheduler, kubelet, containerd, its containers, kube-proxy) and its link goes down. The lab leaves eth0
+   * as it was: a VIP it held stays until its lease (the agent's address lifetime) runs out.
    */
   async powerOff(name: string): Promise<void> {
     const n = this.node(name)
@@ -254,7 +254,7 @@ export class Cluster {
   /**
    * The node comes back: link up, then its control plane (the etcd member rejoins from its data), containerd,
    * kubelet and kube-proxy start again on their state, and the kubelet restarts its pods. eth0 keeps what
-   * it had, a stale VIP included, until the agent removes it.
+   * it had: a VIP whose lease has not run out yet comes back with it, until the agent removes it.
    */
   async powerOn(name: string): Promise<void> {
     const n = this.node(name)

@@ -42,14 +42,14 @@ export async function runCommand(cluster: Cluster, {command, args}: Request): Pr
       const name = nodeArg(cluster, args)
       if (cluster.node(name).down) throw new Error(`${name} is powered off already; restore-node ${name} brings it back`)
       await cluster.powerOff(name)
-      return `${name} lost power: etcd member, API server, controller-manager, scheduler, kubelet, containerd, agent, kube-proxy killed, link cut.\nIts VIP (if it held it) stays on its eth0; another node takes over in about 3 s.`
+      return `${name} lost power: etcd member, API server, controller-manager, scheduler, kubelet, containerd, agent, kube-proxy killed, link cut.\nAnother node takes the VIP over in about 3 s; the VIP's lease on the dead node runs out within 4 s.`
     }
     case 'restore-node': {
       const name = nodeArg(cluster, args)
       if (!cluster.node(name).down) throw new Error(`${name} is running; kill-node ${name} first`)
       await cluster.powerOn(name)
       await cluster.node(name).kube.waitReady(60_000)
-      return `${name} is back and Ready; its kubelet restarts the agent, which drops a stale VIP and joins as backup.`
+      return `${name} is back and Ready; its kubelet restarts the agent, which joins as backup.`
     }
     case 'kill-apiserver': {
       const name = nodeArg(cluster, args)
