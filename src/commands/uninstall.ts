@@ -48,6 +48,11 @@ export default class Uninstall extends BaseCommand {
       onProgress: (remaining) => (ux.action.status = `${remaining} agent pod${remaining === 1 ? '' : 's'} left`),
     })
     ux.action.stop(result.podsRemaining === 0 ? 'done' : `${result.podsRemaining} pods still terminating`)
+    if (result.via) {
+      this.warn(
+        `${kube.server} is the VIP of this install, so karp worked through ${result.via}. Your kubeconfig still points at the VIP, which no longer answers: restore the copy karp kubeconfig rewrite kept (<kubeconfig>.karp-backup-<time>) or set the server to a control-plane node`,
+      )
+    }
     if (!this.jsonEnabled()) {
       for (const o of result.objects) this.log(`${o.kind.toLowerCase()}/${o.name} ${o.action === 'absent' ? 'not found' : o.action}`)
       if (result.objects.every((o) => o.action !== 'deleted')) this.log(`nothing to remove: no karp install ${settings.namespace}/${settings.name}`)

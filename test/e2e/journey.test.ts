@@ -379,8 +379,10 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
   })
 
   step('11. karp uninstall: no VIP on any node, no karp object, the namespace gone', async () => {
+    // Through the VIP, which leaves with the agents: karp works through a control-plane node's own address.
     const result = await karpJson<UninstallResult>(['uninstall', '--yes'])
     assert.equal(result.podsRemaining, 0)
+    assert.match(result.via ?? '', /^https:\/\/10\.78\.0\.1[1-3]:6443$/, 'uninstall went around the VIP')
     // The kubeconfig as it was before the rewrite (its backup) points at node1, which still answers.
     const backups = readdirSync(dirname(cluster.kubeconfig)).filter((f) => f.startsWith(`${basename(cluster.kubeconfig)}.karp-backup-`))
     assert.equal(backups.length, 1, `one backup of the rewritten kubeconfig: ${backups.join(', ')}`)

@@ -7,6 +7,7 @@ import {cutByCommandDeadline} from '../kube/request-guard.js'
 import {resourceOf} from '../kube/resources.js'
 import {manifestHeaders} from '../manifests/render.js'
 import {isAdmissionPolicyKind, supportsAdmissionPolicies} from './admission-policy.js'
+import {directEndpoint} from './direct-endpoint.js'
 import {isCreatedByKarp} from './namespace.js'
 
 export interface RemovedObject {
@@ -21,6 +22,8 @@ export interface UninstallResult {
   namespace: string
   objects: RemovedObject[]
   podsRemaining: number
+  /** The API server address karp used instead of the kubeconfig's, which was the VIP going away. */
+  via?: string
 }
 
 const podSelector = (name: string) => `${KARP_SELECTOR},app.kubernetes.io/instance=${name}`
@@ -33,10 +36,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
  * karp install lives there.
  */
 export async function uninstall(
-  kube: Kube,
+  viaKubeconfig: Kube,
   target: {namespace: string; name: string},
   options: {wait: boolean; timeoutMs: number; onProgress: (podsRemaining: number) => void},
 ): Promise<UninstallResult> {
+  const direct = await directEndpoint(viaKubeconfig, target)
+  const kube = direct ?? viaKubeconfig
   // A cluster without the policy API (before 1.30) had nothing of it installed.
   const admissionPolicies = await supportsAdmissionPolicies(kube)
   const headers = manifestHeaders(target)
@@ -77,7 +82,7 @@ export async function uninstall(
     }
   }
   const podsRemaining = options.wait ? await waitForPods(kube, target, options) : await countPods(kube, target)
-  return {name: target.name, namespace: target.namespace, objects, podsRemaining}
+  return {name: target.name, namespace: target.namespace, objects, podsRemaining, ...(direct ? {via: direct.server} : {})}
 }
 
 async function countPods(kube: Kube, target: {namespace: string; name: string}): Promise<number> {

@@ -280,6 +280,19 @@ export class Kube {
     return new Kube(loadKubeConfig(options), {requestTimeoutMs: options.requestTimeoutMs})
   }
 
+  /** The same credentials and CA against another address of the same API server (e.g. a node's own). */
+  withServer(server: string): Kube {
+    const current = this.config.getCurrentCluster()
+    const config = new KubeConfig()
+    config.loadFromOptions({
+      clusters: this.config.clusters.map((c) => (c.name === current?.name ? {...c, server} : c)),
+      users: this.config.users,
+      contexts: this.config.contexts,
+      currentContext: this.config.currentContext,
+    })
+    return new Kube(config, {requestTimeoutMs: this.requestTimeoutMs})
+  }
+
   /** The same clients, whose every request must also end by deadlineAt (ms since the epoch). */
   until(deadlineAt: number): Kube {
     return new Kube(this.config, {requestTimeoutMs: this.requestTimeoutMs, deadlineAt})

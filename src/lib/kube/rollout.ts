@@ -1,6 +1,6 @@
 import type {V1DaemonSet} from '@kubernetes/client-node'
 
-import {CheckFailedError} from '../errors.js'
+import {CheckFailedError, UnreachableError} from '../errors.js'
 import {type Kube, toKarpError} from './client.js'
 import {cutByCommandDeadline} from './request-guard.js'
 
@@ -55,7 +55,13 @@ export async function waitForRollout(
       ds = await bounded.apps.readNamespacedDaemonSet(target)
     } catch (error) {
       if (cutByCommandDeadline(error)) throw notRolledOut(last, true)
-      throw toKarpError(error, doing, kube.server)
+      const failure = toKarpError(error, doing, kube.server)
+      // Through the VIP, a read can meet the moment the rollout moves the VIP to another node: once the
+      // DaemonSet was read, a server that does not answer is asked again until the --timeout.
+      if (!(failure instanceof UnreachableError) || last === undefined) throw failure
+      if (Date.now() + 1000 >= deadline) throw notRolledOut(last, true)
+      await sleep(1000)
+      continue
     }
     const status = rolloutStatus(ds)
     last = status
