@@ -15,7 +15,7 @@ import {longestOutage, outages, type Probe} from '../../lab/outage.js'
 import {sleep, waitFor} from '../../lab/process.js'
 import {readHostSysctls} from '../../lab/kubelet-host.js'
 import type {CheckCertResult} from '../../src/lib/cert/check-cert.js'
-import type {InstallResult} from '../../src/lib/install/install.js'
+import {PASSWORD_CHANGE_WARNING, type InstallResult} from '../../src/lib/install/install.js'
 import type {UninstallResult} from '../../src/lib/install/uninstall.js'
 import type {StatusResult} from '../../src/lib/status/status.js'
 
@@ -350,6 +350,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     const watch = watchHolders(cluster)
     const result = await karpJson<InstallResult>(['install', '--vip', VIP, '--image', imageRef, '--password', 'rolled-over-9', '--yes', '--timeout', '5m'])
     assert.equal(result.rollout?.updated, cluster.nodes.length)
+    assert.ok(result.warnings.includes(PASSWORD_CHANGE_WARNING), 'install warns what a password change does while it rolls')
     await oneHolder()
     const seen = await watch.stop()
     const outage = await probe.stop()
