@@ -43,7 +43,12 @@ function watchHolders(cluster: Cluster): {stop: () => Promise<{samples: string[]
   let running = true
   const loop = (async () => {
     while (running) {
-      samples.push({t: Date.now(), holders: await cluster.holders()})
+      try {
+        samples.push({t: Date.now(), holders: await cluster.holders()})
+      } catch {
+        // The lab went (a failed step's teardown): nothing more to sample.
+        break
+      }
       await sleep(100)
     }
   })()

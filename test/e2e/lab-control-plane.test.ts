@@ -10,7 +10,7 @@ import {after, before, describe, it} from 'node:test'
 import {ControlPlane, COMPONENTS, controlPlaneSkipReason, LEADER_LEASES} from '../../lab/control-plane.js'
 import {Network, run} from '../../lab/network.js'
 import {atTeardown} from '../../lab/teardown.js'
-import {alive} from '../../lab/process.js'
+import {alive, waitFor} from '../../lab/process.js'
 
 const skip = controlPlaneSkipReason()
 const SUBNET = '10.78.0'
@@ -87,8 +87,13 @@ describe('the lab control plane: three stacked control-plane nodes in network na
       assert.equal(await kubectlOk(node, ['get', '--raw', '/readyz/etcd']), 'ok')
     }
     // The lease endpoint reconciler: the kubernetes Service is backed by each API server's advertised address.
-    const endpoints = await kubectlOk('node2', ['get', 'endpoints', 'kubernetes', '-o', 'jsonpath={.subsets[*].addresses[*].ip}'])
-    assert.deepEqual(endpoints.split(' ').sort(), NODES.map((n) => net.host(n).ip))
+    // Each API server adds itself once its lease is written, which may come a moment after /readyz.
+    const expected = NODES.map((n) => net.host(n).ip).join(' ')
+    let endpoints = ''
+    await waitFor('the kubernetes endpoints naming every API server', 30_000, async () => {
+      endpoints = (await kubectlOk('node2', ['get', 'endpoints', 'kubernetes', '-o', 'jsonpath={.subsets[*].addresses[*].ip}'])).split(' ').sort().join(' ')
+      return endpoints === expected
+    }, () => endpoints, 500)
   })
 
   it('hands out credentials the API servers know: a kubelet per node, limited by the Node authorizer, and any user', async () => {

@@ -48,28 +48,39 @@ export async function waitForRollout(
         (unanswered ? `; the API server did not answer the last read before the --timeout` : ''),
       `see: kubectl -n ${target.namespace} describe daemonset ${target.name}; kubectl -n ${target.namespace} get pods -l app.kubernetes.io/instance=${target.name}`,
     )
-  let last: RolloutStatus | undefined
-  for (;;) {
-    let ds: V1DaemonSet
-    try {
-      ds = await bounded.apps.readNamespacedDaemonSet(target)
-    } catch (error) {
-      if (cutByCommandDeadline(error)) throw notRolledOut(last, true)
-      const failure = toKarpError(error, doing, kube.server)
-      // Through the VIP, a read can meet the moment the rollout moves the VIP to another node: once the
-      // DaemonSet was read, a server that does not answer is asked again until the --timeout.
-      if (!(failure instanceof UnreachableError) || last === undefined) throw failure
-      if (Date.now() + 1000 >= deadline) throw notRolledOut(last, true)
-      await sleep(1000)
-      continue
+  // A request can hang on a connection the VIP's move left without an answer; its deadline timer is
+  // unref'd, so without this handle the process could run out of work and exit mid-wait (code 13).
+  const keepAlive = setInterval(() => {}, 1000)
+  try {
+    return await pollRollout()
+  } finally {
+    clearInterval(keepAlive)
+  }
+
+  async function pollRollout(): Promise<RolloutStatus> {
+    let last: RolloutStatus | undefined
+    for (;;) {
+      let ds: V1DaemonSet
+      try {
+        ds = await bounded.apps.readNamespacedDaemonSet(target)
+      } catch (error) {
+        if (cutByCommandDeadline(error)) throw notRolledOut(last, true)
+        const failure = toKarpError(error, doing, kube.server)
+        // Through the VIP, a read can meet the moment the rollout moves the VIP to another node: once the
+        // DaemonSet was read, a server that does not answer is asked again until the --timeout.
+        if (!(failure instanceof UnreachableError) || last === undefined) throw failure
+        if (Date.now() + 1000 >= deadline) throw notRolledOut(last, true)
+        await sleep(1000)
+        continue
+      }
+      const status = rolloutStatus(ds)
+      last = status
+      onProgress(status)
+      if (status.done && (status.desired > 0 || expectAgents === 0)) return status
+      const left = deadline - Date.now()
+      if (left <= 0) throw notRolledOut(status, false)
+      await sleep(Math.min(1000, left))
+      if (Date.now() >= deadline) throw notRolledOut(status, false)
     }
-    const status = rolloutStatus(ds)
-    last = status
-    onProgress(status)
-    if (status.done && (status.desired > 0 || expectAgents === 0)) return status
-    const left = deadline - Date.now()
-    if (left <= 0) throw notRolledOut(status, false)
-    await sleep(Math.min(1000, left))
-    if (Date.now() >= deadline) throw notRolledOut(status, false)
   }
 }
