@@ -16,7 +16,6 @@ import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:
 import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {execa} from 'execa'
 import {resolveBinDir} from './binaries.js'
 import {ControlPlane, controlPlaneSkipReason, SERVICE_CIDR} from './control-plane.js'
 import {KubeProxy} from './kube-proxy.js'
@@ -209,18 +208,12 @@ export class Cluster {
   }
 
   /** Runs a command in the client namespace, with the client's kubeconfig and a home of its own. */
-  async inClient(command: string[], timeoutMs: number): Promise<CommandResult> {
+  inClient(command: string[], timeoutMs: number): Promise<CommandResult> {
     const home = join(this.dir, 'client-home')
     mkdirSync(home, {recursive: true})
-    const r = await execa('nsenter', [`--net=/run/netns/${this.clientNs}`, '--', ...command], {
-      reject: false,
-      stdin: 'ignore',
-      env: {PATH: SYSTEM_PATH, HOME: home, KUBECONFIG: this.kubeconfig, NO_COLOR: '1'},
-      extendEnv: false,
-      timeout: timeoutMs,
-    })
-    return {exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr}
+    return this.net.exec(this.clientNs, command, {env: {HOME: home, KUBECONFIG: this.kubeconfig, NO_COLOR: '1'}, timeoutMs})
   }
+
 
   /**
    * Nodes that hold the VIP now: powered and with the VIP on eth0. (A node powered off keeps it on its eth0,
@@ -302,11 +295,7 @@ export class Cluster {
     )
     return {
       stop: async () => {
-        try {
-          process.kill(proc.pid, 'SIGTERM')
-        } catch {
-          // gone already
-        }
+        killPid(proc.pid, 'SIGTERM')
         await Promise.race([proc.exited, sleep(3000)])
         killGroup(proc.pid, 'SIGKILL')
         return parseProbes(readFileSync(out, 'utf8'))
