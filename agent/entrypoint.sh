@@ -64,11 +64,6 @@ to_cs() {
   f=${f%"${f#??}"}
   cs=$((${w:-0} * 100 + 1$f - 100))
 }
-# Centiseconds since boot in $now: a monotonic clock read without starting a process.
-now_cs() {
-  read -r now _ </proc/uptime
-  now=$((${now%%.*} * 100 + 1${now#*.} - 100))
-}
 
 # --- configuration --------------------------------------------------------------------------------------
 [ -n "${KARP_VIP:-}" ] || die "KARP_VIP is not set"
@@ -179,14 +174,16 @@ if [ -n "$KARP_HEALTH_URL" ]; then
   to_cs "$KARP_HEALTH_TIMEOUT"
   loop_pause=$((loop_pause + cs))
 fi
+# and one ARP probe (at most 1 s) while another CARP group advertises on this vhid (foreign_tick)
+loop_pause=$((loop_pause + 100))
 [ "$loop_pause" -gt "$lease_floor" ] && lease_floor=$loop_pause
 lease_min=$((lease_floor / 100 + 1)) lease_max=86400
 [ "$lease_min" -gt "$lease_max" ] && lease_max=$lease_min
 KARP_VIP_LIFETIME=${KARP_VIP_LIFETIME:-$((lease_floor / 100 + 1))}
 uint_in "$KARP_VIP_LIFETIME" "$lease_min" "$lease_max" || refuse KARP_VIP_LIFETIME "$KARP_VIP_LIFETIME" \
   "whole seconds from $lease_min to $lease_max (longer than the dead interval, KARP_DRAIN_SECONDS and one health check with the pause before it)"
-# For the hooks, which add the VIP.
-export KARP_VIP_LIFETIME
+# For the hooks, which add the VIP (and, up.sh, wait for another CARP group: foreign_heard in lib.sh).
+export KARP_VIP_LIFETIME KARP_ADVBASE
 
 mkdir -p "$KARP_STATE_DIR" || die "cannot create KARP_STATE_DIR=$(shown "$KARP_STATE_DIR")"
 rm -f "$KARP_STATE_DIR/ucarp.pid" "$KARP_STATE_DIR/gated" "$KARP_STATE_DIR/holding" "$KARP_STATE_DIR/gen" "$KARP_STATE_DIR"/.auth.* "$KARP_STATE_DIR"/.answer.* "$KARP_STATE_DIR"/hook.*
@@ -248,20 +245,28 @@ kill_tree() { # signal pid
 }
 
 # --- ucarp ---------------------------------------------------------------------------------------------
-ucarp_pid=
-start_ucarp() { # why [hold]
+ucarp_pid='' listening=''
+start_ucarp() { # why [hold|listen]
   state_set start_reason "$1"
-  neutral=
+  neutral='' listening='' deadratio=$KARP_DEADRATIO
+  # A listener (foreign_tick) waits 255 advertisement periods before it would elect itself: never, in practice.
+  [ "${2:-}" = listen ] && listening=1 deadratio=255
   # A node that holds the VIP (see hold_vip) stays its holder until ucarp is elected or another node
   # answers for the VIP: --neutral keeps ucarp from running the down script at start, which would take
   # the VIP off as if this node had yielded to a preferred master.
   if [ "${2:-}" = hold ]; then neutral=--neutral; else state_set role init; fi
   set -- --interface="$iface" --srcip="$src" --vhid="$KARP_VHID" --passfile="$KARP_PASSWORD_FILE" \
-    --addr="$KARP_VIP" --advbase="$KARP_ADVBASE" --advskew="$skew" --deadratio="$KARP_DEADRATIO" \
+    --addr="$KARP_VIP" --advbase="$KARP_ADVBASE" --advskew="$skew" --deadratio="$deadratio" \
     --upscript="$here/up.sh" --downscript="$here/down.sh" --shutdown
   [ "$KARP_PREEMPT" = true ] && set -- "$@" --preempt
   [ -n "$neutral" ] && set -- "$@" "$neutral"
-  ucarp "$@" </dev/null 3>&- &
+  # ucarp's warnings (and its hooks' log lines) go through the nap FIFO: nap reads and passes them on,
+  # and notes another CARP group's advertisements on the way (ucarp_said).
+  if [ "$nap_read" = true ]; then
+    ucarp "$@" </dev/null 2>&3 3>&- &
+  else
+    ucarp "$@" </dev/null 3>&- &
+  fi
   ucarp_pid=$!
   state_set ucarp.pid "$ucarp_pid"
 }
@@ -308,6 +313,7 @@ stop_ucarp() {
     rm -f "$KARP_STATE_DIR/ucarp.pid"
   fi
   hooks_settle
+  nap_drain
 }
 
 # --- stopping ------------------------------------------------------------------------------------------
@@ -472,6 +478,119 @@ lease_renew() {
   fi
 }
 
+# --- another CARP group on this vhid ----------------------------------------------------------------------
+# While the DaemonSet rolls out a new password, the rolled nodes and the others are two CARP groups that
+# cannot hear each other (ucarp drops the other's advertisements as "Bad digest"), and each would elect a
+# master: two holders. So a node that hears the other group's master while not holding the VIP asks who
+# answers for the VIP; when a node does, it only listens: its ucarp runs with --deadratio 255, so it is
+# never elected and sends no advertisement and no gratuitous ARP (which would point clients at a node
+# without the VIP). When the other group's master falls silent (it stops for a handover and keeps
+# answering for the VIP until a successor does, so clients see no gap) the node runs ucarp as usual again
+# and its group elects a master. When nobody answers for the VIP, that group is not holding it (another
+# VIP on the same vhid): the node ignores it until it falls silent.
+# A node that ucarp elects just before it heard the other group is "deferred" (up.sh): CARP master without
+# the VIP; it takes the VIP when nobody answers for it, and listens otherwise. A holder that hears the
+# other group keeps the VIP and announces it again (ucarp_said); every foreign_cs it checks that no other
+# node answers for it too, and if one does (both took it at once), the higher MAC address lets it go.
+foreign_probe_at=0 foreign_ignored=''
+foreign_tick() {
+  [ -n "$ucarp_pid" ] && [ "$nap_read" = true ] || return 0
+  nap_drain
+  foreign_role=''
+  { read -r foreign_role <"$KARP_STATE_DIR/role"; } 2>/dev/null
+  now_cs
+  if [ -z "$foreign_at" ] || [ $((now - foreign_at)) -ge "$foreign_cs" ]; then
+    foreign_ignored=''
+    if [ -n "$listening" ]; then
+      restart_ucarp "the other CARP group's master stopped advertising"
+    elif [ "$foreign_role" = deferred ]; then
+      foreign_take "$(state_get gen)" "the other CARP group's master stopped advertising"
+    fi
+    return 0
+  fi
+  if [ "$foreign_role" = master ]; then
+    foreign_duplicate
+    return 0
+  fi
+  [ -e "$KARP_STATE_DIR/holding" ] && return 0
+  [ -n "$foreign_ignored" ] && [ "$foreign_role" != deferred ] && return 0
+  [ $((now - foreign_probe_at)) -ge 100 ] || return 0
+  foreign_probe_at=$now
+  g=$(state_get gen)
+  # arping -D exits 0 when no host answered for the address (two probes, 1 s apart).
+  if arping -D -q -c 2 -w 2 -I "$iface" "$KARP_VIP" >/dev/null 2>&1; then
+    foreign_ignored=1
+    rm -f "$KARP_STATE_DIR/foreign"
+    log "foreign_group=ignored vhid=$KARP_VHID reason=\"nobody answers for the VIP: the other group holds another address\""
+    if [ "$foreign_role" = deferred ]; then
+      foreign_take "$g" "nobody answers for the VIP"
+    elif [ -n "$listening" ]; then
+      restart_ucarp "nobody answers for the VIP"
+    fi
+  elif [ -z "$listening" ]; then
+    foreign_ignored=''
+    from=$foreign_role
+    stop_ucarp
+    gen_bump >/dev/null
+    state_set role backup
+    why="another CARP group's master advertises and a node answers for the VIP: listening until that master stops"
+    log "role=backup from=$from vip=$KARP_VIP iface=$iface reason=\"$why\" listening=true"
+    [ "$from" = deferred ] && report_role backup "$why"
+    start_ucarp "$why" listen
+  fi
+}
+
+# Runs ucarp as usual again (as backup: its group elects a master within the dead interval).
+restart_ucarp() { # why
+  stop_ucarp
+  log "role=backup from=$(state_get role init) vip=$KARP_VIP iface=$iface reason=\"$1\" listening=false"
+  start_ucarp "$1"
+}
+
+# A holder that hears another group: is it the only node answering for the VIP? Only the same answer twice
+# in a row, foreign_cs apart, counts: a master of this node's own group that yielded (down.sh) keeps
+# answering for KARP_DRAIN_SECONDS.
+foreign_other=''
+foreign_duplicate() {
+  [ $((now - foreign_probe_at)) -ge "$foreign_cs" ] && ! [ -e "$KARP_STATE_DIR/holding" ] || return 0
+  foreign_probe_at=$now
+  answer=$(arping -D -c 1 -w 1 -I "$iface" "$KARP_VIP" 2>/dev/null) && foreign_other='' && return 0
+  other=$(printf '%s\n' "$answer" | sed -n 's/.*reply from [^ ]* \[\([0-9A-Fa-f:]*\)\].*/\1/p' | tr A-F a-f)
+  seen=$foreign_other
+  foreign_other=$other
+  [ -n "$other" ] && [ "$other" = "$seen" ] || return 0
+  mine=$(tr A-F a-f <"/sys/class/net/$iface/address")
+  if awk -v mine="$mine" -v other="$other" 'BEGIN { exit !(mine > other) }'; then
+    gen_bump >/dev/null
+    state_set role deferred
+    vip_del "$iface"
+    why="$other answers for the VIP too while another CARP group advertises: the lower MAC address keeps it"
+    log "role=deferred from=master vip=$KARP_VIP iface=$iface reason=\"$why\" vip_released=now"
+    report_role backup "$why"
+  else
+    log "warning=vip-also-held other=$other vip=$KARP_VIP iface=$iface reason=\"another CARP group advertises: the lower MAC address, this node's, keeps the VIP\""
+    (garp "$iface") </dev/null >/dev/null 2>&1 3>&- &
+  fi
+}
+
+# A deferred node takes the VIP as up.sh would have. The hook that can run meanwhile is down.sh (this
+# node's ucarp is master already): when it moved the generation, its decision stands.
+foreign_take() { # generation reason
+  [ "$(state_get gen)" = "$1" ] || return 0
+  vip_add "$iface" || return 0
+  state_set role master
+  if [ "$(state_get gen)" != "$1" ]; then
+    state_set role backup
+    vip_del "$iface"
+    return 0
+  fi
+  now_cs
+  lease_at=$now
+  log "role=master from=deferred vip=$KARP_VIP/$KARP_VIP_PREFIX iface=$iface reason=\"$2\""
+  (garp "$iface"; sleep 1; garp "$iface") </dev/null >/dev/null 2>&1 3>&- &
+  report_role master "$2"
+}
+
 stopping=0
 shutdown_agent() {
   trap '' TERM INT
@@ -502,16 +621,55 @@ if mkfifo "$KARP_STATE_DIR/nap" 2>/dev/null && exec 3<>"$KARP_STATE_DIR/nap"; th
   (read -r -t 0.01 _ <&3) 2>/dev/null
   [ $? -ne 2 ] && nap_read=true
 fi
+# Lines in the FIFO are ucarp's messages (start_ucarp): each one is passed on and the wait goes on.
 nap() {
   if [ "$nap_read" = true ]; then
-    # shellcheck disable=SC3045 # only when the test above found -t
-    read -r -t "$1" _ <&3
-    return 0
+    to_cs "$1"
+    now_cs
+    nap_until=$((now + cs)) nap_for=$1
+    while :; do
+      nap_line=''
+      # shellcheck disable=SC3045 # only when the test above found -t
+      read -r -t "$nap_for" nap_line <&3 || return 0
+      ucarp_said "$nap_line"
+      now_cs
+      [ "$now" -lt "$nap_until" ] || return 0
+      nap_for=$(((nap_until - now) / 100)).$(((nap_until - now) % 100 / 10))$(((nap_until - now) % 10))
+    done
   fi
   sleep "$1" 3>&- &
   napper=$!
   wait "$napper" 2>/dev/null
   kill "$napper" 2>/dev/null
+}
+
+# What ucarp wrote and nap has not read yet, now: a decision about another CARP group must not rest on
+# advertisements still waiting in the FIFO.
+nap_drain() {
+  [ "$nap_read" = true ] || return 0
+  while :; do
+    nap_line=''
+    # shellcheck disable=SC3045 # only when the test above found -t
+    read -r -t 0.01 nap_line <&3 || return 0
+    ucarp_said "$nap_line"
+  done
+}
+
+foreign_at='' foreign_cs=$((KARP_ADVBASE * 200 + 50))
+ucarp_said() { # line
+  printf '%s\n' "$1" >&2
+  case $1 in
+    *"Bad digest"*)
+      now_cs
+      if [ -z "$foreign_at" ] || [ $((now - foreign_at)) -ge "$foreign_cs" ]; then
+        log "warning=foreign-carp-group vhid=$KARP_VHID iface=$iface reason=\"ucarp rejects advertisements for vhid $KARP_VHID (another password or VIP), e.g. while a new password rolls out\""
+        # Its master's gratuitous ARP, sent when it was elected, may have turned clients away from here.
+        [ "$(state_get role)" = master ] && (garp "$iface"; sleep 1; garp "$iface") </dev/null >/dev/null 2>&1 3>&- &
+      fi
+      foreign_at=$now
+      [ -n "$foreign_ignored" ] || state_set foreign "$now"
+      ;;
+  esac
 }
 
 # One check of KARP_HEALTH_URL within KARP_HEALTH_TIMEOUT: true for a 2xx answer; why not in health.err.
@@ -753,5 +911,6 @@ while :; do
   fi
   # After the health check, so that its karp-tls and this one seldom run at the same time.
   [ "$node_check" = on ] && [ "$stopping" = 0 ] && node_tick
+  [ "$stopping" = 1 ] || foreign_tick
   [ "$stopping" = 1 ] || nap "$interval"
 done

@@ -10,6 +10,25 @@ KARP_CA_FILE=${KARP_CA_FILE:-/var/run/secrets/kubernetes.io/serviceaccount/ca.cr
 KARP_DRAIN_SECONDS=${KARP_DRAIN_SECONDS:-1.2}
 KARP_REPORT_TIMEOUT=${KARP_REPORT_TIMEOUT:-5}
 
+# Centiseconds since boot in $now: a monotonic clock read without starting a process.
+now_cs() {
+  read -r now _ </proc/uptime
+  now=$((${now%%.*} * 100 + 1${now#*.} - 100))
+}
+
+# Another CARP group on this vhid: a master whose advertisements ucarp rejects ("Bad digest": another
+# password or another VIP), e.g. the nodes not yet rolled while the DaemonSet rolls out a new password.
+# The agent reads ucarp's messages and writes the time it last saw one (centiseconds since boot) to the
+# state file "foreign". A live master's advertisements reach ucarp at most advbase + 28/256 s apart plus
+# one 1 s capture batch; silence for longer than twice advbase + 0.5 s means it stopped advertising.
+foreign_heard() {
+  foreign_seen=''
+  { read -r foreign_seen <"$KARP_STATE_DIR/foreign"; } 2>/dev/null
+  [ -n "$foreign_seen" ] || return 1
+  now_cs
+  [ $((now - foreign_seen)) -lt $((${KARP_ADVBASE:-1} * 200 + 50)) ]
+}
+
 # One line on stderr, key=value, so a log search for "role=" finds every transition.
 log() {
   printf '%s karp node=%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${NODE_NAME:-?}" "$*" >&2

@@ -15,6 +15,16 @@ if ! hook_current "$g"; then
   log "up=skipped vip=$KARP_VIP iface=$iface reason=\"the ucarp that ran this hook was stopped\""
   exit 0
 fi
+# Another CARP group's master advertises on this vhid (a password roll-out in progress): it, or a node
+# of its group, may hold the VIP. Unless this node holds the VIP already, it waits: the agent's
+# foreign_tick (entrypoint.sh) takes the VIP once that master stops advertising or nobody answers for it.
+if foreign_heard && ! vip_held "$iface"; then
+  state_set role deferred
+  why="elected, but another CARP group (another password or VIP) advertises vhid $KARP_VHID: waiting until its master stops or nobody answers for the VIP"
+  log "role=deferred from=$from vip=$KARP_VIP iface=$iface reason=\"$why\""
+  report_role backup "$why"
+  exit 0
+fi
 # The VIP first, then the role: the agent renews the VIP's lease while the role is master, and a renewal
 # would add a VIP that is not there yet.
 vip_add "$iface"
