@@ -607,7 +607,16 @@ shutdown_agent() {
     log "role=stopped from=$from vip=$KARP_VIP iface=$iface reason=\"shutdown\""
   fi
   rm -f "$KARP_STATE_DIR/agent.pid" "$KARP_STATE_DIR/gated"
+  end_reports
   exit 0
+}
+
+# Role reports still retrying (report_role_now, lib.sh) end with the agent. In a pod they would die with
+# it anyway; elsewhere (a lab, a shell) they would go on for up to a request's timeout. SIGHUP to the
+# agent's process group, which the agent itself ignores from here on.
+end_reports() {
+  trap '' HUP
+  kill -HUP 0 2>/dev/null
 }
 trap 'stopping=1; stop_clock' TERM INT
 
@@ -865,6 +874,7 @@ while :; do
     node_poll_stop
     handover stopped "ucarp exited with status $status"
     rm -f "$KARP_STATE_DIR/agent.pid"
+    end_reports
     exit 1
   fi
   # Before the health check and the node check start their karp-tls: its ip and those seldom run at once.

@@ -140,13 +140,17 @@ report_role() { # role reason [wait]
   [ -r "$KARP_TOKEN_FILE" ] || return 0
   # An agent about to exit waits (the VIP is already dealt with): a background report would die with it.
   if [ "${3:-}" = wait ]; then
-    report_role_now "$1" "$2" </dev/null >/dev/null
+    report_role_now "$1" "$2" once </dev/null >/dev/null
   else
     (report_role_now "$1" "$2" </dev/null >/dev/null &)
   fi
 }
 
-report_role_now() { # role reason
+# A condition that did not get through is sent again, 1, 2, 4, 8 and then every 10 s, for as long as the
+# role stays the same (a change starts a report of its own): after a node's power loss the Service can
+# still route a request to the dead node's API server, and karp status would show the old role for good.
+# An agent about to exit ("once") tries once.
+report_role_now() { # role reason [once]
   api_endpoint
   api=/api/v1/namespaces/$POD_NAMESPACE
   # The token stays in this shell: karp-tls gets it on stdin, after the server proved who it is.
@@ -161,19 +165,40 @@ report_role_now() { # role reason
     "${NODE_NAME:-}" "${NODE_NAME:-}" "$now" "$now")
   api_call POST "$api/events" application/json "$event"
   [ "$code" = 201 ] || log "warning=report-event http=$code role=$1"
-  tries=0
+  tries=0 failures=0 delay=1
   while [ "$tries" -lt 3 ]; do
-    tries=$((tries + 1))
     sent=$(state_get role "$1")
     case $sent in master) reason=Master ;; *) sent=backup reason=Backup ;; esac
     api_call PATCH "$api/pods/$POD_NAME/status" application/strategic-merge-patch+json \
       "{\"status\":{\"conditions\":[{\"type\":\"karp.io/role\",\"status\":\"True\",\"reason\":\"$reason\",\"message\":\"${NODE_NAME:-} is $sent for $KARP_VIP\",\"lastTransitionTime\":\"$now\"}]}}"
-    [ "$code" = 200 ] || { log "warning=report-role http=$code role=$sent"; break; }
     now_role=$(state_get role "$sent")
     [ "$now_role" = master ] || now_role=backup
+    if [ "$code" != 200 ]; then
+      failures=$((failures + 1))
+      [ "$failures" = 1 ] && log "warning=report-role http=$code role=$sent"
+      if [ "${3:-}" = once ] || [ "$now_role" != "$sent" ]; then break; fi
+      # A second at a time, and only while the agent runs (it removes agent.pid as it exits).
+      waited=0
+      while [ "$waited" -lt "$delay" ] && agent_running; do
+        sleep 1
+        waited=$((waited + 1))
+      done
+      agent_running || break
+      delay=$((delay * 2))
+      [ "$delay" -le 10 ] || delay=10
+      continue
+    fi
+    [ "$failures" = 0 ] || log "report_role=sent role=$sent failures=$failures"
+    failures=0 tries=$((tries + 1))
     [ "$now_role" = "$sent" ] && break
   done
   rm -f "$answer"
+}
+
+agent_running() {
+  agent_pid=''
+  { read -r agent_pid <"$KARP_STATE_DIR/agent.pid"; } 2>/dev/null
+  [ -n "$agent_pid" ] && kill -0 "$agent_pid" 2>/dev/null
 }
 
 # Where the API server is, as karp-tls --connect takes it, in api_host: KUBERNETES_SERVICE_HOST (an IPv6

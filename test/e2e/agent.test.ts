@@ -212,6 +212,8 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
       process.kill(agent.pid, 'SIGCONT')
     }
     await waitFor(`${old.name} putting the VIP back`, 20_000, async () => lab.holdsVip(old))
+    // The VIP goes on before the agent logs that it did.
+    await waitFor(`${old.name} logging the VIP back`, 5_000, async () => lab.agentLog(old).slice(from).includes('vip_restored='))
     const lines = lab.agentLog(old).slice(from)
     assert.match(lines, /warning=vip-lease-lapsed vip=10\.77\.0\.10 iface=eth0 unrenewed=\d+\.\ds lifetime=4s/)
     assert.match(lines, /vip_restored=10\.77\.0\.10 iface=eth0 reason="the lease lapsed while this node was master"/)

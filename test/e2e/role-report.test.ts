@@ -12,7 +12,7 @@ import {execa} from 'execa'
 import {validateVipInput} from '../../src/lib/config/vip-config.js'
 import {renderManifests} from '../../src/lib/manifests/render.js'
 import {clusterOrSkip, uniqueName} from '../integration/cluster-env.js'
-import {Lab, labSkipReason, waitFor} from '../../lab/agent-lab.js'
+import {killGroup, Lab, labSkipReason, waitFor, type LabNode, type Proc} from '../../lab/agent-lab.js'
 
 const skip = labSkipReason()
 const cluster = clusterOrSkip()
@@ -81,18 +81,24 @@ describe('role reporting through a real API server', {skip: skip || cluster.skip
       writeFileSync(join(n.dir, 'token'), `${token}\n`, {mode: 0o600})
       copyFileSync(cluster.caFile, join(n.dir, 'ca.crt'))
     }
-    const socket = join(lab.dir, 'api.sock')
     const api = new URL(cluster.server)
-    lab.spawnHere(['socat', `UNIX-LISTEN:${socket},fork,unlink-early`, `TCP:${api.hostname}:${api.port}`], join(lab.dir, 'socat.log'))
+    lab.spawnHere(['socat', `UNIX-LISTEN:${socket()},fork,unlink-early`, `TCP:${api.hostname}:${api.port}`], join(lab.dir, 'socat.log'))
     for (const n of lab.nodes) {
-      lab.spawnIn(n.ns, ['socat', `TCP-LISTEN:${FORWARD_PORT},bind=127.0.0.1,fork,reuseaddr`, `UNIX-CONNECT:${socket}`], {}, join(n.dir, 'socat.log'))
+      startForwarder(n)
       lab.startService(n)
     }
     for (const n of lab.nodes) await lab.waitForService(n)
-    for (const n of lab.nodes) {
-      lab.startAgent(n, {env: {KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: FORWARD_PORT, POD_NAMESPACE: namespace}})
-    }
+    for (const n of lab.nodes) startAgent(n)
   })
+
+  const socket = () => join(lab.dir, 'api.sock')
+  const forwarders = new Map<string, Proc>()
+  function startForwarder(n: LabNode): void {
+    forwarders.set(n.name, lab.spawnIn(n.ns, ['socat', `TCP-LISTEN:${FORWARD_PORT},bind=127.0.0.1,fork,reuseaddr`, `UNIX-CONNECT:${socket()}`], {}, join(n.dir, 'socat.log')))
+  }
+  function startAgent(n: LabNode): void {
+    lab.startAgent(n, {env: {KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: FORWARD_PORT, POD_NAMESPACE: namespace}})
+  }
 
   after(async () => {
     await lab?.destroy()
@@ -123,5 +129,26 @@ describe('role reporting through a real API server', {skip: skip || cluster.skip
       return roles[`karp-${holder}`] === 'master' && roles[`karp-${old}`] === 'backup'
     }, () => JSON.stringify(roles))
     assert.equal(Object.values(roles).filter((r) => r === 'master').length, 1)
+  })
+
+  it('sends a role report again until the API server takes it', async () => {
+    const old = await lab.waitForOneHolder()
+    // The reports' way to the API server is gone (after a power loss, the Service can route to a dead one).
+    for (const proc of forwarders.values()) {
+      killGroup(proc.pid, 'SIGKILL')
+      await proc.exited
+    }
+    await lab.stopAgent(lab.node(old))
+    const holder = lab.node(await lab.waitForOneHolder(20_000, old))
+    await waitFor(`${holder.name} failed to report master`, 20_000, async () => /warning=report-role http=000 role=master/.test(lab.agentLog(holder)))
+    for (const n of lab.nodes) startForwarder(n)
+    let roles: Record<string, string | undefined> = {}
+    await waitFor(`${holder.name} reported master once the API server was back`, 30_000, async () => {
+      roles = await podRoles()
+      return roles[`karp-${holder.name}`] === 'master'
+    }, () => JSON.stringify(roles))
+    assert.match(lab.agentLog(holder), /report_role=sent role=master failures=[1-9]/)
+    startAgent(lab.node(old))
+    await waitForRoles(holder.name)
   })
 })

@@ -4,7 +4,7 @@ import {describe, it} from 'node:test'
 import type {V1Namespace} from '@kubernetes/client-node'
 
 import {validateVipInput} from '../../src/lib/config/vip-config.js'
-import {type ClusterFacts, installPermissionNeeds, PASSWORD_CHANGE_WARNING, planInstall} from '../../src/lib/install/install.js'
+import {type ClusterFacts, installPermissionNeeds, planInstall} from '../../src/lib/install/install.js'
 import {checkInstallNamespace, checkRenderNamespace, isCreatedByKarp, podSecurityProblem} from '../../src/lib/install/namespace.js'
 import type {NodeFacts} from '../../src/lib/install/preflight.js'
 import {CheckFailedError} from '../../src/lib/errors.js'
@@ -97,13 +97,5 @@ describe('planInstall: clusters without ValidatingAdmissionPolicy (before 1.30)'
       ['get', 'validatingadmissionpolicies', undefined], ['create', 'validatingadmissionpolicies', undefined], ['patch', 'validatingadmissionpolicies', undefined],
       ['get', 'validatingadmissionpolicybindings', undefined], ['create', 'validatingadmissionpolicybindings', undefined], ['patch', 'validatingadmissionpolicybindings', undefined],
     ])
-  })
-})
-
-describe('planInstall: a password change', () => {
-  it('warns when the install\'s Secret holds another password, and only then', () => {
-    assert.ok(planInstall(config(), 'flag', facts({existingPassword: 'older'}), 24).warnings.includes(PASSWORD_CHANGE_WARNING))
-    assert.ok(!planInstall(config(), 'cluster', facts({existingPassword: 's3cret'}), 24).warnings.includes(PASSWORD_CHANGE_WARNING))
-    assert.ok(!planInstall(config(), 'generated', facts(), 24).warnings.includes(PASSWORD_CHANGE_WARNING))
   })
 })

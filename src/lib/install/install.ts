@@ -79,13 +79,6 @@ export interface InstallPlan {
   warnings: string[]
 }
 
-/**
- * CARP peers with different passwords cannot hear each other: while the DaemonSet rolls, the first agent on
- * the new password elects itself master beside the old holder.
- */
-export const PASSWORD_CHANGE_WARNING =
-  'the CARP password changes: while the agents roll one node at a time, agents on the old and the new password cannot hear each other, so two nodes may hold the VIP for seconds and clients may lose it; change it when a short outage is acceptable'
-
 /** Decides everything install will do, and refuses with every problem at once before any write. */
 export function planInstall(config: VipConfig, passwordSource: PasswordSource, facts: ClusterFacts, subnetPrefix: number): InstallPlan {
   const rendered = renderManifests(config)
@@ -112,7 +105,6 @@ export function planInstall(config: VipConfig, passwordSource: PasswordSource, f
   const warnings = [
     ...verdict.warnings,
     ...(facts.admissionPolicies ? [] : [noAdmissionPolicyWarning(config.namespace)]),
-    ...(facts.existingPassword !== undefined && facts.existingPassword !== config.password ? [PASSWORD_CHANGE_WARNING] : []),
   ]
   return {config, passwordSource, objects, namespaceExists: facts.namespace !== null, selected, warnings}
 }
