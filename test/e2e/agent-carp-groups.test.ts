@@ -86,7 +86,7 @@ describe('karp agents and another CARP group on the same vhid', {skip}, () => {
     // holder while a node is still on the old password, then the last one.
     const [backup, last] = lab.nodes.filter((n) => n !== first) as [LabNode, LabNode]
     const sampler = sampleHolders(lab)
-    let samples: string[][] = []
+    let samples: string[][]
     try {
       for (const node of [backup, first, last]) {
         assert.equal(await lab.stopAgent(node), 0)
