@@ -54,10 +54,10 @@ function pod(nodeName: string, role?: string, opts: {changedAt?: Date; startedAt
 }
 
 const nodes = [node('cp1'), node('cp2'), node('cp3'), node('w1', true, false)]
-const judge = (pods: V1Pod[], extra: {nodes?: V1Node[]; events?: CoreV1Event[]; ds?: V1DaemonSet | null} = {}) =>
+const judge = (pods: V1Pod[], extra: {nodes?: V1Node[]; events?: CoreV1Event[]; ds?: V1DaemonSet | null; heartbeats?: Record<string, string>} = {}) =>
   installStatus(
     extra.ds === null ? {namespace: 'karp-system', name: 'karp'} : {namespace: 'karp-system', name: 'karp', daemonSet: extra.ds ?? daemonSet},
-    {pods, nodes: extra.nodes ?? nodes, events: extra.events ?? []},
+    {pods, nodes: extra.nodes ?? nodes, events: extra.events ?? [], ...(extra.heartbeats ? {heartbeats: extra.heartbeats} : {})},
     NOW,
   )
 
@@ -86,6 +86,26 @@ describe('installStatus', () => {
     assert.equal(status.state, 'degraded')
     assert.deepEqual(status.holders, ['cp1', 'cp2'])
     assert.match(status.problems[0] as string, /split brain: cp1 and cp2/)
+  })
+
+  it('believes the newer of two masters when the older one\'s kubelet fell silent before it took over', () => {
+    // cp1 lost power 20 s ago: its pod still shows Running and its last report until the node controller notices.
+    const pods = [pod('cp1', 'master', {changedAt: ago(300)}), pod('cp2', 'backup'), pod('cp3', 'master', {changedAt: ago(17)})]
+    const status = judge(pods, {heartbeats: {cp1: ago(21).toISOString(), cp3: ago(4).toISOString()}})
+    assert.equal(status.holder, 'one')
+    assert.deepEqual(status.holders, ['cp3'])
+    assert.equal(status.state, 'degraded')
+    assert.deepEqual(status.problems, [
+      `node cp1 last reported holding the VIP, but cp3 took it at ${ago(17).toISOString()} and the kubelet of cp1 has not been heard from since ${ago(21).toISOString()}: cp1 is probably down`,
+    ])
+  })
+
+  it('still calls two masters a split brain when both kubelets are heard from, or the heartbeats are unknown', () => {
+    const pods = [pod('cp1', 'master', {changedAt: ago(300)}), pod('cp2', 'backup'), pod('cp3', 'master', {changedAt: ago(17)})]
+    // cp1's kubelet renewed its Lease after cp3 took over: both run, and both say they hold the VIP.
+    assert.equal(judge(pods, {heartbeats: {cp1: ago(5).toISOString(), cp3: ago(4).toISOString()}}).holder, 'split-brain')
+    assert.equal(judge(pods).holder, 'split-brain')
+    assert.equal(judge(pods, {heartbeats: {cp3: ago(4).toISOString()}}).holder, 'split-brain')
   })
 
   it('does not believe a role reported before the container restarted', () => {

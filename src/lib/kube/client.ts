@@ -4,6 +4,7 @@ import {
   type ApiType,
   AppsV1Api,
   AuthorizationV1Api,
+  CoordinationV1Api,
   CoreV1Api,
   createConfiguration,
   KubeConfig,
@@ -256,6 +257,7 @@ export class Kube {
   readonly config: KubeConfig
   readonly core: CoreV1Api
   readonly apps: AppsV1Api
+  readonly coordination: CoordinationV1Api
   readonly rbac: RbacAuthorizationV1Api
   readonly authz: AuthorizationV1Api
   readonly objects: KubernetesObjectApi
@@ -269,6 +271,7 @@ export class Kube {
     this.config = new GuardedKubeConfig(config, {requestTimeoutMs: this.requestTimeoutMs, deadlineAt: options.deadlineAt})
     this.core = this.config.makeApiClient(CoreV1Api)
     this.apps = this.config.makeApiClient(AppsV1Api)
+    this.coordination = this.config.makeApiClient(CoordinationV1Api)
     this.rbac = this.config.makeApiClient(RbacAuthorizationV1Api)
     this.authz = this.config.makeApiClient(AuthorizationV1Api)
     this.objects = KubernetesObjectApi.makeApiClient(this.config)

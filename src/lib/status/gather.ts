@@ -3,6 +3,10 @@ import {ApiException, type CoreV1Event, type V1DaemonSet, type V1Node, type V1Po
 import {type PermissionNeed, requirePermissions} from '../kube/access.js'
 import {type Kube, toKarpError} from '../kube/client.js'
 import {KARP_SELECTOR} from '../kube/karp-installs.js'
+import {reportsMaster} from './verdict.js'
+
+/** Where each kubelet renews its Lease, named after its node. */
+const NODE_LEASE_NAMESPACE = 'kube-node-lease'
 
 /** What the agents report Events as (agent/lib.sh). */
 export const AGENT_REPORTING_COMPONENT = 'karp.io/agent'
@@ -12,6 +16,11 @@ export interface ClusterSnapshot {
   pods: V1Pod[]
   nodes: V1Node[]
   events: CoreV1Event[]
+  /**
+   * When more than one agent reports master: when each such node's kubelet last renewed its Lease in
+   * kube-node-lease (every 10 s while it runs), by node name. Missing when unreadable.
+   */
+  heartbeats?: Record<string, string>
   /** resourceVersion of each list, where a watch can start from. */
   resourceVersions: {daemonSets?: string; pods?: string; nodes?: string; events?: string}
 }
@@ -51,6 +60,7 @@ export async function takeSnapshot(kube: Kube): Promise<ClusterSnapshot> {
     pods: pods.items,
     nodes: nodes.items,
     events: events.items,
+    heartbeats: await heartbeatsOfMasters(kube, pods.items),
     resourceVersions: {
       daemonSets: daemonSets.metadata?.resourceVersion,
       pods: pods.metadata?.resourceVersion,
@@ -58,4 +68,26 @@ export async function takeSnapshot(kube: Kube): Promise<ClusterSnapshot> {
       events: events.metadata?.resourceVersion,
     },
   }
+}
+
+/**
+ * Two agents reporting master are a split brain, or one of them is on a node that went down after it
+ * reported (its pod still shows Running until the node controller notices, about 40 s). The kubelet's
+ * Lease tells them apart; read only in that case (one GET per such node), and optional: a user who may not
+ * read Leases gets the split brain as before.
+ */
+async function heartbeatsOfMasters(kube: Kube, pods: V1Pod[]): Promise<Record<string, string>> {
+  const masters = [...new Set(pods.filter(reportsMaster).flatMap((p) => (p.spec?.nodeName ? [p.spec.nodeName] : [])))]
+  if (masters.length < 2) return {}
+  const beats = await Promise.all(
+    masters.map(async (node) => {
+      try {
+        const renewed = (await kube.coordination.readNamespacedLease({name: node, namespace: NODE_LEASE_NAMESPACE})).spec?.renewTime
+        return renewed ? ([node, new Date(renewed).toISOString()] as const) : undefined
+      } catch {
+        return undefined
+      }
+    }),
+  )
+  return Object.fromEntries(beats.filter((b) => b !== undefined))
 }

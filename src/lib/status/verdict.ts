@@ -14,6 +14,11 @@ const ROLE_REASONS: Record<string, Role> = {Master: 'master', Backup: 'backup'}
 
 export type Role = 'master' | 'backup' | 'unknown'
 
+/** Whether the pod's agent reports holding the VIP (the condition, whatever its age). */
+export function reportsMaster(pod: V1Pod): boolean {
+  return pod.status?.conditions?.some((c) => c.type === ROLE_CONDITION && c.status === 'True' && c.reason === 'Master') ?? false
+}
+
 export interface PodStatus {
   name: string
   phase: string
@@ -124,10 +129,33 @@ export function installsIn(snapshot: Pick<ClusterSnapshot, 'daemonSets' | 'pods'
   return [...found.values()].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`))
 }
 
+/**
+ * Masters whose report another master's newer one replaced while their node fell silent: the node's kubelet
+ * has not renewed its Lease since the other node took the VIP (a node that lost power still shows a
+ * Running pod and its last report until the node controller notices). Live nodes renew every 10 s, so a
+ * real split brain shows again within that.
+ */
+function supersededMasters(masters: AgentStatus[], heartbeats: Record<string, string>): Map<string, string> {
+  const superseded = new Map<string, string>()
+  for (const old of masters) {
+    const heard = heartbeats[old.node]
+    const since = old.pod?.roleChangedAt
+    if (heard === undefined || since === undefined) continue
+    const newer = masters.find((m) => m !== old && m.pod?.roleChangedAt !== undefined && m.pod.roleChangedAt > since && m.pod.roleChangedAt > heard)
+    if (newer) {
+      superseded.set(
+        old.node,
+        `node ${old.node} last reported holding the VIP, but ${newer.node} took it at ${newer.pod?.roleChangedAt ?? ''} and the kubelet of ${old.node} has not been heard from since ${heard}: ${old.node} is probably down`,
+      )
+    }
+  }
+  return superseded
+}
+
 /** Judges one karp install from a snapshot: who holds the VIP, and what is wrong. Pure. */
 export function installStatus(
   target: {namespace: string; name: string; daemonSet?: V1DaemonSet},
-  snapshot: Pick<ClusterSnapshot, 'pods' | 'nodes' | 'events'>,
+  snapshot: Pick<ClusterSnapshot, 'pods' | 'nodes' | 'events' | 'heartbeats'>,
   now: Date,
 ): InstallStatus {
   const {daemonSet} = target
@@ -157,9 +185,12 @@ export function installStatus(
   }
   agents.sort((a, b) => a.node.localeCompare(b.node))
 
-  const holders = agents.filter((a) => a.pod?.role === 'master' && !a.pod.stale).map((a) => a.node)
+  const masters = agents.filter((a) => a.pod?.role === 'master' && !a.pod.stale)
+  const superseded = supersededMasters(masters, snapshot.heartbeats ?? {})
+  const holders = masters.filter((a) => !superseded.has(a.node)).map((a) => a.node)
   const holder: HolderVerdict = holders.length === 1 ? 'one' : holders.length === 0 ? 'none' : 'split-brain'
   const problems: string[] = []
+  problems.push(...superseded.values())
   if (!daemonSet) problems.push(`DaemonSet ${install.namespace}/${install.name} is missing: ${owned.length} agent pod${owned.length === 1 ? '' : 's'} left without it; run karp install again, or karp uninstall`)
   if (holder === 'none') problems.push(`no node holds VIP ${install.vip ?? ''}: the API server is not reachable through it`.replace('  ', ' '))
   if (holder === 'split-brain') problems.push(`split brain: ${holders.join(' and ')} all report holding VIP ${install.vip}; check that their CARP advertisements reach each other (same L2 segment, vhid, password)`)
