@@ -25,7 +25,7 @@ import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {execa} from 'execa'
 import {makeCa, makeCertificate, testKey} from '../test/helpers/certs.js'
-import {killGroup, processTree, rssKb, sleep, SYSTEM_PATH, waitFor} from './process.js'
+import {killGroup, missingTools, processTree, rssKb, sleep, SYSTEM_PATH, waitFor} from './process.js'
 import {IP, Network, type Host, type Proc} from './network.js'
 import {atTeardown} from './teardown.js'
 
@@ -53,9 +53,7 @@ const BUSYBOX_APPLETS = ['ip', 'arping', 'awk', 'sed', 'grep', 'date', 'head', '
 export function labSkipReason(): string | false {
   const missing: string[] = []
   if (process.getuid?.() !== 0) missing.push('root (network namespaces)')
-  for (const tool of ['ip', 'ucarp', 'arping', 'curl', 'socat', 'shellcheck', 'busybox']) {
-    if (spawnSync('sh', ['-c', `command -v ${tool}`], {env: {PATH: SYSTEM_PATH}}).status !== 0) missing.push(tool)
-  }
+  missing.push(...missingTools(['ip', 'ucarp', 'arping', 'curl', 'socat', 'shellcheck', 'busybox']))
   const tls = karpTls()
   if ('error' in tls) missing.push(`karp-tls, the agent's TLS client (${tls.error})`)
   if (missing.length === 0) {

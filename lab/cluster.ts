@@ -11,7 +11,6 @@
 //
 // The VIP is 10.78.0.10. Nothing runs in the root namespace and nothing there connects to a lab address:
 // this process drives the lab by starting processes inside the namespaces and reading files.
-import {spawnSync} from 'node:child_process'
 import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
@@ -22,7 +21,7 @@ import {KubeProxy} from './kube-proxy.js'
 import {KubeNode, nodeSkipReason, type CommandResult} from './node.js'
 import {Network, type Host, type Proc} from './network.js'
 import {parseProbes, type Probe} from './outage.js'
-import {killGroup, killPid, processTree, rssKb, sleep, SYSTEM_PATH} from './process.js'
+import {killGroup, killPid, missingTools, processTree, rssKb, sleep} from './process.js'
 import {atTeardown} from './teardown.js'
 
 export const SUBNET = '10.78.0'
@@ -37,7 +36,7 @@ const karpBin = join(repoRoot, 'bin', 'run.js')
 export async function clusterSkipReason(): Promise<string | false> {
   const reason = controlPlaneSkipReason() || (await nodeSkipReason())
   if (reason) return reason
-  if (spawnSync('sh', ['-c', 'command -v iptables-restore'], {env: {PATH: SYSTEM_PATH}}).status === 0) return false
+  if (missingTools(['iptables-restore']).length === 0) return false
   const missing = "the lab's kube-proxy needs iptables (bash scripts/setup.sh installs it)"
   if (process.env.CI === 'true') throw new Error(`CI=true and ${missing}`)
   return missing

@@ -16,23 +16,18 @@ import {join} from 'node:path'
 import {execa} from 'execa'
 import {resolveBinDir} from './binaries.js'
 import {atTeardown} from './teardown.js'
-import {alive} from './process.js'
+import {alive, missingTools, SYSTEM_PATH} from './process.js'
 
 /** The containerd namespace CRI works in (and `ctr -n` must name to be seen by CRI). */
 export const CRI_NAMESPACE = 'k8s.io'
-const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 const TOOLS = ['containerd', 'containerd-shim-runc-v2', 'runc', 'ctr', 'nsenter', 'mount', 'umount', 'tar', 'gcc']
 const CGROUP_FS = '/sys/fs/cgroup'
-
-function hasTool(tool: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${tool}`], {env: {PATH: SYSTEM_PATH}}).status === 0
-}
 
 /** Why containerd cannot run here, or false. Under CI=true a missing prerequisite throws instead. */
 export async function runtimeSkipReason(): Promise<string | false> {
   const missing: string[] = []
   if (process.getuid?.() !== 0) missing.push('root')
-  for (const tool of TOOLS) if (!hasTool(tool)) missing.push(tool)
+  missing.push(...missingTools(TOOLS))
   if (!readFileSync('/proc/filesystems', 'utf8').includes('\toverlay\n') && spawnSync('modprobe', ['overlay']).status !== 0) missing.push('overlayfs')
   if (!existsSync(join(CGROUP_FS, 'memory', 'memory.limit_in_bytes')) && !readCgroupFile(CGROUP_FS, 'cgroup.controllers')?.split(' ').includes('memory')) {
     missing.push('the cgroup memory controller')

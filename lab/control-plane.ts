@@ -22,7 +22,7 @@ import {stringify} from 'yaml'
 import {resolveBinDir} from './binaries.js'
 import type {Host, Network, Proc} from './network.js'
 import {createCa, issueClientCert, issueServingCert, rsaKeyPem, writeKeyPair, type CertificateAuthority, type KeyPair} from './pki.js'
-import {killGroup, processTree, rssKb, SYSTEM_PATH, waitFor} from './process.js'
+import {killGroup, missingTools, processTree, rssKb, waitFor} from './process.js'
 import {atTeardown} from './teardown.js'
 
 export type Component = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler'
@@ -541,9 +541,7 @@ export function writeKubeconfig(file: string, server: string, caPem: string, use
 export function controlPlaneSkipReason(): string | false {
   const missing: string[] = []
   if (process.getuid?.() !== 0) missing.push('root (network namespaces)')
-  for (const tool of ['ip', 'nsenter', 'unshare', 'hostname', 'curl', 'openssl']) {
-    if (spawnSync('sh', ['-c', `command -v ${tool}`], {env: {PATH: SYSTEM_PATH}}).status !== 0) missing.push(tool)
-  }
+  missing.push(...missingTools(['ip', 'nsenter', 'unshare', 'hostname', 'curl', 'openssl']))
   if (missing.length === 0) {
     const probe = `karpcp-probe-${process.pid.toString(36)}`
     const add = spawnSync('ip', ['netns', 'add', probe], {encoding: 'utf8'})

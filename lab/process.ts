@@ -1,5 +1,6 @@
 // What every part of the lab does with processes and time: a PATH without the caller's, waiting for a
 // condition with a deadline, ending a process group, walking a process tree.
+import {spawnSync} from 'node:child_process'
 import {readdirSync, readFileSync} from 'node:fs'
 import {setTimeout as sleep} from 'node:timers/promises'
 
@@ -7,6 +8,11 @@ export {sleep}
 
 /** The PATH everything the lab starts gets: the system's, never the caller's (no node_modules/.bin). */
 export const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+/** Which of these commands the system PATH lacks (a skip reason names them). */
+export function missingTools(tools: readonly string[]): string[] {
+  return tools.filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`], {env: {PATH: SYSTEM_PATH}}).status !== 0)
+}
 
 /** Polls `check` every `everyMs` until it holds; throws naming `what` (and `detail()`) after `timeoutMs`. */
 export async function waitFor(

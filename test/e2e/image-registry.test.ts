@@ -17,13 +17,14 @@ import {type ImageSummary, repoRoot} from '../../scripts/image/build.js'
 import {readBlob, writeLayout} from '../../scripts/image/oci.js'
 import type {SpdxDocument} from '../../scripts/image/sbom.js'
 import {agentImage, IMAGE_DIR, IMAGE_LAYOUT} from '../../lab/image.js'
+import {missingTools} from '../../lab/process.js'
 
 const TOOLS = ['skopeo', 'docker-registry', 'htpasswd']
 const REPOSITORY = 'karp-agent'
 const USER = 'karp-release'
 
 function registrySkipReason(): string | false {
-  const missing = TOOLS.filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
+  const missing = missingTools(TOOLS)
   if (missing.length === 0) return false
   const reason = `the registry dry-run needs ${missing.join(', ')} (scripts/setup.sh installs them)`
   if (process.env.CI === 'true') throw new Error(`CI=true and ${reason}`)

@@ -14,6 +14,7 @@ import {execa} from 'execa'
 
 import {karpBin} from '../helpers/karp.js'
 import {fixtureText} from '../fixtures/kubeconfig/harness.js'
+import {missingTools} from '../../lab/process.js'
 
 const VIP = '10.99.0.10'
 const PAGE = 4096
@@ -22,9 +23,7 @@ const PAGE = 4096
 function fullDiskSkipReason(): string | false {
   const missing: string[] = []
   if (process.getuid?.() !== 0) missing.push('root (to mount a tmpfs)')
-  for (const tool of ['mount', 'umount', 'unshare']) {
-    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) missing.push(tool)
-  }
+  missing.push(...missingTools(['mount', 'umount', 'unshare']))
   if (missing.length === 0) {
     const probe = mkdtempSync(join(tmpdir(), 'karp-full-disk-probe-'))
     const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'karp-probe', probe], {encoding: 'utf8'})
