@@ -357,14 +357,32 @@ final_report() { # reason
   wait "$reporter" 2>/dev/null
 }
 
+# A backup takes over at once from a master that announces an advertisement interval longer than its own
+# dead interval (ucarp: "Putting MASTER DOWN (going to time out)"): karp-carp-leave (agent/tls) sends that
+# advertisement, signed with the group's password, once this node's ucarp is stopped. A listener (deadratio
+# 255, foreign_tick) does not react to it.
+leave_advbase=$((KARP_ADVBASE * KARP_DEADRATIO + 1))
+[ "$leave_advbase" -le 255 ] || leave_advbase=255
+carp_leave() {
+  if leave_out=$(karp-carp-leave --srcip "$src" --vhid "$KARP_VHID" --vip "$KARP_VIP" --passfile "$KARP_PASSWORD_FILE" \
+    --advbase "$leave_advbase" 2>&1 </dev/null 3>&-); then
+    log "carp_leave=sent advbase=$leave_advbase reason=\"the backups take over without waiting out the dead interval\""
+  else
+    log "warning=carp-leave-failed detail=\"$(printf '%s' "$leave_out" | tr '\n"' '  ')\""
+  fi
+}
+
 # Make-before-break: ucarp never tells the backups it leaves, so they take over only when its
 # advertisements stop for the dead interval. Stop advertising, keep answering for the VIP meanwhile, and
 # let it go once another node answers ARP for it (or after KARP_HANDOVER_TIMEOUT, e.g. a single node).
 # When stopping, the wait ends 1.5 s before the stop deadline (one more arping and the 0.3 s still fit).
 # With "keep" (a cordoned node, whose API server is fine) a VIP nobody else takes stays: see hold_vip.
-handover() { # to-role reason [keep]
+# With "leave" (its API server is dead: clients already fail) a master also tells the backups to take over
+# now (carp_leave); elsewhere the VIP is served meanwhile, and a slower handover costs nothing.
+handover() { # to-role reason [keep|leave]
   stop_ucarp
   from=$(state_get role init)
+  [ "${3:-}" = leave ] && [ "$from" = master ] && carp_leave
   gen_bump >/dev/null
   state_set role backup
   released=none successor=none
@@ -898,7 +916,7 @@ while :; do
         gates_file
         stop_ucarp
         if [ "$(state_get role)" = master ] || vip_held "$iface"; then
-          handover backup "$health_why"
+          handover backup "$health_why" leave
         else
           from=$(state_get role init)
           gen_bump >/dev/null

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds karp-tls for one architecture with the BearSSL of a Debian sysroot:
+# Builds one of the agent's C helpers, karp-tls or karp-carp-leave (the OUT-FILE's name says which: the
+# source is that name + .c here), for one architecture with the BearSSL of a Debian sysroot:
 #   agent/tls/build.sh amd64|arm64 SYSROOT OUT-FILE
 # SYSROOT holds usr/include/bearssl.h, usr/include/bearssl/ and usr/lib/<triplet>/libbearssl.a (what
 # `dpkg-deb -x` of libbearssl-dev of that architecture gives; / with the host's libbearssl-dev). The
@@ -23,6 +24,8 @@ esac
 sysroot=$(cd "$2" && pwd)
 out=$3
 here=$(cd "$(dirname "$0")" && pwd)
+program=$(basename "$out")
+case $program in karp-tls | karp-carp-leave) ;; *) echo "$0: OUT-FILE must be named karp-tls or karp-carp-leave" >&2; exit 2 ;; esac
 cc=$triplet-gcc
 command -v "$cc" >/dev/null || { echo "$0: $cc not found (Debian: gcc or gcc-aarch64-linux-gnu)" >&2; exit 1; }
 [ -r "$sysroot/usr/include/bearssl.h" ] || { echo "$0: no $sysroot/usr/include/bearssl.h (libbearssl-dev)" >&2; exit 1; }
@@ -40,6 +43,6 @@ mkdir -p "$(dirname "$out")"
 "$cc" -std=gnu11 -Os -Wall -Wextra -Werror \
   -fstack-protector-strong -fPIE -pie -Wl,-z,relro,-z,now -Wl,--as-needed \
   -ffile-prefix-map="$here"=. -ffile-prefix-map="$work"=. -ffile-prefix-map="$sysroot"=/ \
-  -I"$work/include" "$here/karp-tls.c" "$library" \
-  -Wl,--build-id=sha1 -s -o "$work/karp-tls"
-mv -f "$work/karp-tls" "$out"
+  -I"$work/include" "$here/$program.c" "$library" \
+  -Wl,--build-id=sha1 -s -o "$work/$program"
+mv -f "$work/$program" "$out"

@@ -94,11 +94,14 @@ async function buildPlatform(definition: ImageDefinition, lock: Lock, arch: stri
   const sysroot = join(work, arch, 'sysroot')
   await unpack(definition.buildPackages, () => sysroot)
   const tlsClient = join(work, arch, 'karp-tls')
-  await execa('bash', [join(repoRoot, definition.tlsClient.source, 'build.sh'), arch, sysroot, tlsClient], {stdout: 'inherit', stderr: 'inherit'})
-  const selection = await selectFiles(definition, arch, runtime, [tlsClient])
+  const carpLeave = join(work, arch, 'karp-carp-leave')
+  for (const out of [tlsClient, carpLeave]) {
+    await execa('bash', [join(repoRoot, definition.tlsClient.source, 'build.sh'), arch, sysroot, out], {stdout: 'inherit', stderr: 'inherit'})
+  }
+  const selection = await selectFiles(definition, arch, runtime, [tlsClient, carpLeave])
   rmSync(rootfs, {recursive: true, force: true})
   const linkedCopyrights = definition.buildPackages.map((name) => ({name, file: join(sysroot, 'usr/share/doc', name, 'copyright')}))
-  assembleRootfs(rootfs, {definition, selection, packages: runtime, agentDir: join(repoRoot, 'agent'), tlsClient, linkedCopyrights})
+  assembleRootfs(rootfs, {definition, selection, packages: runtime, agentDir: join(repoRoot, 'agent'), tlsClient, carpLeave, linkedCopyrights})
   return {platform: platform(arch), rootfs, config: {...definition.config}}
 }
 
@@ -239,8 +242,8 @@ function writeSboms(out: string, definition: ImageDefinition, lock: Lock, summar
       sourceDateEpoch: lock.sourceDateEpoch,
       packages: lockedPackages(lock, arch, definition.packages),
       buildPackages: lockedPackages(lock, arch, definition.buildPackages),
-      // The build packages are what karp-tls is compiled from; BearSSL's code is linked into it.
-      staticLinks: {[definition.tlsClient.path]: definition.buildPackages},
+      // The build packages are what karp-tls and karp-carp-leave are compiled from; BearSSL's code is linked in.
+      staticLinks: {[definition.tlsClient.path]: definition.buildPackages, [definition.carpLeave.path]: definition.buildPackages},
       snapshot: lock.snapshot,
       karp: {version, license: 'Apache-2.0', files},
     })

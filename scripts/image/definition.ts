@@ -15,6 +15,8 @@ export interface ImageDefinition {
   busyboxApplets: string[]
   agent: {scripts: string[]; directory: string}
   tlsClient: {source: string; path: string}
+  /** Built from tlsClient.source too (agent/tls/karp-carp-leave.c). */
+  carpLeave: {path: string}
   config: {Entrypoint: string[]; Env: string[]; User: string; WorkingDir: string}
   directories: string[]
 }

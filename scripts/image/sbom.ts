@@ -267,7 +267,7 @@ export function sbomFileName(image: Pick<SbomImage, 'name' | 'arch'>): string {
   return `${posix.basename(image.name)}-${image.arch}.spdx.json`
 }
 
-/** Where karp's own files sit in the image: the agent scripts and the TLS client. */
-export function karpOwnedPaths(definition: Pick<ImageDefinition, 'agent' | 'tlsClient'>): string[] {
-  return [...definition.agent.scripts.map((s) => posix.join(definition.agent.directory, s)), definition.tlsClient.path]
+/** Where karp's own files sit in the image: the agent scripts and its C helpers. */
+export function karpOwnedPaths(definition: Pick<ImageDefinition, 'agent' | 'tlsClient' | 'carpLeave'>): string[] {
+  return [...definition.agent.scripts.map((s) => posix.join(definition.agent.directory, s)), definition.tlsClient.path, definition.carpLeave.path]
 }

@@ -6,6 +6,7 @@ import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {Lab, labSkipReason, sleep, VHID, VIP, waitFor, type LabNode} from '../../lab/agent-lab.js'
+import {karpTlsDir} from '../../lab/karp-tls.js'
 
 const skip = labSkipReason()
 const OTHER_VIP = '10.77.0.20'
@@ -138,7 +139,11 @@ describe('karp agents and another CARP group on the same vhid', {skip}, () => {
     await lab.net.exec(other.ns, ['ip', 'addr', 'add', `${VIP}/32`, 'dev', 'eth0'])
     for (const n of [a, b]) lab.startAgent(n, {toolset: 'busybox'})
     await waitFor('both agents listen', 30_000, async () => [a, b].every((n) => / listening=true/.test(lab.agentLog(n))))
-    // Listening, neither is ever elected: longer than the dead interval, nobody but the other node holds.
+    // Listening, neither is ever elected: not by waiting longer than the dead interval, and not by a leaving
+    // master of their own group (karp-carp-leave, sent when a holder's API server dies).
+    const leave = await lab.net.exec(other.ns, [join(karpTlsDir(), 'karp-carp-leave'), '--srcip', other.ip, '--vhid', VHID, '--vip', VIP,
+      '--passfile', join(a.dir, 'password'), '--advbase', '4'])
+    assert.equal(leave.exitCode, 0, leave.stderr)
     for (let i = 0; i < 50; i++) {
       assert.deepEqual(await lab.holders(), [other.name], `a karp node took a VIP another node answers for\n${story(lab)}`)
       await sleep(100)

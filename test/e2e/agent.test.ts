@@ -246,6 +246,9 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     assert.equal(await lab.probe(), holder)
     assert.equal(await lab.healthcheck(old), 0, 'a node gated by its health check stays live')
     assert.match(transitions(lab, old).join('\n'), /role=backup from=master .*reason="health check failed 2 times: karp-tls: cannot connect to 127\.0\.0\.1 port 6444: Connection refused" successor=seen/)
+    // Its API server dead, it told the backups to take over now (karp-carp-leave), and one did at once.
+    assert.match(lab.agentLog(old), /carp_leave=sent advbase=4 /)
+    assert.match(lab.agentLog(lab.node(holder)), /Putting MASTER DOWN \(going to time out\)/)
     assert.equal(lab.statePid(old, 'ucarp.pid'), undefined, 'ucarp stays stopped while unhealthy')
     // Gated, it renews nothing: no VIP comes back over more than a lifetime.
     await assertNeverHolds(lab, old, (LIFETIME_S + 1) * 1000)
