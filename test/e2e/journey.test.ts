@@ -383,9 +383,12 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
       const same = await cluster.kubectl(['exec', '-n', NAMESPACE, pod.metadata.name, '--', 'sh', '-c', 'test "$(cat /etc/karp/password)" = rolled-over-9'])
       assert.equal(same.exitCode, 0, `${pod.metadata.name} has the new password`)
     }
-    // The first agent on the new password heard the old group's master and only listened (agent/README.md).
-    const listened = await Promise.all(now.map(async (p) => (await cluster.kubectl(['logs', '-n', NAMESPACE, p.metadata.name])).stdout))
-    assert.ok(listened.some((l) => / listening=true/.test(l)), 'an agent on the new password listened while the old group held the VIP')
+    // An agent on the new password that heard the old group's master while a node held the VIP only listened
+    // (agent/README.md). Whether one did depends on the pace of the rollout: a pod is Ready while its agent
+    // still waits for its first checks, so a quick rollout can replace the last old agent before a new one
+    // runs ucarp. The agent lab's test rolls one out step by step.
+    const logs = await Promise.all(now.map(async (p) => (await cluster.kubectl(['logs', '-n', NAMESPACE, p.metadata.name])).stdout))
+    log(`rolling upgrade: ${logs.filter((l) => / listening=true/.test(l)).length} of ${logs.length} agents on the new password listened to the old group`)
     holder = await statusHolder()
   })
 
