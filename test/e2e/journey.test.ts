@@ -267,19 +267,19 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     assert.equal(write.exitCode, 0, `a write through the VIP with a member down (etcd quorum): ${write.stderr}`)
     // The lost node's pod still shows Running with its last report (until the node controller notices):
     // karp status must name the survivor, and say why it does not believe the other.
-    let seen: StatusResult['installs'][number] | undefined
+    let reported: StatusResult['installs'][number] | undefined
     await waitFor(`karp status naming ${holder} the holder while ${lost} is down`, 30_000, async () => {
       const r = await cluster.karp(['status', '--json'])
       try {
-        seen = (JSON.parse(r.stdout) as StatusResult).installs[0]
+        reported = (JSON.parse(r.stdout) as StatusResult).installs[0]
       } catch {
         return false
       }
-      return seen?.holder === 'one' && seen.holders[0] === holder
-    }, () => JSON.stringify(seen && {holders: seen.holders, problems: seen.problems}), 1000)
+      return reported?.holder === 'one' && reported.holders[0] === holder
+    }, () => JSON.stringify(reported && {holders: reported.holders, problems: reported.problems}), 1000)
     assert.ok(
-      seen?.problems.some((p) => p.startsWith(`node ${lost} last reported holding the VIP, but ${holder} took it at `)),
-      JSON.stringify(seen?.problems),
+      reported?.problems.some((p) => p.startsWith(`node ${lost} last reported holding the VIP, but ${holder} took it at `)),
+      JSON.stringify(reported?.problems),
     )
     await sleep(1000)
     const down = await probe.stop()
