@@ -3,7 +3,7 @@ import {ApiException, type CoreV1Event, type V1DaemonSet, type V1Node, type V1Po
 import {type PermissionNeed, requirePermissions} from '../kube/access.js'
 import {type Kube, toKarpError} from '../kube/client.js'
 import {KARP_SELECTOR} from '../kube/karp-installs.js'
-import {reportsMaster} from './verdict.js'
+import {reportedRole} from './verdict.js'
 
 /** Where each kubelet renews its Lease, named after its node. */
 const NODE_LEASE_NAMESPACE = 'kube-node-lease'
@@ -77,7 +77,7 @@ export async function takeSnapshot(kube: Kube): Promise<ClusterSnapshot> {
  * read Leases gets the split brain as before.
  */
 async function heartbeatsOfMasters(kube: Kube, pods: V1Pod[]): Promise<Record<string, string>> {
-  const masters = [...new Set(pods.filter(reportsMaster).flatMap((p) => (p.spec?.nodeName ? [p.spec.nodeName] : [])))]
+  const masters = [...new Set(pods.filter((p) => reportedRole(p) === 'master').flatMap((p) => (p.spec?.nodeName ? [p.spec.nodeName] : [])))]
   if (masters.length < 2) return {}
   const beats = await Promise.all(
     masters.map(async (node) => {

@@ -1,4 +1,4 @@
-import type {CoreV1Event, V1DaemonSet, V1Node, V1Pod} from '@kubernetes/client-node'
+import type {CoreV1Event, V1DaemonSet, V1Node, V1Pod, V1PodCondition} from '@kubernetes/client-node'
 
 import {describeInstall} from '../kube/karp-installs.js'
 import {rolloutStatus} from '../kube/rollout.js'
@@ -14,9 +14,15 @@ const ROLE_REASONS: Record<string, Role> = {Master: 'master', Backup: 'backup'}
 
 export type Role = 'master' | 'backup' | 'unknown'
 
-/** Whether the pod's agent reports holding the VIP (the condition, whatever its age). */
-export function reportsMaster(pod: V1Pod): boolean {
-  return pod.status?.conditions?.some((c) => c.type === ROLE_CONDITION && c.status === 'True' && c.reason === 'Master') ?? false
+function roleCondition(pod: V1Pod): V1PodCondition | undefined {
+  return pod.status?.conditions?.find((c) => c.type === ROLE_CONDITION && c.status === 'True')
+}
+
+const roleIn = (condition: V1PodCondition | undefined): Role => (condition?.reason !== undefined && ROLE_REASONS[condition.reason]) || 'unknown'
+
+/** The role the pod's agent last reported in its condition, whatever its age. */
+export function reportedRole(pod: V1Pod): Role {
+  return roleIn(roleCondition(pod))
 }
 
 export interface PodStatus {
@@ -91,8 +97,8 @@ function eventTime(e: CoreV1Event): string {
 
 function podStatus(pod: V1Pod, latestEvent: CoreV1Event | undefined, now: Date): PodStatus {
   const container = pod.status?.containerStatuses?.[0]
-  const reported = pod.status?.conditions?.find((c) => c.type === ROLE_CONDITION && c.status === 'True')
-  const role: Role = (reported?.reason !== undefined && ROLE_REASONS[reported.reason]) || 'unknown'
+  const reported = roleCondition(pod)
+  const role = roleIn(reported)
   const changed = role === 'unknown' ? undefined : reported?.lastTransitionTime
   const roleChangedAt = changed ? new Date(changed).toISOString() : latestEvent ? eventTime(latestEvent) : undefined
   const startedAt = container?.state?.running?.startedAt
