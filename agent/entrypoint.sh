@@ -605,7 +605,7 @@ foreign_take() { # generation reason
   now_cs
   lease_at=$now
   log "role=master from=deferred vip=$KARP_VIP/$KARP_VIP_PREFIX iface=$iface reason=\"$2\""
-  (garp "$iface"; sleep 1; garp "$iface") </dev/null >/dev/null 2>&1 3>&- &
+  announce "$iface"
   report_role master "$2"
 }
 
@@ -682,7 +682,8 @@ nap_drain() {
   done
 }
 
-foreign_at='' foreign_cs=$((KARP_ADVBASE * 200 + 50))
+foreign_at=''
+foreign_window
 ucarp_said() { # line
   printf '%s\n' "$1" >&2
   case $1 in
@@ -691,7 +692,7 @@ ucarp_said() { # line
       if [ -z "$foreign_at" ] || [ $((now - foreign_at)) -ge "$foreign_cs" ]; then
         log "warning=foreign-carp-group vhid=$KARP_VHID iface=$iface reason=\"ucarp rejects advertisements for vhid $KARP_VHID (another password or VIP), e.g. while a new password rolls out\""
         # Its master's gratuitous ARP, sent when it was elected, may have turned clients away from here.
-        [ "$(state_get role)" = master ] && (garp "$iface"; sleep 1; garp "$iface") </dev/null >/dev/null 2>&1 3>&- &
+        [ "$(state_get role)" = master ] && announce "$iface"
       fi
       foreign_at=$now
       [ -n "$foreign_ignored" ] || state_set foreign "$now"

@@ -20,13 +20,19 @@ now_cs() {
 # password or another VIP), e.g. the nodes not yet rolled while the DaemonSet rolls out a new password.
 # The agent reads ucarp's messages and writes the time it last saw one (centiseconds since boot) to the
 # state file "foreign". A live master's advertisements reach ucarp at most advbase + 28/256 s apart plus
-# one 1 s capture batch; silence for longer than twice advbase + 0.5 s means it stopped advertising.
+# one 1 s capture batch; silence for longer than twice advbase + 0.5 s (foreign_cs, centiseconds) means
+# it stopped advertising.
+foreign_window() {
+  foreign_cs=$((${KARP_ADVBASE:-1} * 200 + 50))
+}
+
 foreign_heard() {
   foreign_seen=''
   { read -r foreign_seen <"$KARP_STATE_DIR/foreign"; } 2>/dev/null
   [ -n "$foreign_seen" ] || return 1
   now_cs
-  [ $((now - foreign_seen)) -lt $((${KARP_ADVBASE:-1} * 200 + 50)) ]
+  foreign_window
+  [ $((now - foreign_seen)) -lt "$foreign_cs" ]
 }
 
 # One line on stderr, key=value, so a log search for "role=" finds every transition.
@@ -126,6 +132,11 @@ has_carrier() { # iface
 garp() { # iface
   [ "$(state_get role)" = master ] && vip_held "$1" && arping -q -A -c 1 -w 1 -I "$1" "$KARP_VIP" >/dev/null 2>&1
   return 0
+}
+
+# Two reply-mode gratuitous ARPs 1 s apart, in the background (each skipped once this node let the VIP go).
+announce() { # iface
+  (garp "$1"; sleep 1; garp "$1") </dev/null >/dev/null 2>&1 3>&- &
 }
 
 # Best-effort role report: the pod condition karp.io/role (status True, reason Master or Backup,

@@ -38,6 +38,6 @@ esac
 log "role=master from=$from vip=$KARP_VIP/$KARP_VIP_PREFIX iface=$iface reason=\"$why\""
 # Two more announcements in reply mode (some switches and hosts only learn from replies); each one is
 # skipped once this node has let the VIP go.
-(garp "$iface"; sleep 1; garp "$iface") </dev/null >/dev/null 2>&1 &
+announce "$iface"
 report_role master "$why"
 exit 0
