@@ -201,6 +201,31 @@ export class Cluster {
     return this.inClient([process.execPath, karpBin, ...args], timeoutMs)
   }
 
+  /**
+   * The CLI under test left running in the client namespace (e.g. status --watch): what it printed so far
+   * (stdout and stderr), and stop, which interrupts it as Ctrl-C does and returns everything it printed.
+   */
+  startKarp(args: string[]): {output: () => string; stop: () => Promise<string>} {
+    const home = join(this.dir, 'client-home')
+    mkdirSync(home, {recursive: true})
+    const out = join(this.dir, `karp-${Date.now()}.log`)
+    writeFileSync(out, '')
+    const proc = this.net.spawnIn(this.clientNs, [process.execPath, karpBin, ...args], {
+      logFile: out,
+      env: {HOME: home, KUBECONFIG: this.kubeconfig, NO_COLOR: '1'},
+    })
+    const output = () => readFileSync(out, 'utf8')
+    return {
+      output,
+      stop: async () => {
+        killPid(proc.pid, 'SIGINT')
+        await Promise.race([proc.exited, sleep(5000)])
+        killGroup(proc.pid, 'SIGKILL')
+        return output()
+      },
+    }
+  }
+
   /** kubectl of the cluster's version in the client namespace, with the client's kubeconfig. */
   kubectl(args: string[], timeoutMs = 30_000): Promise<CommandResult> {
     return this.inClient([join(this.binDir, 'kubectl'), '--kubeconfig', this.kubeconfig, ...args], timeoutMs)

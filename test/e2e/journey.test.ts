@@ -258,8 +258,11 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
   step('5. power loss of the holder: the VIP moves, etcd keeps quorum, kubectl resumes; back, it rejoins as backup', async () => {
     const lost = holder
     const probe = cluster.startProbe()
+    // A person watching: its watches go through the VIP, to the node about to lose power.
+    const statusWatch = cluster.startKarp(['status', '--watch', '--json', '--no-probe'])
     await sleep(1000)
     await cluster.powerOff(lost)
+    const lostAt = Date.now()
     log(`power loss of ${lost}`)
     holder = await waitForOther(lost)
     await kubectlThroughVipWorks()
@@ -281,6 +284,16 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
       reported?.problems.some((p) => p.startsWith(`node ${lost} last reported holding the VIP, but ${holder} took it at `)),
       JSON.stringify(reported?.problems),
     )
+    // status --watch comes to the same verdict: it notices its dead connections (at most 30 s of silence),
+    // watches on through the new holder, and reads the two nodes' Leases again every 10 s.
+    let watched: StatusResult['installs'][number] | undefined
+    await waitFor(`karp status --watch naming ${holder} the holder while ${lost} is down`, 90_000, async () => {
+      const lines = statusWatch.output().split('\n').filter((l) => l.startsWith('{'))
+      watched = lines.length > 0 ? (JSON.parse(lines.at(-1) as string) as StatusResult).installs[0] : undefined
+      return watched?.holder === 'one' && watched.holders[0] === holder && watched.problems.some((p) => p.startsWith(`node ${lost} last reported holding the VIP`))
+    }, () => JSON.stringify(watched && {holders: watched.holders, problems: watched.problems}) + statusWatch.output().split('\n').filter((l) => !l.startsWith('{')).join(' | '), 1000)
+    log(`status --watch named ${holder} the holder ${((Date.now() - lostAt) / 1000).toFixed(1)} s after the power loss`)
+    await statusWatch.stop()
     await sleep(1000)
     const down = await probe.stop()
     log(`power loss (${lost} -> ${holder}): ${describeOutage(down)}`)
@@ -384,9 +397,9 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
       assert.equal(same.exitCode, 0, `${pod.metadata.name} has the new password`)
     }
     // An agent on the new password that heard the old group's master while a node held the VIP only listened
-    // (agent/README.md). Whether one did depends on the pace of the rollout: a pod is Ready while its agent
-    // still waits for its first checks, so a quick rollout can replace the last old agent before a new one
-    // runs ucarp. The agent lab's test rolls one out step by step.
+    // (agent/README.md). A pod is Ready only once its agent runs ucarp (healthcheck.sh ready), so each new
+    // agent overlaps the old group; whether it heard the old master before that master's node was rolled
+    // depends on timing. The agent lab's test rolls one out step by step and asserts it.
     const logs = await Promise.all(now.map(async (p) => (await cluster.kubectl(['logs', '-n', NAMESPACE, p.metadata.name])).stdout))
     log(`rolling upgrade: ${logs.filter((l) => / listening=true/.test(l)).length} of ${logs.length} agents on the new password listened to the old group`)
     holder = await statusHolder()

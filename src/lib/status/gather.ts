@@ -76,8 +76,8 @@ export async function takeSnapshot(kube: Kube): Promise<ClusterSnapshot> {
  * Lease tells them apart; read only in that case (one GET per such node), and optional: a user who may not
  * read Leases gets the split brain as before.
  */
-async function heartbeatsOfMasters(kube: Kube, pods: V1Pod[]): Promise<Record<string, string>> {
-  const masters = [...new Set(pods.filter((p) => reportedRole(p) === 'master').flatMap((p) => (p.spec?.nodeName ? [p.spec.nodeName] : [])))]
+export async function heartbeatsOfMasters(kube: Kube, pods: V1Pod[]): Promise<Record<string, string>> {
+  const masters = nodesReportingMaster(pods)
   if (masters.length < 2) return {}
   const beats = await Promise.all(
     masters.map(async (node) => {
@@ -90,4 +90,9 @@ async function heartbeatsOfMasters(kube: Kube, pods: V1Pod[]): Promise<Record<st
     }),
   )
   return Object.fromEntries(beats.filter((b) => b !== undefined))
+}
+
+/** Nodes whose karp agent last reported master, each once. */
+export function nodesReportingMaster(pods: V1Pod[]): string[] {
+  return [...new Set(pods.filter((p) => reportedRole(p) === 'master').flatMap((p) => (p.spec?.nodeName ? [p.spec.nodeName] : [])))]
 }

@@ -5,7 +5,7 @@ import {UnreachableError} from '../errors.js'
 import {type Kube, toKarpError} from '../kube/client.js'
 import {KARP_SELECTOR} from '../kube/karp-installs.js'
 import {RequestDeadlineError} from '../kube/request-guard.js'
-import {AGENT_REPORTING_COMPONENT, type ClusterSnapshot, takeSnapshot} from './gather.js'
+import {AGENT_REPORTING_COMPONENT, type ClusterSnapshot, heartbeatsOfMasters, nodesReportingMaster, takeSnapshot} from './gather.js'
 
 type Kind = 'daemonSets' | 'pods' | 'nodes' | 'events'
 
@@ -33,6 +33,13 @@ export const WATCH_SERVER_TIMEOUT_SECONDS = WATCH_SILENCE_MS / 2000
 export const WATCHING = 'watching the cluster'
 
 /**
+ * While two agents report master, how often their kubelets' Leases are read again (kubelets renew them
+ * every 10 s). Leases are not watched: at 5,000 nodes that would be 500 events a second for a question that
+ * only two nodes can answer.
+ */
+export const HEARTBEAT_REFRESH_MS = 10_000
+
+/**
  * Keeps a snapshot current through the watch API, from the resourceVersion of one initial list per kind,
  * and calls onChange after each batch of changes. A watch the server ends (timeout, expired version)
  * is resumed; only an expired version costs a fresh list. A server that stops answering is reported
@@ -52,15 +59,28 @@ export async function watchSnapshot(
   )
   const versions = {...snapshot.resourceVersions}
   onChange(snapshot)
+  // One update at a time, in order: each may first read the Leases of the nodes that report master (as the
+  // one-shot status does), which tell a node that went down from a split brain.
+  let publishing = Promise.resolve()
+  const publish = () => {
+    publishing = publishing.then(async () => {
+      const objects = Object.fromEntries([...stores].map(([kind, store]) => [kind, [...store.values()]])) as Pick<ClusterSnapshot, Kind>
+      snapshot = {...snapshot, ...objects, heartbeats: await heartbeatsOfMasters(kube, objects.pods)}
+      if (!signal.aborted) onChange(snapshot)
+    })
+  }
   let pending: NodeJS.Timeout | undefined
   const changed = () => {
     // Coalesce bursts (a rollout touches many objects) into one update.
     pending ??= setTimeout(() => {
       pending = undefined
-      snapshot = {...snapshot, ...(Object.fromEntries([...stores].map(([kind, store]) => [kind, [...store.values()]])) as Pick<ClusterSnapshot, Kind>)}
-      onChange(snapshot)
+      publish()
     }, 200)
   }
+  // A node that lost power changes nothing the watches see; only its Lease, unrenewed, says so.
+  const heartbeats = setInterval(() => {
+    if (!pending && nodesReportingMaster(snapshot.pods).length >= 2) publish()
+  }, HEARTBEAT_REFRESH_MS)
   // One report per outage, not one per watch and retry: the four watches fail alike, so they say the same.
   let reported: string | undefined
   const failed = (error: Error) => {
@@ -125,10 +145,15 @@ export async function watchSnapshot(
       opened()
     }
   }
-  await Promise.all(WATCHES.map(start))
-  await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), {once: true}))
-  clearTimeout(pending)
-  for (const c of controllers) c.abort()
+  try {
+    await Promise.all(WATCHES.map(start))
+    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), {once: true}))
+  } finally {
+    clearTimeout(pending)
+    clearInterval(heartbeats)
+    for (const c of controllers) c.abort()
+  }
+  await publishing
 }
 
 /** The watch's timer fired (no answer, or silence, for WATCH_SILENCE_MS); anything else reads as any request's failure. */
