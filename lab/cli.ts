@@ -32,6 +32,7 @@ interface LabState {
   kubeconfig: string
   clientNs: string
   nodes: {name: string; ip: string}[]
+  workers: {name: string; ip: string}[]
   clusterDir: string
   upSeconds: number
   memoryMb: number
@@ -53,7 +54,8 @@ function instructions(s: LabState, status: string): string {
     .join('\n')
   return `karp lab ${s.prefix} is up (in ${s.upSeconds.toFixed(0)} s, ${s.memoryMb.toFixed(0)} MB): three control-plane nodes
 ${s.nodes.map((n) => `${n.name} (${n.ip})`).join(', ')}, each with etcd, kube-apiserver, controller-manager,
-scheduler, containerd, kubelet and kube-proxy in a network namespace; karp installed with the CLI.
+scheduler, containerd, kubelet and kube-proxy in a network namespace, and a worker
+${(s.workers ?? []).map((n) => `${n.name} (${n.ip})`).join(', ')} with containerd, kubelet and kube-proxy; karp installed with the CLI.
 
 ${status}
 
@@ -131,7 +133,7 @@ async function serve(): Promise<void> {
   }
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => void shutdown(signal))
 
-  const cluster = await Cluster.start({log, dir: join(LAB_DIR, 'cluster')})
+  const cluster = await Cluster.start({log, dir: join(LAB_DIR, 'cluster'), workers: 1})
   held.cluster = cluster
   const image = await agentImage()
   const karp = async (args: string[]) => {
@@ -170,9 +172,10 @@ exec nsenter --net=/run/netns/${cluster.clientNs} -- "$@"
     kubeconfig: cluster.kubeconfig,
     clientNs: cluster.clientNs,
     nodes: cluster.nodes.map((n) => ({name: n.name, ip: n.host.ip})),
+    workers: cluster.workers.map((n) => ({name: n.name, ip: n.host.ip})),
     clusterDir: cluster.dir,
     upSeconds: (performance.now() - began) / 1000,
-    memoryMb: cluster.nodes.reduce((sum, n) => sum + cluster.nodeRssKb(n.name), 0) / 1024,
+    memoryMb: [...cluster.nodes, ...cluster.workers].reduce((sum, n) => sum + cluster.nodeRssKb(n.name), 0) / 1024,
   }
   writeFileSync(`${STATE}.tmp`, JSON.stringify(state, null, 2))
   // Renamed into place: up treats the file's existence as "ready".

@@ -7,6 +7,8 @@
 //                      kube-apiserver, kube-controller-manager, kube-scheduler (lab/control-plane.ts),
 //                      containerd + runc and a kubelet registered as that node (lab/node.ts), kube-proxy
 //                      (lab/kube-proxy.ts); the karp agent runs there as the DaemonSet's pod
+//   <prefix>-worker1.. 10.78.0.21-: worker nodes, when asked for (kubelet, containerd, kube-proxy; no control
+//                      plane, no label or taint of one), joined through node1's API server
 //   <prefix>-client    10.78.0.100: the CLI under test, kubectl and the outage prober run here
 //
 // The VIP is 10.78.0.10. Nothing runs in the root namespace and nothing there connects to a lab address:
@@ -45,6 +47,8 @@ export async function clusterSkipReason(): Promise<string | false> {
 export interface ClusterOptions {
   /** Control-plane nodes (default 3). */
   nodes?: number
+  /** Worker nodes (default 0): the agent's DaemonSet must leave them alone. */
+  workers?: number
   /** Nodes whose API server certificate lacks the VIP. */
   certWithoutVip?: string[]
   /** Where everything goes; default a new temp dir, removed by stop(). */
@@ -70,7 +74,9 @@ export interface StartupSeconds {
 
 export class Cluster {
   readonly vip = VIP
+  /** The control-plane nodes. */
   readonly nodes: ClusterNode[] = []
+  readonly workers: ClusterNode[] = []
   /** The client's kubeconfig (admin); it points at node1, as one copied from a control-plane node does. */
   readonly kubeconfig: string
   readonly clientNs: string
@@ -129,14 +135,16 @@ export class Cluster {
   private async build(opts: ClusterOptions, began: number): Promise<void> {
     const count = opts.nodes ?? 3
     const hosts: Host[] = []
-    for (let i = 1; i <= count; i++) {
-      const host = await this.net.addHost(`node${i}`, 10 + i)
+    const workerHosts: Host[] = []
+    for (let i = 1; i <= count + (opts.workers ?? 0); i++) {
+      const worker = i > count
+      const host = worker ? await this.net.addHost(`worker${i - count}`, 20 + i - count) : await this.net.addHost(`node${i}`, 10 + i)
       // A node's way to Service addresses, which kube-proxy then rewrites (a real node has its default route).
       await this.net.addRoute(host, SERVICE_CIDR)
-      hosts.push(host)
+      ;(worker ? workerHosts : hosts).push(host)
     }
     this.startup.network = seconds(began)
-    this.log(`network up: ${hosts.map((h) => `${h.name} ${h.ip}`).join(', ')}, client ${this.client.ip}`)
+    this.log(`network up: ${[...hosts, ...workerHosts].map((h) => `${h.name} ${h.ip}`).join(', ')}, client ${this.client.ip}`)
 
     let phase = performance.now()
     this.cp = await ControlPlane.start({
@@ -167,11 +175,28 @@ export class Cluster {
       const proxy = new KubeProxy({net: this.net, host, binDir: this.binDir, dir: join(this.dir, 'kube-proxy', host.name), kubeconfig: proxyConfig})
       this.nodes.push({name: host.name, host, kube, proxy, down: false})
     }
-    await Promise.all(this.nodes.map(async (n) => {
+    // A worker has no API server of its own: its kubelet and kube-proxy use node1's, as after a kubeadm join.
+    const joinServer = `https://${first.ip}:${API_PORT}`
+    for (const host of workerHosts) {
+      const kube = new KubeNode({
+        network: this.net,
+        host,
+        kubeconfig: this.cp.clientKubeconfig(`system:node:${host.name}`, ['system:nodes'], joinServer),
+        caFile: this.cp.caFile,
+        kubectl: (args) => this.kubectl(args),
+        dir: join(this.dir, host.name),
+        role: 'worker',
+      })
+      const kubeconfig = this.cp.clientKubeconfig('system:kube-proxy', [], joinServer)
+      const proxy = new KubeProxy({net: this.net, host, binDir: this.binDir, dir: join(this.dir, 'kube-proxy', host.name), kubeconfig})
+      this.workers.push({name: host.name, host, kube, proxy, down: false})
+    }
+    const all = [...this.nodes, ...this.workers]
+    await Promise.all(all.map(async (n) => {
       await n.kube.start()
       n.proxy.start()
     }))
-    await Promise.all(this.nodes.map((n) => n.kube.waitReady(60_000)))
+    await Promise.all(all.map((n) => n.kube.waitReady(60_000)))
     await this.markAsKubeadm()
     this.startup.nodes = seconds(phase)
     this.startup.total = seconds(began)
@@ -190,9 +215,11 @@ export class Cluster {
     }
   }
 
+  /** A control-plane or worker node by name. */
   node(name: string): ClusterNode {
-    const node = this.nodes.find((n) => n.name === name)
-    if (!node) throw new Error(`no lab node ${name} (nodes: ${this.nodes.map((n) => n.name).join(', ')})`)
+    const all = [...this.nodes, ...this.workers]
+    const node = all.find((n) => n.name === name)
+    if (!node) throw new Error(`no lab node ${name} (nodes: ${all.map((n) => n.name).join(', ')})`)
     return node
   }
 
@@ -264,7 +291,7 @@ export class Cluster {
     n.down = true
     await this.net.cutLink(n.host)
     n.kube.kill()
-    await Promise.all([this.controlPlane.killNode(name), n.proxy.kill()])
+    await Promise.all([this.nodes.includes(n) ? this.controlPlane.killNode(name) : undefined, n.proxy.kill()])
     for (const pid of this.net.pidsIn(n.host.ns)) killGroup(pid, 'SIGKILL')
   }
 
@@ -277,7 +304,7 @@ export class Cluster {
     const n = this.node(name)
     await this.net.restoreLink(n.host)
     n.down = false
-    await this.controlPlane.startNode(name)
+    if (this.nodes.includes(n)) await this.controlPlane.startNode(name)
     await n.kube.restart()
     n.proxy.start()
   }
@@ -337,8 +364,8 @@ export class Cluster {
     if (this.stopped) return
     this.stopped = true
     this.untrack()
-    for (const n of this.nodes) await n.proxy.kill()
-    for (const n of this.nodes) await n.kube.stop()
+    for (const n of [...this.nodes, ...this.workers]) await n.proxy.kill()
+    for (const n of [...this.nodes, ...this.workers]) await n.kube.stop()
     await this.cp?.stop()
     await this.net.destroy()
     if (this.ownsDir && !process.env.KARP_LAB_KEEP) rmSync(this.dir, {recursive: true, force: true})
@@ -348,7 +375,7 @@ export class Cluster {
   stopSync(): void {
     if (this.stopped) return
     this.stopped = true
-    for (const n of this.nodes) n.kube.stopSync()
+    for (const n of [...this.nodes, ...this.workers]) n.kube.stopSync()
     this.cp?.stopSync()
     this.net.destroySync()
     if (this.ownsDir && !process.env.KARP_LAB_KEEP) rmSync(this.dir, {recursive: true, force: true})

@@ -20,17 +20,22 @@ interface Request {
 
 async function labStatus(cluster: Cluster): Promise<string> {
   const holders = await cluster.holders()
-  const lines = cluster.nodes.map((n) => {
+  const lines = [...cluster.nodes, ...cluster.workers].map((n) => {
     const state = n.down ? 'powered off' : `${(cluster.nodeRssKb(n.name) / 1024).toFixed(0)} MB`
-    return `  ${n.name.padEnd(6)} ${n.host.ip.padEnd(11)} ${holders.includes(n.name) ? 'holds the VIP' : '             '}  ${state}`
+    const role = cluster.workers.includes(n) ? 'worker       ' : holders.includes(n.name) ? 'holds the VIP' : '             '
+    return `  ${n.name.padEnd(7)} ${n.host.ip.padEnd(11)} ${role}  ${state}`
   })
   return `VIP ${cluster.vip}: ${holders.length === 0 ? 'held by nobody right now' : `on ${holders.join(', ')}`}\n${lines.join('\n')}`
 }
 
-function nodeArg(cluster: Cluster, args: string[]): string {
+/** The one node the command names; a control-plane node where the command needs one. */
+function nodeArg(cluster: Cluster, args: string[], controlPlane = false): string {
+  const names = (controlPlane ? cluster.nodes : [...cluster.nodes, ...cluster.workers]).map((n) => n.name)
   const name = args[0]
-  if (!name || args.length !== 1) throw new Error(`name one node: ${cluster.nodes.map((n) => n.name).join(', ')}`)
-  return cluster.node(name).name
+  if (!name || args.length !== 1 || !names.includes(name)) {
+    throw new Error(`name one ${controlPlane ? 'control-plane ' : ''}node${name ? `, not ${JSON.stringify(args.join(' '))}` : ''}: ${names.join(', ')}`)
+  }
+  return name
 }
 
 /** Runs one command against the cluster; its output for the person who asked. */
@@ -42,6 +47,7 @@ export async function runCommand(cluster: Cluster, {command, args}: Request): Pr
       const name = nodeArg(cluster, args)
       if (cluster.node(name).down) throw new Error(`${name} is powered off already; restore-node ${name} brings it back`)
       await cluster.powerOff(name)
+      if (cluster.workers.some((w) => w.name === name)) return `${name} lost power: kubelet, containerd, kube-proxy killed, link cut. It runs no agent: the VIP stays where it is.`
       return `${name} lost power: etcd member, API server, controller-manager, scheduler, kubelet, containerd, agent, kube-proxy killed, link cut.\nAnother node takes the VIP over in about 3 s; the VIP's lease on the dead node runs out within 4 s.`
     }
     case 'restore-node': {
@@ -49,15 +55,16 @@ export async function runCommand(cluster: Cluster, {command, args}: Request): Pr
       if (!cluster.node(name).down) throw new Error(`${name} is running; kill-node ${name} first`)
       await cluster.powerOn(name)
       await cluster.node(name).kube.waitReady(60_000)
+      if (cluster.workers.some((w) => w.name === name)) return `${name} is back and Ready.`
       return `${name} is back and Ready; its kubelet restarts the agent, which joins as backup.`
     }
     case 'kill-apiserver': {
-      const name = nodeArg(cluster, args)
+      const name = nodeArg(cluster, args, true)
       await cluster.killApiServer(name)
       return `killed the kube-apiserver of ${name}; its agent's health gate hands the VIP over if it held it.`
     }
     case 'restore-apiserver': {
-      const name = nodeArg(cluster, args)
+      const name = nodeArg(cluster, args, true)
       await cluster.startApiServer(name)
       return `the kube-apiserver of ${name} is ready again; its agent becomes eligible after two good checks.`
     }

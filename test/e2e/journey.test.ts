@@ -164,7 +164,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     await waitFor('kubectl get nodes through the VIP', timeoutMs, async () => {
       const r = await cluster.kubectl(['get', 'nodes', '-o', 'name', '--request-timeout=2s'])
       last = r.stderr || r.stdout
-      return r.exitCode === 0 && r.stdout.trim().split('\n').length === cluster.nodes.length
+      return r.exitCode === 0 && r.stdout.trim().split('\n').length === cluster.nodes.length + cluster.workers.length
     }, () => last)
   }
 
@@ -172,8 +172,8 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     sysctlsBefore = readHostSysctls()
     const image = await agentImage()
     imageRef = `${image.name}:${image.tag}@${image.indexDigest}`
-    cluster = await Cluster.start({log, certWithoutVip: [NO_VIP_NODE]})
-    const memory = cluster.nodes.map((n) => `${n.name} ${(cluster.nodeRssKb(n.name) / 1024).toFixed(0)} MB`).join(', ')
+    cluster = await Cluster.start({log, certWithoutVip: [NO_VIP_NODE], workers: 1})
+    const memory = [...cluster.nodes, ...cluster.workers].map((n) => `${n.name} ${(cluster.nodeRssKb(n.name) / 1024).toFixed(0)} MB`).join(', ')
     log(`lab up in ${cluster.startup.total.toFixed(1)} s (control plane ${cluster.startup.controlPlane.toFixed(1)} s, nodes ${cluster.startup.nodes.toFixed(1)} s); RSS per node: ${memory}`)
   })
 
@@ -197,8 +197,11 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
 
     const result = await karpJson<InstallResult>(['install', '--vip', VIP, '--image', imageRef, '--yes', '--timeout', '3m'])
     assert.equal(result.vip, VIP)
+    // The control-plane nodes, by their kubeadm label: the worker, a Ready node of the same subnet, is left alone.
     assert.deepEqual([...result.nodes].sort(), cluster.nodes.map((n) => n.name))
     assert.equal(result.rollout?.available, cluster.nodes.length)
+    const nodesOfPods = (await pods()).map((p) => p.spec.nodeName).sort()
+    assert.deepEqual(nodesOfPods, cluster.nodes.map((n) => n.name), `agents run on the control-plane nodes only, not on ${cluster.workers.map((w) => w.name).join(', ')}`)
     for (const pod of await pods()) {
       assert.equal(pod.status.phase, 'Running', `${pod.metadata.name} runs`)
       assert.equal(pod.status.containerStatuses?.[0]?.ready, true, `${pod.metadata.name} is ready (its probes pass)`)
