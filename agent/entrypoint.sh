@@ -926,6 +926,13 @@ while :; do
           report_role backup "$health_why"
         fi
       elif [ "$gated" = 1 ]; then
+        # A first wait that failed as often as a running node would fail before it gives up: no longer
+        # waiting, but out for a known reason (and so ready: healthcheck.sh).
+        if [ "$fails" -ge "$KARP_HEALTH_FAILURES" ] && [ "$health_why" = "waiting for the first healthy check" ]; then
+          err=$(tr '\n"' "  " <"$KARP_STATE_DIR/health.err" 2>/dev/null | sed 's/ *$//')
+          health_why="health check failed $fails times: ${err:-no answer}"
+          gates_file
+        fi
         # A gated node says why its checks fail, once per reason: one that never passed (e.g. an API
         # server that refuses TLS 1.2, which karp-tls speaks) would otherwise say nothing at all.
         err=

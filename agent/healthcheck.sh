@@ -1,10 +1,21 @@
 #!/bin/sh
-# Liveness and readiness probe: succeeds while ucarp runs, or while the agent deliberately keeps it
-# stopped because the local API server is unhealthy or the node is cordoned (restarting the pod would not
-# help then).
+# The pod's probes. Liveness (no argument, or "live"): succeeds while ucarp runs, or while the agent
+# deliberately keeps it stopped because the local API server is unhealthy or the node is cordoned
+# (restarting the pod would not help then). Readiness ("ready"): the same, except while the agent still
+# waits for its first checks: a rolling update must not replace the next node's agent before this one
+# runs ucarp (or knows why it must not), or the group could lose its last backup in the middle.
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
+
+mode=${1:-live}
+case $mode in
+  live | ready) ;;
+  *)
+    echo "healthcheck.sh: unknown mode \"$mode\": live (the default) or ready" >&2
+    exit 2
+    ;;
+esac
 
 # A process that died but was not yet waited for is a zombie; it counts as gone.
 alive() { # pid-file expected-name
@@ -20,7 +31,14 @@ if alive ucarp.pid ucarp; then
   exit 0
 fi
 if [ -r "$KARP_STATE_DIR/gated" ] && [ -n "$(state_get agent.pid)" ] && kill -0 "$(state_get agent.pid)" 2>/dev/null; then
-  echo "ucarp stopped on purpose: $(state_get gated)"
+  why=$(state_get gated)
+  case $mode:$why in
+    ready:*"waiting for the first"*)
+      echo "not ready: ucarp not started yet, $why" >&2
+      exit 1
+      ;;
+  esac
+  echo "ucarp stopped on purpose: $why"
   exit 0
 fi
 echo "ucarp is not running" >&2

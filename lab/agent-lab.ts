@@ -392,14 +392,20 @@ export class Lab {
     return this.net.rejoin(node)
   }
 
-  /** Runs agent/healthcheck.sh in the node's namespace as the kubelet's exec probe would. */
-  async healthcheck(node: LabNode): Promise<number> {
-    const r = await execa('ip', ['netns', 'exec', node.ns, join(agentDir, 'healthcheck.sh')], {
+  /** Runs agent/healthcheck.sh in the node's namespace as the kubelet's exec probe would: its exit code. */
+  async healthcheck(node: LabNode, mode: 'live' | 'ready' = 'live'): Promise<number> {
+    return (await this.probeResult(node, mode)).code
+  }
+
+  /** The same probe, with what it printed (stdout and stderr together, as the kubelet records it). */
+  async probeResult(node: LabNode, mode: 'live' | 'ready'): Promise<{code: number; output: string}> {
+    const r = await execa('ip', ['netns', 'exec', node.ns, join(agentDir, 'healthcheck.sh'), mode], {
       env: {PATH: SYSTEM_PATH, KARP_STATE_DIR: join(node.dir, 'state')},
       extendEnv: false,
       reject: false,
+      all: true,
     })
-    return r.exitCode ?? -1
+    return {code: r.exitCode ?? -1, output: r.all ?? ''}
   }
 
   static processTree(pid: number): number[] {

@@ -5,7 +5,7 @@ import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {execa} from 'execa'
-import {agentDir, Lab, labSkipReason, sleep, VIP, waitFor, type AgentOptions, type LabNode} from '../../lab/agent-lab.js'
+import {agentDir, killGroup, Lab, labSkipReason, sleep, VIP, waitFor, type AgentOptions, type LabNode} from '../../lab/agent-lab.js'
 
 const skip = labSkipReason()
 /**
@@ -258,6 +258,52 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
       /role=backup from=init .*reason="started \(health check passed 2 times\)/.test(transitions(lab, old).at(-1) ?? ''),
     )
     assert.equal(await lab.waitForOneHolder(), holder, 'a recovered node does not take the VIP back')
+  })
+
+  it('is ready only once it runs ucarp or knows why it must not, and live throughout', async () => {
+    const holder = await lab.waitForOneHolder()
+    const node = lab.nodes.find((n) => n.name !== holder) as LabNode
+    assert.equal(await lab.stopAgent(node), 0)
+    // An API server that accepts and never answers: each first check takes the whole KARP_HEALTH_TIMEOUT.
+    const silentPort = 6447
+    lab.startSilentServer(node, '127.0.0.1', silentPort)
+    await waitFor('the silent server listening', 10_000, async () => {
+      try {
+        return readFileSync(join(node.dir, 'silent.log'), 'utf8').includes('silent on')
+      } catch {
+        return false
+      }
+    })
+    const from = lab.agentLog(node).length
+    lab.startAgent(node, {env: {KARP_HEALTH_URL: `https://127.0.0.1:${silentPort}/readyz`, KARP_HEALTH_TIMEOUT: '3'}})
+    const gatedFile = join(node.dir, 'state', 'gated')
+    await waitFor(`${node.name} waiting for its first check`, 10_000, async () => {
+      try {
+        return readFileSync(gatedFile, 'utf8').includes('waiting for the first healthy check')
+      } catch {
+        return false
+      }
+    })
+    const waiting = await lab.probeResult(node, 'ready')
+    assert.equal(waiting.code, 1, waiting.output)
+    assert.match(waiting.output, /^not ready: ucarp not started yet, waiting for the first healthy check$/m)
+    assert.equal(await lab.healthcheck(node, 'live'), 0, 'waiting for the first check is no reason to restart')
+    // Two checks failed (KARP_HEALTH_FAILURES): out of CARP for a known reason, which waiting longer would not change.
+    await waitFor(`${node.name} concluding that its API server fails`, 20_000, async () => readFileSync(gatedFile, 'utf8').startsWith('health check failed'))
+    const out = await lab.probeResult(node, 'ready')
+    assert.equal(out.code, 0, out.output)
+    assert.match(out.output, /^ucarp stopped on purpose: health check failed 2 times: /m)
+    assert.equal(lab.statePid(node, 'ucarp.pid'), undefined)
+    assert.match(lab.agentLog(node).slice(from), /warning=health-check-failing reason="karp-tls: /)
+    const bad = await execa('ip', ['netns', 'exec', node.ns, join(agentDir, 'healthcheck.sh'), 'startup'], {reject: false, all: true})
+    assert.equal(bad.exitCode, 2)
+    assert.match(bad.all ?? '', /unknown mode "startup": live \(the default\) or ready/)
+    assert.equal(await lab.stopAgent(node), 0)
+    for (const p of node.extra.splice(0)) killGroup(p.pid, 'SIGKILL')
+    lab.startAgent(node)
+    await waitFor(`${node.name} ready with its API server answering`, 20_000, async () => (await lab.healthcheck(node, 'ready')) === 0)
+    assert.match((await lab.probeResult(node, 'ready')).output, /^ucarp running \(role backup\)$/m)
+    assert.equal(await lab.waitForOneHolder(), holder)
   })
 
   it('moves the VIP when the holder\'s link is cut, and has one holder once it is back', async () => {

@@ -99,7 +99,7 @@ describe('podToCri on the rendered DaemonSet', () => {
   it('hands over the probes and the grace period', () => {
     assert.deepEqual(agent?.probes.map((p) => [p.kind, p.command]), [
       ['liveness', ['/usr/local/lib/karp/healthcheck.sh']],
-      ['readiness', ['/usr/local/lib/karp/healthcheck.sh']],
+      ['readiness', ['/usr/local/lib/karp/healthcheck.sh', 'ready']],
     ])
     assert.equal(plan.terminationGracePeriodSeconds, 15)
   })
