@@ -400,9 +400,9 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
       assert.equal(same.exitCode, 0, `${pod.metadata.name} has the new password`)
     }
     // An agent on the new password that heard the old group's master while a node held the VIP only listened
-    // (agent/README.md). Whether one did depends on the pace of the rollout: a pod is Ready while its agent
-    // still waits for its first checks, so a quick rollout can replace the last old agent before a new one
-    // runs ucarp. The agent lab's test rolls one out step by step.
+    // (agent/README.md). A pod is Ready only once its agent runs ucarp (healthcheck.sh ready), so each new
+    // agent overlaps the old group; whether it heard the old master before that master's node was rolled
+    // depends on timing. The agent lab's test rolls one out step by step and asserts it.
     const logs = await Promise.all(now.map(async (p) => (await cluster.kubectl(['logs', '-n', NAMESPACE, p.metadata.name])).stdout))
     log(`rolling upgrade: ${logs.filter((l) => / listening=true/.test(l)).length} of ${logs.length} agents on the new password listened to the old group`)
     holder = await statusHolder()
