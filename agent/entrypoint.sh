@@ -141,8 +141,11 @@ if [ -n "$KARP_HEALTH_URL" ]; then
   fi
 fi
 # A backup notices a silent master after advbase x deadratio plus up to two advertisement periods (ucarp
-# checks its timers once per period and reads packets up to 1 s late); wait that long for a successor.
-KARP_HANDOVER_TIMEOUT=${KARP_HANDOVER_TIMEOUT:-$((KARP_ADVBASE * (KARP_DEADRATIO + 2) + 2))}
+# checks its timers once per period and reads packets up to 1 s late). In a password roll-out the nodes
+# on the new password only listen while this one holds the VIP, and run ucarp as usual only once its
+# advertisements stopped for 2 x advbase + 0.5 s (foreign_tick), noticed within one pass of their loop
+# (up to 1.5 s); wait that long for a successor too.
+KARP_HANDOVER_TIMEOUT=${KARP_HANDOVER_TIMEOUT:-$((KARP_ADVBASE * (KARP_DEADRATIO + 4) + 4))}
 uint_in "$KARP_HANDOVER_TIMEOUT" 0 100000 || refuse KARP_HANDOVER_TIMEOUT "$KARP_HANDOVER_TIMEOUT" "whole seconds"
 # A graceful stop (SIGTERM) ends within this many seconds, whatever the network does: the handover is cut
 # short to fit and the last role report is abandoned at the deadline. It must stay below the pod's

@@ -212,7 +212,7 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
     // The last eligible node cordoned: its API server is fine, so letting the VIP go would only cut clients off.
     let from = lab.agentLog(holder).length
     await cordon(holder)
-    await waitLogged(holder, from, /role=master from=master .*reason="node cordoned, but no other node took the VIP within 7 s: holding it until one does" successor=timeout vip_released=no eligible=false/)
+    await waitLogged(holder, from, /role=master from=master .*reason="node cordoned, but no other node took the VIP within 11 s: holding it until one does" successor=timeout vip_released=no eligible=false/)
     assert.equal(ucarpRunning(holder), false)
     assert.deepEqual(await lab.holders(), [holder.name])
     // Through the 7 s wait and after it, still a lease, which the agent keeps renewing out of CARP.

@@ -22,7 +22,7 @@ describe('agent environment contract', () => {
     for (const v of AGENT_ENV) {
       const applied = defaults.get(v.name)
       if (v.name === 'KARP_HANDOVER_TIMEOUT') {
-        assert.equal(applied, '$((KARP_ADVBASE * (KARP_DEADRATIO + 2) + 2))')
+        assert.equal(applied, '$((KARP_ADVBASE * (KARP_DEADRATIO + 4) + 4))')
       } else if (v.name === 'KARP_VIP_LIFETIME') {
         // The longest of the dead interval, the drain and a health check with its interval, plus 1 s.
         assert.equal(applied, '$((lease_floor / 100 + 1))')
