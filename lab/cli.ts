@@ -175,7 +175,7 @@ exec nsenter --net=/run/netns/${cluster.clientNs} -- "$@"
     workers: cluster.workers.map((n) => ({name: n.name, ip: n.host.ip})),
     clusterDir: cluster.dir,
     upSeconds: (performance.now() - began) / 1000,
-    memoryMb: [...cluster.nodes, ...cluster.workers].reduce((sum, n) => sum + cluster.nodeRssKb(n.name), 0) / 1024,
+    memoryMb: cluster.allNodes.reduce((sum, n) => sum + cluster.nodeRssKb(n.name), 0) / 1024,
   }
   writeFileSync(`${STATE}.tmp`, JSON.stringify(state, null, 2))
   // Renamed into place: up treats the file's existence as "ready".

@@ -77,6 +77,15 @@ export class Cluster {
   /** The control-plane nodes. */
   readonly nodes: ClusterNode[] = []
   readonly workers: ClusterNode[] = []
+
+  /** Control-plane nodes, then workers. */
+  get allNodes(): ClusterNode[] {
+    return this.allNodes
+  }
+
+  isWorker(name: string): boolean {
+    return this.workers.some((w) => w.name === name)
+  }
   /** The client's kubeconfig (admin); it points at node1, as one copied from a control-plane node does. */
   readonly kubeconfig: string
   readonly clientNs: string
@@ -191,12 +200,11 @@ export class Cluster {
       const proxy = new KubeProxy({net: this.net, host, binDir: this.binDir, dir: join(this.dir, 'kube-proxy', host.name), kubeconfig})
       this.workers.push({name: host.name, host, kube, proxy, down: false})
     }
-    const all = [...this.nodes, ...this.workers]
-    await Promise.all(all.map(async (n) => {
+    await Promise.all(this.allNodes.map(async (n) => {
       await n.kube.start()
       n.proxy.start()
     }))
-    await Promise.all(all.map((n) => n.kube.waitReady(60_000)))
+    await Promise.all(this.allNodes.map((n) => n.kube.waitReady(60_000)))
     await this.markAsKubeadm()
     this.startup.nodes = seconds(phase)
     this.startup.total = seconds(began)
@@ -217,9 +225,8 @@ export class Cluster {
 
   /** A control-plane or worker node by name. */
   node(name: string): ClusterNode {
-    const all = [...this.nodes, ...this.workers]
-    const node = all.find((n) => n.name === name)
-    if (!node) throw new Error(`no lab node ${name} (nodes: ${all.map((n) => n.name).join(', ')})`)
+    const node = this.allNodes.find((n) => n.name === name)
+    if (!node) throw new Error(`no lab node ${name} (nodes: ${this.allNodes.map((n) => n.name).join(', ')})`)
     return node
   }
 
@@ -233,21 +240,14 @@ export class Cluster {
    * (stdout and stderr), and stop, which interrupts it as Ctrl-C does and returns everything it printed.
    */
   startKarp(args: string[]): {output: () => string; stop: () => Promise<string>} {
-    const home = join(this.dir, 'client-home')
-    mkdirSync(home, {recursive: true})
     const out = join(this.dir, `karp-${Date.now()}.log`)
     writeFileSync(out, '')
-    const proc = this.net.spawnIn(this.clientNs, [process.execPath, karpBin, ...args], {
-      logFile: out,
-      env: {HOME: home, KUBECONFIG: this.kubeconfig, NO_COLOR: '1'},
-    })
+    const proc = this.net.spawnIn(this.clientNs, [process.execPath, karpBin, ...args], {logFile: out, env: this.clientEnv()})
     const output = () => readFileSync(out, 'utf8')
     return {
       output,
       stop: async () => {
-        killPid(proc.pid, 'SIGINT')
-        await Promise.race([proc.exited, sleep(5000)])
-        killGroup(proc.pid, 'SIGKILL')
+        await interrupt(proc, 'SIGINT', 5000)
         return output()
       },
     }
@@ -260,9 +260,14 @@ export class Cluster {
 
   /** Runs a command in the client namespace, with the client's kubeconfig and a home of its own. */
   inClient(command: string[], timeoutMs: number): Promise<CommandResult> {
+    return this.net.exec(this.clientNs, command, {env: this.clientEnv(), timeoutMs})
+  }
+
+  /** What a user's shell on the client machine has: the client's kubeconfig, a home of its own, no colour. */
+  private clientEnv(): Record<string, string> {
     const home = join(this.dir, 'client-home')
     mkdirSync(home, {recursive: true})
-    return this.net.exec(this.clientNs, command, {env: {HOME: home, KUBECONFIG: this.kubeconfig, NO_COLOR: '1'}, timeoutMs})
+    return {HOME: home, KUBECONFIG: this.kubeconfig, NO_COLOR: '1'}
   }
 
 
@@ -346,9 +351,7 @@ export class Cluster {
     )
     return {
       stop: async () => {
-        killPid(proc.pid, 'SIGTERM')
-        await Promise.race([proc.exited, sleep(3000)])
-        killGroup(proc.pid, 'SIGKILL')
+        await interrupt(proc, 'SIGTERM', 3000)
         return parseProbes(readFileSync(out, 'utf8'))
       },
     }
@@ -364,8 +367,8 @@ export class Cluster {
     if (this.stopped) return
     this.stopped = true
     this.untrack()
-    for (const n of [...this.nodes, ...this.workers]) await n.proxy.kill()
-    for (const n of [...this.nodes, ...this.workers]) await n.kube.stop()
+    for (const n of this.allNodes) await n.proxy.kill()
+    for (const n of this.allNodes) await n.kube.stop()
     await this.cp?.stop()
     await this.net.destroy()
     if (this.ownsDir && !process.env.KARP_LAB_KEEP) rmSync(this.dir, {recursive: true, force: true})
@@ -375,11 +378,18 @@ export class Cluster {
   stopSync(): void {
     if (this.stopped) return
     this.stopped = true
-    for (const n of [...this.nodes, ...this.workers]) n.kube.stopSync()
+    for (const n of this.allNodes) n.kube.stopSync()
     this.cp?.stopSync()
     this.net.destroySync()
     if (this.ownsDir && !process.env.KARP_LAB_KEEP) rmSync(this.dir, {recursive: true, force: true})
   }
+}
+
+/** Asks a process to end with `signal`; whatever of its group is left after `graceMs` is killed. */
+async function interrupt(proc: Proc, signal: NodeJS.Signals, graceMs: number): Promise<void> {
+  killPid(proc.pid, signal)
+  await Promise.race([proc.exited, sleep(graceMs)])
+  killGroup(proc.pid, 'SIGKILL')
 }
 
 function seconds(since: number): number {

@@ -20,9 +20,9 @@ interface Request {
 
 async function labStatus(cluster: Cluster): Promise<string> {
   const holders = await cluster.holders()
-  const lines = [...cluster.nodes, ...cluster.workers].map((n) => {
+  const lines = cluster.allNodes.map((n) => {
     const state = n.down ? 'powered off' : `${(cluster.nodeRssKb(n.name) / 1024).toFixed(0)} MB`
-    const role = cluster.workers.includes(n) ? 'worker       ' : holders.includes(n.name) ? 'holds the VIP' : '             '
+    const role = cluster.isWorker(n.name) ? 'worker       ' : holders.includes(n.name) ? 'holds the VIP' : '             '
     return `  ${n.name.padEnd(7)} ${n.host.ip.padEnd(11)} ${role}  ${state}`
   })
   return `VIP ${cluster.vip}: ${holders.length === 0 ? 'held by nobody right now' : `on ${holders.join(', ')}`}\n${lines.join('\n')}`
@@ -30,7 +30,7 @@ async function labStatus(cluster: Cluster): Promise<string> {
 
 /** The one node the command names; a control-plane node where the command needs one. */
 function nodeArg(cluster: Cluster, args: string[], controlPlane = false): string {
-  const names = (controlPlane ? cluster.nodes : [...cluster.nodes, ...cluster.workers]).map((n) => n.name)
+  const names = (controlPlane ? cluster.nodes : cluster.allNodes).map((n) => n.name)
   const name = args[0]
   if (!name || args.length !== 1 || !names.includes(name)) {
     throw new Error(`name one ${controlPlane ? 'control-plane ' : ''}node${name ? `, not ${JSON.stringify(args.join(' '))}` : ''}: ${names.join(', ')}`)
@@ -47,7 +47,7 @@ export async function runCommand(cluster: Cluster, {command, args}: Request): Pr
       const name = nodeArg(cluster, args)
       if (cluster.node(name).down) throw new Error(`${name} is powered off already; restore-node ${name} brings it back`)
       await cluster.powerOff(name)
-      if (cluster.workers.some((w) => w.name === name)) return `${name} lost power: kubelet, containerd, kube-proxy killed, link cut. It runs no agent: the VIP stays where it is.`
+      if (cluster.isWorker(name)) return `${name} lost power: kubelet, containerd, kube-proxy killed, link cut. It runs no agent: the VIP stays where it is.`
       return `${name} lost power: etcd member, API server, controller-manager, scheduler, kubelet, containerd, agent, kube-proxy killed, link cut.\nAnother node takes the VIP over in about 3 s; the VIP's lease on the dead node runs out within 4 s.`
     }
     case 'restore-node': {
@@ -55,7 +55,7 @@ export async function runCommand(cluster: Cluster, {command, args}: Request): Pr
       if (!cluster.node(name).down) throw new Error(`${name} is running; kill-node ${name} first`)
       await cluster.powerOn(name)
       await cluster.node(name).kube.waitReady(60_000)
-      if (cluster.workers.some((w) => w.name === name)) return `${name} is back and Ready.`
+      if (cluster.isWorker(name)) return `${name} is back and Ready.`
       return `${name} is back and Ready; its kubelet restarts the agent, which joins as backup.`
     }
     case 'kill-apiserver': {

@@ -164,7 +164,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     await waitFor('kubectl get nodes through the VIP', timeoutMs, async () => {
       const r = await cluster.kubectl(['get', 'nodes', '-o', 'name', '--request-timeout=2s'])
       last = r.stderr || r.stdout
-      return r.exitCode === 0 && r.stdout.trim().split('\n').length === cluster.nodes.length + cluster.workers.length
+      return r.exitCode === 0 && r.stdout.trim().split('\n').length === cluster.allNodes.length
     }, () => last)
   }
 
@@ -173,7 +173,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     const image = await agentImage()
     imageRef = `${image.name}:${image.tag}@${image.indexDigest}`
     cluster = await Cluster.start({log, certWithoutVip: [NO_VIP_NODE], workers: 1})
-    const memory = [...cluster.nodes, ...cluster.workers].map((n) => `${n.name} ${(cluster.nodeRssKb(n.name) / 1024).toFixed(0)} MB`).join(', ')
+    const memory = cluster.allNodes.map((n) => `${n.name} ${(cluster.nodeRssKb(n.name) / 1024).toFixed(0)} MB`).join(', ')
     log(`lab up in ${cluster.startup.total.toFixed(1)} s (control plane ${cluster.startup.controlPlane.toFixed(1)} s, nodes ${cluster.startup.nodes.toFixed(1)} s); RSS per node: ${memory}`)
   })
 
