@@ -791,7 +791,7 @@ node_answer() {
   node_poller=
   why=
   if [ "$rc" != 0 ]; then
-    why=$(tr '\n"' "  " <"$KARP_STATE_DIR/node.err" 2>/dev/null | sed 's/ *$//')
+    why=$(one_line "$KARP_STATE_DIR/node.err")
     why=${why:-karp-tls exited with status $rc}
   else
     http_status "$KARP_STATE_DIR/node.out"
@@ -874,6 +874,17 @@ gate_opened() { # what opened it
   if [ -e "$KARP_STATE_DIR/holding" ]; then start_ucarp "$1" hold; else start_ucarp "$1"; fi
 }
 
+# An error file as one log-safe line: newlines and quotes blanked, trailing blanks cut; empty if none.
+one_line() { # file
+  tr '\n"' "  " <"$1" 2>/dev/null | sed 's/ *$//'
+}
+
+# Why the health gate holds this node out, after $fails failed checks (err: the last check's error).
+health_failed() {
+  err=$(one_line "$KARP_STATE_DIR/health.err")
+  health_why="health check failed $fails times: ${err:-no answer}"
+}
+
 log "starting vip=$KARP_VIP/$KARP_VIP_PREFIX vhid=$KARP_VHID iface=$iface src=$src advbase=$KARP_ADVBASE advskew=$skew deadratio=$KARP_DEADRATIO preempt=$KARP_PREEMPT health=${KARP_HEALTH_URL:-off} node_check=$node_check"
 gated=0 fails=0 oks=0 failing_logged='' health_why=''
 [ -n "$KARP_HEALTH_URL" ] && gated=1 health_why="waiting for the first healthy check"
@@ -914,8 +925,7 @@ while :; do
       oks=0 fails=$((fails + 1))
       if [ "$gated" = 0 ] && [ "$fails" -ge "$KARP_HEALTH_FAILURES" ]; then
         gated=1
-        err=$(tr '\n"' "  " <"$KARP_STATE_DIR/health.err" 2>/dev/null | sed 's/ *$//')
-        health_why="health check failed $fails times: ${err:-no answer}"
+        health_failed
         failing_logged=${err:-no answer}
         gates_file
         stop_ucarp
@@ -932,8 +942,7 @@ while :; do
         # A first wait that failed as often as a running node would fail before it gives up: no longer
         # waiting, but out for a known reason (and so ready: healthcheck.sh).
         if [ "$fails" -ge "$KARP_HEALTH_FAILURES" ] && [ "$health_why" = "waiting for the first healthy check" ]; then
-          err=$(tr '\n"' "  " <"$KARP_STATE_DIR/health.err" 2>/dev/null | sed 's/ *$//')
-          health_why="health check failed $fails times: ${err:-no answer}"
+          health_failed
           gates_file
         fi
         # A gated node says why its checks fail, once per reason: one that never passed (e.g. an API
@@ -942,7 +951,7 @@ while :; do
         { read -r err <"$KARP_STATE_DIR/health.err"; } 2>/dev/null
         if [ "${err:-no answer}" != "$failing_logged" ]; then
           failing_logged=${err:-no answer}
-          err=$(tr '\n"' "  " <"$KARP_STATE_DIR/health.err" 2>/dev/null | sed 's/ *$//')
+          err=$(one_line "$KARP_STATE_DIR/health.err")
           log "warning=health-check-failing reason=\"${err:-no answer}\" eligible=false"
         fi
       fi
