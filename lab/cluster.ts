@@ -80,12 +80,13 @@ export class Cluster {
 
   /** Control-plane nodes, then workers. */
   get allNodes(): ClusterNode[] {
-    return this.allNodes
+    return [...this.nodes, ...this.workers]
   }
 
   isWorker(name: string): boolean {
     return this.workers.some((w) => w.name === name)
   }
+
   /** The client's kubeconfig (admin); it points at node1, as one copied from a control-plane node does. */
   readonly kubeconfig: string
   readonly clientNs: string
