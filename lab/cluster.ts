@@ -160,7 +160,7 @@ export class Cluster {
     this.cp = await ControlPlane.start({
       network: this.net,
       hosts,
-      vip: VIP,
+      vip: this.vip,
       certWithoutVip: opts.certWithoutVip,
       dir: join(this.dir, 'control-plane'),
       binDir: this.binDir,
@@ -265,7 +265,7 @@ export class Cluster {
   }
 
   /** What a user's shell on the client machine has: the client's kubeconfig, a home of its own, no colour. */
-  private clientEnv(): Record<string, string> {
+  clientEnv(): Record<string, string> {
     const home = join(this.dir, 'client-home')
     mkdirSync(home, {recursive: true})
     return {HOME: home, KUBECONFIG: this.kubeconfig, NO_COLOR: '1'}
@@ -277,13 +277,13 @@ export class Cluster {
    * unheard; it counts again as soon as its link is back.)
    */
   async holders(): Promise<string[]> {
-    const held = await Promise.all(this.nodes.map(async (n) => (!n.down && (await this.net.hasAddress(n.host, VIP)) ? n.name : undefined)))
+    const held = await Promise.all(this.nodes.map(async (n) => (!n.down && (await this.net.hasAddress(n.host, this.vip)) ? n.name : undefined)))
     return held.filter((n): n is string => n !== undefined)
   }
 
   /** The node whose MAC address the client's neighbour table holds for the VIP. */
   async clientArpNode(): Promise<string | undefined> {
-    const mac = await this.net.neighbour(this.clientNs, VIP)
+    const mac = await this.net.neighbour(this.clientNs, this.vip)
     return this.nodes.find((n) => n.host.mac === mac)?.name ?? (mac ? `unknown ${mac}` : undefined)
   }
 
@@ -347,7 +347,7 @@ export class Cluster {
     writeFileSync(out, '')
     const proc: Proc = this.net.spawnIn(
       this.clientNs,
-      [process.execPath, '--no-warnings', join(here, 'api-prober.ts'), this.kubeconfig, opts.server ?? `https://${VIP}:${API_PORT}`, String(opts.intervalMs ?? 50), '1000'],
+      [process.execPath, '--no-warnings', join(here, 'api-prober.ts'), this.kubeconfig, opts.server ?? `https://${this.vip}:${API_PORT}`, String(opts.intervalMs ?? 50), '1000'],
       {logFile: out, cwd: repoRoot},
     )
     return {

@@ -14,14 +14,30 @@ export interface KarpRun {
   json: unknown
 }
 
+export interface KarpOptions {
+  env?: Record<string, string>
+  timeoutMs?: number
+  /** Written to stdin, which is closed otherwise (so the CLI never prompts). */
+  input?: string
+  /** A network namespace to run in (a lab's client: lab/cluster.ts), instead of this process's own. */
+  netns?: string
+}
+
+/** argv that runs `command` in the network namespace, or as it is. */
+function inNetns(command: string[], netns: string | undefined): [string, string[]] {
+  const argv = netns ? ['nsenter', `--net=/run/netns/${netns}`, '--', ...command] : command
+  return [argv[0] as string, argv.slice(1)]
+}
+
 /**
  * Runs the built CLI (bin/run.js over dist/, as users run it) with stdin closed, so it never prompts.
  * `npm test` builds first; when running one file by hand, run `npm run build` before.
  */
-export async function karp(args: string[], options: {env?: Record<string, string>; timeoutMs?: number} = {}): Promise<KarpRun> {
-  const result = await execa(process.execPath, [RUN, ...args], {
+export async function karp(args: string[], options: KarpOptions = {}): Promise<KarpRun> {
+  const [file, argv] = inNetns([process.execPath, RUN, ...args], options.netns)
+  const result = await execa(file, argv, {
     reject: false,
-    stdin: 'ignore',
+    ...(options.input === undefined ? {stdin: 'ignore' as const} : {input: options.input}),
     env: {NO_COLOR: '1', ...options.env},
     timeout: options.timeoutMs ?? 180_000,
   })
@@ -46,9 +62,15 @@ const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g
  * Runs the built CLI on a real pseudo-terminal (util-linux `script`), answering each prompt as it appears:
  * for every [pattern, answer] in turn, waits until the screen output matches, then types answer + Enter.
  */
-export async function karpOnTerminal(args: string[], answers: Array<[RegExp, string]>, timeoutMs = 120_000): Promise<{exitCode: number; output: string}> {
+export async function karpOnTerminal(
+  args: string[],
+  answers: Array<[RegExp, string]>,
+  timeoutMs = 120_000,
+  options: Pick<KarpOptions, 'env' | 'netns'> = {},
+): Promise<{exitCode: number; output: string}> {
   const command = [process.execPath, RUN, ...args].map(shellQuote).join(' ')
-  const child = execa('script', ['-qfec', command, '/dev/null'], {reject: false, stdin: 'pipe', env: {NO_COLOR: '1'}, timeout: timeoutMs})
+  const [file, argv] = inNetns(['script', '-qfec', command, '/dev/null'], options.netns)
+  const child = execa(file, argv, {reject: false, stdin: 'pipe', env: {NO_COLOR: '1', ...options.env}, timeout: timeoutMs})
   let output = ''
   let next = 0
   child.stdout?.on('data', (chunk: Buffer) => {
