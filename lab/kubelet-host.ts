@@ -193,6 +193,28 @@ export function kubeletHostLedger(): Ledger | undefined {
   return ledger && {...ledger, holders: ledger.holders.filter(alive)}
 }
 
+export interface HostState {
+  sysctls: Record<string, string>
+  absentDirs: string[]
+}
+
+/** What the host was like before any lab kubelet ran: the ledger's record while a lab holds it, else the host now. */
+export function hostBeforeLabs(): HostState {
+  const ledger = kubeletHostLedger()
+  return ledger ? {sysctls: ledger.sysctls, absentDirs: ledger.absentDirs} : {sysctls: readHostSysctls(), absentDirs: KUBELET_HOST_DIRS.filter((d) => !existsSync(d))}
+}
+
+/**
+ * To compare with hostBeforeLabs() once this process's kubelets are gone: the host itself, put back by the
+ * last kubelet of the last lab; while another process's lab still runs, its ledger (which puts the host back
+ * when that lab ends) and who holds it.
+ */
+export function hostAfterLabs(): HostState & {heldBy: number[]} {
+  const ledger = kubeletHostLedger()
+  if (ledger && ledger.holders.length > 0) return {sysctls: ledger.sysctls, absentDirs: ledger.absentDirs, heldBy: ledger.holders}
+  return {sysctls: readHostSysctls(), absentDirs: KUBELET_HOST_DIRS.filter((d) => !existsSync(d)), heldBy: []}
+}
+
 /** Removes the links in /var/log/containers that point into `podLogsDir` (one kubelet's pod logs). */
 export function removeLogLinks(podLogsDir: string): void {
   if (!existsSync(CONTAINER_LOG_LINKS)) return

@@ -17,7 +17,7 @@ import forge from 'node-forge'
 import {stringify} from 'yaml'
 import {labSkipReason} from '../../lab/agent-lab.js'
 import {agentImage} from '../../lab/image.js'
-import {CONTAINER_LOG_LINKS, KUBELET_HOST_DIRS, KUBELET_SYSCTLS, kubeletHostLedger, readHostSysctls, readKubeletSysctls} from '../../lab/kubelet-host.js'
+import {CONTAINER_LOG_LINKS, hostAfterLabs, hostBeforeLabs, type HostState, KUBELET_SYSCTLS, readKubeletSysctls} from '../../lab/kubelet-host.js'
 import {Network} from '../../lab/network.js'
 import {CONTROL_PLANE_LABEL, KubeNode, nodeSkipReason, type CommandResult} from '../../lab/node.js'
 import {issueClientCert} from '../../lab/pki.js'
@@ -80,7 +80,7 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
   const password = randomBytes(12).toString('hex')
   const seenPids = new Set<number>()
   // The host as it was before any lab kubelet: now, or as the ledger of lab processes running kubelets has it.
-  let hostBefore: {sysctls: Record<string, string>; absentDirs: string[]}
+  let hostBefore: HostState
   let podContainerId = ''
 
   const kubectl = async (args: string[], input?: string): Promise<CommandResult> => {
@@ -101,8 +101,7 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
   const podReady = (p: PodObject) => p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false
 
   before(async () => {
-    const ledger = kubeletHostLedger()
-    hostBefore = ledger ? {sysctls: ledger.sysctls, absentDirs: ledger.absentDirs} : {sysctls: readHostSysctls(), absentDirs: KUBELET_HOST_DIRS.filter((d) => !existsSync(d))}
+    hostBefore = hostBeforeLabs()
     image = await agentImage()
     work = mkdtempSync(join(tmpdir(), 'karp-node-test-'))
     const caPem = readFileSync(cluster.caFile, 'utf8')
@@ -273,13 +272,8 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
     }
     // The last kubelet of the last lab process puts the host back; while another lab process runs kubelets,
     // its ledger still holds what the host was like before (this test process no longer holds it).
-    const ledger = kubeletHostLedger()
-    if (ledger && ledger.holders.length > 0) {
-      assert.ok(!ledger.holders.includes(process.pid))
-      assert.deepEqual({sysctls: ledger.sysctls, absentDirs: ledger.absentDirs}, hostBefore)
-    } else {
-      assert.deepEqual(readHostSysctls(), hostBefore.sysctls)
-      assert.deepEqual(hostBefore.absentDirs.filter((d) => existsSync(d)), [])
-    }
+    const {heldBy, ...after} = hostAfterLabs()
+    assert.ok(!heldBy.includes(process.pid))
+    assert.deepEqual(after, hostBefore)
   })
 })
