@@ -36,7 +36,8 @@ try {
     // Distinct vhids and VIPs: every install, whoever applied it, is a karp install to the preflight checks.
     const karpArgs = ['--kubeconfig', cp.adminKubeconfig, '-n', `bench-karp-${i}`, '--vip', `10.90.0.${100 + i}`, '--vhid', String(100 + i), '--password', 'bench']
     const kubectlFlags = ['-n', `bench-kubectl-${i}`, '--vip', `10.90.0.${200 + i}`, '--vhid', String(200 + i), '--password', 'bench']
-    const rendered = await execa(process.execPath, [RUN, 'render', ...kubectlFlags])
+    // The Namespace object too, as karp install creates the namespace (render prints it only for karp-system).
+    const rendered = await execa(process.execPath, [RUN, 'render', ...kubectlFlags, '--create-namespace'])
     const file = join(work, `kubectl-${i}.yaml`)
     await writeFile(file, rendered.stdout)
     const kubectlArgs = ['--kubeconfig', cp.adminKubeconfig, 'apply', '--server-side', '--field-manager', 'karp', '--force-conflicts', '-f', file]
