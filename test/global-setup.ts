@@ -18,6 +18,9 @@ const {resolveBinDir, startControlPlane} = (await tsImport(
   './cluster/control-plane.ts',
   import.meta.url,
 )) as typeof import('./cluster/control-plane.js')
+// Until install.test.ts and status.test.ts move to real-node labs they make kwok fake nodes
+// (test/cluster/nodes.ts): drop kwok from here with them.
+const {KWOK} = (await tsImport('../bench/kwok-nodes.ts', import.meta.url)) as typeof import('../bench/kwok-nodes.js')
 
 let controlPlane: ControlPlane | undefined
 
@@ -40,7 +43,7 @@ export async function globalSetup(): Promise<void> {
     console.error(`integration tests will be skipped, no control plane: ${reason}`)
     return
   }
-  controlPlane = await startControlPlane({binDir})
+  controlPlane = await startControlPlane({binDir, kwok: KWOK})
   Object.assign(process.env, {
     KARP_TEST_KUBECONFIG: controlPlane.adminKubeconfig,
     KARP_TEST_USER_KUBECONFIG: controlPlane.userKubeconfig,

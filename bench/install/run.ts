@@ -10,7 +10,7 @@ import {parseArgs} from 'node:util'
 import {execa} from 'execa'
 
 import {startControlPlane} from '../../test/cluster/control-plane.js'
-import {controlPlaneNode, createFakeNodes} from '../../test/cluster/nodes.js'
+import {controlPlaneNode, createNodes} from '../../test/cluster/plain-nodes.js'
 import {formatSummary, summarize} from '../stats.js'
 
 const {values} = parseArgs({options: {trials: {type: 'string', default: '5'}}})
@@ -29,7 +29,8 @@ const cp = await startControlPlane()
 const work = await mkdtemp(join(tmpdir(), 'karp-bench-install-'))
 try {
   console.log(`control plane up in ${cp.startupSeconds} s; ${trials} trials each`)
-  await createFakeNodes(cp.adminKubeconfig, [1, 2, 3].map((i) => controlPlaneNode(`bench-cp${i}`, `10.90.0.1${i}`)))
+  // --no-wait: install only needs control-plane nodes to select; nothing has to run on them.
+  await createNodes(cp.adminKubeconfig, [1, 2, 3].map((i) => controlPlaneNode(`bench-cp${i}`, `10.90.0.1${i}`)))
   const kubectl = join(cp.binDir, 'kubectl')
   const results: Record<string, number[]> = {karpFresh: [], kubectlFresh: [], karpAgain: [], kubectlAgain: [], help: []}
   for (let i = 0; i < trials; i++) {

@@ -13,7 +13,7 @@ import {execa} from 'execa'
 import {Kube} from '../../src/lib/kube/client.js'
 import {gatherStatus} from '../../src/lib/status/status.js'
 import {startControlPlane} from '../../test/cluster/control-plane.js'
-import {controlPlaneNode, createFakeNodes} from '../../test/cluster/nodes.js'
+import {controlPlaneNode, createFakeNodes, KWOK} from '../kwok-nodes.js'
 import {formatSummary, summarize} from '../stats.js'
 
 const {values} = parseArgs({options: {nodes: {type: 'string', default: '5000'}, trials: {type: 'string', default: '5'}}})
@@ -29,7 +29,7 @@ async function timed(file: string, args: string[], okCodes = [0]): Promise<numbe
   return ms
 }
 
-const cp = await startControlPlane()
+const cp = await startControlPlane({kwok: KWOK})
 const work = await mkdtemp(join(tmpdir(), 'karp-bench-status-'))
 try {
   const kc = new KubeConfig()

@@ -1,12 +1,11 @@
-// Starts a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-// kwok) from the binaries lab/k8s/build.sh builds, all state in one temp dir, and stops it again.
+// Starts a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, and
+// kwok when asked) from the binaries lab/k8s/build.sh builds, all state in one temp dir, and stops it again.
 import {spawn, type ChildProcess} from 'node:child_process'
 import {mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, appendFileSync} from 'node:fs'
 import {request} from 'node:https'
 import {createServer, isIPv6} from 'node:net'
 import {tmpdir} from 'node:os'
-import {dirname, join} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join} from 'node:path'
 import {stringify} from 'yaml'
 import {resolveBinDir} from '../../lab/binaries.js'
 import {createCa, issueClientCert, issueServingCert, rsaKeyPem, type KeyPair} from '../../lab/pki.js'
@@ -14,6 +13,13 @@ import {createCa, issueClientCert, issueServingCert, rsaKeyPem, type KeyPair} fr
 export {resolveBinDir}
 
 export type Component = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok'
+
+export interface KwokOptions {
+  /** kwok's configuration file (its Stages). */
+  config: string
+  /** key=value: kwok manages the Nodes carrying this annotation, and no others. */
+  nodeAnnotation: string
+}
 
 export interface ControlPlaneOptions {
   /** Address the API server binds to and advertises; default 127.0.0.1. */
@@ -30,6 +36,11 @@ export interface ControlPlaneOptions {
   commandPrefix?: string[]
   /** Give up when the control plane is not ready after this long; default 90 s. */
   timeoutMs?: number
+  /**
+   * Also runs kwok, which makes fake Nodes Ready and their pods Running (bench/kwok-nodes.ts). Default none:
+   * fake nodes are for benchmarks where scale is the point; tests use plain or real nodes.
+   */
+  kwok?: KwokOptions
 }
 
 export interface ControlPlane {
@@ -45,7 +56,8 @@ export interface ControlPlane {
   userName: string
   tempDir: string
   binDir: string
-  pids: Record<Component, number>
+  /** Of the components started. */
+  pids: Partial<Record<Component, number>>
   startupSeconds: number
   logFile(component: Component): string
   stop(): Promise<void>
@@ -54,7 +66,6 @@ export interface ControlPlane {
 export const UNPRIVILEGED_USER = 'karp-tester'
 const SERVICE_CIDR = '10.96.0.0/12'
 const SERVICE_IP = '10.96.0.1'
-const here = dirname(fileURLToPath(import.meta.url))
 
 async function freePort(host: string, taken: Set<number>): Promise<number> {
   for (;;) {
@@ -329,12 +340,14 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       `--secure-port=${schedulerPort}`,
       `--cert-dir=${path('scheduler-certs')}`,
     ])
-    run('kwok', [
-      `--kubeconfig=${path('admin.kubeconfig')}`,
-      `--config=${join(here, 'kwok.yaml')}`,
-      '--manage-all-nodes=false',
-      '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
-    ])
+    if (opts.kwok) {
+      run('kwok', [
+        `--kubeconfig=${path('admin.kubeconfig')}`,
+        `--config=${opts.kwok.config}`,
+        '--manage-all-nodes=false',
+        `--manage-nodes-with-annotation-selector=${opts.kwok.nodeAnnotation}`,
+      ])
+    }
     const healthy = (port: number) => async () =>
       (await httpsGet(`https://127.0.0.1:${port}/healthz`, {insecure: true})).status === 200
     await waitFor('kube-controller-manager', 'healthy', healthy(kcmPort))
@@ -347,7 +360,6 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     )
 
     ready = true
-    const pid = (c: Component) => children.get(c)?.pid ?? 0
     return {
       server,
       caPem: ca.certPem,
@@ -358,13 +370,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       userName: UNPRIVILEGED_USER,
       tempDir,
       binDir,
-      pids: {
-        etcd: pid('etcd'),
-        'kube-apiserver': pid('kube-apiserver'),
-        'kube-controller-manager': pid('kube-controller-manager'),
-        'kube-scheduler': pid('kube-scheduler'),
-        kwok: pid('kwok'),
-      },
+      pids: Object.fromEntries([...children].map(([component, child]) => [component, child.pid ?? 0])),
       startupSeconds: Math.round((performance.now() - started) / 100) / 10,
       logFile: (component) => path(`${component}.log`),
       stop,

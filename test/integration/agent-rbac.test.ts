@@ -1,13 +1,16 @@
 // What the agent's ServiceAccount may do, proven against the real API server with the token a kubelet would
 // mount: one from the TokenRequest API, bound to the agent's pod. The install is made by the CLI, so these
-// are the Role and admission policy karp really ships.
+// are the Role and admission policy karp really ships. Its nodes are plain Node objects: the DaemonSet
+// controller creates the agents' pods and the scheduler binds them; a token binds to such a pod, which nothing
+// runs (it stays Pending), as to any other.
 import assert from 'node:assert/strict'
 import {after, before, describe, it} from 'node:test'
 
 import {ApiException, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod} from '@kubernetes/client-node'
 
+import {waitFor} from '../../lab/process.js'
 import type {StatusResult} from '../../src/lib/status/status.js'
-import {controlPlaneNode, createFakeNodes, deleteFakeNodes} from '../cluster/nodes.js'
+import {controlPlaneNode, createNodes, deleteNodes} from '../cluster/plain-nodes.js'
 import {karp} from '../helpers/karp.js'
 import {clientWithToken, reportRole, roleCondition, serviceAccountToken, strategicMerge} from './agent-identity.js'
 import {clusterOrSkip} from './cluster-env.js'
@@ -42,12 +45,22 @@ describe('the agent\'s token: its own pod\'s role condition, nothing else', {ski
     kc = new KubeConfig()
     kc.loadFromFile(cluster.kubeconfig)
     admin = kc.makeApiClient(CoreV1Api)
-    await createFakeNodes(kc, nodes)
-    const installed = await karp(['install', '--kubeconfig', cluster.kubeconfig, '-n', NS, '--vip', '10.79.0.250', '--vhid', '41', '--node-selector', `${LABEL}=yes`, '--timeout', '90s', '--json'])
+    await createNodes(kc, nodes)
+    // --no-wait: no agent ever becomes ready where nothing runs it.
+    const installed = await karp(['install', '--kubeconfig', cluster.kubeconfig, '-n', NS, '--vip', '10.79.0.250', '--vhid', '41', '--node-selector', `${LABEL}=yes`, '--no-wait', '--json'])
     assert.equal(installed.exitCode, 0, installed.stderr)
-    const pods = (await admin.listNamespacedPod({namespace: NS, labelSelector: 'app.kubernetes.io/instance=karp'})).items
-    assert.equal(pods.length, 2)
+    let pods: V1Pod[] = []
+    await waitFor(
+      'an agent pod bound to each node',
+      30_000,
+      async () => {
+        pods = (await admin.listNamespacedPod({namespace: NS, labelSelector: 'app.kubernetes.io/instance=karp'})).items
+        return pods.length === 2 && pods.every((p) => p.spec?.nodeName)
+      },
+      () => pods.map((p) => `${p.metadata?.name} on ${p.spec?.nodeName ?? '(unscheduled)'}`).join(', '),
+    )
     ;[own, other] = pods.sort((a, b) => (a.spec?.nodeName ?? '').localeCompare(b.spec?.nodeName ?? '')) as [V1Pod, V1Pod]
+    assert.deepEqual([own.spec?.nodeName, other.spec?.nodeName], nodes.map((n) => n.name))
     agent = clientWithToken(cluster, await serviceAccountToken(admin, own)).core
     // The API server loads a new policy through a watch, a moment after it is created: wait until it is in
     // force, probing with a dry run (admission applies, nothing is written). Should it never be, the tests
@@ -61,12 +74,15 @@ describe('the agent\'s token: its own pod\'s role condition, nothing else', {ski
 
   after(async () => {
     if (!kc) return
-    await karp(['uninstall', '--kubeconfig', cluster.kubeconfig, '-n', NS, '--yes', '--timeout', '60s'])
-    await deleteFakeNodes(kc, nodes.map((n) => n.name))
+    // No kubelet confirms the pods' end: deleteNodes removes them.
+    await karp(['uninstall', '--kubeconfig', cluster.kubeconfig, '-n', NS, '--yes', '--no-wait'])
+    await deleteNodes(kc, nodes.map((n) => n.name))
   })
 
-  it('reports its own role as a pod condition, leaving the kubelet\'s conditions as they were', async () => {
+  it('reports its own role as a pod condition, leaving the scheduler\'s condition as it was', async () => {
     const before = await admin.readNamespacedPodStatus(ref(own))
+    // No kubelet runs the pod, so it has no Ready or ContainersReady: PodScheduled is the condition to keep.
+    assert.deepEqual(before.status?.conditions?.map((c) => [c.type, c.status]), [['PodScheduled', 'True']])
     const patched = await reportRole(agent, ref(own), 'master')
     const condition = patched.status?.conditions?.find((c) => c.type === 'karp.io/role')
     assert.deepEqual([condition?.status, condition?.reason], ['True', 'Master'])
@@ -176,9 +192,13 @@ describe('the agent\'s token: its own pod\'s role condition, nothing else', {ski
     const otherAgent = clientWithToken(cluster, await serviceAccountToken(admin, other)).core
     await otherAgent.patchNamespacedPodStatus({...ref(other), body: {status: {conditions: [roleCondition('backup')]}}}, strategicMerge)
     const run = await karp(['status', '--kubeconfig', cluster.kubeconfig, '-n', NS, '--no-probe', '--json'])
-    assert.equal(run.exitCode, 0, run.stdout + run.stderr)
     const install = (run.json as StatusResult).installs[0]
-    assert.deepEqual(install?.holders, [own.spec?.nodeName])
-    assert.deepEqual(install?.agents.map((a) => a.pod?.role), ['master', 'backup'])
+    assert.deepEqual(install?.agents.map((a) => [a.node, a.pod?.role]), [[own.spec?.nodeName, 'master'], [other.spec?.nodeName, 'backup']])
+    // Nothing runs these pods, and karp status trusts no report from a pod that does not run: no holder.
+    // Holders from running agents' reports: status.test.ts, on the lab's real nodes.
+    assert.deepEqual(install?.agents.map((a) => a.pod?.stale), [true, true])
+    assert.deepEqual(install?.holders, [])
+    assert.equal(install?.state, 'down')
+    assert.equal(run.exitCode, 4, run.stdout + run.stderr)
   })
 })

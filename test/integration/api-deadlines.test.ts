@@ -1,6 +1,8 @@
 // Deadlines against the real control plane, seen through a proxy that can stop answering (test/helpers/
 // api-proxy.ts): install's and uninstall's --timeout bound the whole wait even when the API server stops
 // answering mid-way, and status --watch neither cuts a quiet, healthy watch nor misses a server gone silent.
+// The nodes are plain Node objects that run nothing (test/cluster/plain-nodes.ts): a rollout onto them never
+// ends, so what the tests check is the reason a wait gives up: the API server's silence.
 import assert from 'node:assert/strict'
 import {after, before, describe, it} from 'node:test'
 
@@ -8,7 +10,7 @@ import {AppsV1Api, KubeConfig, PatchStrategy, setHeaderOptions} from '@kubernete
 import {execa} from 'execa'
 
 import type {StatusResult} from '../../src/lib/status/status.js'
-import {controlPlaneNode, createFakeNodes, deleteFakeNodes} from '../cluster/nodes.js'
+import {controlPlaneNode, createNodes, deleteNodes} from '../cluster/plain-nodes.js'
 import {type ApiProxy, startApiProxy} from '../helpers/api-proxy.js'
 import {karp, karpBin} from '../helpers/karp.js'
 import {clusterOrSkip} from './cluster-env.js'
@@ -27,7 +29,7 @@ describe('deadlines against a real API server that stops answering', {skip: clus
   before(async () => {
     kc = new KubeConfig()
     kc.loadFromFile(cluster.kubeconfig)
-    await createFakeNodes(kc, nodes)
+    await createNodes(kc, nodes)
     proxy = await startApiProxy(cluster.kubeconfig)
   })
 
@@ -35,7 +37,7 @@ describe('deadlines against a real API server that stops answering', {skip: clus
     await proxy?.close()
     if (!kc) return
     for (const ns of ['dl-install', 'dl-uninstall', 'dl-watch']) await karp(['uninstall', '--kubeconfig', cluster.kubeconfig, '-n', ns, '--yes', '--no-wait'])
-    await deleteFakeNodes(kc, nodes.map((n) => n.name))
+    await deleteNodes(kc, nodes.map((n) => n.name))
   })
 
   it('install --timeout ends the rollout wait on time though the API server stops answering', async () => {

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict'
 import {connect, createServer, type Server, type Socket} from 'node:net'
 import {after, before, describe, it} from 'node:test'
 
-import {AppsV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions} from '@kubernetes/client-node'
+import {AppsV1Api, CoreV1Api, KubeConfig} from '@kubernetes/client-node'
 
 import type {CheckCertResult} from '../../src/commands/check-cert.js'
 import {type ControlPlane, startControlPlane} from '../cluster/control-plane.js'
-import {controlPlaneNode, createFakeNodes, workerNode} from '../cluster/nodes.js'
+import {controlPlaneNode, createNodes, workerNode} from '../cluster/plain-nodes.js'
 import {karp} from '../helpers/karp.js'
 import {clusterOrSkip} from './cluster-env.js'
 
@@ -81,18 +81,14 @@ describe('karp check-cert against a real API server', {skip: cluster.skip}, () =
       await core.createNamespace({body: {metadata: {name: namespace}}})
       await apps.createNamespacedDaemonSet({namespace, body: karpDaemonSet(namespace, namespace === 'karp-system' ? VIP_IN_CERT : VIP_NOT_IN_CERT, port)})
     }
-    await createFakeNodes(kc, [
-      controlPlaneNode('cc-cp1', '127.0.0.1'),
-      controlPlaneNode('cc-cp2', SECOND_NODE),
+    // kubeadm's mark on its nodes: check-cert's evidence of the distribution.
+    const annotations = {[KUBEADM_CRI_SOCKET]: 'unix:///run/containerd/containerd.sock'}
+    await createNodes(kc, [
+      {...controlPlaneNode('cc-cp1', '127.0.0.1'), annotations},
+      {...controlPlaneNode('cc-cp2', SECOND_NODE), annotations},
       // Not a control-plane node: never dialled (nothing would answer on this address).
       workerNode('cc-w1', '127.0.0.9'),
     ])
-    for (const name of ['cc-cp1', 'cc-cp2']) {
-      await core.patchNode(
-        {name, body: {metadata: {annotations: {[KUBEADM_CRI_SOCKET]: 'unix:///run/containerd/containerd.sock'}}}},
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      )
-    }
   })
 
   after(async () => {
