@@ -7,7 +7,10 @@
 //    then on a DaemonSet no longer wants them (desired 0) but keeps the pods it already has there.
 //  - a pod bound to one is never confirmed gone: deleteNodes force-deletes them.
 // Nodes are cluster-wide: give each suite its own node names, and a label of its own when the selector under
-// test (e.g. control-plane nodes) would otherwise also match another suite's nodes.
+// test (e.g. control-plane nodes) would otherwise also match another suite's nodes. Names new on each run
+// (uniqueName) where the suite needs its pods, on a cluster that may outlive the run (test/cluster/cluster.ts
+// up): the node lifecycle controller keeps a name's health record after its Node is deleted, so a plain
+// node made again under that name is Unknown and tainted unreachable within seconds, and gets no pods.
 import {CoreV1Api, KubeConfig, type V1Node, type V1Taint} from '@kubernetes/client-node'
 
 const CONTROL_PLANE_LABEL = 'node-role.kubernetes.io/control-plane'

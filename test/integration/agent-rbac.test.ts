@@ -13,12 +13,13 @@ import type {StatusResult} from '../../src/lib/status/status.js'
 import {controlPlaneNode, createNodes, deleteNodes} from '../cluster/plain-nodes.js'
 import {karp} from '../helpers/karp.js'
 import {clientWithToken, reportRole, roleCondition, serviceAccountToken, strategicMerge} from './agent-identity.js'
-import {clusterOrSkip} from './cluster-env.js'
+import {clusterOrSkip, uniqueName} from './cluster-env.js'
 
 const cluster = clusterOrSkip()
 const LABEL = 'karp-test/agent-rbac'
 const NS = 'rbac-a'
-const nodes = [1, 2].map((i) => controlPlaneNode(`rbac-cp${i}`, `10.79.0.1${i}`, {[LABEL]: 'yes'}))
+const group = uniqueName('rbac')
+const nodes = [1, 2].map((i) => controlPlaneNode(`${group}-cp${i}`, `10.79.0.1${i}`, {[LABEL]: 'yes'}))
 const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 
 /** The HTTP status the API server refused a call with (0 when it did not refuse). */

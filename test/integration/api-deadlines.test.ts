@@ -13,11 +13,12 @@ import type {StatusResult} from '../../src/lib/status/status.js'
 import {controlPlaneNode, createNodes, deleteNodes} from '../cluster/plain-nodes.js'
 import {type ApiProxy, startApiProxy} from '../helpers/api-proxy.js'
 import {karp, karpBin} from '../helpers/karp.js'
-import {clusterOrSkip} from './cluster-env.js'
+import {clusterOrSkip, uniqueName} from './cluster-env.js'
 
 const cluster = clusterOrSkip()
 const LABEL = 'karp-test/deadlines'
-const nodes = [1, 2, 3].map((i) => controlPlaneNode(`dl-cp${i}`, `10.79.0.1${i}`, {[LABEL]: 'yes'}))
+const group = uniqueName('dl')
+const nodes = [1, 2, 3].map((i) => controlPlaneNode(`${group}-cp${i}`, `10.79.0.1${i}`, {[LABEL]: 'yes'}))
 const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 
 describe('deadlines against a real API server that stops answering', {skip: cluster.skip}, () => {
