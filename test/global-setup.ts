@@ -5,7 +5,7 @@
 //   KARP_TEST_USER             that user's name
 //   KARP_TEST_SERVER           https://address:port of the API server
 //   KARP_TEST_CA_FILE          the cluster CA certificate (PEM); KARP_TEST_CA_KEY_FILE its key, to sign more
-//   KARP_TEST_BIN_DIR          kube-apiserver, kubectl, etcd, kwok, ... of the pinned version
+//   KARP_TEST_BIN_DIR          kube-apiserver, kubectl, etcd, ... of the pinned version
 //   KARP_TEST_CLUSTER_SKIP     set instead when there is no control plane: why integration suites skip
 // Already set KARP_TEST_KUBECONFIG (with the others, e.g. from `test/cluster/cluster.ts up`) means: use that
 // cluster, start none. Under CI=true a missing Go toolchain or failed build fails the run instead of skipping.
@@ -18,9 +18,6 @@ const {resolveBinDir, startControlPlane} = (await tsImport(
   './cluster/control-plane.ts',
   import.meta.url,
 )) as typeof import('./cluster/control-plane.js')
-// Until install.test.ts and status.test.ts move to real-node labs they make kwok fake nodes
-// (test/cluster/nodes.ts): drop kwok from here with them.
-const {KWOK} = (await tsImport('../bench/kwok-nodes.ts', import.meta.url)) as typeof import('../bench/kwok-nodes.js')
 
 let controlPlane: ControlPlane | undefined
 
@@ -43,7 +40,7 @@ export async function globalSetup(): Promise<void> {
     console.error(`integration tests will be skipped, no control plane: ${reason}`)
     return
   }
-  controlPlane = await startControlPlane({binDir, kwok: KWOK})
+  controlPlane = await startControlPlane({binDir})
   Object.assign(process.env, {
     KARP_TEST_KUBECONFIG: controlPlane.adminKubeconfig,
     KARP_TEST_USER_KUBECONFIG: controlPlane.userKubeconfig,
