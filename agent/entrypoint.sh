@@ -156,6 +156,13 @@ KARP_STOP_TIMEOUT=${KARP_STOP_TIMEOUT:-12}
 uint_in "$KARP_STOP_TIMEOUT" 2 3600 || refuse KARP_STOP_TIMEOUT "$KARP_STOP_TIMEOUT" "2-3600 seconds"
 KARP_NODE_INTERVAL=${KARP_NODE_INTERVAL:-2}
 is_positive_seconds "$KARP_NODE_INTERVAL" || refuse KARP_NODE_INTERVAL "$KARP_NODE_INTERVAL" "a number of seconds above 0"
+KARP_RANK_STEP=${KARP_RANK_STEP:-4}
+uint_in "$KARP_RANK_STEP" 0 63 || refuse KARP_RANK_STEP "$KARP_RANK_STEP" "0-63 advertisement periods"
+# Both set by the DaemonSet (the pod template's labels, and the revision its pods carry), or neither.
+KARP_PEER_SELECTOR=${KARP_PEER_SELECTOR:-}
+case $KARP_PEER_SELECTOR in *[!A-Za-z0-9._/=,-]*) refuse KARP_PEER_SELECTOR "$KARP_PEER_SELECTOR" "a label selector of key=value pairs" ;; esac
+KARP_REVISION=${KARP_REVISION:-}
+case $KARP_REVISION in *[!A-Za-z0-9._-]*) refuse KARP_REVISION "$KARP_REVISION" "a label value (the pod's controller-revision-hash)" ;; esac
 # NODE_NAME goes into a request path (and every log line): a Kubernetes node name or nothing.
 if [ -n "${NODE_NAME:-}" ] && ! is_hostname "$NODE_NAME"; then
   name=$NODE_NAME NODE_NAME=
@@ -189,7 +196,7 @@ uint_in "$KARP_VIP_LIFETIME" "$lease_min" "$lease_max" || refuse KARP_VIP_LIFETI
 export KARP_VIP_LIFETIME KARP_ADVBASE
 
 mkdir -p "$KARP_STATE_DIR" || die "cannot create KARP_STATE_DIR=$(shown "$KARP_STATE_DIR")"
-rm -f "$KARP_STATE_DIR/ucarp.pid" "$KARP_STATE_DIR/gated" "$KARP_STATE_DIR/holding" "$KARP_STATE_DIR/gen" "$KARP_STATE_DIR"/.auth.* "$KARP_STATE_DIR"/.answer.* "$KARP_STATE_DIR"/hook.*
+rm -f "$KARP_STATE_DIR/ucarp.pid" "$KARP_STATE_DIR/gated" "$KARP_STATE_DIR/eligible.sent" "$KARP_STATE_DIR/holding" "$KARP_STATE_DIR/gen" "$KARP_STATE_DIR"/.auth.* "$KARP_STATE_DIR"/.answer.* "$KARP_STATE_DIR"/hook.*
 state_set role init
 state_set agent.pid $$
 
@@ -248,12 +255,14 @@ kill_tree() { # signal pid
 }
 
 # --- ucarp ---------------------------------------------------------------------------------------------
-ucarp_pid='' listening=''
+ucarp_pid='' listening='' ucarp_deadratio=''
 start_ucarp() { # why [hold|listen]
   state_set start_reason "$1"
-  neutral='' listening='' deadratio=$KARP_DEADRATIO
+  neutral='' listening=''
+  rank_deadratio
   # A listener (foreign_tick) waits 255 advertisement periods before it would elect itself: never, in practice.
   [ "${2:-}" = listen ] && listening=1 deadratio=255
+  ucarp_deadratio=$deadratio
   # A node that holds the VIP (see hold_vip) stays its holder until ucarp is elected or another node
   # answers for the VIP: --neutral keeps ucarp from running the down script at start, which would take
   # the VIP off as if this node had yielded to a preferred master.
@@ -617,6 +626,7 @@ shutdown_agent() {
   trap '' TERM INT
   stop_clock
   node_poll_stop
+  peers_poll_stop
   stop_ucarp
   # A node draining after a yield holds the VIP too: the preferred master answers for it already.
   if [ "$(state_get role)" = master ] || vip_held "$iface"; then
@@ -782,6 +792,9 @@ node_tick() {
   node_due=$((now + node_every))
   hold_probe
   [ -n "$node_poller" ] || node_poll_start
+  [ "$peers_check" = on ] || return 0
+  [ -n "$peers_poller" ] || peers_poll_start
+  eligible_report
 }
 
 # The finished poll: cordoned (spec.unschedulable true), not cordoned, or no definite answer.
@@ -858,6 +871,138 @@ node_cordoned() {
   fi
 }
 
+# --- rank among the peers ------------------------------------------------------------------------------
+# When a master goes silent, every backup's timer fires advbase x deadratio later, within a few 1/256 s of the
+# others (their skews), and ucarp reads packets in one-second batches: two or three backups promote before
+# any hears another, and all but one then yield after a drain. In a password roll-out the listeners of the
+# new group restart ucarp up to ~1.6 s apart, which no skew covers either. So the agents rank themselves:
+# each lists the pods of its own DaemonSet revision (KARP_PEER_SELECTOR, KARP_REVISION) every node check,
+# and counts the peers that could take the VIP before it: Ready, not stopping, not master, not out of CARP
+# (karp.io/eligible False), on a node whose name sorts before its own. Rank r waits KARP_RANK_STEP more
+# advertisement periods per rank before it takes over: rank 0 as plain ucarp would, rank 1 only once rank 0
+# had time to promote and be heard (a second for the capture batch on top of the restart spread). A
+# leaving master's advertisement (carp_leave: advbase x deadratio + 1) times out rank 0 alone. Without an
+# answer from the API the rank stays as it was; an agent that never had one is rank 0 (plain ucarp).
+peers_check=off
+if [ "$node_check" = on ] && [ -n "$KARP_PEER_SELECTOR" ] && [ -n "$KARP_REVISION" ] && [ -n "${POD_NAMESPACE:-}" ]; then
+  peers_check=on
+  peers_query=$(printf '%s' "$KARP_PEER_SELECTOR,controller-revision-hash=$KARP_REVISION" | sed 's|/|%2F|g; s|=|%3D|g; s|,|%2C|g')
+fi
+rank=0 peers_poller='' peers_failing=''
+
+# The dead ratio this node's ucarp runs with as a backup of its rank, in deadratio.
+rank_deadratio() {
+  deadratio=$((KARP_DEADRATIO + rank * KARP_RANK_STEP))
+  [ "$deadratio" -le 254 ] || deadratio=254
+}
+
+peers_poll_start() {
+  token=
+  { [ -r "$KARP_TOKEN_FILE" ] && read -r token <"$KARP_TOKEN_FILE"; } 2>/dev/null
+  # shellcheck disable=SC2031 # final_report's subshell changes KARP_REPORT_TIMEOUT for itself alone
+  { http_version=1.0; http_request GET "/api/v1/namespaces/$POD_NAMESPACE/pods?labelSelector=$peers_query" "$api_host" "$token"; } 2>/dev/null 3>&- |
+    karp-tls --connect "$api_host" --name "$KUBERNETES_SERVICE_HOST" --ca "$KARP_CA_FILE" --timeout "$KARP_REPORT_TIMEOUT" \
+      >"$KARP_STATE_DIR/peers.out" 2>"$KARP_STATE_DIR/peers.err" 3>&- &
+  peers_poller=$!
+  token=
+}
+
+peers_poll_stop() {
+  [ -n "$peers_poller" ] || return 0
+  kill "$peers_poller" 2>/dev/null
+  wait "$peers_poller" 2>/dev/null
+  peers_poller=
+}
+
+# This node's rank in the PodList in the file: the peers before it that could take the VIP. The API server
+# writes compact JSON: a pod begins with {"metadata":{"name": (nothing nested starts so), a condition is
+# one object without nested braces, and a quote inside a string is escaped, so these patterns can only
+# match the fields themselves. Fails when this node's own pod is not in the list.
+peers_rank() { # file
+  awk -v me="$NODE_NAME" '
+    { body = body $0 }
+    END {
+      n = split(body, pods, /[{]"metadata":[{]"name":/)
+      rank = 0; found = 0
+      for (i = 2; i <= n; i++) {
+        p = pods[i]
+        if (!match(p, /"nodeName":"[^"]*"/)) continue
+        node = substr(p, RSTART + 12, RLENGTH - 13)
+        if (node == me) { found = 1; continue }
+        if (p ~ /"deletionTimestamp":"/) continue
+        if (p !~ /[{]"type":"Ready",[^}]*"status":"True"/) continue
+        if (p ~ /[{]"type":"karp[.]io\/role",[^}]*"reason":"Master"/) continue
+        if (p ~ /[{]"type":"karp[.]io\/eligible",[^}]*"status":"False"/) continue
+        if ((node "") < (me "")) rank++
+      }
+      if (!found) exit 1
+      print rank
+    }' "$1"
+}
+
+# The finished poll: a new rank, or the old one kept when there is no definite answer.
+peers_answer() {
+  wait "$peers_poller"
+  rc=$?
+  peers_poller=
+  why=
+  new_rank=
+  if [ "$rc" != 0 ]; then
+    why=$(one_line "$KARP_STATE_DIR/peers.err")
+    why=${why:-karp-tls exited with status $rc}
+  else
+    http_status "$KARP_STATE_DIR/peers.out"
+    if [ "$code" != 200 ]; then
+      why="HTTP status $code"
+    elif ! new_rank=$(peers_rank "$KARP_STATE_DIR/peers.out") || ! uint_in "$new_rank" 0 1000; then
+      why="this node's pod is not among the pods of selector $KARP_PEER_SELECTOR and revision $KARP_REVISION"
+      new_rank=
+    fi
+  fi
+  if [ -n "$why" ]; then
+    if [ "$why" != "$peers_failing" ]; then
+      peers_failing=$why
+      log "warning=peers-check-failing reason=\"$why\" rank=$rank"
+    fi
+    return 0
+  fi
+  if [ -n "$peers_failing" ]; then
+    peers_failing=
+    log "peers_check=ok"
+  fi
+  if [ "$new_rank" != "$rank" ]; then
+    rank=$new_rank
+    rank_deadratio
+    log "rank=$rank deadratio=$deadratio reason=\"$rank ready and eligible agents of this revision that are not master run on nodes named before $NODE_NAME\""
+  fi
+  rank_apply
+}
+
+# A backup's ucarp runs with the dead interval of the node's rank: restart it when they differ. A backup
+# sends nothing, so only its timer starts anew. Not while it holds or drains the VIP, listens to another
+# CARP group, or a hook runs: those end on their own, and the next check comes.
+rank_apply() {
+  rank_deadratio
+  [ -n "$ucarp_pid" ] && [ -z "$listening" ] && [ "$ucarp_deadratio" != "$deadratio" ] || return 0
+  [ "$(state_get role)" = backup ] && ! [ -e "$KARP_STATE_DIR/holding" ] && ! vip_held "$iface" || return 0
+  for hook in "$KARP_STATE_DIR"/hook.*; do [ -e "$hook" ] && return 0; done
+  restart_ucarp "rank $rank: dead ratio $deadratio"
+}
+
+# Whether this node may take the VIP, in its pod's status (karp.io/eligible), for the other agents' ranks.
+# Sent again at the next node check while the last attempt failed.
+eligible_reporter=''
+eligible_report() {
+  [ "$peers_check" = on ] || return 0
+  [ -n "$eligible_reporter" ] && proc_alive "$eligible_reporter" && return 0
+  eligible_reporter=''
+  want=True
+  [ -e "$KARP_STATE_DIR/gated" ] && want=False
+  [ "$(state_get eligible.sent)" = "$want" ] && return 0
+  report_eligible "$want" </dev/null >/dev/null 3>&- &
+  eligible_reporter=$!
+}
+
 # --- eligibility ---------------------------------------------------------------------------------------
 # ucarp runs only while neither gate holds this node back: the health gate (gated, health_why) and the
 # node gate (node_gate). The state file "gated" says why it does not run, for healthcheck.sh.
@@ -866,6 +1011,7 @@ gates_file() {
   [ "$gated" = 1 ] && why=$health_why
   [ -n "$node_gate" ] && why=${why:+$why; }$node_gate
   if [ -n "$why" ]; then state_set gated "$why"; else rm -f "$KARP_STATE_DIR/gated"; fi
+  eligible_report
 }
 
 gate_opened() { # what opened it
@@ -905,6 +1051,7 @@ while :; do
     trap '' TERM INT
     stop_clock
     node_poll_stop
+    peers_poll_stop
     handover stopped "ucarp exited with status $status"
     rm -f "$KARP_STATE_DIR/agent.pid"
     end_reports
@@ -913,6 +1060,7 @@ while :; do
   # Before the health check and the node check start their karp-tls: its ip and those seldom run at once.
   lease_renew
   [ -n "$node_poller" ] && ! proc_alive "$node_poller" && node_answer
+  [ -n "$peers_poller" ] && ! proc_alive "$peers_poller" && peers_answer
   if [ -n "$KARP_HEALTH_URL" ] && [ "$stopping" = 0 ]; then
     if health_ok; then
       fails=0 oks=$((oks + 1)) failing_logged=

@@ -53,6 +53,17 @@ export const AGENT_ENV: readonly AgentEnvVar[] = [
     description: 'seconds between checks of the own Node: a cordoned node (spec.unschedulable) hands the VIP over and stays out of CARP',
   },
   {
+    name: 'KARP_RANK_STEP',
+    default: '4',
+    description:
+      'advertisement periods a backup waits, per rank, on top of the dead interval before it takes over (0-63): rank 0 is the first ready, eligible backup by node name',
+  },
+  {
+    name: 'KARP_PEER_SELECTOR',
+    description: 'label selector of the agent pods of this DaemonSet, which the agent ranks itself among (with KARP_REVISION); unset: no ranks',
+  },
+  {name: 'KARP_REVISION', description: "the pod's controller-revision-hash label: only agents of the same revision rank together"},
+  {
     name: 'KARP_STOP_TIMEOUT',
     default: '12',
     description: 'seconds a graceful stop may take in all (handover and last role report), 2-3600; keep it below the grace period',

@@ -206,6 +206,31 @@ report_role_now() { # role reason [once]
   rm -f "$answer"
 }
 
+# One attempt to put whether this node may take the VIP into its pod's status: the condition karp.io/eligible
+# (True, or False while a gate keeps it out of CARP: cordoned, a failing health check, a first check not
+# done), which the other agents read to rank themselves (entrypoint.sh). On success the value goes to the
+# state file eligible.sent; the agent tries again while it differs. Keyed by type, so the role stays.
+report_eligible() { # True|False
+  [ -n "${KUBERNETES_SERVICE_HOST:-}" ] && [ -n "${POD_NAME:-}" ] && [ -n "${POD_NAMESPACE:-}" ] || return 0
+  [ -r "$KARP_TOKEN_FILE" ] || return 0
+  api_endpoint
+  token=
+  read -r token <"$KARP_TOKEN_FILE"
+  answer=$(mktemp "$KARP_STATE_DIR/.answer.XXXXXX") || return 0
+  case $1 in True) reason=Eligible ;; *) reason=Gated ;; esac
+  api_call PATCH "/api/v1/namespaces/$POD_NAMESPACE/pods/$POD_NAME/status" application/strategic-merge-patch+json \
+    "{\"status\":{\"conditions\":[{\"type\":\"karp.io/eligible\",\"status\":\"$1\",\"reason\":\"$reason\",\"lastTransitionTime\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\"}]}}"
+  rm -f "$answer"
+  if [ "$code" = 200 ]; then
+    state_set eligible.sent "$1"
+    rm -f "$KARP_STATE_DIR/eligible.err"
+  else
+    # Once per failure, not at every retry.
+    [ "$(state_get eligible.err)" = "$code" ] || log "warning=report-eligible http=$code eligible=$1"
+    state_set eligible.err "$code"
+  fi
+}
+
 agent_running() {
   agent_pid=''
   { read -r agent_pid <"$KARP_STATE_DIR/agent.pid"; } 2>/dev/null

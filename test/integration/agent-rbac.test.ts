@@ -34,7 +34,7 @@ async function refusal(call: () => Promise<unknown>): Promise<{code: number; mes
   }
 }
 
-describe('the agent\'s token: its own pod\'s role condition, nothing else', {skip: cluster.skip}, () => {
+describe('the agent\'s token: its own pod\'s conditions and a list of its peers, nothing else', {skip: cluster.skip}, () => {
   let admin: CoreV1Api
   let kc: KubeConfig
   let own: V1Pod
@@ -122,11 +122,11 @@ describe('the agent\'s token: its own pod\'s role condition, nothing else', {ski
       ['a label', {metadata: {labels: {'app.kubernetes.io/instance': 'elsewhere'}}}, /may not change its pod's labels, annotations or finalizers/],
       ['an annotation', {metadata: {annotations: {'karp.io/note': 'x'}}}, /may not change its pod's labels, annotations or finalizers/],
       ['a finalizer', {metadata: {finalizers: ['karp.io/stuck']}}, /may not change its pod's labels, annotations or finalizers/],
-      ['the phase', {status: {phase: 'Failed'}}, /may only change its role condition/],
-      ['a container status', {status: {containerStatuses: [{name: 'agent', ready: false, restartCount: 99}]}}, /may only change its role condition/],
-      ['the status message', {status: {message: 'all is well', reason: 'Fine'}}, /may only change its role condition/],
-      ['the Ready condition', {status: {conditions: [{type: 'Ready', status: 'False'}]}}, /may only change its role condition/],
-      ['a condition of its own choosing', {status: {conditions: [{type: 'example.com/other', status: 'True'}]}}, /may only change its role condition/],
+      ['the phase', {status: {phase: 'Failed'}}, /may only change its own conditions \(karp.io\/role, karp.io\/eligible\)/],
+      ['a container status', {status: {containerStatuses: [{name: 'agent', ready: false, restartCount: 99}]}}, /may only change its own conditions \(karp.io\/role, karp.io\/eligible\)/],
+      ['the status message', {status: {message: 'all is well', reason: 'Fine'}}, /may only change its own conditions \(karp.io\/role, karp.io\/eligible\)/],
+      ['the Ready condition', {status: {conditions: [{type: 'Ready', status: 'False'}]}}, /may only change its own conditions \(karp.io\/role, karp.io\/eligible\)/],
+      ['a condition of its own choosing', {status: {conditions: [{type: 'example.com/other', status: 'True'}]}}, /may only change its own conditions \(karp.io\/role, karp.io\/eligible\)/],
     ]
     const before = await admin.readNamespacedPod(ref(own))
     for (const [what, body, message] of attempts) {
@@ -140,13 +140,32 @@ describe('the agent\'s token: its own pod\'s role condition, nothing else', {ski
     ])
   })
 
+  it('reports whether it may take the VIP (karp.io/eligible) on its own pod, the role condition kept', async () => {
+    const eligible = (status: 'True' | 'False') => ({status: {conditions: [{type: 'karp.io/eligible', status, reason: status === 'True' ? 'Eligible' : 'Gated'}]}})
+    await reportRole(agent, ref(own), 'backup')
+    const patched = await agent.patchNamespacedPodStatus({...ref(own), body: eligible('False')}, strategicMerge)
+    assert.deepEqual(patched.status?.conditions?.filter((c) => c.type.startsWith('karp.io/')).map((c) => [c.type, c.status, c.reason]).sort(), [
+      ['karp.io/eligible', 'False', 'Gated'],
+      ['karp.io/role', 'True', 'Backup'],
+    ])
+    const refused = await refusal(() => agent.patchNamespacedPodStatus({...ref(other), body: eligible('False')}, strategicMerge))
+    assert.match(refused.message, /may only report on its own pod/)
+  })
+
+  it('lists the pods of its own namespace, its peers, to rank itself among them', async () => {
+    const peers = await agent.listNamespacedPod({namespace: NS, labelSelector: 'app.kubernetes.io/name=karp,app.kubernetes.io/instance=karp'})
+    assert.deepEqual(peers.items.map((p) => p.metadata?.name).sort(), [own, other].map((p) => p.metadata?.name).sort())
+  })
+
   it('may not read the Secret or anything else', async () => {
     for (const [what, call] of [
       ['the Secret', () => agent.readNamespacedSecret({name: 'karp', namespace: NS})],
       ['Secrets', () => agent.listNamespacedSecret({namespace: NS})],
+      // A list of its peers, yes (above); one pod by name or a watch of them, no.
       ['its own pod', () => agent.readNamespacedPod(ref(own))],
-      ['pods', () => agent.listNamespacedPod({namespace: NS})],
+      ['a watch of pods', () => agent.listNamespacedPod({namespace: NS, watch: true, timeoutSeconds: 1})],
       ['another namespace\'s pods', () => agent.listNamespacedPod({namespace: 'kube-system'})],
+      ['pods cluster-wide', () => agent.listPodForAllNamespaces()],
     ] as const) {
       const refused = await refusal(call)
       assert.equal(refused.code, 403, `read ${what}`)

@@ -19,6 +19,8 @@ export interface PodContext {
   logDirectory: string
   /** cgroupfs parent of the pod's cgroups (the kubelet's kubepods/.../pod<uid>). */
   cgroupParent: string
+  /** The pod's labels, for env from metadata.labels['KEY'] (none: empty values). */
+  labels?: Record<string, string>
   /** What the kubelet adds for the cluster's services: KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT, ... */
   serviceEnv: Record<string, string>
   /** The kubelet's clusterDNS and clusterDomain, for dnsPolicy ClusterFirst*. */
@@ -204,11 +206,16 @@ function containerEnv(c: Fields, ctx: PodContext, serviceAccountName: string): A
     if (valueFrom) {
       const fieldRef = valueFrom.sub('fieldRef')
       if (!fieldRef) throw new Error(`${valueFrom.path}: only fieldRef is supported`)
-      const path = oneOf(fieldRef.get('fieldPath'), FIELD_REFS, `${fieldRef.path}.fieldPath`)
+      // A label of the pod, as the kubelet gives it: its value, or empty when the pod has no such label.
+      const label = /^metadata\.labels\['([^']+)'\]$/.exec(String(fieldRef.get('fieldPath')))
+      if (label) {
+        value = ctx.labels?.[label[1] as string] ?? ''
+      } else {
+        value = fieldValues[oneOf(fieldRef.get('fieldPath'), FIELD_REFS, `${fieldRef.path}.fieldPath`)]
+      }
       fieldRef.ignore('apiVersion')
       fieldRef.done()
       valueFrom.done()
-      value = fieldValues[path]
     } else {
       value = String(e.get('value') ?? '')
     }

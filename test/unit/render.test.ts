@@ -170,7 +170,9 @@ describe('renderManifests', () => {
     type Binding = {roleRef: {kind: string; name: string}; subjects: Array<{kind: string; name: string; namespace: string}>}
     const objects = renderManifests(config({name: 'vip2', namespace: 'infra'}))
     const role = objects.find((o) => o.kind === 'Role') as unknown as Rules
+    // In its namespace: a list of the pods (its peers, to rank itself), its own pod's status, Events.
     assert.deepEqual(role.rules.map((r) => [r.resources, r.verbs]), [
+      [['pods'], ['list']],
       [['pods/status'], ['patch']],
       [['events'], ['create']],
     ])
@@ -183,6 +185,10 @@ describe('renderManifests', () => {
     // The node the agent reads is the one the downward API names, the one it runs on.
     const env = envOf(daemonSet(objects))
     assert.deepEqual(env.NODE_NAME, {fieldRef: {fieldPath: 'spec.nodeName'}})
+    // Its peers: the pods of the DaemonSet's selector, of its own revision.
+    assert.equal(env.KARP_PEER_SELECTOR, 'app.kubernetes.io/name=karp,app.kubernetes.io/instance=vip2')
+    assert.deepEqual(daemonSet(objects).spec?.selector.matchLabels, {'app.kubernetes.io/name': 'karp', 'app.kubernetes.io/instance': 'vip2'})
+    assert.deepEqual(env.KARP_REVISION, {fieldRef: {fieldPath: "metadata.labels['controller-revision-hash']"}})
     const agent = readFileSync(new URL('../../agent/entrypoint.sh', import.meta.url), 'utf8')
     assert.match(agent, /http_request GET "\/api\/v1\/nodes\/\$NODE_NAME"/)
   })
@@ -195,8 +201,9 @@ describe('renderManifests', () => {
     assert.equal(policy.spec.failurePolicy, 'Fail')
     assert.deepEqual(policy.spec.matchConditions.map((c) => c.expression), ["request.userInfo.username == 'system:serviceaccount:infra:vip2'"])
     assert.deepEqual(binding.spec, {policyName: 'karp-agent.infra.vip2', validationActions: ['Deny']})
-    // The condition the policy lets through is the one the agent reports and karp status reads.
-    assert.equal(policy.spec.variables.find((v) => v.name === 'roleCondition')?.expression, `'${ROLE_CONDITION}'`)
+    // The conditions the policy lets through: the role, which karp status reads, and the eligibility the
+    // agents rank themselves by.
+    assert.equal(policy.spec.variables.find((v) => v.name === 'agentConditions')?.expression, `['${ROLE_CONDITION}', 'karp.io/eligible']`)
     const agent = readFileSync(new URL('../../agent/lib.sh', import.meta.url), 'utf8')
     assert.match(agent, new RegExp(`PATCH "\\$api/pods/\\$POD_NAME/status" application/strategic-merge-patch\\+json[^\\n]*\\n[^\\n]*\\\\"type\\\\":\\\\"${ROLE_CONDITION}\\\\"`))
   })

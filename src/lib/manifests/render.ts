@@ -34,6 +34,8 @@ function identityValues(install: {namespace: string; name: string}): Record<stri
     agentPolicyName: `karp-agent.${install.namespace}.${install.name}`,
     agentClusterRoleName: `karp-agent.${install.namespace}.${install.name}`,
     agentUserMatch: `request.userInfo.username == 'system:serviceaccount:${install.namespace}:${install.name}'`,
+    // The DaemonSet's selector as a label selector string: the agents list their peers with it.
+    agentPeerSelector: `app.kubernetes.io/name=karp,app.kubernetes.io/instance=${install.name}`,
   }
 }
 
