@@ -384,10 +384,40 @@ carp_leave() {
   fi
 }
 
+# Whether another host answers ARP for the VIP (only a new holder does): probes 0.25 s apart, four in all,
+# true at the first answer. busybox arping waits whole seconds for a reply, so one probe at a time would
+# notice a successor up to 1 s late, and both nodes would hold the VIP that much longer.
+successor_answers() {
+  probes='' sent=0 answered=1
+  while :; do
+    if [ "$sent" -lt 4 ]; then
+      # arping -D exits 1 when some host answered for the address (busybox: and on an error, as ever here).
+      arping -D -q -c 1 -w 1 -I "$iface" "$KARP_VIP" </dev/null >/dev/null 2>&1 3>&- &
+      probes="$probes $!" sent=$((sent + 1))
+    fi
+    running=''
+    for probe in $probes; do
+      if proc_alive "$probe"; then
+        running="$running $probe"
+      elif ! wait "$probe"; then
+        answered=0
+      fi
+    done
+    probes=$running
+    [ "$answered" = 0 ] || { [ -z "$probes" ] && [ "$sent" -ge 4 ]; } && break
+    sleep 0.25
+  done
+  for probe in $probes; do
+    kill "$probe" 2>/dev/null
+    wait "$probe" 2>/dev/null
+  done
+  return "$answered"
+}
+
 # Make-before-break: ucarp never tells the backups it leaves, so they take over only when its
 # advertisements stop for the dead interval. Stop advertising, keep answering for the VIP meanwhile, and
 # let it go once another node answers ARP for it (or after KARP_HANDOVER_TIMEOUT, e.g. a single node).
-# When stopping, the wait ends 1.5 s before the stop deadline (one more arping and the 0.3 s still fit).
+# When stopping, the wait ends 2.2 s before the stop deadline (one more round of probes and the 0.3 s fit).
 # With "keep" (a cordoned node, whose API server is fine) a VIP nobody else takes stays: see hold_vip.
 # With "leave" (its API server is dead: clients already fail) a master also tells the backups to take over
 # now (carp_leave); elsewhere the VIP is served meanwhile, and a slower handover costs nothing.
@@ -403,13 +433,12 @@ handover() { # to-role reason [keep|leave]
     limit=$((now + KARP_HANDOVER_TIMEOUT * 100))
     successor=timeout
     while :; do
-      [ -n "$stop_deadline" ] && [ $((stop_deadline - 150)) -lt "$limit" ] && limit=$((stop_deadline - 150))
+      [ -n "$stop_deadline" ] && [ $((stop_deadline - 220)) -lt "$limit" ] && limit=$((stop_deadline - 220))
       now_cs
       [ "$now" -lt "$limit" ] || break
-      # Held on purpose until a successor answers: each probe takes up to 1 s, the lease outlasts it.
+      # Held on purpose until a successor answers: a round of probes takes up to 1.75 s, the lease outlasts it.
       vip_renew "$iface"
-      # arping -D exits 1 when some host answered for the address: only a new holder does.
-      if ! arping -D -q -c 1 -w 1 -I "$iface" "$KARP_VIP" >/dev/null 2>&1; then
+      if successor_answers; then
         successor=seen
         # Give the successor's own gratuitous ARP time to go out before this node stops answering.
         sleep 0.3

@@ -37,8 +37,20 @@ interface PodList {
   }[]
 }
 
-/** Samples the holder set every 100 ms until stopped: the longest time two or more nodes held the VIP at once. */
-function watchHolders(cluster: Cluster): {stop: () => Promise<{samples: string[][]; doubleMs: number; zeroAfterFirst: number}>} {
+interface HoldersSeen {
+  samples: string[][]
+  /** The longest time two or more nodes held the VIP at once (a make-before-break handover overlaps briefly). */
+  doubleMs: number
+  zeroAfterFirst: number
+  /**
+   * Samples where two or more nodes held the VIP that did not hold it at the last sample with one holder: two
+   * backups promoted together (what the agents' ranks prevent), as opposed to a handover's old and new holder.
+   */
+  promotedTogether: string[][]
+}
+
+/** Samples the holder set every 100 ms until stopped. */
+function watchHolders(cluster: Cluster): {stop: () => Promise<HoldersSeen>} {
   const samples: {t: number; holders: string[]}[] = []
   let running = true
   const loop = (async () => {
@@ -67,9 +79,20 @@ function watchHolders(cluster: Cluster): {stop: () => Promise<{samples: string[]
       }
       const firstHeld = samples.findIndex((s) => s.holders.length > 0)
       const zeroAfterFirst = firstHeld < 0 ? 0 : samples.slice(firstHeld).filter((s) => s.holders.length === 0).length
-      return {samples: samples.map((s) => s.holders), doubleMs, zeroAfterFirst}
+      const promotedTogether: string[][] = []
+      let single: string[] = []
+      for (const {holders} of samples) {
+        if (holders.length === 1) single = holders
+        else if (holders.filter((h) => !single.includes(h)).length > 1) promotedTogether.push(holders)
+      }
+      return {samples: samples.map((s) => s.holders), doubleMs, zeroAfterFirst, promotedTogether}
     },
   }
+}
+
+/** Every handover went to one node: no two backups promoted together (the agents rank themselves). */
+function oneBackupTookOver(seen: HoldersSeen, what: string): void {
+  assert.deepEqual(seen.promotedTogether, [], `two backups took the VIP together after ${what} (samples every 100 ms)`)
 }
 
 function describeOutage(probes: Probe[]): string {
@@ -266,12 +289,15 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     const probe = cluster.startProbe()
     // A person watching: its watches go through the VIP, to the node about to lose power.
     const statusWatch = cluster.startKarp(['status', '--watch', '--json', '--no-probe'])
+    const takeover = watchHolders(cluster)
     await sleep(1000)
     await cluster.powerOff(lost)
     const lostAt = Date.now()
     log(`power loss of ${lost}`)
     holder = await waitForOther(lost)
     await kubectlThroughVipWorks()
+    await sleep(5000)
+    oneBackupTookOver(await takeover.stop(), `${lost}'s power loss`)
     const write = await cluster.kubectl(['create', 'configmap', 'karp-journey-quorum', '-n', 'default', '--from-literal=node=' + lost])
     assert.equal(write.exitCode, 0, `a write through the VIP with a member down (etcd quorum): ${write.stderr}`)
     // The lost node's pod still shows Running with its last report (until the node controller notices):
@@ -322,12 +348,14 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
   step('6. the holder\'s kube-apiserver dies: the agent gives the VIP up; back, the node is eligible and nothing flaps', async () => {
     const sick = holder
     const probe = cluster.startProbe()
+    const takeover = watchHolders(cluster)
     await sleep(1000)
     await cluster.killApiServer(sick)
     log(`killed the kube-apiserver of ${sick}`)
     holder = await waitForOther(sick)
     await kubectlThroughVipWorks()
-    await sleep(1000)
+    await sleep(5000)
+    oneBackupTookOver(await takeover.stop(), `the death of ${sick}'s API server`)
     const outage = await probe.stop()
     log(`API server death (${sick} -> ${holder}): ${describeOutage(outage)} (target <= 4 s)`)
     assert.ok(outage.at(-1)?.ok, 'requests through the VIP succeed again')
@@ -344,10 +372,13 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     const from = holder
     const pod = await podOn(from)
     const probe = cluster.startProbe()
+    const takeover = watchHolders(cluster)
     await sleep(1000)
     const del = await cluster.kubectl(['delete', 'pod', '-n', NAMESPACE, pod.metadata.name, '--wait=false'])
     assert.equal(del.exitCode, 0, del.stderr)
     holder = await waitForOther(from)
+    await sleep(5000)
+    oneBackupTookOver(await takeover.stop(), `the graceful delete on ${from}`)
     await waitFor(`a new agent on ${from}`, 60_000, async () => {
       const p = await podOn(from)
       return p.metadata.name !== pod.metadata.name && p.status.containerStatuses?.[0]?.ready === true
@@ -361,10 +392,13 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
   step('8. node maintenance: kubectl drain hands the VIP over before the node shuts down', async () => {
     const drained = holder
     const probe = cluster.startProbe()
+    const takeover = watchHolders(cluster)
     await sleep(1000)
     const drain = await cluster.kubectl(['drain', drained, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=60s'], 90_000)
     assert.equal(drain.exitCode, 0, drain.stderr)
     holder = await waitForOther(drained)
+    await sleep(5000)
+    oneBackupTookOver(await takeover.stop(), `the drain of ${drained}`)
     // What karp status shows a user before they shut the node down.
     assert.equal(await statusHolder(drained), holder)
     await cluster.powerOff(drained)
@@ -396,6 +430,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     const outage = await probe.stop()
     log(`rolling upgrade: two holders for at most ${seen.doubleMs} ms; ${describeOutage(outage)} (target <= 3 s)`)
     assert.equal(seen.zeroAfterFirst, 0, 'the VIP was on some node at every sample')
+    oneBackupTookOver(seen, 'the rolling upgrade')
     const now = await pods()
     assert.ok(now.every((p) => !before.has(p.metadata.name)), 'every pod was replaced')
     for (const pod of now) {

@@ -90,9 +90,10 @@ describe('podToCri on the rendered DaemonSet', () => {
   it('turns requests and limits into the kubelet cgroup values, and the priority class into its OOM score', () => {
     const resources = config.linux.resources
     assert.equal(resources.memory_limit_in_bytes, 32 * 1024 * 1024)
-    assert.equal(resources.cpu_quota, 20_000)
-    assert.equal(resources.cpu_period, 100_000)
-    assert.equal(resources.cpu_shares, 10)
+    // No CPU limit (agent/README.md, Pod settings): no CFS quota, the 50m request as shares.
+    assert.equal(resources.cpu_quota, undefined)
+    assert.equal(resources.cpu_period, undefined)
+    assert.equal(resources.cpu_shares, 51)
     assert.equal(resources.oom_score_adj, -997)
   })
 
