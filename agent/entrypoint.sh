@@ -654,8 +654,7 @@ stopping=0
 shutdown_agent() {
   trap '' TERM INT
   stop_clock
-  node_poll_stop
-  peers_poll_stop
+  polls_stop
   stop_ucarp
   # A node draining after a yield holds the VIP too: the preferred master answers for it already.
   if [ "$(state_get role)" = master ] || vip_held "$iface"; then
@@ -795,23 +794,26 @@ node_poller='' node_due=0 node_failing=''
 node_gate=''
 [ "$node_check" = on ] && node_gate="waiting for the first check of node $NODE_NAME"
 
-node_poll_start() {
+# A GET of the API server in the background, its pid in getter: the answer in one piece, no chunked framing
+# (HTTP/1.0), for the searches that read it, in <name>.out, and what went wrong in <name>.err.
+api_get_start() { # path name
   token=
   { [ -r "$KARP_TOKEN_FILE" ] && read -r token <"$KARP_TOKEN_FILE"; } 2>/dev/null
-  # The answer in one piece, no chunked framing (HTTP/1.0), for the search in node_answer.
   # shellcheck disable=SC2031 # final_report's subshell changes KARP_REPORT_TIMEOUT for itself alone
-  { http_version=1.0; http_request GET "/api/v1/nodes/$NODE_NAME" "$api_host" "$token"; } 2>/dev/null 3>&- |
+  { http_version=1.0; http_request GET "$1" "$api_host" "$token"; } 2>/dev/null 3>&- |
     karp-tls --connect "$api_host" --name "$KUBERNETES_SERVICE_HOST" --ca "$KARP_CA_FILE" --timeout "$KARP_REPORT_TIMEOUT" \
-      >"$KARP_STATE_DIR/node.out" 2>"$KARP_STATE_DIR/node.err" 3>&- &
-  node_poller=$!
+      >"$KARP_STATE_DIR/$2.out" 2>"$KARP_STATE_DIR/$2.err" 3>&- &
+  getter=$!
   token=
 }
 
-node_poll_stop() {
-  [ -n "$node_poller" ] || return 0
-  kill "$node_poller" 2>/dev/null
-  wait "$node_poller" 2>/dev/null
-  node_poller=
+# Ends the reads of the Node and of the peers that still run.
+polls_stop() {
+  for getter in $node_poller $peers_poller; do
+    kill "$getter" 2>/dev/null
+    wait "$getter" 2>/dev/null
+  done
+  node_poller='' peers_poller=''
 }
 
 # One poll per KARP_NODE_INTERVAL, and the probe of a node holding the VIP outside CARP.
@@ -820,9 +822,9 @@ node_tick() {
   [ "$now" -ge "$node_due" ] || return 0
   node_due=$((now + node_every))
   hold_probe
-  [ -n "$node_poller" ] || node_poll_start
+  [ -n "$node_poller" ] || { api_get_start "/api/v1/nodes/$NODE_NAME" node; node_poller=$getter; }
   [ "$peers_check" = on ] || return 0
-  [ -n "$peers_poller" ] || peers_poll_start
+  [ -n "$peers_poller" ] || { api_get_start "/api/v1/namespaces/$POD_NAMESPACE/pods?labelSelector=$peers_query" peers; peers_poller=$getter; }
   eligible_report
 }
 
@@ -923,24 +925,6 @@ rank=0 peers_poller='' peers_failing=''
 rank_deadratio() {
   deadratio=$((KARP_DEADRATIO + rank * KARP_RANK_STEP))
   [ "$deadratio" -le 254 ] || deadratio=254
-}
-
-peers_poll_start() {
-  token=
-  { [ -r "$KARP_TOKEN_FILE" ] && read -r token <"$KARP_TOKEN_FILE"; } 2>/dev/null
-  # shellcheck disable=SC2031 # final_report's subshell changes KARP_REPORT_TIMEOUT for itself alone
-  { http_version=1.0; http_request GET "/api/v1/namespaces/$POD_NAMESPACE/pods?labelSelector=$peers_query" "$api_host" "$token"; } 2>/dev/null 3>&- |
-    karp-tls --connect "$api_host" --name "$KUBERNETES_SERVICE_HOST" --ca "$KARP_CA_FILE" --timeout "$KARP_REPORT_TIMEOUT" \
-      >"$KARP_STATE_DIR/peers.out" 2>"$KARP_STATE_DIR/peers.err" 3>&- &
-  peers_poller=$!
-  token=
-}
-
-peers_poll_stop() {
-  [ -n "$peers_poller" ] || return 0
-  kill "$peers_poller" 2>/dev/null
-  wait "$peers_poller" 2>/dev/null
-  peers_poller=
 }
 
 # This node's rank in the PodList in the file: the peers before it that could take the VIP. The API server
@@ -1079,8 +1063,7 @@ while :; do
     rm -f "$KARP_STATE_DIR/ucarp.pid"
     trap '' TERM INT
     stop_clock
-    node_poll_stop
-    peers_poll_stop
+    polls_stop
     handover stopped "ucarp exited with status $status"
     rm -f "$KARP_STATE_DIR/agent.pid"
     end_reports

@@ -1,6 +1,8 @@
 // Suites that need real nodes (kubelets running the agent image) start a lab of their own (lab/cluster.ts)
 // and reach it only from its client namespace, as a user on the lab's network would: these run the CLI and
 // kubectl there.
+import assert from 'node:assert/strict'
+
 import {API_PORT, type Cluster} from '../../lab/cluster.js'
 import {karp, karpOnTerminal, type KarpOptions, type KarpRun} from './karp.js'
 
@@ -15,6 +17,12 @@ export function labKarpOnTerminal(cluster: Cluster, args: string[], answers: Arr
 }
 
 /** kubectl ... -o json in the client namespace, parsed; throws with kubectl's message when it fails. */
+/** kubectl in the client namespace, which must succeed: the assertion names the command and its stderr. */
+export async function labKubectl(cluster: Cluster, args: string[]): Promise<void> {
+  const run = await cluster.kubectl(args)
+  assert.equal(run.exitCode, 0, `kubectl ${args.join(' ')}: ${run.stderr}`)
+}
+
 export async function kubectlJson<T = unknown>(cluster: Cluster, args: string[]): Promise<T> {
   const run = await cluster.kubectl([...args, '-o', 'json'])
   if (run.exitCode !== 0) throw new Error(`kubectl ${args.join(' ')}: ${run.stderr.trim()}`)

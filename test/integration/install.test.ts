@@ -12,7 +12,7 @@ import {after, before, describe, it} from 'node:test'
 import {Cluster, clusterSkipReason} from '../../lab/cluster.js'
 import {agentImage} from '../../lab/image.js'
 import {waitFor} from '../../lab/process.js'
-import {kubectlJson, labKarp, labKarpOnTerminal, labObjectExists, labUserKubeconfig} from '../helpers/lab.js'
+import {kubectlJson, labKarp, labKarpOnTerminal, labKubectl, labObjectExists, labUserKubeconfig} from '../helpers/lab.js'
 
 const skip = await clusterSkipReason()
 
@@ -66,10 +66,7 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
   const karp = (args: string[]) => labKarp(cluster, args, {timeoutMs: CLI_MS})
   const namespaceExists = (namespace: string) => labObjectExists(cluster, ['namespace', namespace])
 
-  async function kubectl(args: string[]): Promise<void> {
-    const run = await cluster.kubectl(args)
-    assert.equal(run.exitCode, 0, `kubectl ${args.join(' ')}: ${run.stderr}`)
-  }
+  const kubectl = (args: string[]) => labKubectl(cluster, args)
 
   async function createNamespace(name: string, labels: Record<string, string>, annotations: Record<string, string> = {}): Promise<void> {
     const file = join(cluster.dir, `namespace-${name}.json`)

@@ -17,7 +17,7 @@ import {agentImage} from '../../lab/image.js'
 import {waitFor} from '../../lab/process.js'
 import type {UninstallResult} from '../../src/lib/install/uninstall.js'
 import type {StatusResult} from '../../src/lib/status/status.js'
-import {labKarp, labUserKubeconfig} from '../helpers/lab.js'
+import {labKarp, labKubectl, labUserKubeconfig} from '../helpers/lab.js'
 
 const skip = await clusterSkipReason()
 const log = (line: string) => console.error(`# status: ${line}`)
@@ -79,11 +79,7 @@ describe('karp status on a real HA cluster', {skip}, () => {
     return holder
   }
 
-  const kubectl = async (...args: string[]): Promise<string> => {
-    const run = await cluster.kubectl(args)
-    assert.equal(run.exitCode, 0, `kubectl ${args.join(' ')}: ${run.stderr}`)
-    return run.stdout
-  }
+  const kubectl = (...args: string[]) => labKubectl(cluster, args)
 
   /**
    * Drops CARP advertisements to and from `node` where its cable meets the switch (the lab's bridge): it hears

@@ -190,7 +190,7 @@ describe('renderManifests', () => {
     assert.deepEqual(daemonSet(objects).spec?.selector.matchLabels, {'app.kubernetes.io/name': 'karp', 'app.kubernetes.io/instance': 'vip2'})
     assert.deepEqual(env.KARP_REVISION, {fieldRef: {fieldPath: "metadata.labels['controller-revision-hash']"}})
     const agent = readFileSync(new URL('../../agent/entrypoint.sh', import.meta.url), 'utf8')
-    assert.match(agent, /http_request GET "\/api\/v1\/nodes\/\$NODE_NAME"/)
+    assert.match(agent, /api_get_start "\/api\/v1\/nodes\/\$NODE_NAME" node;/)
   })
 
   it('confines the agent to its own pod with a policy bound to exactly this install\'s ServiceAccount', () => {
