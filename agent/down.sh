@@ -4,12 +4,13 @@
 # two backups promoted together or a partition healed), and when the link loses carrier.
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib.sh
-. "$(dirname "$0")/lib.sh"
+. "${0%/*}/lib.sh"
 iface=$1
 hook_register
 
-from=$(state_get role init)
-g=$(gen_bump)
+from=init
+{ read -r from <"$KARP_STATE_DIR/role"; } 2>/dev/null
+gen_bump
 state_set role backup
 if ! vip_held "$iface"; then
   why="not holding the VIP"
@@ -20,20 +21,36 @@ elif ! has_carrier "$iface"; then
   vip_del "$iface"
   log "role=backup from=$from vip=$KARP_VIP iface=$iface reason=\"$why\" vip_released=now"
 else
-  # A yielding master: ucarp may just have sent one last gratuitous ARP for this node (its delayed ARP
-  # fires inside the advertisement it sends while yielding), and clients that followed it would find
-  # nobody at this MAC once the VIP is gone. The preferred master reasserts with its own gratuitous ARP
-  # when it processes that advertisement, which ucarp's 1 s capture batching can delay by up to a
-  # second; so keep serving for KARP_DRAIN_SECONDS and let the VIP go only then, unless this node
-  # became master again meanwhile.
+  # A yielding master: ucarp sent one last advertisement just before running this script (its delayed
+  # gratuitous ARP can fire inside it), and clients that followed it would find nobody at this MAC once
+  # the VIP is gone. The preferred master reasserts with a gratuitous ARP of its own whenever it processes
+  # a non-preferred master's advertisement ("Non-preferred master advertising" in its log), which ucarp's
+  # 1 s capture batching delays by up to a second; every client updates its ARP cache from that broadcast.
+  # So this node keeps serving until it sees such an announcement from another MAC (karp-arp-watch, bound
+  # before anything else happens here), or for KARP_DRAIN_SECONDS at most, and lets the VIP go then,
+  # unless it became master again meanwhile.
   why="a preferred master advertised"
-  # The drain needs no renewal (KARP_VIP_LIFETIME is longer): a full lease from now on.
-  vip_renew "$iface"
-  log "role=backup from=$from vip=$KARP_VIP iface=$iface reason=\"$why\" vip_released=after-${KARP_DRAIN_SECONDS}s"
   (
-    sleep "$KARP_DRAIN_SECONDS"
-    [ "$(state_get gen)" = "$g" ] && vip_del "$iface"
+    now_cs
+    start=$now
+    if seen=$(karp-arp-watch --iface "$iface" --ip "$KARP_VIP" --timeout "$KARP_DRAIN_SECONDS" 2>"$KARP_STATE_DIR/arp-watch.err"); then
+      released="gratuitous ARP from $seen"
+    elif [ $? -eq 1 ]; then
+      released="no gratuitous ARP from another node within ${KARP_DRAIN_SECONDS}s"
+    else
+      # No packet socket (no CAP_NET_RAW) or no karp-arp-watch: the fixed drain.
+      log "warning=arp-watch-failed detail=\"$(tr '\n"' '  ' <"$KARP_STATE_DIR/arp-watch.err")\""
+      sleep "$KARP_DRAIN_SECONDS"
+      released="drained ${KARP_DRAIN_SECONDS}s"
+    fi
+    if [ "$(state_get gen)" = "$g" ] && vip_del "$iface"; then
+      now_cs
+      log "vip_released=now iface=$iface after=$(((now - start) / 100)).$(printf '%02d' $(((now - start) % 100)))s reason=\"$released\""
+    fi
   ) </dev/null >/dev/null &
+  # The drain needs no renewal (KARP_VIP_LIFETIME is longer than KARP_DRAIN_SECONDS): a full lease from now on.
+  vip_renew "$iface"
+  log "role=backup from=$from vip=$KARP_VIP iface=$iface reason=\"$why\" vip_released=on-successor-announcement max=${KARP_DRAIN_SECONDS}s"
 fi
 report_role backup "$why"
 exit 0

@@ -425,7 +425,7 @@ handover() { # to-role reason [keep|leave]
   stop_ucarp
   from=$(state_get role init)
   [ "${3:-}" = leave ] && [ "$from" = master ] && carp_leave
-  gen_bump >/dev/null
+  gen_bump
   state_set role backup
   released=none successor=none
   if vip_held "$iface"; then
@@ -590,7 +590,7 @@ foreign_tick() {
     foreign_ignored=''
     from=$foreign_role
     stop_ucarp
-    gen_bump >/dev/null
+    gen_bump
     state_set role backup
     why="another CARP group's master advertises and a node answers for the VIP: listening until that master stops"
     log "role=backup from=$from vip=$KARP_VIP iface=$iface reason=\"$why\" listening=true"
@@ -620,7 +620,7 @@ foreign_duplicate() {
   [ -n "$other" ] && [ "$other" = "$seen" ] || return 0
   mine=$(tr A-F a-f <"/sys/class/net/$iface/address")
   if awk -v mine="$mine" -v other="$other" 'BEGIN { exit !(mine > other) }'; then
-    gen_bump >/dev/null
+    gen_bump
     state_set role deferred
     vip_del "$iface"
     why="$other answers for the VIP too while another CARP group advertises: the lower MAC address keeps it"
@@ -661,7 +661,7 @@ shutdown_agent() {
     handover stopped "shutdown: handed the VIP over"
   else
     from=$(state_get role init)
-    gen_bump >/dev/null
+    gen_bump
     state_set role backup
     log "role=stopped from=$from vip=$KARP_VIP iface=$iface reason=\"shutdown\""
   fi
@@ -895,7 +895,7 @@ node_cordoned() {
     handover backup "node cordoned" keep
   else
     from=$(state_get role init)
-    gen_bump >/dev/null
+    gen_bump
     state_set role backup
     log "role=backup from=$from vip=$KARP_VIP iface=$iface reason=\"node cordoned\" eligible=false"
     report_role backup "node cordoned"
@@ -1093,7 +1093,7 @@ while :; do
           handover backup "$health_why" leave
         else
           from=$(state_get role init)
-          gen_bump >/dev/null
+          gen_bump
           state_set role backup
           log "role=backup from=$from vip=$KARP_VIP iface=$iface reason=\"$health_why\" eligible=false"
           report_role backup "$health_why"

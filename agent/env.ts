@@ -45,7 +45,7 @@ export const AGENT_ENV: readonly AgentEnvVar[] = [
   {name: 'KARP_HEALTH_FAILURES', default: '2', description: 'consecutive failed checks that make the node give the VIP up'},
   {name: 'KARP_HEALTH_SUCCESSES', default: '2', description: 'consecutive good checks before the node may take the VIP again'},
   {name: 'KARP_HANDOVER_TIMEOUT', default: 'advbase x (deadratio + 4) + 4', description: 'seconds to wait for a successor before letting the VIP go anyway'},
-  {name: 'KARP_DRAIN_SECONDS', default: '1.2', description: 'how long a master that yielded keeps the VIP so clients its last ARP reached are not stranded'},
+  {name: 'KARP_DRAIN_SECONDS', default: '1.2', description: 'the longest a master that yielded keeps the VIP while it waits for the preferred master\'s gratuitous ARP, so clients its last ARP reached are not stranded'},
   {name: 'KARP_REPORT_TIMEOUT', default: '5', description: 'seconds one request to the API server may take (role reports, node checks)'},
   {
     name: 'KARP_NODE_INTERVAL',

@@ -40,8 +40,12 @@ log() {
   printf '%s karp node=%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${NODE_NAME:-?}" "$*" >&2
 }
 
+# State files hold one line. Read with the shell's own read (no cat process): the hooks run on the VIP's
+# path, and ucarp sends its gratuitous ARP only once up.sh has returned.
 state_get() { # name [default]
-  if [ -r "$KARP_STATE_DIR/$1" ]; then cat "$KARP_STATE_DIR/$1"; else printf '%s' "${2:-}"; fi
+  state_value=${2:-}
+  { IFS= read -r state_value || [ -n "$state_value" ]; } <"$KARP_STATE_DIR/$1" 2>/dev/null
+  printf '%s' "$state_value"
 }
 
 # Written through a temp file and rename so a concurrent reader never sees a half-written value.
@@ -50,12 +54,12 @@ state_set() { # name value
 }
 
 # The generation grows on every up and down; a delayed action remembers it and acts only if nothing
-# happened since.
+# happened since. The next one in g.
 gen_bump() {
-  g=$(state_get gen 0)
+  g=0
+  { read -r g <"$KARP_STATE_DIR/gen"; } 2>/dev/null
   g=$((g + 1))
   state_set gen "$g"
-  printf '%s' "$g"
 }
 
 # ucarp waits for its hooks, but a hook outlives a killed ucarp. Each hook registers first (hook.<pid> in
@@ -73,7 +77,10 @@ hook_current() { # generation
   { read -r st <"/proc/$$/stat"; } 2>/dev/null || return 1
   st=${st##*") "} # state ppid ...
   st=${st#* }
-  [ "${st%% *}" = "$(state_get ucarp.pid)" ] && [ "$(state_get gen)" = "$1" ]
+  current_ucarp='' current_gen=''
+  { read -r current_ucarp <"$KARP_STATE_DIR/ucarp.pid"; } 2>/dev/null
+  { read -r current_gen <"$KARP_STATE_DIR/gen"; } 2>/dev/null
+  [ "${st%% *}" = "$current_ucarp" ] && [ "$current_gen" = "$1" ]
 }
 
 vip_held() { # iface

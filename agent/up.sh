@@ -4,12 +4,13 @@
 # happen before: put the VIP on the interface. Everything slower runs in the background.
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib.sh
-. "$(dirname "$0")/lib.sh"
+. "${0%/*}/lib.sh"
 iface=$1
 hook_register
 
-from=$(state_get role init)
-g=$(gen_bump)
+from=init
+{ read -r from <"$KARP_STATE_DIR/role"; } 2>/dev/null
+gen_bump
 # Killing ucarp does not stop this script: once the agent stopped the ucarp that ran it, add nothing.
 if ! hook_current "$g"; then
   log "up=skipped vip=$KARP_VIP iface=$iface reason=\"the ucarp that ran this hook was stopped\""
@@ -29,15 +30,19 @@ fi
 # would add a VIP that is not there yet.
 vip_add "$iface"
 state_set role master
-# A node that held the VIP outside CARP (cordoned, no successor: entrypoint.sh, handover) is master now.
-rm -f "$KARP_STATE_DIR/holding"
-case ${KARP_PREEMPT:-false} in
-  true) why="elected: no preferred master advertised within the dead interval, or this node preempted a slower one" ;;
-  *) why="elected: no preferred master advertised within the dead interval" ;;
-esac
-log "role=master from=$from vip=$KARP_VIP/$KARP_VIP_PREFIX iface=$iface reason=\"$why\""
-# Two more announcements in reply mode (some switches and hosts only learn from replies); each one is
-# skipped once this node has let the VIP go.
-announce "$iface"
-report_role master "$why"
+# ucarp sends its gratuitous ARP once this script returns: the rest (a log line with the time, the reports,
+# more announcements) goes on in the background.
+(
+  # A node that held the VIP outside CARP (cordoned, no successor: entrypoint.sh, handover) is master now.
+  rm -f "$KARP_STATE_DIR/holding"
+  case ${KARP_PREEMPT:-false} in
+    true) why="elected: no preferred master advertised within the dead interval, or this node preempted a slower one" ;;
+    *) why="elected: no preferred master advertised within the dead interval" ;;
+  esac
+  log "role=master from=$from vip=$KARP_VIP/$KARP_VIP_PREFIX iface=$iface reason=\"$why\""
+  # Two more announcements in reply mode (some switches and hosts only learn from replies); each one is
+  # skipped once this node has let the VIP go.
+  announce "$iface"
+  report_role master "$why"
+) </dev/null >/dev/null 3>&- &
 exit 0

@@ -72,6 +72,9 @@ export interface StartupSeconds {
   total: number
 }
 
+/** CARP is IP protocol 112. */
+const CARP_PROTOCOL = 112
+
 export class Cluster {
   readonly vip = VIP
   /** The control-plane nodes. */
@@ -279,6 +282,21 @@ export class Cluster {
   async holders(): Promise<string[]> {
     const held = await Promise.all(this.nodes.map(async (n) => (!n.down && (await this.net.hasAddress(n.host, this.vip)) ? n.name : undefined)))
     return held.filter((n): n is string => n !== undefined)
+  }
+
+  /**
+   * Drops CARP advertisements to and from the node where its cable meets the switch (the lab's bridge): it
+   * hears no master and sends unheard, while everything else (its kubelet, API server, etcd, role reports)
+   * goes on. ucarp captures and sends on a packet socket, which the node's own iptables would not see.
+   * `false` lets them through again (the partition heals).
+   */
+  async carpCut(name: string, cut: boolean): Promise<void> {
+    const port = this.node(name).host.port
+    for (const direction of ['-i', '-o']) {
+      const rule = ['FORWARD', direction, port, '-p', 'IPv4', '--ip-proto', String(CARP_PROTOCOL), '-j', 'DROP']
+      const run = await this.net.exec(this.net.brNs, ['ebtables', cut ? '-A' : '-D', ...rule])
+      if (run.exitCode !== 0) throw new Error(`ebtables ${rule.join(' ')}: exit ${run.exitCode}: ${run.stderr.trim()}`)
+    }
   }
 
   /** The node whose MAC address the client's neighbour table holds for the VIP. */

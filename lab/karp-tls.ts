@@ -18,8 +18,8 @@ export function karpTls(): {path: string} | {error: string} {
   const target = debianArch[arch]
   if (!target) return (built = {error: `karp-tls is built for amd64 and arm64 only, not ${arch}`})
   const path = join(repoRoot, 'build', 'karp-tls', target, 'karp-tls')
-  // karp-carp-leave beside it: the agent finds both on its PATH, as in the image.
-  for (const out of [path, join(dirname(path), 'karp-carp-leave')]) {
+  // The other helpers beside it: the agent finds them all on its PATH, as in the image.
+  for (const out of [path, join(dirname(path), 'karp-carp-leave'), join(dirname(path), 'karp-arp-watch')]) {
     const result = spawnSync('sh', [join(repoRoot, 'agent', 'tls', 'build.sh'), target, '/', out], {encoding: 'utf8'})
     if (result.status !== 0) return (built = {error: `agent/tls/build.sh failed: ${(result.stderr || result.error?.message || '').trim()}`})
   }

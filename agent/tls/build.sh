@@ -1,5 +1,5 @@
 #!/bin/sh
-# Builds one of the agent's C helpers, karp-tls or karp-carp-leave (the OUT-FILE's name says which: the
+# Builds one of the agent's C helpers, karp-tls, karp-carp-leave or karp-arp-watch (the OUT-FILE's name says which: the
 # source is that name + .c here), for one architecture with the BearSSL of a Debian sysroot:
 #   agent/tls/build.sh amd64|arm64 SYSROOT OUT-FILE
 # SYSROOT holds usr/include/bearssl.h, usr/include/bearssl/ and usr/lib/<triplet>/libbearssl.a (what
@@ -25,7 +25,7 @@ sysroot=$(cd "$2" && pwd)
 out=$3
 here=$(cd "$(dirname "$0")" && pwd)
 program=$(basename "$out")
-case $program in karp-tls | karp-carp-leave) ;; *) echo "$0: OUT-FILE must be named karp-tls or karp-carp-leave" >&2; exit 2 ;; esac
+case $program in karp-tls | karp-carp-leave | karp-arp-watch) ;; *) echo "$0: OUT-FILE must be named karp-tls, karp-carp-leave or karp-arp-watch" >&2; exit 2 ;; esac
 cc=$triplet-gcc
 command -v "$cc" >/dev/null || { echo "$0: $cc not found (Debian: gcc or gcc-aarch64-linux-gnu)" >&2; exit 1; }
 [ -r "$sysroot/usr/include/bearssl.h" ] || { echo "$0: no $sysroot/usr/include/bearssl.h (libbearssl-dev)" >&2; exit 1; }

@@ -5,7 +5,7 @@
 //
 //   npm run bench -- failover/real-nodes
 //   node --import tsx bench/failover/real-nodes.ts [--trials 5] [--configs agent,plain]
-//        [--scenarios power,apiserver,delete,upgrade,drain]            (after npm run build)
+//        [--scenarios power,apiserver,delete,heal,upgrade,drain,soak] [--soak-minutes 10]   (after npm run build)
 //
 // Outage = the longest client outage the lab's API prober saw (GET /readyz through the VIP every 50 ms with
 // the client's credentials, lab/api-prober.ts). Scenarios, each trial on the current holder:
@@ -18,6 +18,12 @@
 //              the longest time two nodes held the VIP
 //   drain      kubectl drain --ignore-daemonsets of the holder, then (agent: once another node holds the
 //              VIP; plain: 3 s later) power loss; back on and uncordoned afterwards
+//   heal       CARP dropped at the holder's bridge port until another node holds the VIP too, 2 s more, then
+//              let through: time until exactly one node holds it, and whether the client's ARP cache ends there
+//   soak       one trial of --soak-minutes (10) with stress-ng loading every core: VIP moves, samples with
+//              two holders, the longest outage (all must be zero)
+// For power, apiserver and delete: trials in which two nodes that did not hold the VIP took it together
+// (holders sampled every 100 ms), what the agents' ranks prevent.
 // Also lab up time, RSS of each node (every process in its namespace) and of the VIP pod's processes.
 // Per-trial lines go to stderr; the table (Markdown) to stdout.
 import {randomBytes} from 'node:crypto'
@@ -29,6 +35,7 @@ import {parseAllDocuments, stringify} from 'yaml'
 import {API_PORT, Cluster, clusterSkipReason, VIP} from '../../lab/cluster.js'
 import {agentImage} from '../../lab/image.js'
 import type {CommandResult} from '../../lab/node.js'
+import {watchHolders} from '../../lab/holders.js'
 import {longestOutage, type Probe} from '../../lab/outage.js'
 import {rssKb, sleep, waitFor} from '../../lab/process.js'
 import {DEFAULTS} from '../../src/lib/config/vip-config.js'
@@ -36,7 +43,7 @@ import {summarize} from '../stats.js'
 
 const here = import.meta.dirname
 const CONFIGS = ['agent', 'plain'] as const
-const SCENARIOS = ['power', 'apiserver', 'delete', 'upgrade', 'drain'] as const
+const SCENARIOS = ['power', 'apiserver', 'delete', 'heal', 'upgrade', 'drain', 'soak'] as const
 type Config = (typeof CONFIGS)[number]
 type Scenario = (typeof SCENARIOS)[number]
 
@@ -45,12 +52,15 @@ const {values} = parseArgs({
     trials: {type: 'string', default: '5'},
     configs: {type: 'string', default: CONFIGS.join(',')},
     scenarios: {type: 'string', default: SCENARIOS.join(',')},
+    'soak-minutes': {type: 'string', default: '10'},
   },
 })
 const trials = Number(values.trials)
 const configs = pick(values.configs, CONFIGS, '--configs')
 const scenarios = pick(values.scenarios, SCENARIOS, '--scenarios')
 if (!Number.isInteger(trials) || trials < 1) throw new Error(`--trials must be a positive integer, not ${values.trials}`)
+const soakMinutes = Number(values['soak-minutes'])
+if (!(soakMinutes > 0)) throw new Error(`--soak-minutes must be a number above 0, not ${values['soak-minutes']}`)
 
 /** How long plain ucarp is watched after its node's API server died: it has no health gate and never moves. */
 const PLAIN_APISERVER_WINDOW_MS = 10_000
@@ -81,39 +91,14 @@ interface Trial {
   path: string
 }
 
-/** Samples the holder set every 100 ms until stopped: the longest time two or more nodes held the VIP at once. */
-function watchHolders(cluster: Cluster): {stop: () => Promise<number>} {
-  let running = true
-  let longest = 0
-  let since: number | undefined
-  const loop = (async () => {
-    while (running) {
-      const t = Date.now()
-      const count = (await cluster.holders()).length
-      if (count > 1) since ??= t
-      else if (since !== undefined) {
-        longest = Math.max(longest, t - since)
-        since = undefined
-      }
-      await sleep(100)
-    }
-    if (since !== undefined) longest = Math.max(longest, Date.now() - since)
-  })()
-  return {
-    stop: async () => {
-      running = false
-      await loop
-      return longest
-    },
-  }
-}
-
 /** The VIP's failover on one real cluster, with one config deployed. */
 class RealNodeBench {
   /** Nodes whose API server does not answer now (powered off, or killed): management goes elsewhere. */
   private readonly unavailable = new Set<string>()
   private readonly passwordFile: string
   private revision = 0
+  /** Heal trials after which the client's ARP cache named another node than the holder. */
+  strandedClients = 0
   readonly memory = new Map<string, {node: number[]; pod: number[]}>()
 
   constructor(
@@ -277,9 +262,13 @@ class RealNodeBench {
     return Date.now() - on
   }
 
-  /** Starts the prober, runs `disrupt` after 1 s of good probes, stops the prober 1 s after `recovered`. */
+  /**
+   * Starts the prober and the holder samples, runs `disrupt` after 1 s of good probes, stops both 1 s after
+   * `recovered`: the longest outage, and whether two nodes that did not hold the VIP before took it together.
+   */
   private async measured(disrupt: () => Promise<void>, recovered: () => Promise<void>): Promise<number> {
     const probe = this.cluster.startProbe()
+    const watch = watchHolders(() => this.cluster.holders())
     let probes: Probe[]
     try {
       await sleep(1000)
@@ -288,9 +277,13 @@ class RealNodeBench {
       await sleep(1000)
     } finally {
       probes = await probe.stop()
+      this.lastTogether = (await watch.stop()).promotedTogether.length > 0 ? 1 : 0
     }
     return longestOutage(probes)
   }
+
+  /** Whether two backups took the VIP together in the last measured() window (1) or not (0). */
+  private lastTogether = 0
 
   async trial(scenario: Scenario): Promise<Trial> {
     const holder = await this.steady()
@@ -308,16 +301,17 @@ class RealNodeBench {
             await this.throughVip()
           },
         )
-        const watch = watchHolders(this.cluster)
+        const together = this.lastTogether
+        const watch = watchHolders(() => this.cluster.holders())
         let backMs: number
         let doubleMs: number
         try {
           backMs = await this.powerOn(holder)
           await this.oneHolder()
         } finally {
-          doubleMs = await watch.stop()
+          doubleMs = (await watch.stop()).doubleMs
         }
-        return {outageMs, moved: true, figures: {doubleMs, backMs}}
+        return {outageMs, moved: true, figures: {doubleMs, backMs, together}}
       }
       case 'apiserver': {
         let moved = true
@@ -336,17 +330,18 @@ class RealNodeBench {
             await this.throughVip()
           },
         )
+        const together = this.lastTogether
         const restarted = Date.now()
         await this.cluster.startApiServer(holder)
         this.unavailable.delete(holder)
-        if (this.config === 'plain') return {outageMs, moved, figures: {}}
+        if (this.config === 'plain') return {outageMs, moved, figures: moved ? {together} : {}}
         await this.eligibleSince(holder, restarted)
         const eligibleMs = Date.now() - restarted
         // A flap: the VIP goes back to the node now that it is eligible again (it must not, without preemption).
         await sleep(3000)
         const flaps = (await this.oneHolder()) === holder ? 1 : 0
         if (flaps) await this.printRoleChanges(restarted - 30_000)
-        return {outageMs, moved, figures: {eligibleMs, flaps}}
+        return {outageMs, moved, figures: {eligibleMs, flaps, together}}
       }
       case 'delete': {
         const pod = await this.podOn(holder)
@@ -368,10 +363,61 @@ class RealNodeBench {
             await this.throughVip()
           },
         )
-        return {outageMs, moved: true, figures: {replacedMs}}
+        return {outageMs, moved: true, figures: {replacedMs, together: this.lastTogether}}
+      }
+      case 'heal': {
+        // A partition of CARP alone (advertisements dropped at the holder's switch port): the holder keeps
+        // the VIP and its API server, the others elect a master of their own; then the partition heals and
+        // the two masters meet. Time from the heal until exactly one node holds the VIP, still so 1.5 s later.
+        let healMs = 0
+        let healed = 0
+        const outageMs = await this.measured(
+          async () => {
+            await this.cluster.carpCut(holder, true)
+            try {
+              await this.otherHolder(holder)
+              await sleep(2000)
+            } finally {
+              healed = Date.now()
+              await this.cluster.carpCut(holder, false)
+            }
+          },
+          async () => {
+            await waitFor('one VIP holder after the heal', 60_000, async () => (await this.cluster.holders()).length === 1, undefined, 20)
+            healMs = Date.now() - healed
+            const one = await this.oneHolder()
+            await this.throughVip()
+            // Every client's ARP cache must end on the holder: the client's neighbour entry names it.
+            await sleep(2000)
+            if ((await this.cluster.clientArpNode()) !== one) this.strandedClients++
+          },
+        )
+        return {outageMs, moved: true, figures: {healMs}}
+      }
+      case 'soak': {
+        // Steady state with every core loaded: nothing may move.
+        const watch = watchHolders(() => this.cluster.holders())
+        const probe = this.cluster.startProbe()
+        const stress = execa('stress-ng', ['--cpu', '0', '--cpu-method', 'matrixprod', '--timeout', `${Math.round(soakMinutes * 60)}s`], {reject: false})
+        let probes: Probe[]
+        let seen
+        let stressed
+        try {
+          stressed = await stress
+        } finally {
+          stress.kill('SIGKILL')
+          probes = await probe.stop()
+          seen = await watch.stop()
+        }
+        if (stressed.exitCode !== 0) throw new Error(`stress-ng: exit ${String(stressed.exitCode)}: ${stressed.stderr}`)
+        return {
+          outageMs: longestOutage(probes),
+          moved: seen.moves > 0,
+          figures: {moves: seen.moves, doubleSamples: seen.doubleSamples, together: seen.promotedTogether.length, samples: seen.samples.length},
+        }
       }
       case 'upgrade': {
-        const watch = watchHolders(this.cluster)
+        const watch = watchHolders(() => this.cluster.holders())
         let rolloutMs = 0
         let outageMs: number
         let doubleMs: number
@@ -385,7 +431,7 @@ class RealNodeBench {
             () => this.oneHolder().then(() => undefined),
           )
         } finally {
-          doubleMs = await watch.stop()
+          doubleMs = (await watch.stop()).doubleMs
         }
         return {outageMs, moved: true, figures: {rolloutMs, doubleMs}}
       }
@@ -491,11 +537,33 @@ function put(rows: Rows, label: string, config: Config, text: string): void {
 }
 
 const ROW = {
-  power: {outage: 'power loss: client outage', doubleMs: 'power loss: back on, two holders at most', backMs: 'power loss: back on, pod Ready after'},
-  apiserver: {outage: 'API server death: client outage', eligibleMs: 'API server death: back, eligible after', flaps: 'API server death: VIP back to the node (flap)'},
-  delete: {outage: 'graceful delete: client outage', replacedMs: 'graceful delete: replacement Ready after'},
+  power: {
+    outage: 'power loss: client outage',
+    together: 'power loss: two survivors took the VIP together (trials)',
+    doubleMs: 'power loss: back on, two holders at most',
+    backMs: 'power loss: back on, pod Ready after',
+  },
+  apiserver: {
+    outage: 'API server death: client outage',
+    together: 'API server death: two survivors took the VIP together (trials)',
+    eligibleMs: 'API server death: back, eligible after',
+    flaps: 'API server death: VIP back to the node (flap)',
+  },
+  delete: {
+    outage: 'graceful delete: client outage',
+    together: 'graceful delete: two survivors took the VIP together (trials)',
+    replacedMs: 'graceful delete: replacement Ready after',
+  },
+  heal: {outage: 'CARP partition heals: client outage', healMs: 'CARP partition heals: one holder after'},
   upgrade: {outage: 'rolling upgrade: client outage', doubleMs: 'rolling upgrade: two holders at most', rolloutMs: 'rolling upgrade: rollout took'},
   drain: {outage: 'drain + power loss: client outage', handoverMs: 'drain: VIP on another node after'},
+  soak: {
+    outage: `soak, every core loaded: longest client outage`,
+    moves: 'soak: VIP moves',
+    doubleSamples: 'soak: samples with two holders',
+    together: 'soak: two nodes took the VIP together',
+    samples: 'soak: holder samples (every 100 ms)',
+  },
 } as const
 
 async function runConfig(config: Config, imageRef: string, rows: Rows): Promise<void> {
@@ -511,20 +579,23 @@ async function runConfig(config: Config, imageRef: string, rows: Rows): Promise<
       const results: Trial[] = []
       let failed = 0
       // A failed trial (a timeout, a command that failed) is reported, and another one takes its place.
-      for (let attempt = 1; results.length < trials && failed < trials; attempt++) {
+      const wanted = scenario === 'soak' ? 1 : trials
+      for (let attempt = 1; results.length < wanted && failed < wanted; attempt++) {
         try {
           const r = await bench.trial(scenario)
           results.push(r)
-          const extra = Object.entries(r.figures).map(([k, v]) => `${k} ${k === 'flaps' ? v : seconds(v)}`).join(', ')
-          console.error(`${config} ${scenario} #${attempt} (${r.path}): outage ${r.moved ? `${seconds(r.outageMs)} s` : `never moved (${seconds(r.outageMs)} s window)`}${extra ? `, ${extra}` : ''}`)
+          const extra = Object.entries(r.figures).map(([k, v]) => `${k} ${k.endsWith('Ms') ? seconds(v) : v}`).join(', ')
+          console.error(`${config} ${scenario} #${attempt} (${r.path}): outage ${r.moved || scenario === 'soak' ? `${seconds(r.outageMs)} s` : `never moved (${seconds(r.outageMs)} s window)`}${extra ? `, ${extra}` : ''}`)
         } catch (err) {
           failed++
           console.error(`${config} ${scenario} #${attempt}: FAILED: ${(err as Error).message}`)
           await bench.recover()
         }
       }
+      if (scenario === 'heal') put(rows, 'CARP partition heals: client ARP cache left at a node without the VIP (trials)', config, `${bench.strandedClients}/${results.length}`)
       const labels = ROW[scenario] as Record<string, string>
-      const movedTrials = results.filter((r) => r.moved)
+      // In the soak, moving is what must not happen: its outage counts whatever happened.
+      const movedTrials = scenario === 'soak' ? results : results.filter((r) => r.moved)
       const never = results.length - movedTrials.length
       let outage = cell(movedTrials.map((r) => r.outageMs), results.length)
       if (never === results.length && never > 0) outage = `never moved (${never}/${results.length}; outage = the ${seconds(PLAIN_APISERVER_WINDOW_MS)} s window)`
@@ -535,7 +606,8 @@ async function runConfig(config: Config, imageRef: string, rows: Rows): Promise<
         if (key === 'outage') continue
         const values = results.map((r) => r.figures[key]).filter((v): v is number => v !== undefined)
         if (values.length === 0) continue
-        if (key === 'flaps') put(rows, label, config, `${values.filter((v) => v > 0).length}/${values.length}`)
+        if (key === 'flaps' || (key === 'together' && scenario !== 'soak')) put(rows, label, config, `${values.filter((v) => v > 0).length}/${values.length}`)
+        else if (scenario === 'soak') put(rows, label, config, String(values.reduce((a, b) => a + b, 0)))
         else put(rows, label, config, cell(values, results.length))
       }
     }

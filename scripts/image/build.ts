@@ -60,7 +60,7 @@ export async function inputsDigest(definition: ImageDefinition): Promise<string>
     LOCK_PATH,
     'package.json',
     ...definition.agent.scripts.map((s) => join('agent', s)),
-    ...listFiles(join(repoRoot, definition.tlsClient.source)).map((f) => relative(repoRoot, f)),
+    ...listFiles(join(repoRoot, definition.helpers.source)).map((f) => relative(repoRoot, f)),
     ...listFiles(join(repoRoot, 'scripts', 'image')).map((f) => relative(repoRoot, f)),
   ]
   const parts = files.map((f) => `${f}\n${sha256(readFileSync(join(repoRoot, f)))}`)
@@ -93,15 +93,15 @@ async function buildPlatform(definition: ImageDefinition, lock: Lock, arch: stri
   // The TLS client compiles against the pinned build packages, unpacked (BearSSL is linked in statically).
   const sysroot = join(work, arch, 'sysroot')
   await unpack(definition.buildPackages, () => sysroot)
-  const tlsClient = join(work, arch, 'karp-tls')
-  const carpLeave = join(work, arch, 'karp-carp-leave')
-  for (const out of [tlsClient, carpLeave]) {
-    await execa('bash', [join(repoRoot, definition.tlsClient.source, 'build.sh'), arch, sysroot, out], {stdout: 'inherit', stderr: 'inherit'})
+  const helpers: Record<string, string> = {}
+  for (const {name} of definition.helpers.programs) {
+    helpers[name] = join(work, arch, name)
+    await execa('bash', [join(repoRoot, definition.helpers.source, 'build.sh'), arch, sysroot, helpers[name]], {stdout: 'inherit', stderr: 'inherit'})
   }
-  const selection = await selectFiles(definition, arch, runtime, [tlsClient, carpLeave])
+  const selection = await selectFiles(definition, arch, runtime, Object.values(helpers))
   rmSync(rootfs, {recursive: true, force: true})
   const linkedCopyrights = definition.buildPackages.map((name) => ({name, file: join(sysroot, 'usr/share/doc', name, 'copyright')}))
-  assembleRootfs(rootfs, {definition, selection, packages: runtime, agentDir: join(repoRoot, 'agent'), tlsClient, carpLeave, linkedCopyrights})
+  assembleRootfs(rootfs, {definition, selection, packages: runtime, agentDir: join(repoRoot, 'agent'), helpers, linkedCopyrights})
   return {platform: platform(arch), rootfs, config: {...definition.config}}
 }
 
@@ -242,8 +242,8 @@ function writeSboms(out: string, definition: ImageDefinition, lock: Lock, summar
       sourceDateEpoch: lock.sourceDateEpoch,
       packages: lockedPackages(lock, arch, definition.packages),
       buildPackages: lockedPackages(lock, arch, definition.buildPackages),
-      // The build packages are what karp-tls and karp-carp-leave are compiled from; BearSSL's code is linked in.
-      staticLinks: {[definition.tlsClient.path]: definition.buildPackages, [definition.carpLeave.path]: definition.buildPackages},
+      // The build packages are what the helpers are compiled from; BearSSL's code is linked into those that use it.
+      staticLinks: Object.fromEntries(definition.helpers.programs.filter((p) => p.linksBuildPackages).map((p) => [p.path, definition.buildPackages])),
       snapshot: lock.snapshot,
       karp: {version, license: 'Apache-2.0', files},
     })

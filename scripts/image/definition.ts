@@ -5,6 +5,14 @@ import {fileURLToPath} from 'node:url'
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 
+export interface HelperProgram {
+  name: string
+  /** Where it goes in the image. */
+  path: string
+  /** BearSSL from the build packages is linked in statically (so its copyright ships, and the SBOM says so). */
+  linksBuildPackages: boolean
+}
+
 export interface ImageDefinition {
   name: string
   distribution: {suites: {archive: string; suite: string}[]; component: string}
@@ -14,9 +22,8 @@ export interface ImageDefinition {
   files: Record<string, string[]>
   busyboxApplets: string[]
   agent: {scripts: string[]; directory: string}
-  tlsClient: {source: string; path: string}
-  /** Built from tlsClient.source too (agent/tls/karp-carp-leave.c). */
-  carpLeave: {path: string}
+  /** The agent's C helpers: each program is built from source/<name>.c by source/build.sh. */
+  helpers: {source: string; programs: HelperProgram[]}
   config: {Entrypoint: string[]; Env: string[]; User: string; WorkingDir: string}
   directories: string[]
 }

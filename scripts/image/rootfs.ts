@@ -161,14 +161,14 @@ export interface RootfsInputs {
   selection: Selection
   packages: UnpackedPackage[]
   agentDir: string
-  tlsClient: string
-  carpLeave: string
-  /** Copyright files of what is linked into karp-tls statically (its code ships, so its license does too). */
+  /** The built helper programs by name (definition.helpers). */
+  helpers: Record<string, string>
+  /** Copyright files of what is linked into the helpers statically (its code ships, so its license does too). */
   linkedCopyrights: {name: string; file: string}[]
 }
 
 export function assembleRootfs(root: string, inputs: RootfsInputs): void {
-  const {definition, selection, packages, agentDir, tlsClient, carpLeave, linkedCopyrights} = inputs
+  const {definition, selection, packages, agentDir, helpers, linkedCopyrights} = inputs
   mkdirSync(root, {recursive: true})
   chmodSync(root, 0o755)
   for (const [path, from] of selection.files) {
@@ -178,8 +178,11 @@ export function assembleRootfs(root: string, inputs: RootfsInputs): void {
   }
   for (const applet of definition.busyboxApplets) placeSymlink(root, `/bin/${applet}`, 'busybox')
   for (const script of definition.agent.scripts) placeFile(root, posix.join(definition.agent.directory, script), join(agentDir, script), 0o755)
-  placeFile(root, definition.tlsClient.path, tlsClient, 0o755)
-  placeFile(root, definition.carpLeave.path, carpLeave, 0o755)
+  for (const program of definition.helpers.programs) {
+    const built = helpers[program.name]
+    if (built === undefined) throw new Error(`helper ${program.name} was not built`)
+    placeFile(root, program.path, built, 0o755)
+  }
   for (const {name, file} of linkedCopyrights) placeFile(root, `/usr/share/doc/${name}/copyright`, file, 0o644)
   for (const dir of definition.directories) ensureDir(root, dir)
   placeText(root, '/etc/passwd', 'root:x:0:0:root:/root:/sbin/nologin\n')

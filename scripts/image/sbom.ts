@@ -268,6 +268,6 @@ export function sbomFileName(image: Pick<SbomImage, 'name' | 'arch'>): string {
 }
 
 /** Where karp's own files sit in the image: the agent scripts and its C helpers. */
-export function karpOwnedPaths(definition: Pick<ImageDefinition, 'agent' | 'tlsClient' | 'carpLeave'>): string[] {
-  return [...definition.agent.scripts.map((s) => posix.join(definition.agent.directory, s)), definition.tlsClient.path, definition.carpLeave.path]
+export function karpOwnedPaths(definition: Pick<ImageDefinition, 'agent' | 'helpers'>): string[] {
+  return [...definition.agent.scripts.map((s) => posix.join(definition.agent.directory, s)), ...definition.helpers.programs.map((p) => p.path)]
 }

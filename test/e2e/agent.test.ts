@@ -5,6 +5,7 @@ import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {execa} from 'execa'
+import {watchHolders} from '../../lab/holders.js'
 import {agentDir, killGroup, Lab, labSkipReason, sleep, VIP, waitFor, type AgentOptions, type LabNode} from '../../lab/agent-lab.js'
 
 const skip = labSkipReason()
@@ -322,12 +323,24 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     // The isolated node keeps its VIP (it still has carrier), the others elect a master of their own.
     const split = await lab.waitForHolders('a master on each side', (h) => h.length === 2 && h.includes(old.name), 20_000, 0)
     assert.equal(split.length, 2)
+    const watch = watchHolders(() => lab.holders(), 20)
     await lab.rejoin(old)
     const holder = await lab.waitForOneHolder(20_000)
     const loser = split.find((n) => n !== holder) as string
-    assert.match(transitions(lab, lab.node(loser)).at(-1) ?? '', /role=backup from=master .*reason="a preferred master advertised"/)
+    assert.match(transitions(lab, lab.node(loser)).at(-1) ?? '', /role=backup from=master .*reason="a preferred master advertised" vip_released=on-successor-announcement/)
+    // The yielding master let go once the preferred one announced itself (its reassertion when it read the
+    // yielding master's advertisement), not after a fixed drain.
+    const holderMac = lab.node(holder).mac
+    await waitFor(`${loser} released the VIP on ${holder}'s gratuitous ARP`, 5000, () =>
+      lab.agentLog(lab.node(loser)).includes(`reason="gratuitous ARP from ${holderMac}"`))
     // No gratuitous ARP from the node that yielded may outlive its VIP: the client's cache ends on the holder.
     await sleep(3000)
+    const seen = await watch.stop()
+    // Two masters, one of them yields: never a third holder, and once one node holds the VIP it stays the only one.
+    assert.ok(seen.samples.every((h) => h.length <= 2), `three holders: ${JSON.stringify(seen.samples)}`)
+    const firstSingle = seen.samples.findIndex((h) => h.length === 1)
+    assert.ok(firstSingle >= 0)
+    assert.deepEqual([...new Set(seen.samples.slice(firstSingle).map((h) => h.join()))], [holder], 'one holder from then on')
     assert.equal(await lab.clientArpNode(), holder)
     assert.equal(await lab.probe(), holder)
   })

@@ -11,6 +11,7 @@ import {after, before, describe, it} from 'node:test'
 import {parse} from 'yaml'
 import {API_PORT, Cluster, clusterSkipReason, VIP} from '../../lab/cluster.js'
 import {agentImage} from '../../lab/image.js'
+import {watchHolders, type HoldersSeen} from '../../lab/holders.js'
 import {longestOutage, outages, type Probe} from '../../lab/outage.js'
 import {sleep, waitFor} from '../../lab/process.js'
 import {hostAfterLabs, hostBeforeLabs, type HostState} from '../../lab/kubelet-host.js'
@@ -35,59 +36,6 @@ interface PodList {
       containerStatuses?: {restartCount: number; ready: boolean; state?: {running?: {startedAt?: string}}}[]
     }
   }[]
-}
-
-interface HoldersSeen {
-  samples: string[][]
-  /** The longest time two or more nodes held the VIP at once (a make-before-break handover overlaps briefly). */
-  doubleMs: number
-  zeroAfterFirst: number
-  /**
-   * Samples where two or more nodes held the VIP that did not hold it at the last sample with one holder: two
-   * backups promoted together (what the agents' ranks prevent), as opposed to a handover's old and new holder.
-   */
-  promotedTogether: string[][]
-}
-
-/** Samples the holder set every 100 ms until stopped. */
-function watchHolders(cluster: Cluster): {stop: () => Promise<HoldersSeen>} {
-  const samples: {t: number; holders: string[]}[] = []
-  let running = true
-  const loop = (async () => {
-    while (running) {
-      try {
-        samples.push({t: Date.now(), holders: await cluster.holders()})
-      } catch {
-        // The lab went (a failed step's teardown): nothing more to sample.
-        break
-      }
-      await sleep(100)
-    }
-  })()
-  return {
-    stop: async () => {
-      running = false
-      await loop
-      let doubleMs = 0
-      let since: number | undefined
-      for (const s of samples) {
-        if (s.holders.length > 1) since ??= s.t
-        else if (since !== undefined) {
-          doubleMs = Math.max(doubleMs, s.t - since)
-          since = undefined
-        }
-      }
-      const firstHeld = samples.findIndex((s) => s.holders.length > 0)
-      const zeroAfterFirst = firstHeld < 0 ? 0 : samples.slice(firstHeld).filter((s) => s.holders.length === 0).length
-      const promotedTogether: string[][] = []
-      let single: string[] = []
-      for (const {holders} of samples) {
-        if (holders.length === 1) single = holders
-        else if (holders.filter((h) => !single.includes(h)).length > 1) promotedTogether.push(holders)
-      }
-      return {samples: samples.map((s) => s.holders), doubleMs, zeroAfterFirst, promotedTogether}
-    },
-  }
 }
 
 /** Every handover went to one node: no two backups promoted together (the agents rank themselves). */
@@ -289,7 +237,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     const probe = cluster.startProbe()
     // A person watching: its watches go through the VIP, to the node about to lose power.
     const statusWatch = cluster.startKarp(['status', '--watch', '--json', '--no-probe'])
-    const takeover = watchHolders(cluster)
+    const takeover = watchHolders(() => cluster.holders())
     await sleep(1000)
     await cluster.powerOff(lost)
     const lostAt = Date.now()
@@ -332,7 +280,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     assert.ok(down.at(-1)?.ok, 'requests through the VIP succeed again')
 
     // The node comes back with whatever its eth0 kept: its agent must not leave a second holder behind.
-    const watch = watchHolders(cluster)
+    const watch = watchHolders(() => cluster.holders())
     const poweredOn = Date.now()
     await cluster.powerOn(lost)
     await cluster.node(lost).kube.waitReady(60_000)
@@ -348,7 +296,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
   step('6. the holder\'s kube-apiserver dies: the agent gives the VIP up; back, the node is eligible and nothing flaps', async () => {
     const sick = holder
     const probe = cluster.startProbe()
-    const takeover = watchHolders(cluster)
+    const takeover = watchHolders(() => cluster.holders())
     await sleep(1000)
     await cluster.killApiServer(sick)
     log(`killed the kube-apiserver of ${sick}`)
@@ -360,7 +308,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     log(`API server death (${sick} -> ${holder}): ${describeOutage(outage)} (target <= 4 s)`)
     assert.ok(outage.at(-1)?.ok, 'requests through the VIP succeed again')
 
-    const watch = watchHolders(cluster)
+    const watch = watchHolders(() => cluster.holders())
     await cluster.startApiServer(sick)
     await waitFor(`the agent on ${sick} eligible again`, 60_000, async () => (await cluster.kubectl(['logs', '-n', NAMESPACE, (await podOn(sick)).metadata.name, '--tail=20'])).stdout.includes('health check passed'), undefined, 1000)
     await sleep(5000)
@@ -372,7 +320,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     const from = holder
     const pod = await podOn(from)
     const probe = cluster.startProbe()
-    const takeover = watchHolders(cluster)
+    const takeover = watchHolders(() => cluster.holders())
     await sleep(1000)
     const del = await cluster.kubectl(['delete', 'pod', '-n', NAMESPACE, pod.metadata.name, '--wait=false'])
     assert.equal(del.exitCode, 0, del.stderr)
@@ -392,7 +340,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
   step('8. node maintenance: kubectl drain hands the VIP over before the node shuts down', async () => {
     const drained = holder
     const probe = cluster.startProbe()
-    const takeover = watchHolders(cluster)
+    const takeover = watchHolders(() => cluster.holders())
     await sleep(1000)
     const drain = await cluster.kubectl(['drain', drained, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=60s'], 90_000)
     assert.equal(drain.exitCode, 0, drain.stderr)
@@ -421,7 +369,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
   step('9. rolling upgrade to a new password: one node at a time, one holder, every pod on the new password', async () => {
     const before = new Set((await pods()).map((p) => p.metadata.name))
     const probe = cluster.startProbe()
-    const watch = watchHolders(cluster)
+    const watch = watchHolders(() => cluster.holders())
     const result = await karpJson<InstallResult>(['install', '--vip', VIP, '--image', imageRef, '--password', 'rolled-over-9', '--yes', '--timeout', '5m'])
     assert.equal(result.rollout?.updated, cluster.nodes.length)
     assert.deepEqual(result.warnings.filter((w) => /password/.test(w)), [], 'nothing to warn about a password change')

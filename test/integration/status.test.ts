@@ -31,7 +31,6 @@ const LABEL_B = 'karp-test/status-b'
 const NODES_B = ['node2', 'node3']
 const NO_AGENT_TAINT = 'karp-test/no-agent:NoSchedule'
 /** ucarp's IP protocol (CARP shares 112 with VRRP). */
-const CARP_PROTOCOL = '112'
 
 type Install = StatusResult['installs'][number]
 interface StatusRun {
@@ -81,19 +80,7 @@ describe('karp status on a real HA cluster', {skip}, () => {
 
   const kubectl = (...args: string[]) => labKubectl(cluster, args)
 
-  /**
-   * Drops CARP advertisements to and from `node` where its cable meets the switch (the lab's bridge): it hears
-   * no master and sends unheard, while everything else (its kubelet, API server, etcd, role reports) goes on.
-   * ucarp captures and sends on a packet socket, which the node's own iptables would not see.
-   */
-  const carpCut = async (node: string, cut: boolean): Promise<void> => {
-    const port = cluster.node(node).host.port
-    for (const direction of ['-i', '-o']) {
-      const rule = ['FORWARD', direction, port, '-p', 'IPv4', '--ip-proto', CARP_PROTOCOL, '-j', 'DROP']
-      const run = await cluster.net.exec(cluster.net.brNs, ['ebtables', cut ? '-A' : '-D', ...rule])
-      assert.equal(run.exitCode, 0, `ebtables ${rule.join(' ')}: ${run.stderr}`)
-    }
-  }
+  const carpCut = (node: string, cut: boolean) => cluster.carpCut(node, cut)
 
   before(async () => {
     const image = await agentImage()

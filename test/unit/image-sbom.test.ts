@@ -12,6 +12,7 @@ const root = new URL('../..', import.meta.url).pathname
 const definition = readDefinition(root)
 const lock = readLock(`${root}agent/image/packages.lock.json`)
 const DIGEST = `sha256:${'ab12'.repeat(16)}`
+const tlsPath = definition.helpers.programs.find((p) => p.name === 'karp-tls')?.path ?? '/missing'
 const OTHER_DIGEST = `sha256:${'cd34'.repeat(16)}`
 const ELF = Buffer.concat([Buffer.from('\x7fELF', 'latin1'), Buffer.alloc(60, 1)])
 
@@ -22,7 +23,7 @@ function input(arch: string, overrides: Partial<SbomInput> = {}): SbomInput {
     packages: lockedPackages(lock, arch, definition.packages),
     buildPackages: lockedPackages(lock, arch, definition.buildPackages),
     snapshot: lock.snapshot,
-    staticLinks: {[definition.tlsClient.path]: definition.buildPackages},
+    staticLinks: {[tlsPath]: definition.buildPackages},
     karp: {
       version: '0.1.0',
       license: 'Apache-2.0',
@@ -109,7 +110,7 @@ describe('image SBOM (SPDX 2.3)', () => {
       })
 
       it('karp-tls is statically linked to the build packages, so their code is accounted for in the image', () => {
-        const tls = doc.files.find((f) => f.fileName === `.${definition.tlsClient.path}`)
+        const tls = doc.files.find((f) => f.fileName === `.${tlsPath}`)
         assert.ok(tls)
         const linked = related(doc, tls.SPDXID, 'STATIC_LINK').map((id) => doc.packages.find((p) => p.SPDXID === id)?.name)
         assert.deepEqual(linked.sort(), [...definition.buildPackages].sort())
@@ -181,7 +182,7 @@ describe('image SBOM (SPDX 2.3)', () => {
 
   it('refuses static links of a file or package it does not list', () => {
     assert.throws(() => buildSbom(input('amd64', {staticLinks: {'/usr/bin/other': definition.buildPackages}})), /\/usr\/bin\/other, which is not among karp's files/)
-    assert.throws(() => buildSbom(input('amd64', {staticLinks: {[definition.tlsClient.path]: ['libssl3']}})), /libssl3, which is not among the build packages/)
+    assert.throws(() => buildSbom(input('amd64', {staticLinks: {[tlsPath]: ['libssl3']}})), /libssl3, which is not among the build packages/)
   })
 
   it('spells characters SPDX ids do not allow without making two ids equal', () => {
