@@ -33,7 +33,11 @@ else
   (
     now_cs
     start=$now
-    if seen=$(karp-arp-watch --iface "$iface" --ip "$KARP_VIP" --timeout "$KARP_DRAIN_SECONDS" 2>"$KARP_STATE_DIR/arp-watch.err"); then
+    no_drain=1
+    case $KARP_DRAIN_SECONDS in *[1-9]*) no_drain= ;; esac
+    if [ -n "$no_drain" ]; then
+      released="KARP_DRAIN_SECONDS=$KARP_DRAIN_SECONDS"
+    elif seen=$(karp-arp-watch --iface "$iface" --ip "$KARP_VIP" --timeout "$KARP_DRAIN_SECONDS" 2>"$KARP_STATE_DIR/arp-watch.err"); then
       released="gratuitous ARP from $seen"
     elif [ $? -eq 1 ]; then
       released="no gratuitous ARP from another node within ${KARP_DRAIN_SECONDS}s"

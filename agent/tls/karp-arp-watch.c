@@ -8,7 +8,8 @@
  * master sends when it takes the VIP or reasserts it ("Non-preferred master advertising"), and what
  * `arping -U`/`-A` send. Every host on the segment updates its ARP cache from such a packet, so once it has
  * gone out, the clients of a master that yielded point at the new one. Prints the sender's MAC address.
- * Only packets that arrive after the socket is bound count; SECONDS (fractions allowed, up to 3600)
+ * Only packets that arrive after the socket is bound count; SECONDS (fractions allowed, up to 86400, the
+ * longest VIP lease)
  * bounds the wait. Needs CAP_NET_RAW.
  * Exit codes: 0 seen, 1 timeout, 2 usage, 3 the interface or the socket failed.
  */
@@ -63,7 +64,7 @@ int main(int argc, char **argv)
 	if (inet_pton(AF_INET, ip, &addr) != 1) refuse("--ip", ip, "an IPv4 address");
 	char *end;
 	double seconds = strtod(timeout, &end);
-	if (*timeout == '\0' || *end != '\0' || !(seconds > 0 && seconds <= 3600)) refuse("--timeout", timeout, "a number of seconds above 0, at most 3600");
+	if (*timeout == '\0' || *end != '\0' || !(seconds > 0 && seconds <= 86400)) refuse("--timeout", timeout, "a number of seconds above 0, at most 86400");
 	if (strlen(iface) >= IFNAMSIZ) refuse("--iface", iface, "an interface name (at most 15 bytes)");
 
 	int s = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ARP));

@@ -89,7 +89,7 @@ describe('karp-arp-watch', {skip}, () => {
 
   for (const [args, message, exit] of [
     [['--iface', 'eth0', '--ip', '10.77.0.300', '--timeout', '1'], /--ip "10\.77\.0\.300" is not an IPv4 address/, 2],
-    [['--iface', 'eth0', '--ip', VIP, '--timeout', '0'], /--timeout "0" is not a number of seconds above 0, at most 3600/, 2],
+    [['--iface', 'eth0', '--ip', VIP, '--timeout', '0'], /--timeout "0" is not a number of seconds above 0, at most 86400/, 2],
     [['--iface', 'eth0', '--ip', VIP, '--timeout', '1s'], /--timeout "1s" is not a number of seconds/, 2],
     [['--iface', 'eth0', '--ip', VIP], /usage: karp-arp-watch --iface NAME --ip ADDRESS --timeout SECONDS/, 2],
     [['--iface', 'a-very-long-interface-name', '--ip', VIP, '--timeout', '1'], /--iface "a-very-long-interface-name" is not an interface name/, 2],
