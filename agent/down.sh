@@ -49,7 +49,8 @@ else
     fi
     if [ "$(state_get gen)" = "$g" ] && vip_del "$iface"; then
       now_cs
-      log "vip_released=now iface=$iface after=$(((now - start) / 100)).$(printf '%02d' $(((now - start) % 100)))s reason=\"$released\""
+      cs_seconds $((now - start))
+      log "vip_released=now iface=$iface after=${seconds_text}s reason=\"$released\""
     fi
   ) </dev/null >/dev/null &
   # The drain needs no renewal (KARP_VIP_LIFETIME is longer than KARP_DRAIN_SECONDS): a full lease from now on.

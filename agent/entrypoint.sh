@@ -702,7 +702,8 @@ nap() {
       ucarp_said "$nap_line"
       now_cs
       [ "$now" -lt "$nap_until" ] || return 0
-      nap_for=$(((nap_until - now) / 100)).$(((nap_until - now) % 100 / 10))$(((nap_until - now) % 10))
+      cs_seconds $((nap_until - now))
+      nap_for=$seconds_text
     done
   fi
   sleep "$1" 3>&- &
@@ -807,6 +808,21 @@ api_get_start() { # path name
   token=
 }
 
+# The finished GET of api_get_start (pid, name): why empty when the answer is a 200 (in <name>.out, code set),
+# else what went wrong.
+api_get_finish() { # pid name
+  wait "$1"
+  rc=$?
+  why=
+  if [ "$rc" != 0 ]; then
+    why=$(one_line "$KARP_STATE_DIR/$2.err")
+    why=${why:-karp-tls exited with status $rc}
+  else
+    http_status "$KARP_STATE_DIR/$2.out"
+    [ "$code" = 200 ] || why="HTTP status $code"
+  fi
+}
+
 # Ends the reads of the Node and of the peers that still run.
 polls_stop() {
   for getter in $node_poller $peers_poller; do
@@ -830,20 +846,10 @@ node_tick() {
 
 # The finished poll: cordoned (spec.unschedulable true), not cordoned, or no definite answer.
 node_answer() {
-  wait "$node_poller"
-  rc=$?
+  api_get_finish "$node_poller" node
   node_poller=
-  why=
-  if [ "$rc" != 0 ]; then
-    why=$(one_line "$KARP_STATE_DIR/node.err")
-    why=${why:-karp-tls exited with status $rc}
-  else
-    http_status "$KARP_STATE_DIR/node.out"
-    if [ "$code" != 200 ]; then
-      why="HTTP status $code"
-    elif ! grep -q -F '{"kind":"Node",' "$KARP_STATE_DIR/node.out"; then
-      why="the answer is not a Node"
-    fi
+  if [ -z "$why" ] && ! grep -q -F '{"kind":"Node",' "$KARP_STATE_DIR/node.out"; then
+    why="the answer is not a Node"
   fi
   first=false
   case $node_gate in "waiting for"*) first=true ;; esac
@@ -955,22 +961,12 @@ peers_rank() { # file
 
 # The finished poll: a new rank, or the old one kept when there is no definite answer.
 peers_answer() {
-  wait "$peers_poller"
-  rc=$?
+  api_get_finish "$peers_poller" peers
   peers_poller=
-  why=
   new_rank=
-  if [ "$rc" != 0 ]; then
-    why=$(one_line "$KARP_STATE_DIR/peers.err")
-    why=${why:-karp-tls exited with status $rc}
-  else
-    http_status "$KARP_STATE_DIR/peers.out"
-    if [ "$code" != 200 ]; then
-      why="HTTP status $code"
-    elif ! new_rank=$(peers_rank "$KARP_STATE_DIR/peers.out") || ! uint_in "$new_rank" 0 1000; then
-      why="this node's pod is not among the pods of selector $KARP_PEER_SELECTOR and revision $KARP_REVISION"
-      new_rank=
-    fi
+  if [ -z "$why" ] && { ! new_rank=$(peers_rank "$KARP_STATE_DIR/peers.out") || ! uint_in "$new_rank" 0 1000; }; then
+    why="this node's pod is not among the pods of selector $KARP_PEER_SELECTOR and revision $KARP_REVISION"
+    new_rank=
   fi
   if [ -n "$why" ]; then
     if [ "$why" != "$peers_failing" ]; then

@@ -16,6 +16,12 @@ now_cs() {
   now=$((${now%%.*} * 100 + 1${now#*.} - 100))
 }
 
+# Centiseconds as seconds with two decimals in $seconds_text ("1.05"), without a process.
+cs_seconds() { # centiseconds
+  # shellcheck disable=SC2034 # for the caller
+  seconds_text=$(($1 / 100)).$(($1 % 100 / 10))$(($1 % 10))
+}
+
 # Another CARP group on this vhid: a master whose advertisements ucarp rejects ("Bad digest": another
 # password or another VIP), e.g. the nodes not yet rolled while the DaemonSet rolls out a new password.
 # The agent reads ucarp's messages and writes the time it last saw one (centiseconds since boot) to the

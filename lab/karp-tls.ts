@@ -1,11 +1,12 @@
-// karp-tls (agent/tls), built for this machine with agent/tls/build.sh against the host's libbearssl-dev,
-// into build/karp-tls/<arch>/karp-tls: what the lab puts on the agent's PATH and what test/e2e/karp-tls
-// tests. Built once per test process (about a second; the output is byte-identical every time and lands by
+// karp-tls (agent/tls) and the image's other C helpers, built for this machine with agent/tls/build.sh
+// against the host's libbearssl-dev, into build/karp-tls/<arch>/: what the lab puts on the agent's PATH and
+// what test/e2e/karp-tls tests. Built once per test process (about a second; the output is byte-identical every time and lands by
 // rename, so test files building side by side do not disturb each other).
 import {spawnSync} from 'node:child_process'
 import {arch} from 'node:process'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {readDefinition} from '../scripts/image/definition.js'
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const debianArch: Record<string, string> = {x64: 'amd64', arm64: 'arm64'}
@@ -18,9 +19,11 @@ export function karpTls(): {path: string} | {error: string} {
   const target = debianArch[arch]
   if (!target) return (built = {error: `karp-tls is built for amd64 and arm64 only, not ${arch}`})
   const path = join(repoRoot, 'build', 'karp-tls', target, 'karp-tls')
-  // The other helpers beside it: the agent finds them all on its PATH, as in the image.
-  for (const out of [path, join(dirname(path), 'karp-carp-leave'), join(dirname(path), 'karp-arp-watch')]) {
-    const result = spawnSync('sh', [join(repoRoot, 'agent', 'tls', 'build.sh'), target, '/', out], {encoding: 'utf8'})
+  // Every helper of the image beside it: the agent finds them all on its PATH, as in the image.
+  const definition = readDefinition(repoRoot)
+  for (const {name} of definition.helpers.programs) {
+    const out = join(dirname(path), name)
+    const result = spawnSync('sh', [join(repoRoot, definition.helpers.source, 'build.sh'), target, '/', out], {encoding: 'utf8'})
     if (result.status !== 0) return (built = {error: `agent/tls/build.sh failed: ${(result.stderr || result.error?.message || '').trim()}`})
   }
   return (built = {path})

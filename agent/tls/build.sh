@@ -1,6 +1,6 @@
 #!/bin/sh
-# Builds one of the agent's C helpers, karp-tls, karp-carp-leave or karp-arp-watch (the OUT-FILE's name says which: the
-# source is that name + .c here), for one architecture with the BearSSL of a Debian sysroot:
+# Builds one of the agent's C helpers (the OUT-FILE's name says which: the source is that name + .c here,
+# e.g. karp-tls), for one architecture with the BearSSL of a Debian sysroot:
 #   agent/tls/build.sh amd64|arm64 SYSROOT OUT-FILE
 # SYSROOT holds usr/include/bearssl.h, usr/include/bearssl/ and usr/lib/<triplet>/libbearssl.a (what
 # `dpkg-deb -x` of libbearssl-dev of that architecture gives; / with the host's libbearssl-dev). The
@@ -25,7 +25,15 @@ sysroot=$(cd "$2" && pwd)
 out=$3
 here=$(cd "$(dirname "$0")" && pwd)
 program=$(basename "$out")
-case $program in karp-tls | karp-carp-leave | karp-arp-watch) ;; *) echo "$0: OUT-FILE must be named karp-tls, karp-carp-leave or karp-arp-watch" >&2; exit 2 ;; esac
+if [ ! -r "$here/$program.c" ]; then
+  allowed=
+  for source in "$here"/*.c; do
+    name=${source##*/}
+    allowed="$allowed ${name%.c}"
+  done
+  echo "$0: OUT-FILE is named $program, which has no $program.c here; allowed:$allowed" >&2
+  exit 2
+fi
 cc=$triplet-gcc
 command -v "$cc" >/dev/null || { echo "$0: $cc not found (Debian: gcc or gcc-aarch64-linux-gnu)" >&2; exit 1; }
 [ -r "$sysroot/usr/include/bearssl.h" ] || { echo "$0: no $sysroot/usr/include/bearssl.h (libbearssl-dev)" >&2; exit 1; }

@@ -35,7 +35,7 @@ import {parseAllDocuments, stringify} from 'yaml'
 import {API_PORT, Cluster, clusterSkipReason, VIP} from '../../lab/cluster.js'
 import {agentImage} from '../../lab/image.js'
 import type {CommandResult} from '../../lab/node.js'
-import {watchHolders} from '../../lab/holders.js'
+import {watchHolders, type HoldersSeen} from '../../lab/holders.js'
 import {longestOutage, type Probe} from '../../lab/outage.js'
 import {rssKb, sleep, waitFor} from '../../lab/process.js'
 import {DEFAULTS} from '../../src/lib/config/vip-config.js'
@@ -264,12 +264,14 @@ class RealNodeBench {
 
   /**
    * Starts the prober and the holder samples, runs `disrupt` after 1 s of good probes, stops both 1 s after
-   * `recovered`: the longest outage, and whether two nodes that did not hold the VIP before took it together.
+   * `recovered`: the longest outage, whether two nodes that did not hold the VIP before took it together,
+   * and the longest time two nodes held it.
    */
-  private async measured(disrupt: () => Promise<void>, recovered: () => Promise<void>): Promise<number> {
+  private async measured(disrupt: () => Promise<void>, recovered: () => Promise<void>): Promise<{outageMs: number; together: number; doubleMs: number}> {
     const probe = this.cluster.startProbe()
     const watch = watchHolders(() => this.cluster.holders())
     let probes: Probe[]
+    let seen: HoldersSeen
     try {
       await sleep(1000)
       await disrupt()
@@ -277,13 +279,10 @@ class RealNodeBench {
       await sleep(1000)
     } finally {
       probes = await probe.stop()
-      this.lastTogether = (await watch.stop()).promotedTogether.length > 0 ? 1 : 0
+      seen = await watch.stop()
     }
-    return longestOutage(probes)
+    return {outageMs: longestOutage(probes), together: seen.promotedTogether.length > 0 ? 1 : 0, doubleMs: seen.doubleMs}
   }
-
-  /** Whether two backups took the VIP together in the last measured() window (1) or not (0). */
-  private lastTogether = 0
 
   async trial(scenario: Scenario): Promise<Trial> {
     const holder = await this.steady()
@@ -294,14 +293,13 @@ class RealNodeBench {
   private async disrupt(scenario: Scenario, holder: string): Promise<Omit<Trial, 'path'>> {
     switch (scenario) {
       case 'power': {
-        const outageMs = await this.measured(
+        const {outageMs, together} = await this.measured(
           () => this.powerOff(holder),
           async () => {
             await this.otherHolder(holder)
             await this.throughVip()
           },
         )
-        const together = this.lastTogether
         const watch = watchHolders(() => this.cluster.holders())
         let backMs: number
         let doubleMs: number
@@ -315,7 +313,7 @@ class RealNodeBench {
       }
       case 'apiserver': {
         let moved = true
-        const outageMs = await this.measured(
+        const {outageMs, together} = await this.measured(
           async () => {
             this.unavailable.add(holder)
             await this.cluster.killApiServer(holder)
@@ -330,7 +328,6 @@ class RealNodeBench {
             await this.throughVip()
           },
         )
-        const together = this.lastTogether
         const restarted = Date.now()
         await this.cluster.startApiServer(holder)
         this.unavailable.delete(holder)
@@ -348,7 +345,7 @@ class RealNodeBench {
         if (!pod) throw new Error(`no ${this.container} pod on ${holder}`)
         let deleted = 0
         let replacedMs = 0
-        const outageMs = await this.measured(
+        const {outageMs, together} = await this.measured(
           async () => {
             deleted = Date.now()
             await this.must(['delete', 'pod', '-n', this.namespace, pod.metadata.name, '--wait=false'])
@@ -363,7 +360,7 @@ class RealNodeBench {
             await this.throughVip()
           },
         )
-        return {outageMs, moved: true, figures: {replacedMs, together: this.lastTogether}}
+        return {outageMs, moved: true, figures: {replacedMs, together}}
       }
       case 'heal': {
         // A partition of CARP alone (advertisements dropped at the holder's switch port): the holder keeps
@@ -371,7 +368,7 @@ class RealNodeBench {
         // the two masters meet. Time from the heal until exactly one node holds the VIP, still so 1.5 s later.
         let healMs = 0
         let healed = 0
-        const outageMs = await this.measured(
+        const {outageMs} = await this.measured(
           async () => {
             await this.cluster.carpCut(holder, true)
             try {
@@ -400,7 +397,7 @@ class RealNodeBench {
         const probe = this.cluster.startProbe()
         const stress = execa('stress-ng', ['--cpu', '0', '--cpu-method', 'matrixprod', '--timeout', `${Math.round(soakMinutes * 60)}s`], {reject: false})
         let probes: Probe[]
-        let seen
+        let seen: HoldersSeen
         let stressed
         try {
           stressed = await stress
@@ -417,27 +414,20 @@ class RealNodeBench {
         }
       }
       case 'upgrade': {
-        const watch = watchHolders(() => this.cluster.holders())
         let rolloutMs = 0
-        let outageMs: number
-        let doubleMs: number
-        try {
-          outageMs = await this.measured(
-            async () => {
-              const began = Date.now()
-              await this.deploy()
-              rolloutMs = Date.now() - began
-            },
-            () => this.oneHolder().then(() => undefined),
-          )
-        } finally {
-          doubleMs = (await watch.stop()).doubleMs
-        }
+        const {outageMs, doubleMs} = await this.measured(
+          async () => {
+            const began = Date.now()
+            await this.deploy()
+            rolloutMs = Date.now() - began
+          },
+          () => this.oneHolder().then(() => undefined),
+        )
         return {outageMs, moved: true, figures: {rolloutMs, doubleMs}}
       }
       case 'drain': {
         let handoverMs: number | undefined
-        const outageMs = await this.measured(
+        const {outageMs} = await this.measured(
           async () => {
             const began = Date.now()
             await this.must(['drain', holder, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=60s'], 90_000)

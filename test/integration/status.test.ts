@@ -80,8 +80,6 @@ describe('karp status on a real HA cluster', {skip}, () => {
 
   const kubectl = (...args: string[]) => labKubectl(cluster, args)
 
-  const carpCut = (node: string, cut: boolean) => cluster.carpCut(node, cut)
-
   before(async () => {
     const image = await agentImage()
     imageRef = `${image.name}:${image.tag}@${image.indexDigest}`
@@ -153,14 +151,14 @@ describe('karp status on a real HA cluster', {skip}, () => {
   it('calls two real holders a split brain (exit 4), and healthy again once they hear each other', async () => {
     const holder = await healthyHolder()
     const deaf = cluster.nodes.find((n) => n.name !== holder)?.name as string
-    await carpCut(deaf, true)
+    await cluster.carpCut(deaf, true)
     let run: StatusRun
     try {
       run = await statusUntil(`a split brain of ${holder} and ${deaf}`, ['-n', NS, '--no-probe'], (_, install) => install?.holder === 'split-brain')
       const real = await cluster.holders()
       assert.deepEqual(real, [holder, deaf].sort(), 'both nodes have the VIP on eth0')
     } finally {
-      await carpCut(deaf, false)
+      await cluster.carpCut(deaf, false)
     }
     assert.equal(run.exitCode, 4)
     assert.equal(run.result.verdict, 'degraded')
