@@ -21,14 +21,14 @@ elif ! has_carrier "$iface"; then
   vip_del "$iface"
   log "role=backup from=$from vip=$KARP_VIP iface=$iface reason=\"$why\" vip_released=now"
 else
-  # A yielding master: ucarp sent one last advertisement just before running this script (its delayed
-  # gratuitous ARP can fire inside it), and clients that followed it would find nobody at this MAC once
-  # the VIP is gone. The preferred master reasserts with a gratuitous ARP of its own whenever it processes
-  # a non-preferred master's advertisement ("Non-preferred master advertising" in its log), which ucarp's
-  # 1 s capture batching delays by up to a second; every client updates its ARP cache from that broadcast.
-  # So this node keeps serving until it sees such an announcement from another MAC (karp-arp-watch, bound
-  # before anything else happens here), or for KARP_DRAIN_SECONDS at most, and lets the VIP go then,
-  # unless it became master again meanwhile.
+  # A yielding master: clients that followed its announcements would find nobody at this MAC once the
+  # VIP is gone. The preferred master reasserts with a gratuitous ARP whenever it reads a non-preferred
+  # master's advertisement ("Non-preferred master advertising" in its log), and every client updates its
+  # ARP cache from that broadcast. Such an announcement may have gone out before this script started (ucarp
+  # advertised once more just before running it), so karp-arp-watch, once bound, sends one more
+  # advertisement as this node's ucarp did (karp-carp-leave with this node's advbase and advskew) and waits
+  # for the answer; the VIP goes when it is seen, or after KARP_DRAIN_SECONDS at most, unless this node
+  # became master again meanwhile.
   why="a preferred master advertised"
   (
     now_cs
@@ -37,7 +37,9 @@ else
     case $KARP_DRAIN_SECONDS in *[1-9]*) no_drain= ;; esac
     if [ -n "$no_drain" ]; then
       released="KARP_DRAIN_SECONDS=$KARP_DRAIN_SECONDS"
-    elif seen=$(karp-arp-watch --iface "$iface" --ip "$KARP_VIP" --timeout "$KARP_DRAIN_SECONDS" 2>"$KARP_STATE_DIR/arp-watch.err"); then
+    elif read -r src skew <"$KARP_STATE_DIR/advert" && seen=$(karp-arp-watch --iface "$iface" --ip "$KARP_VIP" \
+      --timeout "$KARP_DRAIN_SECONDS" -- karp-carp-leave --srcip "$src" --vhid "$KARP_VHID" --vip "$KARP_VIP" \
+      --passfile "$KARP_PASSWORD_FILE" --advbase "$KARP_ADVBASE" --advskew "$skew" 2>"$KARP_STATE_DIR/arp-watch.err"); then
       released="gratuitous ARP from $seen"
     elif [ $? -eq 1 ]; then
       released="no gratuitous ARP from another node within ${KARP_DRAIN_SECONDS}s"

@@ -192,8 +192,9 @@ lease_min=$((lease_floor / 100 + 1)) lease_max=86400
 KARP_VIP_LIFETIME=${KARP_VIP_LIFETIME:-$((lease_floor / 100 + 1))}
 uint_in "$KARP_VIP_LIFETIME" "$lease_min" "$lease_max" || refuse KARP_VIP_LIFETIME "$KARP_VIP_LIFETIME" \
   "whole seconds from $lease_min to $lease_max (longer than the dead interval, KARP_DRAIN_SECONDS and one health check with the pause before it)"
-# For the hooks, which add the VIP (and, up.sh, wait for another CARP group: foreign_heard in lib.sh).
-export KARP_VIP_LIFETIME KARP_ADVBASE
+# For the hooks, which add the VIP (up.sh also waits for another CARP group: foreign_heard in lib.sh; a
+# yielding down.sh advertises once more, as ucarp does).
+export KARP_VIP_LIFETIME KARP_ADVBASE KARP_VHID KARP_PASSWORD_FILE
 
 mkdir -p "$KARP_STATE_DIR" || die "cannot create KARP_STATE_DIR=$(shown "$KARP_STATE_DIR")"
 rm -f "$KARP_STATE_DIR/ucarp.pid" "$KARP_STATE_DIR/gated" "$KARP_STATE_DIR/eligible.sent" "$KARP_STATE_DIR/holding" "$KARP_STATE_DIR/gen" "$KARP_STATE_DIR"/.auth.* "$KARP_STATE_DIR"/.answer.* "$KARP_STATE_DIR"/hook.*
@@ -232,6 +233,7 @@ if [ "$KARP_ADVSKEW" = auto ]; then
 else
   skew=$KARP_ADVSKEW
 fi
+state_set advert "$src $skew"
 
 # --- processes -----------------------------------------------------------------------------------------
 # Running, and not a zombie (a child that died stays one until waited for; kill -0 would say it lives).
@@ -256,6 +258,10 @@ kill_tree() { # signal pid
 
 # --- ucarp ---------------------------------------------------------------------------------------------
 ucarp_pid='' listening='' ucarp_deadratio=''
+# ucarp reads advertisements through libpcap, which on Linux hands them over in batches of up to a second
+# unless the capture is in immediate mode; karp-pcap-immediate.so (agent/tls), preloaded, opens it so.
+capture=immediate capture_preload=$here/karp-pcap-immediate.so
+[ -r "$capture_preload" ] || capture="batched (no $capture_preload)" capture_preload=''
 start_ucarp() { # why [hold|listen]
   state_set start_reason "$1"
   neutral='' listening=''
@@ -275,9 +281,9 @@ start_ucarp() { # why [hold|listen]
   # ucarp's warnings (and its hooks' log lines) go through the nap FIFO: nap reads and passes them on,
   # and notes another CARP group's advertisements on the way (ucarp_said).
   if [ "$nap_read" = true ]; then
-    ucarp "$@" </dev/null 2>&3 3>&- &
+    LD_PRELOAD=$capture_preload ucarp "$@" </dev/null 2>&3 3>&- &
   else
-    ucarp "$@" </dev/null 3>&- &
+    LD_PRELOAD=$capture_preload ucarp "$@" </dev/null 3>&- &
   fi
   ucarp_pid=$!
   state_set ucarp.pid "$ucarp_pid"
@@ -1040,7 +1046,7 @@ health_failed() {
   health_why="health check failed $fails times: ${err:-no answer}"
 }
 
-log "starting vip=$KARP_VIP/$KARP_VIP_PREFIX vhid=$KARP_VHID iface=$iface src=$src advbase=$KARP_ADVBASE advskew=$skew deadratio=$KARP_DEADRATIO preempt=$KARP_PREEMPT health=${KARP_HEALTH_URL:-off} node_check=$node_check"
+log "starting vip=$KARP_VIP/$KARP_VIP_PREFIX vhid=$KARP_VHID iface=$iface src=$src advbase=$KARP_ADVBASE advskew=$skew deadratio=$KARP_DEADRATIO preempt=$KARP_PREEMPT health=${KARP_HEALTH_URL:-off} node_check=$node_check capture=\"$capture\""
 gated=0 fails=0 oks=0 failing_logged='' health_why=''
 [ -n "$KARP_HEALTH_URL" ] && gated=1 health_why="waiting for the first healthy check"
 if [ "$gated" = 1 ] || [ -n "$node_gate" ]; then

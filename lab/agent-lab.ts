@@ -29,8 +29,8 @@ import {killGroup, missingTools, processTree, rssKb, sleep, SYSTEM_PATH, waitFor
 import {IP, Network, type Host, type Proc} from './network.js'
 import {atTeardown} from './teardown.js'
 
-export {IP, killGroup, sleep, SYSTEM_PATH, waitFor, type Proc}
-import {karpTls, karpTlsDir} from './karp-tls.js'
+export {agentInstallDir, IP, killGroup, sleep, SYSTEM_PATH, waitFor, type Proc}
+import {agentInstallDir, karpTls, karpTlsDir} from './karp-tls.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 export const repoRoot = resolve(here, '..')
@@ -258,7 +258,7 @@ export class Lab {
   }
 
   startAgent(node: LabNode, opts: AgentOptions = {}): Proc {
-    const entrypoint = join(agentDir, 'entrypoint.sh')
+    const entrypoint = join(agentInstallDir(), 'entrypoint.sh')
     const command = opts.toolset === 'busybox' ? ['busybox', 'sh', entrypoint] : [entrypoint]
     node.agent = this.spawnIn(node.ns, command, this.agentEnv(node, opts), join(node.dir, 'agent.log'))
     return node.agent

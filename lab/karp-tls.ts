@@ -3,8 +3,9 @@
 // what test/e2e/karp-tls tests. Built once per test process (about a second; the output is byte-identical every time and lands by
 // rename, so test files building side by side do not disturb each other).
 import {spawnSync} from 'node:child_process'
+import {mkdirSync, symlinkSync} from 'node:fs'
 import {arch} from 'node:process'
-import {dirname, join, resolve} from 'node:path'
+import {dirname, join, posix, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {readDefinition} from '../scripts/image/definition.js'
 
@@ -34,4 +35,33 @@ export function karpTlsDir(): string {
   const result = karpTls()
   if ('error' in result) throw new Error(result.error)
   return dirname(result.path)
+}
+
+let installed: string | undefined
+
+/**
+ * The agent's directory as the image has it (/usr/local/lib/karp): the scripts (links to agent/, so an edit
+ * is seen at once) and the helpers the image puts beside them (karp-pcap-immediate.so), built for this
+ * machine. The entrypoint finds its hooks and that library beside itself. Throws when a helper cannot be built.
+ */
+export function agentInstallDir(): string {
+  if (installed) return installed
+  const helpers = karpTlsDir()
+  const definition = readDefinition(repoRoot)
+  const dir = resolve(helpers, '..', '..', 'agent', debianArch[arch] as string)
+  mkdirSync(dir, {recursive: true})
+  const links = [
+    ...definition.agent.scripts.map((script) => [join(repoRoot, 'agent', script), script]),
+    ...definition.helpers.programs.filter(({path}) => posix.dirname(path) === definition.agent.directory).map(({name}) => [join(helpers, name), name]),
+  ]
+  // Link by link, never removed: test files starting side by side make the same links, and agents that
+  // run from here never see one go.
+  for (const [target, name] of links) {
+    try {
+      symlinkSync(target as string, join(dir, name as string))
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
+  }
+  return (installed = dir)
 }

@@ -5,14 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # ucarp, iproute2, arping: the agent and its network-namespace lab; shellcheck: lints the agent's scripts;
-# curl and socat: the lab's health checks and port forwards; gcc, libc6-dev, libbearssl-dev and the
-# aarch64 cross compiler: karp-tls (agent/tls/build.sh); skopeo, docker-registry and apache2-utils (htpasswd):
+# curl and socat: the lab's health checks and port forwards; gcc, libc6-dev, libbearssl-dev, libpcap0.8-dev and the
+# aarch64 cross compiler: the agent's C helpers (agent/tls/build.sh); skopeo, docker-registry and apache2-utils (htpasswd):
 # the release dry-run (test/e2e/image-registry.test.ts); containerd and runc: the image under the real
 # runtime (test/runtime/containerd.ts starts an instance of its own; none depends on the system service);
 # xz-utils, gpgv, binutils (readelf): the image build reads signed Debian indexes and ELF headers;
 # iptables, util-linux (nsenter, unshare), hostname, openssl: the real-node lab (kube-proxy's rules, nodes'
 # namespaces, certificate checks from inside them); stress-ng: the failover soak (bench/failover/real-nodes.ts) loads every core.
-apt_packages=(ucarp iproute2 iputils-arping shellcheck curl socat procps git ca-certificates busybox-static gcc libc6-dev libbearssl-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross skopeo docker-registry apache2-utils containerd runc xz-utils gpgv binutils iptables util-linux hostname openssl stress-ng)
+apt_packages=(ucarp iproute2 iputils-arping shellcheck curl socat procps git ca-certificates busybox-static gcc libc6-dev libbearssl-dev libpcap0.8-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross skopeo docker-registry apache2-utils containerd runc xz-utils gpgv binutils iptables util-linux hostname openssl stress-ng)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,7 +1,7 @@
 /*
  * karp-arp-watch: waits until another host announces an address with a gratuitous ARP.
  *
- *   karp-arp-watch --iface NAME --ip ADDRESS --timeout SECONDS
+ *   karp-arp-watch --iface NAME --ip ADDRESS --timeout SECONDS [-- COMMAND [ARGUMENT...]]
  *
  * Listens on interface NAME for a broadcast ARP packet (request or reply) whose sender and target
  * protocol addresses are both ADDRESS and whose sender hardware address is not NAME's own: what ucarp's
@@ -10,8 +10,9 @@
  * gone out, the clients of a master that yielded point at the new one. Prints the sender's MAC address.
  * Only packets that arrive after the socket is bound count; SECONDS (fractions allowed, up to 86400, the
  * longest VIP lease)
- * bounds the wait. Needs CAP_NET_RAW.
- * Exit codes: 0 seen, 1 timeout, 2 usage, 3 the interface or the socket failed.
+ * bounds the wait. COMMAND, if given, is started once the socket is bound (its output goes to stderr; it is
+ * not waited for): whatever it provokes cannot slip past unseen. Needs CAP_NET_RAW.
+ * Exit codes: 0 seen, 1 timeout, 2 usage, 3 the interface, the socket or starting COMMAND failed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <net/if.h>
 #include <netinet/if_ether.h>
 #include <poll.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +30,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char usage[] = "usage: karp-arp-watch --iface NAME --ip ADDRESS --timeout SECONDS";
+extern char **environ;
+
+static const char usage[] = "usage: karp-arp-watch --iface NAME --ip ADDRESS --timeout SECONDS [-- COMMAND [ARGUMENT...]]";
 
 static _Noreturn void fail(int code, const char *what)
 {
@@ -53,13 +57,20 @@ static long long now_ms(void)
 int main(int argc, char **argv)
 {
 	const char *iface = NULL, *ip = NULL, *timeout = NULL;
-	for (int i = 1; i + 1 < argc; i += 2) {
+	char **command = NULL;
+	for (int i = 1; i < argc; i += 2) {
+		if (!strcmp(argv[i], "--")) {
+			if (i + 1 == argc) fail(2, usage);
+			command = argv + i + 1;
+			break;
+		}
+		if (i + 1 == argc) fail(2, usage);
 		if (!strcmp(argv[i], "--iface")) iface = argv[i + 1];
 		else if (!strcmp(argv[i], "--ip")) ip = argv[i + 1];
 		else if (!strcmp(argv[i], "--timeout")) timeout = argv[i + 1];
 		else fail(2, usage);
 	}
-	if (argc % 2 != 1 || !iface || !ip || !timeout) fail(2, usage);
+	if (!iface || !ip || !timeout) fail(2, usage);
 	struct in_addr addr;
 	if (inet_pton(AF_INET, ip, &addr) != 1) refuse("--ip", ip, "an IPv4 address");
 	char *end;
@@ -67,7 +78,7 @@ int main(int argc, char **argv)
 	if (*timeout == '\0' || *end != '\0' || !(seconds > 0 && seconds <= 86400)) refuse("--timeout", timeout, "a number of seconds above 0, at most 86400");
 	if (strlen(iface) >= IFNAMSIZ) refuse("--iface", iface, "an interface name (at most 15 bytes)");
 
-	int s = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ARP));
+	int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ARP));
 	if (s < 0) fail(3, "cannot open a packet socket (CAP_NET_RAW)");
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof ifr);
@@ -82,6 +93,18 @@ int main(int argc, char **argv)
 	memcpy(own, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
 	struct sockaddr_ll bound = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ARP), .sll_ifindex = ifindex};
 	if (bind(s, (struct sockaddr *)&bound, sizeof bound) < 0) fail(3, "cannot listen on the interface");
+	if (command) {
+		posix_spawn_file_actions_t actions;
+		pid_t pid;
+		posix_spawn_file_actions_init(&actions);
+		posix_spawn_file_actions_adddup2(&actions, 2, 1);
+		int err = posix_spawnp(&pid, command[0], &actions, NULL, command, environ);
+		posix_spawn_file_actions_destroy(&actions);
+		if (err != 0) {
+			fprintf(stderr, "karp-arp-watch: cannot start \"%.64s\": %s\n", command[0], strerror(err));
+			exit(3);
+		}
+	}
 
 	static const unsigned char broadcast[ETH_ALEN] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 	long long deadline = now_ms() + (long long)(seconds * 1000 + 0.5);

@@ -1,16 +1,21 @@
 /*
- * karp-carp-leave: tells the CARP backups of a group that its master is going away, now, instead of
- * letting them wait out the dead interval.
+ * karp-carp-leave: sends CARP advertisements as a master of the group would, for two occasions:
+ * telling the backups that their master is going away now, instead of letting them wait out the dead
+ * interval; and, from a master that has just yielded, asking the preferred master for a gratuitous ARP.
  *
- *   karp-carp-leave --srcip ADDRESS --vhid N --vip ADDRESS --passfile FILE --advbase SECONDS
+ *   karp-carp-leave --srcip ADDRESS --vhid N --vip ADDRESS --passfile FILE --advbase SECONDS [--advskew N]
  *
  * Sends two CARP advertisements (50 ms apart) for vhid N from ADDRESS to 224.0.0.18, signed as ucarp
  * signs them (HMAC-SHA1 keyed with the first line of FILE, over version, type, vhid, VIP and counter),
- * announcing an advertisement interval of --advbase seconds with skew 255. ucarp's backups treat a master
- * that announces an interval longer than their own advbase x deadratio as timed out at once ("Putting
- * MASTER DOWN (going to time out)"), so the caller passes advbase x deadratio + 1. A node whose ucarp runs
- * with a far larger deadratio (the agent's listening mode, deadratio 255) does not react.
- * The caller must have stopped its own ucarp first: a master that kept advertising would win right back.
+ * announcing an advertisement interval of --advbase seconds with skew --advskew (default 255).
+ * Leaving: ucarp's backups treat a master that announces an interval longer than their own advbase x
+ * deadratio as timed out at once ("Putting MASTER DOWN (going to time out)"), so the caller passes
+ * advbase x deadratio + 1. A node whose ucarp runs with a far larger deadratio (the agent's listening
+ * mode, deadratio 255) does not react. The caller must have stopped its own ucarp first: a master that
+ * kept advertising would win right back.
+ * After a yield: with the node's own advbase and advskew, the advertisement is the one its ucarp sent as
+ * master; the preferred master answers it with a gratuitous ARP ("Non-preferred master advertising:
+ * reasserting control of VIP"), and backups take it as a master's advertisement like any other.
  * Needs CAP_NET_RAW. Exit codes: 0 sent, 2 usage or an unreadable FILE, 3 the socket or send failed.
  */
 #include <bearssl.h>
@@ -47,7 +52,7 @@ struct carp_header {
 } __attribute__((packed));
 
 static const char usage[] =
-	"usage: karp-carp-leave --srcip ADDRESS --vhid N --vip ADDRESS --passfile FILE --advbase SECONDS";
+	"usage: karp-carp-leave --srcip ADDRESS --vhid N --vip ADDRESS --passfile FILE --advbase SECONDS [--advskew N]";
 
 static _Noreturn void fail(int code, const char *what)
 {
@@ -75,13 +80,14 @@ static uint16_t checksum(const void *data, size_t len)
 
 int main(int argc, char **argv)
 {
-	const char *srcip = NULL, *vip = NULL, *passfile = NULL, *vhid = NULL, *advbase = NULL;
+	const char *srcip = NULL, *vip = NULL, *passfile = NULL, *vhid = NULL, *advbase = NULL, *advskew = "255";
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--srcip")) srcip = argv[i + 1];
 		else if (!strcmp(argv[i], "--vip")) vip = argv[i + 1];
 		else if (!strcmp(argv[i], "--passfile")) passfile = argv[i + 1];
 		else if (!strcmp(argv[i], "--vhid")) vhid = argv[i + 1];
 		else if (!strcmp(argv[i], "--advbase")) advbase = argv[i + 1];
+		else if (!strcmp(argv[i], "--advskew")) advskew = argv[i + 1];
 		else fail(2, usage);
 	}
 	if (argc % 2 != 1 || !srcip || !vip || !passfile || !vhid || !advbase) fail(2, usage);
@@ -105,7 +111,7 @@ int main(int argc, char **argv)
 	memset(&ch, 0, sizeof ch);
 	ch.version_type = CARP_VERSION << 4 | CARP_ADVERTISEMENT;
 	ch.vhid = (uint8_t)number(vhid, 1, 255, "--vhid must be 1-255");
-	ch.advskew = 255;
+	ch.advskew = (uint8_t)number(advskew, 0, 255, "--advskew must be 0-255");
 	ch.authlen = 7;
 	ch.advbase = (uint8_t)number(advbase, 1, 255, "--advbase must be 1-255");
 	uint32_t counter[2];

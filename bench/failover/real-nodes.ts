@@ -40,6 +40,7 @@ import {longestOutage, type Probe} from '../../lab/outage.js'
 import {rssKb, sleep, waitFor} from '../../lab/process.js'
 import {DEFAULTS} from '../../src/lib/config/vip-config.js'
 import {summarize} from '../stats.js'
+import {cell, CONFIG_TITLES, seconds, SideBySide} from './table.js'
 
 const here = import.meta.dirname
 const CONFIGS = ['agent', 'plain'] as const
@@ -504,27 +505,9 @@ function renderPlain(values: Record<string, string>): string {
     .join('---\n')
 }
 
-const seconds = (ms: number) => (ms / 1000).toFixed(2)
-
-/** "median s (min-max)" of the trials that have the figure, with how many did when not all. */
-function cell(values: number[], of: number): string {
-  if (values.length === 0) return 'n/a'
-  const s = summarize(values)
-  return `${seconds(s.median)} s (${seconds(s.min)}-${seconds(s.max)})${values.length < of ? `, ${values.length}/${of} trials` : ''}`
-}
-
 const mb = (kb: number) => (kb / 1024).toFixed(0)
 
-interface Rows {
-  /** Row label -> config -> cell. */
-  cells: Map<string, Map<Config, string>>
-}
-
-function put(rows: Rows, label: string, config: Config, text: string): void {
-  const row = rows.cells.get(label) ?? new Map<Config, string>()
-  row.set(config, text)
-  rows.cells.set(label, row)
-}
+type Rows = SideBySide<Config>
 
 const ROW = {
   power: {
@@ -560,10 +543,10 @@ async function runConfig(config: Config, imageRef: string, rows: Rows): Promise<
   const cluster = await Cluster.start({log})
   try {
     const s = cluster.startup
-    put(rows, 'lab up (network, control plane, nodes Ready)', config, `${s.total.toFixed(1)} s (${s.network.toFixed(1)} + ${s.controlPlane.toFixed(1)} + ${s.nodes.toFixed(1)})`)
+    rows.put('lab up (network, control plane, nodes Ready)', config, `${s.total.toFixed(1)} s (${s.network.toFixed(1)} + ${s.controlPlane.toFixed(1)} + ${s.nodes.toFixed(1)})`)
     const bench = new RealNodeBench(cluster, config, imageRef)
     const installMs = await bench.install()
-    put(rows, 'install (karp install; plain: kubectl apply) until one holder', config, `${seconds(installMs)} s`)
+    rows.put('install (karp install; plain: kubectl apply) until one holder', config, `${seconds(installMs)} s`)
     log(`${config}: lab up in ${s.total.toFixed(1)} s, installed in ${seconds(installMs)} s`)
     for (const scenario of scenarios) {
       const results: Trial[] = []
@@ -582,7 +565,7 @@ async function runConfig(config: Config, imageRef: string, rows: Rows): Promise<
           await bench.recover()
         }
       }
-      if (scenario === 'heal') put(rows, 'CARP partition heals: client ARP cache left at a node without the VIP (trials)', config, `${bench.strandedClients}/${results.length}`)
+      if (scenario === 'heal') rows.put('CARP partition heals: client ARP cache left at a node without the VIP (trials)', config, `${bench.strandedClients}/${results.length}`)
       const labels = ROW[scenario] as Record<string, string>
       // In the soak, moving is what must not happen: its outage counts whatever happened.
       const movedTrials = scenario === 'soak' ? results : results.filter((r) => r.moved)
@@ -591,34 +574,27 @@ async function runConfig(config: Config, imageRef: string, rows: Rows): Promise<
       if (never === results.length && never > 0) outage = `never moved (${never}/${results.length}; outage = the ${seconds(PLAIN_APISERVER_WINDOW_MS)} s window)`
       else if (never > 0) outage += `; never moved in ${never}`
       if (failed > 0) outage += `; ${failed} more trial(s) failed`
-      put(rows, labels.outage as string, config, outage)
+      rows.put(labels.outage as string, config, outage)
       for (const [key, label] of Object.entries(labels)) {
         if (key === 'outage') continue
         const values = results.map((r) => r.figures[key]).filter((v): v is number => v !== undefined)
         if (values.length === 0) continue
-        if (key === 'flaps' || (key === 'together' && scenario !== 'soak')) put(rows, label, config, `${values.filter((v) => v > 0).length}/${values.length}`)
-        else if (scenario === 'soak') put(rows, label, config, String(values.reduce((a, b) => a + b, 0)))
-        else put(rows, label, config, cell(values, results.length))
+        if (key === 'flaps' || (key === 'together' && scenario !== 'soak')) rows.put(label, config, `${values.filter((v) => v > 0).length}/${values.length}`)
+        else if (scenario === 'soak') rows.put(label, config, String(values.reduce((a, b) => a + b, 0)))
+        else rows.put(label, config, cell(values, results.length))
       }
     }
     for (const [node, m] of bench.memory) {
       const whole = summarize(m.node)
-      put(rows, `RSS ${node}: every process of the node`, config, `${mb(whole.median)} MB (max ${mb(whole.max)})`)
+      rows.put(`RSS ${node}: every process of the node`, config, `${mb(whole.median)} MB (max ${mb(whole.max)})`)
       if (m.pod.length > 0) {
         const pod = summarize(m.pod)
-        put(rows, `RSS ${node}: the VIP pod's processes`, config, `${(pod.median / 1024).toFixed(1)} MB (max ${(pod.max / 1024).toFixed(1)})`)
+        rows.put(`RSS ${node}: the VIP pod's processes`, config, `${(pod.median / 1024).toFixed(1)} MB (max ${(pod.max / 1024).toFixed(1)})`)
       }
     }
   } finally {
     await cluster.stop()
   }
-}
-
-function table(rows: Rows): string {
-  const names: Record<Config, string> = {agent: 'karp agent', plain: 'plain ucarp'}
-  const lines = [`| ${['', ...configs.map((c) => names[c])].join(' | ')} |`, `|${' --- |'.repeat(configs.length + 1)}`]
-  for (const [label, row] of rows.cells) lines.push(`| ${[label, ...configs.map((c) => row.get(c) ?? '-')].join(' | ')} |`)
-  return lines.join('\n')
 }
 
 const skip = await clusterSkipReason()
@@ -630,7 +606,7 @@ const image = await agentImage()
 const imageRef = `${image.name}:${image.tag}@${image.indexDigest}`
 const commit = (await execa('git', ['-C', here, 'describe', '--always', '--dirty', '--abbrev=12'], {reject: false})).stdout || 'unknown'
 console.error(`bench/failover/real-nodes: ${trials} trials x [${scenarios.join(', ')}] x [${configs.join(', ')}], commit ${commit}, image ${imageRef}`)
-const rows: Rows = {cells: new Map()}
+const rows: Rows = new SideBySide(configs, CONFIG_TITLES)
 for (const config of configs) await runConfig(config, imageRef, rows)
 console.log(`Commit ${commit}, agent image ${image.tag}@${image.indexDigest.slice(0, 19)}; median (min-max) over ${trials} trials, 3 control-plane nodes, probe every 50 ms.\n`)
-console.log(table(rows))
+console.log(rows.markdown())

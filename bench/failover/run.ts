@@ -15,11 +15,14 @@
 //   health    the node's stand-in API server killed (plain ucarp has no health gate: it never moves)
 //   heal      the holder's bridge port detached until another node holds the VIP, then reattached:
 //             time until exactly one node holds the VIP, and the client outage around it
-// Also the RSS of all agent processes per node (median and max of 1 s samples). Needs root, iproute2, ucarp.
+// Also the RSS of all agent processes per node (median and max of 1 s samples). Per-trial lines go to stderr;
+// the table (Markdown, the agent beside plain ucarp) to stdout. Needs root, iproute2, ucarp.
 import {appendFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {parseArgs} from 'node:util'
 import {Lab, labSkipReason, killGroup, sleep, VIP, VHID, SERVICE_PORT, type LabNode, type Proc} from '../../lab/agent-lab.js'
+import {summarize} from '../stats.js'
+import {cell, CONFIG_TITLES, seconds, SideBySide} from './table.js'
 
 const here = import.meta.dirname
 type Config = 'agent' | 'plain'
@@ -325,17 +328,16 @@ class Bench {
   }
 }
 
-function stats(values: number[]): string {
-  if (values.length === 0) return 'n/a'
-  const s = [...values].sort((a, b) => a - b)
-  const median = s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2
-  const f = (ms: number): string => (ms / 1000).toFixed(2)
-  return `min ${f(s[0] as number)} / median ${f(median)} / max ${f(s[s.length - 1] as number)} s`
+const TITLES: Record<Scenario, string> = {
+  crash: 'holder node lost (agent killed, link cut)',
+  'agent-crash': 'agent killed, node stays up',
+  graceful: 'graceful stop',
+  health: 'API server dies on the holder',
+  heal: 'CARP partition heals',
 }
 
-async function runConfig(config: Config): Promise<string[]> {
+async function runConfig(config: Config, rows: SideBySide<Config>): Promise<void> {
   const lab = await Lab.create(nodeCount)
-  const lines: string[] = []
   const bench = new Bench(lab, config)
   try {
     await bench.start()
@@ -344,36 +346,37 @@ async function runConfig(config: Config): Promise<string[]> {
       for (let i = 0; i < trials; i++) {
         const r = await bench.trial(scenario)
         results.push(r)
-        const rec = r.recoveryMs === null ? 'none' : `${(r.recoveryMs / 1000).toFixed(2)} s`
-        const staleVip = r.stale ? `, stale VIP ${r.stale.goneMs === null ? 'still there' : `gone after ${(r.stale.goneMs / 1000).toFixed(2)} s`}, two holders ${(r.stale.doubleMs / 1000).toFixed(2)} s` : ''
-        console.error(`${config} ${scenario} #${i + 1}: outage ${(r.outageMs / 1000).toFixed(2)} s, gaps ${r.gaps}, yields ${r.yields}, ${scenario === 'heal' ? 'one holder after' : 'new node answered after'} ${rec}${staleVip}`)
+        const rec = r.recoveryMs === null ? 'none' : `${seconds(r.recoveryMs)} s`
+        const staleVip = r.stale ? `, stale VIP ${r.stale.goneMs === null ? 'still there' : `gone after ${seconds(r.stale.goneMs)} s`}, two holders ${seconds(r.stale.doubleMs)} s` : ''
+        console.error(`${config} ${scenario} #${i + 1}: outage ${seconds(r.outageMs)} s, gaps ${r.gaps}, yields ${r.yields}, ${scenario === 'heal' ? 'one holder after' : 'new node answered after'} ${rec}${staleVip}`)
         appendFileSync(join(lab.dir, 'trials.jsonl'), `${JSON.stringify({config, scenario, ...r})}\n`)
       }
-      const outage = stats(results.map((r) => r.outageMs))
-      const extraGaps = results.filter((r) => r.gaps > 1).length
-      const yields = results.filter((r) => r.yields > 0).length
-      const recovered = results.filter((r) => r.recoveryMs !== null).map((r) => r.recoveryMs as number)
-      const label = scenario === 'heal' ? 'one holder after heal' : 'new node answering'
-      const staleTrials = results.flatMap((r) => (r.stale ? [r.stale] : []))
-      const gone = staleTrials.flatMap((s) => (s.goneMs === null ? [] : [s.goneMs]))
-      const staleVip = staleTrials.length
-        ? `; stale VIP gone: ${gone.length}/${staleTrials.length}${gone.length ? ` (${stats(gone)})` : ''}; two holders ${stats(staleTrials.map((s) => s.doubleMs))}`
-        : ''
-      lines.push(
-        `${config.padEnd(5)} ${scenario.padEnd(8)} outage ${outage}; second gap ${extraGaps}/${results.length}; two masters ${yields}/${results.length}; ` +
-          `${label}: ${recovered.length}/${results.length}${recovered.length ? ` (${stats(recovered)})` : ''}${staleVip}`,
-      )
+      const title = TITLES[scenario]
+      const n = results.length
+      rows.put(`${title}: client outage`, config, cell(results.map((r) => r.outageMs), n))
+      rows.put(`${title}: a second outage gap (trials)`, config, `${results.filter((r) => r.gaps > 1).length}/${n}`)
+      // A yield means two masters met: in a heal that is the scenario itself, elsewhere two nodes promoted together.
+      rows.put(`${title}: ${scenario === 'heal' ? 'a master yielded' : 'two nodes promoted together, one yielded'} (trials)`, config, `${results.filter((r) => r.yields > 0).length}/${n}`)
+      const recovered = results.flatMap((r) => (r.recoveryMs === null ? [] : [r.recoveryMs]))
+      const label = scenario === 'heal' ? 'one holder after' : 'another node answered after'
+      rows.put(`${title}: ${label}`, config, recovered.length ? cell(recovered, n) : `never (0/${n})`)
+      const stale = results.flatMap((r) => (r.stale ? [r.stale] : []))
+      if (stale.length > 0) {
+        const gone = stale.flatMap((st) => (st.goneMs === null ? [] : [st.goneMs]))
+        rows.put(`${title}: its VIP gone from the node after`, config, gone.length ? cell(gone, stale.length) : `stays (${stale.length}/${stale.length})`)
+        rows.put(`${title}: two holders for`, config, cell(stale.map((st) => st.doubleMs), stale.length))
+      }
     }
-    for (const n of lab.nodes) {
-      const samples = bench.rss.get(n.name) ?? []
-      const s = [...samples].sort((a, b) => a - b)
-      if (s.length) lines.push(`${config.padEnd(5)} rss ${n.name}: median ${((s[Math.floor(s.length / 2)] as number) / 1024).toFixed(1)} MB, max ${((s[s.length - 1] as number) / 1024).toFixed(1)} MB (${s.length} samples)`)
+    for (const node of lab.nodes) {
+      const samples = bench.rss.get(node.name) ?? []
+      if (samples.length === 0) continue
+      const s = summarize(samples)
+      rows.put(`RSS ${node.name}, every agent process (1 s samples)`, config, `${(s.median / 1024).toFixed(1)} MB (max ${(s.max / 1024).toFixed(1)}), ${s.n} samples`)
     }
   } finally {
     await bench.stop()
     await lab.destroy()
   }
-  return lines
 }
 
 const skip = labSkipReason()
@@ -382,6 +385,7 @@ if (skip) {
   process.exit(0)
 }
 console.error(`bench/failover: ${trials} trials x [${scenarios.join(', ')}] x [${configs.join(', ')}], ${nodeCount} nodes, agent toolset ${toolset}${values.env.length ? `, env ${values.env.join(' ')}` : ''}`)
-const out: string[] = []
-for (const config of configs) out.push(...(await runConfig(config)))
-console.log(out.join('\n'))
+const rows = new SideBySide(configs, CONFIG_TITLES)
+for (const config of configs) await runConfig(config, rows)
+console.log(`Median (min-max) over ${trials} trials, ${nodeCount} nodes, probe every ${PROBE_MS} ms; plain ucarp with default settings.\n`)
+console.log(rows.markdown())

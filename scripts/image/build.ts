@@ -11,7 +11,7 @@ import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 import {execa} from 'execa'
 import {fetchDeb, sha256} from './debian.js'
-import {DEFINITION_PATH, type ImageDefinition, imageTag, karpVersion, LOCK_PATH, platform, readDefinition, repoRoot} from './definition.js'
+import {DEFINITION_PATH, type ImageDefinition, imageTag, karpVersion, LOCK_PATH, platform, readDefinition, repoRoot, staticallyLinked} from './definition.js'
 import {type Lock, lockedPackages, readLock, resolveLock, writeLock} from './lock.js'
 import {type PlatformImage, writeLayout} from './oci.js'
 import {assembleRootfs, selectFiles, unpackDeb} from './rootfs.js'
@@ -100,7 +100,7 @@ async function buildPlatform(definition: ImageDefinition, lock: Lock, arch: stri
   }
   const selection = await selectFiles(definition, arch, runtime, Object.values(helpers))
   rmSync(rootfs, {recursive: true, force: true})
-  const linkedCopyrights = definition.buildPackages.map((name) => ({name, file: join(sysroot, 'usr/share/doc', name, 'copyright')}))
+  const linkedCopyrights = staticallyLinked(definition).map((name) => ({name, file: join(sysroot, 'usr/share/doc', name, 'copyright')}))
   assembleRootfs(rootfs, {definition, selection, packages: runtime, agentDir: join(repoRoot, 'agent'), helpers, linkedCopyrights})
   return {platform: platform(arch), rootfs, config: {...definition.config}}
 }
@@ -243,7 +243,7 @@ function writeSboms(out: string, definition: ImageDefinition, lock: Lock, summar
       packages: lockedPackages(lock, arch, definition.packages),
       buildPackages: lockedPackages(lock, arch, definition.buildPackages),
       // The build packages are what the helpers are compiled from; BearSSL's code is linked into those that use it.
-      staticLinks: Object.fromEntries(definition.helpers.programs.filter((p) => p.linksBuildPackages).map((p) => [p.path, definition.buildPackages])),
+      staticLinks: Object.fromEntries(definition.helpers.programs.filter((p) => p.staticallyLinks.length > 0).map((p) => [p.path, p.staticallyLinks])),
       snapshot: lock.snapshot,
       karp: {version, license: 'Apache-2.0', files},
     })

@@ -9,8 +9,8 @@ export interface HelperProgram {
   name: string
   /** Where it goes in the image. */
   path: string
-  /** BearSSL from the build packages is linked in statically (so its copyright ships, and the SBOM says so). */
-  linksBuildPackages: boolean
+  /** The build packages whose code is linked in statically (so their copyright ships, and the SBOM says so). */
+  staticallyLinks: string[]
 }
 
 export interface ImageDefinition {
@@ -22,10 +22,15 @@ export interface ImageDefinition {
   files: Record<string, string[]>
   busyboxApplets: string[]
   agent: {scripts: string[]; directory: string}
-  /** The agent's C helpers: each program is built from source/<name>.c by source/build.sh. */
+  /** The agent's C helpers: each is built by source/build.sh from source/<name>.c (<name>.so: a shared object). */
   helpers: {source: string; programs: HelperProgram[]}
   config: {Entrypoint: string[]; Env: string[]; User: string; WorkingDir: string}
   directories: string[]
+}
+
+/** The build packages that some helper links in statically, each once. */
+export function staticallyLinked(definition: Pick<ImageDefinition, 'helpers'>): string[] {
+  return [...new Set(definition.helpers.programs.flatMap((p) => p.staticallyLinks))].sort()
 }
 
 export const DEFINITION_PATH = join('agent', 'image', 'image.json')

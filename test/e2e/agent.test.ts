@@ -6,7 +6,7 @@ import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {execa} from 'execa'
 import {watchHolders} from '../../lab/holders.js'
-import {agentDir, killGroup, Lab, labSkipReason, sleep, VIP, waitFor, type AgentOptions, type LabNode} from '../../lab/agent-lab.js'
+import {agentDir, agentInstallDir, killGroup, Lab, labSkipReason, sleep, VIP, waitFor, type AgentOptions, type LabNode} from '../../lab/agent-lab.js'
 
 const skip = labSkipReason()
 /**
@@ -31,7 +31,7 @@ function ucarpArgs(lab: Lab, node: LabNode): string[] {
 function agentProcesses(lab: Lab, node: LabNode): number[] {
   return lab.net.pidsIn(node.ns).filter((pid) => {
     try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(agentDir) || readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'ucarp'
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(agentInstallDir()) || readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'ucarp'
     } catch {
       return false
     }

@@ -11,7 +11,7 @@ import {after, before, describe, test} from 'node:test'
 import {gunzipSync} from 'node:zlib'
 import {AGENT_IMAGE} from '../../src/lib/config/agent-image.js'
 import {buildImage, type ImageSummary, readSummary, repoRoot} from '../../scripts/image/build.js'
-import {readDefinition, triplet} from '../../scripts/image/definition.js'
+import {readDefinition, staticallyLinked, triplet} from '../../scripts/image/definition.js'
 import {readLock} from '../../scripts/image/lock.js'
 import {readBlob} from '../../scripts/image/oci.js'
 import {agentImage, IMAGE_LAYOUT, imageRootfs} from '../../lab/image.js'
@@ -144,7 +144,7 @@ describe('agent image build', () => {
     test(`${arch}: the agent and its tools, and nothing of a package manager or curl`, () => {
       const root = imageRootfs(arch)
       const files = new Set(walk(root))
-      for (const needed of ['/usr/sbin/ucarp', '/bin/busybox', '/usr/local/bin/karp-tls', '/etc/os-release', ...definition.buildPackages.map((p) => `/usr/share/doc/${p}/copyright`), ...definition.agent.scripts.map((s) => `/usr/local/lib/karp/${s}`)]) {
+      for (const needed of ['/usr/sbin/ucarp', '/bin/busybox', '/usr/local/bin/karp-tls', '/etc/os-release', ...staticallyLinked(definition).map((p) => `/usr/share/doc/${p}/copyright`), '/usr/local/lib/karp/karp-pcap-immediate.so', ...definition.agent.scripts.map((s) => `/usr/local/lib/karp/${s}`)]) {
         assert.ok(files.has(needed), `${needed} missing`)
       }
       assert.equal(readlinkSync(join(root, 'bin', 'sh')), 'busybox')

@@ -1,0 +1,103 @@
+// karp-pcap-immediate.so (agent/tls/karp-pcap-immediate.c), preloaded into Debian's ucarp by the agent: what
+// the agent relies on, checked on real ucarp processes in the agent lab (lab/agent-lab.ts). How much sooner
+// advertisements are read is a timing, measured by bench/failover, not here.
+import assert from 'node:assert/strict'
+import {chmodSync, existsSync, readFileSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {after, before, describe, it} from 'node:test'
+import {agentInstallDir, Lab, labSkipReason, VHID, VIP, waitFor, type LabNode, type Proc} from '../../lab/agent-lab.js'
+
+const skip = labSkipReason()
+
+/** Size (kB) of the mappings of a process that are its packet sockets' capture rings. */
+function ringKb(pid: number): number {
+  let total = 0
+  let socket = false
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) socket = /socket:\[/.test(line)
+    else if (socket && line.startsWith('Size:')) total += Number(/(\d+)/.exec(line)?.[1] ?? 0)
+  }
+  return total
+}
+
+describe('karp-pcap-immediate.so in ucarp', {skip}, () => {
+  let lab: Lab
+  let node: LabNode
+  const preload = () => join(agentInstallDir(), 'karp-pcap-immediate.so')
+  /** ucarp as the agent starts it (its up script records the environment it was given), elected master. */
+  const startUcarp = async (name: string, env: Record<string, string>): Promise<{ucarp: Proc; upEnv: string}> => {
+    const upEnv = join(node.dir, `${name}.up-env`)
+    const up = join(node.dir, `${name}.up.sh`)
+    writeFileSync(up, `#!/bin/sh\nenv > ${upEnv}\n`)
+    chmodSync(up, 0o755)
+    // env sets LD_PRELOAD for ucarp alone, as the agent does (`LD_PRELOAD=... ucarp`).
+    const ucarp = lab.spawnIn(
+      node.ns,
+      ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), 'ucarp', '--interface=eth0', `--srcip=${node.ip}`, `--vhid=${VHID}`, '--pass=pcap-test', `--addr=${VIP}`, '--advbase=1',
+        `--upscript=${up}`, '--downscript=/bin/true'],
+      {},
+      join(node.dir, `${name}.log`),
+    )
+    await waitFor(`${name} elected (its up script ran)`, 10_000, async () => existsSync(upEnv))
+    return {ucarp, upEnv}
+  }
+  const stop = async (ucarp: Proc) => {
+    process.kill(ucarp.pid, 'SIGKILL')
+    await ucarp.exited
+  }
+
+  before(async () => {
+    lab = await Lab.create(1)
+    node = lab.nodes[0] as LabNode
+  })
+  after(async () => {
+    await lab?.destroy()
+  })
+
+  it('is loaded into ucarp, opens a small ring instead of libpcap\'s 2 MiB, and leaves the hooks\' environment', async () => {
+    const {ucarp, upEnv} = await startUcarp('preloaded', {LD_PRELOAD: preload()})
+    try {
+      assert.match(readFileSync(`/proc/${ucarp.pid}/maps`, 'utf8'), /karp-pcap-immediate\.so/)
+      const ring = ringKb(ucarp.pid)
+      assert.ok(ring > 0 && ring <= 128, `capture ring ${ring} kB`)
+      // ucarp's hooks inherit its environment; the library takes itself out of it when it loads.
+      assert.doesNotMatch(readFileSync(upEnv, 'utf8'), /LD_PRELOAD/)
+    } finally {
+      await stop(ucarp)
+    }
+  })
+
+  it('ucarp without it, for comparison: libpcap\'s default ring of 2 MiB', async () => {
+    const {ucarp} = await startUcarp('plain', {})
+    try {
+      assert.ok(ringKb(ucarp.pid) >= 2048, `capture ring ${ringKb(ucarp.pid)} kB`)
+      assert.doesNotMatch(readFileSync(`/proc/${ucarp.pid}/maps`, 'utf8'), /karp-pcap-immediate\.so/)
+    } finally {
+      await stop(ucarp)
+    }
+  })
+
+  it('leaves a program without libpcap that loads it working', async () => {
+    const r = await lab.net.exec(node.ns, ['busybox', 'sh', '-c', 'echo fine'], {env: {LD_PRELOAD: preload()}})
+    assert.equal(r.exitCode, 0, r.stderr)
+    assert.equal(r.stdout.trim(), 'fine')
+  })
+
+  it('refuses an interface libpcap cannot capture on with libpcap\'s own message, and ucarp exits', async () => {
+    // A veth pair of the test's own in the node's namespace, left down: capture needs an interface that is up.
+    await lab.net.exec(node.ns, ['ip', 'link', 'add', 'down0', 'type', 'veth', 'peer', 'name', 'down1'])
+    try {
+      const run = (env: string[]) =>
+        lab.net.exec(node.ns, ['env', ...env, 'ucarp', '--interface=down0', '--srcip=10.77.0.250', `--vhid=${VHID}`, '--pass=pcap-test',
+          `--addr=${VIP}`], {timeoutMs: 10_000})
+      const preloaded = await run([`LD_PRELOAD=${preload()}`])
+      const plain = await run([])
+      assert.equal(preloaded.exitCode, 2)
+      const message = (r: {stderr: string}) => /\[ERROR\] (Unable to open interface .*)/.exec(r.stderr)?.[1]
+      assert.equal(message(preloaded), 'Unable to open interface [down0]: down0: That device is not up')
+      assert.equal(message(preloaded), message(plain))
+    } finally {
+      await lab.net.exec(node.ns, ['ip', 'link', 'del', 'down0'])
+    }
+  })
+})
