@@ -30,6 +30,7 @@ else
   # for the answer; the VIP goes when it is seen, or after KARP_DRAIN_SECONDS at most, unless this node
   # became master again meanwhile.
   why="a preferred master advertised"
+  watch_errors() { tr '\n"' '  ' <"$KARP_STATE_DIR/arp-watch.err"; }
   (
     now_cs
     start=$now
@@ -37,15 +38,20 @@ else
     case $KARP_DRAIN_SECONDS in *[1-9]*) no_drain= ;; esac
     if [ -n "$no_drain" ]; then
       released="KARP_DRAIN_SECONDS=$KARP_DRAIN_SECONDS"
-    elif read -r src skew <"$KARP_STATE_DIR/advert" && seen=$(karp-arp-watch --iface "$iface" --ip "$KARP_VIP" \
-      --timeout "$KARP_DRAIN_SECONDS" -- karp-carp-leave --srcip "$src" --vhid "$KARP_VHID" --vip "$KARP_VIP" \
-      --passfile "$KARP_PASSWORD_FILE" --advbase "$KARP_ADVBASE" --advskew "$skew" 2>"$KARP_STATE_DIR/arp-watch.err"); then
+    elif seen=$(
+      # The address and skew this node's ucarp advertises with, as the agent started it.
+      read -r src skew <"$KARP_STATE_DIR/advert" || { echo "no $KARP_STATE_DIR/advert" >&2; exit 3; }
+      exec karp-arp-watch --iface "$iface" --ip "$KARP_VIP" --timeout "$KARP_DRAIN_SECONDS" -- karp-carp-leave --srcip "$src" \
+        --vhid "$KARP_VHID" --vip "$KARP_VIP" --passfile "$KARP_PASSWORD_FILE" --advbase "$KARP_ADVBASE" --advskew "$skew"
+    ) 2>"$KARP_STATE_DIR/arp-watch.err"; then
       released="gratuitous ARP from $seen"
     elif [ $? -eq 1 ]; then
       released="no gratuitous ARP from another node within ${KARP_DRAIN_SECONDS}s"
+      # karp-carp-leave's complaint, if it had one: the question never went out.
+      [ -s "$KARP_STATE_DIR/arp-watch.err" ] && log "warning=yield-advert-failed detail=\"$(watch_errors)\""
     else
       # No packet socket (no CAP_NET_RAW) or no karp-arp-watch: the fixed drain.
-      log "warning=arp-watch-failed detail=\"$(tr '\n"' '  ' <"$KARP_STATE_DIR/arp-watch.err")\""
+      log "warning=arp-watch-failed detail=\"$(watch_errors)\""
       sleep "$KARP_DRAIN_SECONDS"
       released="drained ${KARP_DRAIN_SECONDS}s"
     fi

@@ -40,7 +40,7 @@ import {longestOutage, type Probe} from '../../lab/outage.js'
 import {rssKb, sleep, waitFor} from '../../lab/process.js'
 import {DEFAULTS} from '../../src/lib/config/vip-config.js'
 import {summarize} from '../stats.js'
-import {cell, CONFIG_TITLES, seconds, SideBySide} from './table.js'
+import {cell, CONFIG_TITLES, randomPhaseMs, seconds, SideBySide} from './table.js'
 
 const here = import.meta.dirname
 const CONFIGS = ['agent', 'plain'] as const
@@ -287,6 +287,7 @@ class RealNodeBench {
 
   async trial(scenario: Scenario): Promise<Trial> {
     const holder = await this.steady()
+    if (scenario !== 'soak') await sleep(randomPhaseMs())
     const result = await this.disrupt(scenario, holder)
     return {...result, path: `${holder} -> ${(await this.cluster.holders()).join(' + ') || 'none'}`}
   }

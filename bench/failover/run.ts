@@ -22,7 +22,7 @@ import {join} from 'node:path'
 import {parseArgs} from 'node:util'
 import {Lab, labSkipReason, killGroup, sleep, VIP, VHID, SERVICE_PORT, type LabNode, type Proc} from '../../lab/agent-lab.js'
 import {summarize} from '../stats.js'
-import {cell, CONFIG_TITLES, seconds, SideBySide} from './table.js'
+import {cell, CONFIG_TITLES, randomPhaseMs, seconds, SideBySide} from './table.js'
 
 const here = import.meta.dirname
 type Config = 'agent' | 'plain'
@@ -244,6 +244,7 @@ class Bench {
 
   async trial(scenario: Scenario): Promise<Trial> {
     const holderName = await this.steady()
+    await sleep(randomPhaseMs())
     const yieldsBefore = this.yieldCount()
     const holder = this.lab.node(holderName)
     const t0 = Date.now()

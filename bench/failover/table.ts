@@ -4,6 +4,13 @@ import {summarize} from '../stats.js'
 
 export const seconds = (ms: number) => (ms / 1000).toFixed(2)
 
+/**
+ * A wait of 0-1.2 s before each failure, drawn anew every trial. How long a failover takes depends, by up
+ * to a second, on where in the holder's advertisement period (1 s + skew) the failure lands; the benches'
+ * fixed waits would otherwise pin that point, and every trial of a run would land in the same place.
+ */
+export const randomPhaseMs = () => Math.random() * 1200
+
 /** "median s (min-max)" of the trials that have the figure, with how many did when not all. */
 export function cell(values: number[], of: number): string {
   if (values.length === 0) return 'n/a'
