@@ -345,6 +345,46 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     assert.equal(await lab.probe(), holder)
   })
 
+  it('resolves two backups that promote together: one yields, lets go on the other\'s ARP, and the client ends there', async () => {
+    // Equal skews: the two backups' timers start from the same advertisement and fire together.
+    await Promise.all(lab.nodes.map((n) => lab.stopAgent(n)))
+    await startAll(lab, {env: {KARP_ADVSKEW: '8'}})
+    const old = lab.node(await lab.waitForOneHolder())
+    const others = lab.nodes.filter((n) => n !== old)
+    const before = new Map(others.map((n) => [n.name, transitions(lab, n).length]))
+    const watch = watchHolders(() => lab.holders(), 20)
+    await lab.cutLink(old)
+    const holder = await lab.waitForOneHolder(20_000, old.name)
+    await sleep(3000)
+    const seen = await watch.stop()
+    const promoted = others.filter((n) => transitions(lab, n).slice(before.get(n.name)).some((l) => / role=master from=backup /.test(l)))
+    assert.deepEqual(promoted.map((n) => n.name).sort(), others.map((n) => n.name).sort(), 'both backups promoted')
+    // ucarp's rule for equal advertisement intervals: the lower source address stays master.
+    const [lower, higher] = others
+    assert.equal(holder, lower?.name)
+    assert.match(lab.agentLog(higher as LabNode), new RegExp(`vip_released=now .*reason="gratuitous ARP from ${lower?.mac}"`))
+    // The old holder lost its link and took its VIP off. Of the other two: never a third holder; the one that
+    // yielded, once it let go, never held the VIP again; the one that stayed, once it held it, always did.
+    const live = seen.samples.map((h) => h.filter((n) => n !== old.name))
+    const shown = JSON.stringify(seen.samples)
+    assert.ok(live.every((h) => h.length <= 2), shown)
+    const span = (name: string) => {
+      const first = live.findIndex((h) => h.includes(name))
+      const last = live.findLastIndex((h) => h.includes(name))
+      return {first, last, unbroken: first >= 0 && live.slice(first, last + 1).every((h) => h.includes(name))}
+    }
+    const kept = span(holder)
+    assert.ok(kept.unbroken && kept.last === live.length - 1, `${holder} held the VIP without a gap to the end: ${shown}`)
+    const yielded = span((higher as LabNode).name)
+    assert.ok(yielded.first === -1 || (yielded.unbroken && yielded.last < live.length - 1), `${higher?.name} let go once: ${shown}`)
+    assert.equal(await lab.clientArpNode(), holder)
+    assert.equal(await lab.probe(), holder)
+    await lab.restoreLink(old)
+    await Promise.all(lab.nodes.map((n) => lab.stopAgent(n)))
+    await startAll(lab)
+    await lab.waitForOneHolder()
+  })
+
   it('fails liveness when ucarp is gone, then hands over and exits', async () => {
     const old = lab.node(await lab.waitForOneHolder())
     assert.equal(await lab.healthcheck(old), 0)
