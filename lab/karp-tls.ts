@@ -50,15 +50,17 @@ export function agentInstallDir(): string {
   const definition = readDefinition(repoRoot)
   const dir = resolve(helpers, '..', '..', 'agent', debianArch[arch] as string)
   mkdirSync(dir, {recursive: true})
-  const links = [
-    ...definition.agent.scripts.map((script) => [join(repoRoot, 'agent', script), script]),
-    ...definition.helpers.programs.filter(({path}) => posix.dirname(path) === definition.agent.directory).map(({name}) => [join(helpers, name), name]),
+  const links: Array<[target: string, name: string]> = [
+    ...definition.agent.scripts.map((script): [string, string] => [join(repoRoot, 'agent', script), script]),
+    ...definition.helpers.programs
+      .filter(({path}) => posix.dirname(path) === definition.agent.directory)
+      .map(({name}): [string, string] => [join(helpers, name), name]),
   ]
   // Link by link, never removed: test files starting side by side make the same links, and agents that
   // run from here never see one go.
   for (const [target, name] of links) {
     try {
-      symlinkSync(target as string, join(dir, name as string))
+      symlinkSync(target, join(dir, name))
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
     }
