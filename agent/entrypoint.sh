@@ -233,7 +233,6 @@ if [ "$KARP_ADVSKEW" = auto ]; then
 else
   skew=$KARP_ADVSKEW
 fi
-state_set advert "$src $skew"
 
 # --- processes -----------------------------------------------------------------------------------------
 # Running, and not a zombie (a child that died stays one until waited for; kill -0 would say it lives).
@@ -257,7 +256,7 @@ kill_tree() { # signal pid
 }
 
 # --- ucarp ---------------------------------------------------------------------------------------------
-ucarp_pid='' listening='' ucarp_deadratio=''
+ucarp_pid='' listening='' ucarp_deadratio='' ucarp_skew=''
 # ucarp reads advertisements through libpcap, which on Linux hands them over in batches of up to a second
 # unless the capture is in immediate mode; karp-pcap-immediate.so (agent/tls), preloaded, opens it so.
 capture=immediate capture_preload=$here/karp-pcap-immediate.so
@@ -266,6 +265,10 @@ start_ucarp() { # why [hold|listen]
   state_set start_reason "$1"
   neutral='' listening=''
   rank_deadratio
+  rank_skew
+  ucarp_skew=$advskew
+  # What down.sh's yield advertises as this node's ucarp would.
+  state_set advert "$src $advskew"
   # A listener (foreign_tick) waits 255 advertisement periods before it would elect itself: never, in practice.
   [ "${2:-}" = listen ] && listening=1 deadratio=255
   ucarp_deadratio=$deadratio
@@ -274,7 +277,7 @@ start_ucarp() { # why [hold|listen]
   # the VIP off as if this node had yielded to a preferred master.
   if [ "${2:-}" = hold ]; then neutral=--neutral; else state_set role init; fi
   set -- --interface="$iface" --srcip="$src" --vhid="$KARP_VHID" --passfile="$KARP_PASSWORD_FILE" \
-    --addr="$KARP_VIP" --advbase="$KARP_ADVBASE" --advskew="$skew" --deadratio="$deadratio" \
+    --addr="$KARP_VIP" --advbase="$KARP_ADVBASE" --advskew="$advskew" --deadratio="$deadratio" \
     --upscript="$here/up.sh" --downscript="$here/down.sh" --shutdown
   [ "$KARP_PREEMPT" = true ] && set -- "$@" --preempt
   [ -n "$neutral" ] && set -- "$@" "$neutral"
@@ -429,6 +432,8 @@ successor_answers() {
 # now (carp_leave); elsewhere the VIP is served meanwhile, and a slower handover costs nothing.
 handover() { # to-role reason [keep|leave]
   stop_ucarp
+  now_cs
+  handover_began=$now
   from=$(state_get role init)
   [ "${3:-}" = leave ] && [ "$from" = master ] && carp_leave
   gen_bump
@@ -459,7 +464,9 @@ handover() { # to-role reason [keep|leave]
     released=now
   fi
   rm -f "$KARP_STATE_DIR/holding"
-  log "role=$1 from=$from vip=$KARP_VIP iface=$iface reason=\"$2\" successor=$successor vip_released=$released"
+  now_cs
+  cs_seconds $((now - handover_began))
+  log "role=$1 from=$from vip=$KARP_VIP iface=$iface reason=\"$2\" successor=$successor vip_released=$released after=${seconds_text}s"
   if [ "$1" = stopped ]; then final_report "$2"; else report_role backup "$2"; fi
 }
 
@@ -931,12 +938,22 @@ if [ "$node_check" = on ] && [ -n "$KARP_PEER_SELECTOR" ] && [ -n "$KARP_REVISIO
   peers_check=on
   peers_query=$(printf '%s' "$KARP_PEER_SELECTOR,controller-revision-hash=$KARP_REVISION" | sed 's|/|%2F|g; s|=|%3D|g; s|,|%2C|g')
 fi
-rank=0 peers_poller='' peers_failing=''
+rank=0 rank_known='' peers_poller='' peers_failing=''
 
 # The dead ratio this node's ucarp runs with as a backup of its rank, in deadratio.
 rank_deadratio() {
   deadratio=$((KARP_DEADRATIO + rank * KARP_RANK_STEP))
   [ "$deadratio" -le 254 ] || deadratio=254
+}
+
+# The skew this node's ucarp runs with, in advskew. A backup takes over about 3 x (advbase + skew/256) s
+# after the master's last advertisement (Why these defaults, agent/README.md), so every 1/256 s of skew
+# costs 3/256 s of failover. The per-node skews keep backups apart only while nothing else does; once the
+# peers check ranked this node, the rank does (the next backup waits KARP_RANK_STEP more periods), and rank
+# 0 runs with skew 1, the least that still times out on the third wake-up. A KARP_ADVSKEW set by hand stays.
+rank_skew() {
+  advskew=$skew
+  [ "$KARP_ADVSKEW" = auto ] && [ -n "$rank_known" ] && [ "$rank" = 0 ] && advskew=1
 }
 
 # This node's rank in the PodList in the file: the peers before it that could take the VIP. The API server
@@ -985,10 +1002,11 @@ peers_answer() {
     peers_failing=
     log "peers_check=ok"
   fi
-  if [ "$new_rank" != "$rank" ]; then
-    rank=$new_rank
+  if [ "$new_rank" != "$rank" ] || [ -z "$rank_known" ]; then
+    rank=$new_rank rank_known=1
     rank_deadratio
-    log "rank=$rank deadratio=$deadratio reason=\"$rank ready and eligible agents of this revision that are not master run on nodes named before $NODE_NAME\""
+    rank_skew
+    log "rank=$rank deadratio=$deadratio advskew=$advskew reason=\"$rank ready and eligible agents of this revision that are not master run on nodes named before $NODE_NAME\""
   fi
   rank_apply
 }
@@ -998,10 +1016,11 @@ peers_answer() {
 # CARP group, or a hook runs: those end on their own, and the next check comes.
 rank_apply() {
   rank_deadratio
-  [ -n "$ucarp_pid" ] && [ -z "$listening" ] && [ "$ucarp_deadratio" != "$deadratio" ] || return 0
+  rank_skew
+  [ -n "$ucarp_pid" ] && [ -z "$listening" ] && { [ "$ucarp_deadratio" != "$deadratio" ] || [ "$ucarp_skew" != "$advskew" ]; } || return 0
   [ "$(state_get role)" = backup ] && ! [ -e "$KARP_STATE_DIR/holding" ] && ! vip_held "$iface" || return 0
   for hook in "$KARP_STATE_DIR"/hook.*; do [ -e "$hook" ] && return 0; done
-  restart_ucarp "rank $rank: dead ratio $deadratio"
+  restart_ucarp "rank $rank: dead ratio $deadratio, skew $advskew"
 }
 
 # Whether this node may take the VIP, in its pod's status (karp.io/eligible), for the other agents' ranks.
@@ -1121,6 +1140,11 @@ while :; do
   fi
   # After the health check, so that its karp-tls and this one seldom run at the same time.
   [ "$node_check" = on ] && [ "$stopping" = 0 ] && node_tick
+  # Again after each step that can wait up to a second (the health check, foreign_tick's ARP probes): a
+  # starved machine stretches every step of a pass, and the lease must outlast the longest gap between
+  # renewals, not a whole pass. Within 0.4 s of the last renewal this reads two files and forks nothing.
+  lease_renew
   [ "$stopping" = 1 ] || foreign_tick
+  lease_renew
   [ "$stopping" = 1 ] || nap "$interval"
 done

@@ -50,7 +50,7 @@ log() {
 # path, and ucarp sends its gratuitous ARP only once up.sh has returned.
 state_get() { # name [default]
   state_value=${2:-}
-  { IFS= read -r state_value || [ -n "$state_value" ]; } <"$KARP_STATE_DIR/$1" 2>/dev/null
+  { IFS= read -r state_value || [ -n "$state_value" ]; } 2>/dev/null <"$KARP_STATE_DIR/$1"
   printf '%s' "$state_value"
 }
 
@@ -283,7 +283,7 @@ http_request() { # method path host [token [content-type body]]
 # Sets code to the status of the HTTP answer in the file ("HTTP/1.1 200 OK" gives 200), or 000.
 http_status() { # file
   line=
-  { IFS= read -r line; } <"$1" 2>/dev/null
+  { IFS= read -r line; } 2>/dev/null <"$1"
   case $line in
     HTTP/1.[01]" "[1-5][0-9][0-9]*)
       code=${line#HTTP/1.? }

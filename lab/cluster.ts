@@ -23,6 +23,7 @@ import {KubeProxy} from './kube-proxy.js'
 import {KubeNode, nodeSkipReason, type CommandResult} from './node.js'
 import {Network, type Host, type Proc} from './network.js'
 import {parseProbes, type Probe} from './outage.js'
+import {formatLogLines, PodLogKeeper} from './pod-logs.js'
 import {killGroup, killPid, missingTools, processTree, rssKb, sleep} from './process.js'
 import {atTeardown} from './teardown.js'
 
@@ -95,6 +96,7 @@ export class Cluster {
   readonly clientNs: string
   startup: StartupSeconds = {network: 0, controlPlane: 0, nodes: 0, total: 0}
   private cp?: ControlPlane
+  private podLogs?: PodLogKeeper
   private stopped = false
   private untrack: () => void = () => {}
   private readonly ownsDir: boolean
@@ -209,6 +211,7 @@ export class Cluster {
       n.proxy.start()
     }))
     await Promise.all(this.allNodes.map((n) => n.kube.waitReady(60_000)))
+    this.podLogs = new PodLogKeeper(this.allNodes.map((n) => ({node: n.name, dir: n.kube.podLogsDir})), (ns) => ns !== 'kube-system')
     await this.markAsKubeadm()
     this.startup.nodes = seconds(phase)
     this.startup.total = seconds(began)
@@ -382,9 +385,18 @@ export class Cluster {
     return rssKb(this.net.pidsIn(n.host.ns).flatMap((pid) => processTree(pid)).filter((p, i, all) => all.indexOf(p) === i))
   }
 
+  /**
+   * What the pods (outside kube-system) printed since `since` (ms since the epoch), in time order, one line
+   * each with the node and pod: kept even for pods deleted since (a roll-out, a drain).
+   */
+  podLogsSince(since: number): string {
+    return formatLogLines(this.podLogs?.lines(since) ?? [])
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    this.podLogs?.stop()
     this.untrack()
     for (const n of this.allNodes) await n.proxy.kill()
     for (const n of this.allNodes) await n.kube.stop()
@@ -397,6 +409,7 @@ export class Cluster {
   stopSync(): void {
     if (this.stopped) return
     this.stopped = true
+    this.podLogs?.stop()
     for (const n of this.allNodes) n.kube.stopSync()
     this.cp?.stopSync()
     this.net.destroySync()

@@ -232,6 +232,10 @@ export class KubeNode {
   readonly dir: string
   readonly cgroupRoot: string
   readonly kubeletLog: string
+  /** Where the kubelet writes its containers' logs (`<namespace>_<pod>_<uid>/<container>/N.log`). */
+  get podLogsDir(): string {
+    return join(this.dir, 'pod-logs')
+  }
   private containerd?: Containerd
   private kubelet?: Proc
   private kubeletStartedAt = 0
@@ -355,7 +359,7 @@ export class KubeNode {
       failSwapOn: false,
       containerRuntimeEndpoint: `unix://${this.containerdSocket}`,
       // One per node: a kubelet's log GC removes files in its podLogsDir it does not know.
-      podLogsDir: join(this.dir, 'pod-logs'),
+      podLogsDir: this.podLogsDir,
       staticPodPath: this.manifestsDir,
       // Its default is under /usr/libexec, which the kubelet would create.
       volumePluginDir: join(this.dir, 'volume-plugins'),

@@ -418,6 +418,14 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     await lab.waitForOneHolder()
   })
 
+  it('printed no shell error in any run above (its log is all its own lines and ucarp\'s)', () => {
+    for (const node of lab.nodes) {
+      const errors = lab.agentLog(node).split('\n').filter((line) => /^\S*sh: /.test(line))
+      assert.ok(lab.agentLog(node).includes(' karp node='), `${node.name} has an agent log`)
+      assert.deepEqual(errors, [], `${node.name}'s agent printed shell errors`)
+    }
+  })
+
   it('leaves no VIP anywhere when every agent stops', async () => {
     await lab.waitForOneHolder()
     const codes = await Promise.all(lab.nodes.map((n) => lab.stopAgent(n)))

@@ -58,10 +58,13 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
   const step = (name: string, fn: () => Promise<void>) =>
     it(name, async (t) => {
       if (failedStep) return t.skip(`step "${failedStep}" failed`)
+      const began = Date.now()
       try {
         await fn()
       } catch (err) {
         failedStep = name
+        // What the agents did explains a failed holder assertion; the old pods of a roll-out are gone by now.
+        log(`what the pods printed during the failed step:\n${cluster.podLogsSince(began)}`)
         throw err
       }
     })
@@ -117,6 +120,12 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     const pod = (await pods()).find((p) => p.spec.nodeName === node)
     assert.ok(pod, `an agent pod on ${node}`)
     return pod
+  }
+
+  /** The command line of the ucarp that the agent on `node` runs. */
+  const ucarpArgs = async (node: string): Promise<string> => {
+    const r = await cluster.kubectl(['exec', '-n', NAMESPACE, (await podOn(node)).metadata.name, '--', 'sh', '-c', 'tr "\\0" " " </proc/$(cat /run/karp/ucarp.pid)/cmdline'])
+    return r.exitCode === 0 ? r.stdout : `exit ${r.exitCode}: ${r.stderr}`
   }
 
   /** The agent on `node` runs in a container started after `since` and is Ready (a status from before a power loss says Ready too). */
@@ -183,6 +192,15 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     holder = await oneHolder()
     log(`VIP ${VIP} held by ${holder}`)
     assert.equal(await statusHolder(), holder, 'karp status names the node that has the VIP')
+
+    // Ranks (agent/README.md): the backups rank themselves by node name; rank 0 runs ucarp as plain ucarp
+    // would with skew 1, rank 1 waits 4 advertisement periods more and keeps its per-node skew.
+    const [first, second] = cluster.nodes.map((n) => n.name).filter((n) => n !== holder)
+    let args: string[] = []
+    await waitFor('the backups running ucarp with their ranks\' dead ratio and skew', 60_000, async () => {
+      args = await Promise.all([first!, second!].map(ucarpArgs))
+      return /--advskew=1 --deadratio=3 /.test(args[0]!) && /--advskew=(?!1 )\d+ --deadratio=7 /.test(args[1]!)
+    }, () => args.join(' | '), 1000)
   })
 
   step('2. kubectl exec and logs reach the agents; they run with NET_ADMIN and NET_RAW only, read-only root, the Secret 0400', async () => {
@@ -204,6 +222,9 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
       // The health gate checks this node's own API server.
       assert.match(logs.stdout, /health=https:\/\/127\.0\.0\.1:6443\/readyz/)
       assert.ok(!logs.stdout.includes(password), 'the CARP password never appears in the log')
+      // Only the agent's and ucarp's own lines: a shell's complaint ("...sh: line 53: can't open ...") is a bug.
+      const shellErrors = (logs.stdout + logs.stderr).split('\n').filter((line) => /^\S*sh: /.test(line))
+      assert.deepEqual(shellErrors, [], `${pod.metadata.name} printed shell errors`)
     }
   })
 
