@@ -803,7 +803,7 @@ if [ -n "${KUBERNETES_SERVICE_HOST:-}" ] && [ -n "${NODE_NAME:-}" ]; then
 fi
 to_cs "$KARP_NODE_INTERVAL"
 node_every=$cs
-node_poller='' node_due=0 node_failing=''
+node_poller='' node_due=0 node_failing='' peers_due=''
 # Why the node keeps this agent out of CARP; empty: it does not.
 node_gate=''
 [ "$node_check" = on ] && node_gate="waiting for the first check of node $NODE_NAME"
@@ -845,15 +845,22 @@ polls_stop() {
   node_poller='' peers_poller=''
 }
 
-# One poll per KARP_NODE_INTERVAL, and the probe of a node holding the VIP outside CARP.
+# One poll of the Node and one of the peers per KARP_NODE_INTERVAL, and the probe of a node holding the VIP
+# outside CARP. The peers' GET starts only once the Node's has ended: each is a karp-tls (up to 1.8 MB) and
+# a forked shell, and the pod's memory peak is what runs at once.
 node_tick() {
+  if [ -n "$peers_due" ] && [ -z "$node_poller" ] && [ -z "$peers_poller" ]; then
+    peers_due=''
+    api_get_start "/api/v1/namespaces/$POD_NAMESPACE/pods?labelSelector=$peers_query" peers
+    peers_poller=$getter
+  fi
   now_cs
   [ "$now" -ge "$node_due" ] || return 0
   node_due=$((now + node_every))
   hold_probe
   [ -n "$node_poller" ] || { api_get_start "/api/v1/nodes/$NODE_NAME" node; node_poller=$getter; }
   [ "$peers_check" = on ] || return 0
-  [ -n "$peers_poller" ] || { api_get_start "/api/v1/namespaces/$POD_NAMESPACE/pods?labelSelector=$peers_query" peers; peers_poller=$getter; }
+  peers_due=1
   eligible_report
 }
 

@@ -396,6 +396,23 @@ export class Containerd {
     return JSON.parse((await this.crictl(['inspect', '-o', 'json', id])).stdout)
   }
 
+  /**
+   * A reader of the pids in the container's cgroup (its `cgroup.procs`, in the first hierarchy that has it):
+   * a file read per call, for sampling many times a second, where processes() scans all of /proc.
+   */
+  async cgroupPids(id: string): Promise<() => number[]> {
+    const path = (await this.inspect(id)).info.runtimeSpec.linux.cgroupsPath
+    const file = cgroupHierarchies().map((r) => join(r, path, 'cgroup.procs')).find((f) => existsSync(f))
+    if (!file) throw new Error(`no cgroup.procs for container ${id} (${path}) under ${CGROUP_FS}`)
+    return () => {
+      try {
+        return readFileSync(file, 'utf8').split('\n').filter(Boolean).map(Number)
+      } catch {
+        return []
+      }
+    }
+  }
+
   /** The host pids and names of every process in the container (its cgroup), entrypoint first. */
   async processes(id: string): Promise<Array<{pid: number; comm: string}>> {
     const {info} = await this.inspect(id)

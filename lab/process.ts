@@ -82,6 +82,33 @@ export function processTree(pid: number): number[] {
   return tree
 }
 
+/** One process's share of memoryKb. */
+export interface ProcessMemory {
+  pid: number
+  comm: string
+  rss: number
+  pss: number
+}
+
+/**
+ * Memory (kB) of the given processes: the sum of RSS (shared pages counted once per process: an upper bound)
+ * and of PSS (shared pages split among the processes that map them: what the node really spends), and each
+ * process's part.
+ */
+export function memoryKb(pids: number[]): {rss: number; pss: number; processes: number; parts: ProcessMemory[]} {
+  const parts: ProcessMemory[] = []
+  for (const pid of pids) {
+    try {
+      const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
+      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim()
+      parts.push({pid, comm, rss: Number(/^Rss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0), pss: Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0)})
+    } catch {
+      // exited while we looked (or a kernel thread: no smaps)
+    }
+  }
+  return {rss: parts.reduce((n, p) => n + p.rss, 0), pss: parts.reduce((n, p) => n + p.pss, 0), processes: parts.length, parts}
+}
+
 /** RSS (kB) summed over the given processes. */
 export function rssKb(pids: number[]): number {
   let total = 0

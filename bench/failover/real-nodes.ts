@@ -5,7 +5,8 @@
 //
 //   npm run bench -- failover/real-nodes
 //   node --import tsx bench/failover/real-nodes.ts [--trials 5] [--configs agent,plain]
-//        [--scenarios power,apiserver,delete,heal,upgrade,drain,soak] [--soak-minutes 10]   (after npm run build)
+//        [--scenarios power,apiserver,delete,heal,upgrade,drain,soak,memory] [--soak-minutes 10]
+//        [--memory-seconds 60]   (after npm run build)
 //
 // Outage = the longest client outage the lab's API prober saw (GET /readyz through the VIP every 50 ms with
 // the client's credentials, lab/api-prober.ts). Scenarios, each trial on the current holder:
@@ -22,6 +23,9 @@
 //              let through: time until exactly one node holds it, and whether the client's ARP cache ends there
 //   soak       one trial of --soak-minutes (10) with stress-ng loading every core: VIP moves, samples with
 //              two holders, the longest outage (all must be zero)
+//   memory     steady state for --memory-seconds (60): every process of each node's VIP pod (its cgroup)
+//              sampled every 10 ms, the sum of RSS and of PSS (lab/process.ts memoryKb), median and peak, of
+//              the agent's processes, and the peak with the kubelet's exec probes (runc's init, healthcheck.sh)
 // For power, apiserver and delete: trials in which two nodes that did not hold the VIP took it together
 // (holders sampled every 100 ms), what the agents' ranks prevent.
 // Also lab up time, RSS of each node (every process in its namespace) and of the VIP pod's processes.
@@ -37,14 +41,14 @@ import {agentImage} from '../../lab/image.js'
 import type {CommandResult} from '../../lab/node.js'
 import {watchHolders, type HoldersSeen} from '../../lab/holders.js'
 import {longestOutage, type Probe} from '../../lab/outage.js'
-import {rssKb, sleep, waitFor} from '../../lab/process.js'
+import {memoryKb, rssKb, sleep, waitFor} from '../../lab/process.js'
 import {DEFAULTS} from '../../src/lib/config/vip-config.js'
 import {summarize} from '../stats.js'
 import {cell, CONFIG_TITLES, randomPhaseMs, seconds, SideBySide} from './table.js'
 
 const here = import.meta.dirname
 const CONFIGS = ['agent', 'plain'] as const
-const SCENARIOS = ['power', 'apiserver', 'delete', 'heal', 'upgrade', 'drain', 'soak'] as const
+const SCENARIOS = ['power', 'apiserver', 'delete', 'heal', 'upgrade', 'drain', 'soak', 'memory'] as const
 type Config = (typeof CONFIGS)[number]
 type Scenario = (typeof SCENARIOS)[number]
 
@@ -54,6 +58,7 @@ const {values} = parseArgs({
     configs: {type: 'string', default: CONFIGS.join(',')},
     scenarios: {type: 'string', default: SCENARIOS.join(',')},
     'soak-minutes': {type: 'string', default: '10'},
+    'memory-seconds': {type: 'string', default: '60'},
   },
 })
 const trials = Number(values.trials)
@@ -62,6 +67,9 @@ const scenarios = pick(values.scenarios, SCENARIOS, '--scenarios')
 if (!Number.isInteger(trials) || trials < 1) throw new Error(`--trials must be a positive integer, not ${values.trials}`)
 const soakMinutes = Number(values['soak-minutes'])
 if (!(soakMinutes > 0)) throw new Error(`--soak-minutes must be a number above 0, not ${values['soak-minutes']}`)
+const memorySeconds = Number(values['memory-seconds'])
+if (!(memorySeconds > 0)) throw new Error(`--memory-seconds must be a number above 0, not ${values['memory-seconds']}`)
+const MEMORY_SAMPLE_MS = 10
 
 /** How long plain ucarp is watched after its node's API server died: it has no health gate and never moves. */
 const PLAIN_APISERVER_WINDOW_MS = 10_000
@@ -101,6 +109,8 @@ class RealNodeBench {
   /** Heal trials after which the client's ARP cache named another node than the holder. */
   strandedClients = 0
   readonly memory = new Map<string, {node: number[]; pod: number[]}>()
+  /** The memory scenario's samples of each node's VIP pod (kB). */
+  readonly podMemory = new Map<string, {rss: number[]; pss: number[]; withRuntime: number[]; processes: number; peak: string}>()
 
   constructor(
     readonly cluster: Cluster,
@@ -415,6 +425,34 @@ class RealNodeBench {
           figures: {moves: seen.moves, doubleSamples: seen.doubleSamples, together: seen.promotedTogether.length, samples: seen.samples.length},
         }
       }
+      case 'memory': {
+        const readers = await Promise.all(this.cluster.nodes.map(async (n) => {
+          const ids = (await n.kube.runtime.crictl(['ps', '-q', '--state', 'Running', '--name', `^${this.container}$`])).stdout.split('\n').filter(Boolean)
+          if (ids.length !== 1) throw new Error(`${n.name}: ${ids.length} running ${this.container} containers`)
+          return {node: n.name, pids: await n.kube.runtime.cgroupPids(ids[0] as string)}
+        }))
+        const end = Date.now() + memorySeconds * 1000
+        while (Date.now() < end) {
+          for (const {node, pids} of readers) {
+            const m = memoryKb(pids())
+            // The kubelet's exec probes (healthcheck.sh) run through `runc exec` in the pod's cgroup: runc's init
+            // process, about 10 MB until the probe's shell replaces it, is charged to the pod's memory limit; the
+            // agent's own processes are the rest (its shell, ucarp, hooks, karp-tls).
+            const agent = m.parts.filter((p) => !p.comm.startsWith('runc') && p.comm !== 'healthcheck.sh')
+            const rss = agent.reduce((n, p) => n + p.rss, 0)
+            const kept = this.podMemory.get(node) ?? {rss: [], pss: [], withRuntime: [], processes: 0, peak: ''}
+            if (rss > Math.max(0, ...kept.rss)) kept.peak = agent.map((p) => `${p.comm} ${mb2(p.rss)}/${mb2(p.pss)}`).join(', ')
+            kept.rss.push(rss)
+            kept.pss.push(agent.reduce((n, p) => n + p.pss, 0))
+            kept.withRuntime.push(m.rss)
+            kept.processes = Math.max(kept.processes, agent.length)
+            this.podMemory.set(node, kept)
+          }
+          await sleep(MEMORY_SAMPLE_MS)
+        }
+        for (const [node, m] of this.podMemory) log(`${this.config}: ${node}'s VIP pod at its RSS peak (process RSS/PSS MB): ${m.peak}`)
+        return {outageMs: 0, moved: false, figures: {}}
+      }
       case 'upgrade': {
         let rolloutMs = 0
         const {outageMs, doubleMs} = await this.measured(
@@ -507,6 +545,7 @@ function renderPlain(values: Record<string, string>): string {
 }
 
 const mb = (kb: number) => (kb / 1024).toFixed(0)
+const mb2 = (kb: number) => (kb / 1024).toFixed(2)
 
 type Rows = SideBySide<Config>
 
@@ -538,6 +577,8 @@ const ROW = {
     together: 'soak: two nodes took the VIP together',
     samples: 'soak: holder samples (every 100 ms)',
   },
+  // Its rows are the samples' (podMemory), not a trial's.
+  memory: {},
 } as const
 
 async function runConfig(config: Config, imageRef: string, rows: Rows): Promise<void> {
@@ -553,7 +594,7 @@ async function runConfig(config: Config, imageRef: string, rows: Rows): Promise<
       const results: Trial[] = []
       let failed = 0
       // A failed trial (a timeout, a command that failed) is reported, and another one takes its place.
-      const wanted = scenario === 'soak' ? 1 : trials
+      const wanted = scenario === 'soak' || scenario === 'memory' ? 1 : trials
       for (let attempt = 1; results.length < wanted && failed < wanted; attempt++) {
         try {
           const r = await bench.trial(scenario)
@@ -567,7 +608,7 @@ async function runConfig(config: Config, imageRef: string, rows: Rows): Promise<
         }
       }
       if (scenario === 'heal') rows.put('CARP partition heals: client ARP cache left at a node without the VIP (trials)', config, `${bench.strandedClients}/${results.length}`)
-      const labels = ROW[scenario] as Record<string, string>
+      const labels = ROW[scenario] as Record<string, string | undefined>
       // In the soak, moving is what must not happen: its outage counts whatever happened.
       const movedTrials = scenario === 'soak' ? results : results.filter((r) => r.moved)
       const never = results.length - movedTrials.length
@@ -575,15 +616,24 @@ async function runConfig(config: Config, imageRef: string, rows: Rows): Promise<
       if (never === results.length && never > 0) outage = `never moved (${never}/${results.length}; outage = the ${seconds(PLAIN_APISERVER_WINDOW_MS)} s window)`
       else if (never > 0) outage += `; never moved in ${never}`
       if (failed > 0) outage += `; ${failed} more trial(s) failed`
-      rows.put(labels.outage as string, config, outage)
+      if (labels.outage) rows.put(labels.outage, config, outage)
+      else if (failed > 0) rows.put(`${scenario}: failed trials`, config, String(failed))
       for (const [key, label] of Object.entries(labels)) {
-        if (key === 'outage') continue
+        if (key === 'outage' || label === undefined) continue
         const values = results.map((r) => r.figures[key]).filter((v): v is number => v !== undefined)
         if (values.length === 0) continue
         if (key === 'flaps' || (key === 'together' && scenario !== 'soak')) rows.put(label, config, `${values.filter((v) => v > 0).length}/${values.length}`)
         else if (scenario === 'soak') rows.put(label, config, String(values.reduce((a, b) => a + b, 0)))
         else rows.put(label, config, cell(values, results.length))
       }
+    }
+    for (const [node, m] of bench.podMemory) {
+      const rss = summarize(m.rss)
+      const pss = summarize(m.pss)
+      const title = `VIP pod on ${node}, every ${MEMORY_SAMPLE_MS} ms for ${memorySeconds} s (${m.rss.length} samples)`
+      rows.put(`${title}: sum of RSS, the agent's processes (up to ${m.processes} at once)`, config, `${mb2(rss.median)} MB (peak ${mb2(rss.max)})`)
+      rows.put(`${title}: sum of PSS, the agent's processes`, config, `${mb2(pss.median)} MB (peak ${mb2(pss.max)})`)
+      rows.put(`${title}: sum of RSS with the kubelet's exec probes`, config, `peak ${mb2(Math.max(...m.withRuntime))} MB`)
     }
     for (const [node, m] of bench.memory) {
       const whole = summarize(m.node)

@@ -8,9 +8,9 @@
 // PSS (shared pages split among the processes that map them: what the node really spends). Median and peak
 // of each. The agent runs in the network-namespace lab (test/e2e/lab.ts) with busybox ash, the same ucarp
 // package and the same karp-tls bytes as the image's amd64 root. Needs root.
-import {readFileSync} from 'node:fs'
 import {parseArgs} from 'node:util'
 import {Lab, labSkipReason, sleep} from '../../lab/agent-lab.js'
+import {memoryKb} from '../../lab/process.js'
 import {agentImage} from '../../lab/image.js'
 
 const {values} = parseArgs({options: {seconds: {type: 'string', default: '20'}, 'interval-ms': {type: 'string', default: '5'}}})
@@ -29,23 +29,6 @@ async function sizes(): Promise<void> {
     const biggest = [...files].sort((a, b) => b.size - a.size).slice(0, 6)
     console.log(`       biggest: ${biggest.map((f) => `${f.path} ${(f.size / 1e3).toFixed(0)} kB`).join(', ')}`)
   }
-}
-
-function memory(pids: number[]): {rss: number; pss: number; processes: number} {
-  let rss = 0
-  let pss = 0
-  let processes = 0
-  for (const pid of pids) {
-    try {
-      const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
-      rss += Number(/^Rss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0)
-      pss += Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0)
-      processes++
-    } catch {
-      // exited while we looked
-    }
-  }
-  return {rss, pss, processes}
 }
 
 const stats = (xs: number[]) => {
@@ -71,7 +54,7 @@ async function agentMemory(): Promise<void> {
     let most = 0
     const end = Date.now() + seconds * 1000
     while (Date.now() < end) {
-      const m = memory(Lab.processTree(agent.pid))
+      const m = memoryKb(Lab.processTree(agent.pid))
       rss.push(m.rss)
       pss.push(m.pss)
       most = Math.max(most, m.processes)
