@@ -227,9 +227,11 @@ while :; do
 done
 
 if [ "$KARP_ADVSKEW" = auto ]; then
-  # Distinct, small, stable per node: the last octet of the source address picks one of 8 steps.
+  # Distinct, small, stable per node: the last octet of the source address picks one of 8 steps. Never 0: a
+  # backup with skew 0 reaches its deadline exactly on its third wake-up and often misses it by microseconds,
+  # which costs a fourth advertisement period (agent/README.md, Why these defaults).
   last=${src##*.}
-  skew=$(((last % 8) * KARP_SKEW_STEP))
+  skew=$((1 + (last % 8) * KARP_SKEW_STEP))
 else
   skew=$KARP_ADVSKEW
 fi

@@ -30,7 +30,7 @@ export const AGENT_ENV: readonly AgentEnvVar[] = [
   {name: 'KARP_STATE_DIR', default: '/run/karp', description: 'writable directory for pid and state files'},
   {name: 'KARP_TOKEN_FILE', default: '/var/run/secrets/kubernetes.io/serviceaccount/token', description: 'bearer token for role reports and the health check (sent only to a verified server)'},
   {name: 'KARP_CA_FILE', default: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt', description: 'CA that signs the API server certificate (role reports and an https health check)'},
-  {name: 'KARP_ADVSKEW', default: 'auto', description: 'advertisement skew 0-255, or auto: (last octet of the source address mod 8) x KARP_SKEW_STEP'},
+  {name: 'KARP_ADVSKEW', default: 'auto', description: 'advertisement skew 0-255, or auto: 1 + (last octet of the source address mod 8) x KARP_SKEW_STEP'},
   {name: 'KARP_SKEW_STEP', default: '4', description: 'step between automatic skews, 0-36'},
   {name: 'KARP_DEADRATIO', default: '3', description: 'advertisements a backup may miss before it takes over, 1-255'},
   {name: 'KARP_VIP_PREFIX', default: '32', description: 'prefix length the VIP is added with'},
