@@ -303,7 +303,13 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     for (const p of node.extra.splice(0)) killGroup(p.pid, 'SIGKILL')
     lab.startAgent(node)
     await waitFor(`${node.name} ready with its API server answering`, 20_000, async () => (await lab.healthcheck(node, 'ready')) === 0)
-    assert.match((await lab.probeResult(node, 'ready')).output, /^ucarp running \(role backup\)$/m)
+    // Ready as soon as ucarp runs; its role is "init" until ucarp's first down.sh (a few ms later) says backup.
+    let said = ''
+    await waitFor(`${node.name} ready as a backup`, 5_000, async () => {
+      const ready = await lab.probeResult(node, 'ready')
+      said = ready.output
+      return ready.code === 0 && /^ucarp running \(role backup\)$/m.test(ready.output)
+    }, () => said)
     assert.equal(await lab.waitForOneHolder(), holder)
   })
 
