@@ -110,7 +110,7 @@ class RealNodeBench {
   strandedClients = 0
   readonly memory = new Map<string, {node: number[]; pod: number[]}>()
   /** The memory scenario's samples of each node's VIP pod (kB). */
-  readonly podMemory = new Map<string, {rss: number[]; pss: number[]; withRuntime: number[]; processes: number; peak: string}>()
+  readonly podMemory = new Map<string, {rss: number[]; pss: number[]; withRuntime: number[]; processes: number; peakRss: number; peak: string}>()
 
   constructor(
     readonly cluster: Cluster,
@@ -440,8 +440,11 @@ class RealNodeBench {
             // agent's own processes are the rest (its shell, ucarp, hooks, karp-tls).
             const agent = m.parts.filter((p) => !p.comm.startsWith('runc') && p.comm !== 'healthcheck.sh')
             const rss = agent.reduce((n, p) => n + p.rss, 0)
-            const kept = this.podMemory.get(node) ?? {rss: [], pss: [], withRuntime: [], processes: 0, peak: ''}
-            if (rss > Math.max(0, ...kept.rss)) kept.peak = agent.map((p) => `${p.comm} ${mb2(p.rss)}/${mb2(p.pss)}`).join(', ')
+            const kept = this.podMemory.get(node) ?? {rss: [], pss: [], withRuntime: [], processes: 0, peakRss: 0, peak: ''}
+            if (rss > kept.peakRss) {
+              kept.peakRss = rss
+              kept.peak = agent.map((p) => `${p.comm} ${mb2(p.rss)}/${mb2(p.pss)}`).join(', ')
+            }
             kept.rss.push(rss)
             kept.pss.push(agent.reduce((n, p) => n + p.pss, 0))
             kept.withRuntime.push(m.rss)
