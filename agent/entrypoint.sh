@@ -489,7 +489,8 @@ hold_vip() { # reason
 # --neutral once the node may run it again) was elected meanwhile: up.sh then moved the generation.
 hold_probe() {
   [ -e "$KARP_STATE_DIR/holding" ] || return 0
-  g=$(state_get gen)
+  state_read gen
+  g=$state_value
   if arping -D -q -c 1 -w 1 -I "$iface" "$KARP_VIP" >/dev/null 2>&1; then
     # Nobody else answers: still this node's to hold (and to put back, when its lease lapsed).
     vip_renew "$iface"
@@ -498,7 +499,8 @@ hold_probe() {
     return 0
   fi
   sleep 0.3
-  [ -e "$KARP_STATE_DIR/holding" ] && [ "$(state_get gen)" = "$g" ] || return 0
+  state_read gen
+  [ -e "$KARP_STATE_DIR/holding" ] && [ "$state_value" = "$g" ] || return 0
   rm -f "$KARP_STATE_DIR/holding"
   state_set role backup
   vip_del "$iface"
@@ -590,7 +592,8 @@ foreign_tick() {
   [ -n "$foreign_ignored" ] && [ "$foreign_role" != deferred ] && return 0
   [ $((now - foreign_probe_at)) -ge 100 ] || return 0
   foreign_probe_at=$now
-  g=$(state_get gen)
+  state_read gen
+  g=$state_value
   # arping -D exits 0 when no host answered for the address (two probes, 1 s apart).
   if arping -D -q -c 2 -w 2 -I "$iface" "$KARP_VIP" >/dev/null 2>&1; then
     foreign_ignored=1
@@ -759,21 +762,18 @@ ucarp_said() { # line
 
 # One check of KARP_HEALTH_URL within KARP_HEALTH_TIMEOUT: true for a 2xx answer; why not in health.err.
 health_ok() {
-  token=
   if [ "$health_scheme" = https ]; then
-    # karp-tls reads the request (and the token in it) only after the server proved to be the API
-    # server: the token reaches it or nobody.
-    set -- --name "$KARP_HEALTH_SERVER_NAME" --ca "$KARP_CA_FILE"
-    host_header=$KARP_HEALTH_SERVER_NAME:$health_port
-    [ -r "$KARP_TOKEN_FILE" ] && read -r token <"$KARP_TOKEN_FILE"
+    # karp-tls reads the token file only after the server proved to be the API server: the token reaches
+    # it or nobody.
+    set -- --name "$KARP_HEALTH_SERVER_NAME" --ca "$KARP_CA_FILE" --host "$KARP_HEALTH_SERVER_NAME:$health_port" \
+      --token-file "$KARP_TOKEN_FILE"
   else
-    set -- --plain
-    host_header=$health_host:$health_port
+    set -- --plain --host "$health_host:$health_port"
   fi
-  # In the background, so that a signal ends the wait at once.
-  http_request GET "$health_path" "$host_header" "$token" 2>/dev/null 3>&- |
-    karp-tls --connect "$health_host:$health_port" "$@" --timeout "$KARP_HEALTH_TIMEOUT" \
-      >"$KARP_STATE_DIR/health.out" 2>"$KARP_STATE_DIR/health.err" 3>&- &
+  # In the background, so that a signal ends the wait at once. karp-tls writes the request itself: one
+  # process per check.
+  karp-tls --connect "$health_host:$health_port" "$@" --get "$health_path" --timeout "$KARP_HEALTH_TIMEOUT" \
+    >"$KARP_STATE_DIR/health.out" 2>"$KARP_STATE_DIR/health.err" 3>&- &
   checker=$!
   wait "$checker"
   rc=$?
@@ -813,14 +813,10 @@ node_gate=''
 # A GET of the API server in the background, its pid in getter: the answer in one piece, no chunked framing
 # (HTTP/1.0), for the searches that read it, in <name>.out, and what went wrong in <name>.err.
 api_get_start() { # path name
-  token=
-  { [ -r "$KARP_TOKEN_FILE" ] && read -r token <"$KARP_TOKEN_FILE"; } 2>/dev/null
   # shellcheck disable=SC2031 # final_report's subshell changes KARP_REPORT_TIMEOUT for itself alone
-  { http_version=1.0; http_request GET "$1" "$api_host" "$token"; } 2>/dev/null 3>&- |
-    karp-tls --connect "$api_host" --name "$KUBERNETES_SERVICE_HOST" --ca "$KARP_CA_FILE" --timeout "$KARP_REPORT_TIMEOUT" \
-      >"$KARP_STATE_DIR/$2.out" 2>"$KARP_STATE_DIR/$2.err" 3>&- &
+  karp-tls --connect "$api_host" --name "$KUBERNETES_SERVICE_HOST" --ca "$KARP_CA_FILE" --timeout "$KARP_REPORT_TIMEOUT" \
+    --get "$1" --host "$api_host" --token-file "$KARP_TOKEN_FILE" >"$KARP_STATE_DIR/$2.out" 2>"$KARP_STATE_DIR/$2.err" 3>&- &
   getter=$!
-  token=
 }
 
 # The finished GET of api_get_start (pid, name): why empty when the answer is a 200 (in <name>.out, code set),
@@ -845,6 +841,17 @@ polls_stop() {
     wait "$getter" 2>/dev/null
   done
   node_poller='' peers_poller=''
+}
+
+# A poll still running gets up to 0.3 s to end before this pass starts processes of its own (ip, the health
+# check's karp-tls, awk): the pod's memory peak is what runs at once, and a poll usually ends in tens of ms.
+# A slow API server (a poll waits up to KARP_REPORT_TIMEOUT) delays a pass by no more than that.
+polls_settle() {
+  settles=0
+  while [ "$settles" -lt 15 ] && { proc_alive "$node_poller" || proc_alive "$peers_poller"; }; do
+    settles=$((settles + 1))
+    nap 0.02
+  done
 }
 
 # One poll of the Node and one of the peers per KARP_NODE_INTERVAL, and the probe of a node holding the VIP
@@ -996,10 +1003,12 @@ peers_answer() {
   api_get_finish "$peers_poller" peers
   peers_poller=
   new_rank=
-  if [ -z "$why" ] && { ! new_rank=$(peers_rank "$KARP_STATE_DIR/peers.out") || ! uint_in "$new_rank" 0 1000; }; then
+  # Through a file, not a command substitution: that would fork a shell (1-1.6 MB) beside awk.
+  if [ -z "$why" ] && { ! peers_rank "$KARP_STATE_DIR/peers.out" >"$KARP_STATE_DIR/rank" || ! state_read rank ||
+    ! uint_in "$state_value" 0 1000; }; then
     why="this node's pod is not among the pods of selector $KARP_PEER_SELECTOR and revision $KARP_REVISION"
-    new_rank=
   fi
+  [ -n "$why" ] || new_rank=$state_value
   if [ -n "$why" ]; then
     if [ "$why" != "$peers_failing" ]; then
       peers_failing=$why
@@ -1027,7 +1036,8 @@ rank_apply() {
   rank_deadratio
   rank_skew
   [ -n "$ucarp_pid" ] && [ -z "$listening" ] && { [ "$ucarp_deadratio" != "$deadratio" ] || [ "$ucarp_skew" != "$advskew" ]; } || return 0
-  [ "$(state_get role)" = backup ] && ! [ -e "$KARP_STATE_DIR/holding" ] && ! vip_held "$iface" || return 0
+  state_read role
+  [ "$state_value" = backup ] && ! [ -e "$KARP_STATE_DIR/holding" ] && ! vip_held "$iface" || return 0
   for hook in "$KARP_STATE_DIR"/hook.*; do [ -e "$hook" ] && return 0; done
   restart_ucarp "rank $rank: dead ratio $deadratio, skew $advskew"
 }
@@ -1041,7 +1051,8 @@ eligible_report() {
   eligible_reporter=''
   want=True
   [ -e "$KARP_STATE_DIR/gated" ] && want=False
-  [ "$(state_get eligible.sent)" = "$want" ] && return 0
+  state_read eligible.sent
+  [ "$state_value" = "$want" ] && return 0
   report_eligible "$want" </dev/null >/dev/null 3>&- &
   eligible_reporter=$!
 }
@@ -1099,6 +1110,7 @@ while :; do
     end_reports
     exit 1
   fi
+  polls_settle
   # Before the health check and the node check start their karp-tls: its ip and those seldom run at once.
   lease_renew
   [ -n "$node_poller" ] && ! proc_alive "$node_poller" && node_answer

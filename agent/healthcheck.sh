@@ -6,7 +6,7 @@
 # runs ucarp (or knows why it must not), or the group could lose its last backup in the middle.
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib.sh
-. "$(dirname "$0")/lib.sh"
+. "${0%/*}/lib.sh"
 
 mode=${1:-live}
 case $mode in
@@ -19,19 +19,24 @@ esac
 
 # A process that died but was not yet waited for is a zombie; it counts as gone.
 alive() { # pid-file expected-name
-  pid=$(state_get "$1")
+  state_read "$1"
+  pid=$state_value
   [ -n "$pid" ] || return 1
   { read -r st <"/proc/$pid/stat"; } 2>/dev/null || return 1
   case $st in *"($2) "[RSDIWP]" "*) return 0 ;; esac
   return 1
 }
 
+# Builtins only (state_read, not a command substitution): the kubelet runs this every few seconds.
 if alive ucarp.pid ucarp; then
-  echo "ucarp running (role $(state_get role unknown))"
+  state_read role unknown
+  echo "ucarp running (role $state_value)"
   exit 0
 fi
-if [ -r "$KARP_STATE_DIR/gated" ] && [ -n "$(state_get agent.pid)" ] && kill -0 "$(state_get agent.pid)" 2>/dev/null; then
-  why=$(state_get gated)
+state_read agent.pid
+if [ -r "$KARP_STATE_DIR/gated" ] && [ -n "$state_value" ] && kill -0 "$state_value" 2>/dev/null; then
+  state_read gated
+  why=$state_value
   case $mode:$why in
     ready:*"waiting for the first"*)
       echo "not ready: ucarp not started yet, $why" >&2

@@ -48,9 +48,15 @@ log() {
 
 # State files hold one line. Read with the shell's own read (no cat process): the hooks run on the VIP's
 # path, and ucarp sends its gratuitous ARP only once up.sh has returned.
-state_get() { # name [default]
+# state_read sets state_value, which costs no process; state_get prints it, for a command substitution
+# (a forked shell) where that is clearer and the path is not a periodic one.
+state_read() { # name [default]
   state_value=${2:-}
   { IFS= read -r state_value || [ -n "$state_value" ]; } 2>/dev/null <"$KARP_STATE_DIR/$1"
+}
+
+state_get() { # name [default]
+  state_read "$@"
   printf '%s' "$state_value"
 }
 
@@ -270,10 +276,10 @@ api_call() { # method path content-type body
 # HTTP/1.1 for karp-tls's stdin (agent/tls: a TLS pipe that reads its stdin only once the server's
 # certificate verified, so the token goes to the verified server or nowhere). printf is a shell builtin
 # (dash, busybox ash): the token never appears on a command line. "Connection: close" makes the server end
-# the connection after its answer, which is what ends karp-tls. With http_version=1.0 the answer comes
-# without chunked framing (the server closes the connection instead), so its body can be searched as it is.
+# the connection after its answer, which is what ends karp-tls. (The periodic GETs need no shell writer:
+# karp-tls --get writes them.)
 http_request() { # method path host [token [content-type body]]
-  printf '%s %s HTTP/%s\r\nHost: %s\r\n' "$1" "$2" "${http_version:-1.1}" "$3"
+  printf '%s %s HTTP/1.1\r\nHost: %s\r\n' "$1" "$2" "$3"
   [ -n "${4:-}" ] && printf 'Authorization: Bearer %s\r\n' "$4"
   # Content-Length counts bytes, whatever the locale thinks of characters.
   [ -n "${5:-}" ] && printf 'Content-Type: %s\r\nContent-Length: %s\r\n' "$5" "$(($(printf '%s' "$6" | wc -c)))"

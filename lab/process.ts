@@ -85,9 +85,27 @@ export function processTree(pid: number): number[] {
 /** One process's share of memoryKb. */
 export interface ProcessMemory {
   pid: number
+  /** The parent's pid (0 when it could not be read). */
+  ppid: number
   comm: string
   rss: number
   pss: number
+}
+
+/**
+ * The parts that are `root` or descend from it through the parts' parents, and the others: in a container's
+ * cgroup, its main process's tree and what the runtime started beside it (an exec probe's runc init and
+ * the probe's processes, whose parent is the runtime's shim, outside the cgroup).
+ */
+export function splitByRoot(parts: ProcessMemory[], root: number): {tree: ProcessMemory[]; others: ProcessMemory[]} {
+  const parent = new Map(parts.map((p) => [p.pid, p.ppid]))
+  const inTree = (pid: number): boolean => {
+    for (let at: number | undefined = pid, hops = 0; at !== undefined && hops <= parts.length; at = parent.get(at), hops++) {
+      if (at === root) return true
+    }
+    return false
+  }
+  return {tree: parts.filter((p) => inTree(p.pid)), others: parts.filter((p) => !inTree(p.pid))}
 }
 
 /**
@@ -101,7 +119,9 @@ export function memoryKb(pids: number[]): {rss: number; pss: number; processes: 
     try {
       const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
       const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim()
-      parts.push({pid, comm, rss: Number(/^Rss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0), pss: Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0)})
+      // The fields after the command name, which may itself hold spaces and parentheses: state ppid ...
+      const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1] ?? 0)
+      parts.push({pid, ppid, comm, rss: Number(/^Rss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0), pss: Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0)})
     } catch {
       // exited while we looked (or a kernel thread: no smaps)
     }

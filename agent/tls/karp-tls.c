@@ -1,8 +1,9 @@
 /*
  * karp-tls: the agent's HTTPS client, a verified TLS pipe; the agent's shell scripts write the HTTP.
  *
- *   karp-tls --connect HOST:PORT --name NAME --ca FILE [--timeout SECONDS]
- *   karp-tls --connect HOST:PORT --plain [--timeout SECONDS]
+ *   karp-tls --connect HOST:PORT --name NAME --ca FILE [--timeout SECONDS] [GET]
+ *   karp-tls --connect HOST:PORT --plain [--timeout SECONDS] [GET]
+ *   GET: --get PATH --host HOST [--token-file FILE]
  *
  * Connects to HOST:PORT (an IPv4 or [IPv6] literal, or a name) and does a TLS 1.2 handshake (BearSSL,
  * linked statically) in which the server's chain must lead to a certificate of FILE, nothing else being
@@ -13,6 +14,12 @@
  * goes to stdout until the server closes the connection. EOF on stdin ends nothing (the answer is still
  * to come: the request says "Connection: close"). --plain is the same pipe without TLS, for http://
  * health URLs, which never get a token.
+ *
+ * With --get, karp-tls writes the request itself instead of reading stdin ("GET PATH HTTP/1.0", Host, a
+ * bearer token from the first line of FILE when it can be read, "Connection: close"): the agent's
+ * periodic reads then cost one process, not a shell forked to write the request as well. FILE is read
+ * only after the server verified, like stdin. HTTP/1.0, so that the answer comes without chunked framing
+ * and the server closes the connection after it.
  *
  * The whole run, name lookup included, ends after --timeout seconds (default 10). Each failure is one
  * line on stderr (never the bytes that went through) and an exit code of enum exit_code below.
@@ -44,8 +51,8 @@ enum exit_code {
 	EXIT_IO = 6,        /* reading or writing failed after the handshake */
 };
 
-static const char usage[] =
-	"usage: karp-tls --connect HOST:PORT (--name NAME --ca FILE | --plain) [--timeout SECONDS]";
+static const char usage[] = "usage: karp-tls --connect HOST:PORT (--name NAME --ca FILE | --plain) [--timeout SECONDS]"
+			    " [--get PATH --host HOST [--token-file FILE]]";
 
 static _Noreturn void fail(enum exit_code code, const char *fmt, ...)
 {
@@ -503,6 +510,57 @@ static void write_all(int fd, const unsigned char *buf, size_t len, const char *
 	}
 }
 
+/* --get: the request karp-tls writes itself, composed once the server verified (the token is read then). */
+static const char *get_path, *get_host, *token_file;
+static char request[8192];
+static size_t request_len, request_sent;
+
+/* A request line or header value: printable ASCII without spaces, so nothing can end the line early. */
+static int header_safe(const char *text, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (text[i] <= ' ' || text[i] >= 0x7f)
+			return 0;
+	return len > 0;
+}
+
+static void compose_request(void)
+{
+	char token[6144];
+	size_t token_len = 0;
+	int fd = token_file != NULL ? open(token_file, O_RDONLY | O_CLOEXEC) : -1;
+	/* An unreadable token file means no token (an anonymous /readyz), as when the agent has none mounted. */
+	if (fd >= 0) {
+		ssize_t n;
+		while (token_len < sizeof token && (n = read(fd, token + token_len, sizeof token - token_len)) != 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				break;
+			token_len += (size_t)n;
+		}
+		close(fd);
+		if (token_len == sizeof token)
+			fail(EXIT_USAGE, "--token-file holds more than %zu bytes", sizeof token - 1);
+		char *end = memchr(token, '\n', token_len);
+		if (end != NULL)
+			token_len = (size_t)(end - token);
+		while (token_len > 0 && (token[token_len - 1] == '\r' || token[token_len - 1] == ' '))
+			token_len--;
+		if (token_len > 0 && !header_safe(token, token_len))
+			fail(EXIT_USAGE, "--token-file: the token's first line holds a byte that a header cannot carry");
+	}
+	int n = token_len > 0 ? snprintf(request, sizeof request,
+					 "GET %s HTTP/1.0\r\nHost: %s\r\nAuthorization: Bearer %.*s\r\nConnection: close\r\n\r\n",
+					 get_path, get_host, (int)token_len, token)
+			      : snprintf(request, sizeof request, "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n",
+					 get_path, get_host);
+	explicit_bzero(token, sizeof token);
+	if (n < 0 || (size_t)n >= sizeof request)
+		fail(EXIT_USAGE, "the request does not fit in %zu bytes", sizeof request);
+	request_len = (size_t)n;
+}
+
 /*
  * The TLS connection, handshake included: bytes move between the socket and BearSSL's engine, the
  * engine's application data to stdout, and stdin to the engine once the handshake completed with a
@@ -533,6 +591,22 @@ static void tls_pipe(int fd, const char *name)
 			buf = br_ssl_engine_recvapp_buf(engine, &len);
 			write_all(STDOUT_FILENO, buf, len, "stdout");
 			br_ssl_engine_recvapp_ack(engine, len);
+			continue;
+		}
+		if (ready && stdin_open && get_path != NULL) {
+			if (request_len == 0)
+				compose_request();
+			buf = br_ssl_engine_sendapp_buf(engine, &len);
+			if (len > request_len - request_sent)
+				len = request_len - request_sent;
+			memcpy(buf, request + request_sent, len);
+			br_ssl_engine_sendapp_ack(engine, len);
+			request_sent += len;
+			if (request_sent == request_len) {
+				br_ssl_engine_flush(engine, 0);
+				explicit_bzero(request, sizeof request);
+				stdin_open = 0;
+			}
 			continue;
 		}
 		struct pollfd watch[2] = {
@@ -595,8 +669,20 @@ static void tls_pipe(int fd, const char *name)
 static void plain_pipe(int fd)
 {
 	unsigned char buf[4096];
-	int stdin_open = 1;
+	int stdin_open = get_path == NULL;
 	step = EXCHANGE;
+	if (get_path != NULL) {
+		compose_request();
+		for (const char *p = request; request_len > 0;) {
+			ssize_t sent = send(fd, p, request_len, MSG_NOSIGNAL);
+			if (sent < 0 && errno == EINTR)
+				continue;
+			if (sent <= 0)
+				fail(EXIT_IO, "cannot write to the server: %s", strerror(errno));
+			p += sent;
+			request_len -= (size_t)sent;
+		}
+	}
 	for (;;) {
 		struct pollfd watch[2] = {{.fd = fd, .events = POLLIN}, {.fd = STDIN_FILENO, .events = POLLIN}};
 		if (poll(watch, stdin_open ? 2 : 1, -1) < 0) {
@@ -644,6 +730,9 @@ int main(int argc, char **argv)
 				     : strcmp(argv[i], "--name") == 0    ? &name
 				     : strcmp(argv[i], "--ca") == 0      ? &ca
 				     : strcmp(argv[i], "--timeout") == 0 ? &timeout
+				     : strcmp(argv[i], "--get") == 0     ? &get_path
+				     : strcmp(argv[i], "--host") == 0    ? &get_host
+				     : strcmp(argv[i], "--token-file") == 0 ? &token_file
 									 : NULL;
 		if (strcmp(argv[i], "--plain") == 0)
 			plain = 1;
@@ -660,6 +749,14 @@ int main(int argc, char **argv)
 		fail(EXIT_USAGE, "--timeout wants seconds above 0 and at most 86400, e.g. 5 or 0.5");
 	if (name != NULL && (*name == '\0' || strlen(name) > 253))
 		fail(EXIT_USAGE, "--name wants a DNS name or an IP address");
+	if ((get_path == NULL) != (get_host == NULL) || (token_file != NULL && get_path == NULL))
+		fail(EXIT_USAGE, "--get and --host go together, and --token-file needs them");
+	if (get_path != NULL && (get_path[0] != '/' || !header_safe(get_path, strlen(get_path))))
+		fail(EXIT_USAGE, "--get wants a path that starts with / and has no spaces or control characters");
+	if (get_host != NULL && !header_safe(get_host, strlen(get_host)))
+		fail(EXIT_USAGE, "--host wants HOST[:PORT] without spaces or control characters");
+	if (plain && token_file != NULL)
+		fail(EXIT_USAGE, "--token-file wants TLS: a token never goes out without --name and --ca");
 
 	/* A reader of stdout that went away shows up as a write error, not as a silent death. */
 	signal(SIGPIPE, SIG_IGN);

@@ -25,7 +25,8 @@
 //              two holders, the longest outage (all must be zero)
 //   memory     steady state for --memory-seconds (60): every process of each node's VIP pod (its cgroup)
 //              sampled every 10 ms, the sum of RSS and of PSS (lab/process.ts memoryKb), median and peak, of
-//              the agent's processes, and the peak with the kubelet's exec probes (runc's init, healthcheck.sh)
+//              the agent's processes (the container's main process and its descendants), and the peak with
+//              the kubelet's exec probes (runc's init, healthcheck.sh and its children)
 // For power, apiserver and delete: trials in which two nodes that did not hold the VIP took it together
 // (holders sampled every 100 ms), what the agents' ranks prevent.
 // Also lab up time, RSS of each node (every process in its namespace) and of the VIP pod's processes.
@@ -41,7 +42,7 @@ import {agentImage} from '../../lab/image.js'
 import type {CommandResult} from '../../lab/node.js'
 import {watchHolders, type HoldersSeen} from '../../lab/holders.js'
 import {longestOutage, type Probe} from '../../lab/outage.js'
-import {memoryKb, rssKb, sleep, waitFor} from '../../lab/process.js'
+import {memoryKb, rssKb, sleep, splitByRoot, waitFor} from '../../lab/process.js'
 import {DEFAULTS} from '../../src/lib/config/vip-config.js'
 import {summarize} from '../stats.js'
 import {cell, CONFIG_TITLES, randomPhaseMs, seconds, SideBySide} from './table.js'
@@ -429,16 +430,18 @@ class RealNodeBench {
         const readers = await Promise.all(this.cluster.nodes.map(async (n) => {
           const ids = (await n.kube.runtime.crictl(['ps', '-q', '--state', 'Running', '--name', `^${this.container}$`])).stdout.split('\n').filter(Boolean)
           if (ids.length !== 1) throw new Error(`${n.name}: ${ids.length} running ${this.container} containers`)
-          return {node: n.name, pids: await n.kube.runtime.cgroupPids(ids[0] as string)}
+          const id = ids[0] as string
+          return {node: n.name, pids: await n.kube.runtime.cgroupPids(id), main: (await n.kube.runtime.inspect(id)).info.pid}
         }))
         const end = Date.now() + memorySeconds * 1000
         while (Date.now() < end) {
-          for (const {node, pids} of readers) {
+          for (const {node, pids, main} of readers) {
             const m = memoryKb(pids())
             // The kubelet's exec probes (healthcheck.sh) run through `runc exec` in the pod's cgroup: runc's init
-            // process, about 10 MB until the probe's shell replaces it, is charged to the pod's memory limit; the
-            // agent's own processes are the rest (its shell, ucarp, hooks, karp-tls).
-            const agent = m.parts.filter((p) => !p.comm.startsWith('runc') && p.comm !== 'healthcheck.sh')
+            // process, about 10 MB until the probe's shell replaces it, and the probe's own processes are charged to
+            // the pod's memory limit; the agent's processes are the container's main process (the entrypoint's
+            // shell) and what descends from it (ucarp, hooks, karp-tls).
+            const agent = splitByRoot(m.parts, main).tree
             const rss = agent.reduce((n, p) => n + p.rss, 0)
             const kept = this.podMemory.get(node) ?? {rss: [], pss: [], withRuntime: [], processes: 0, peakRss: 0, peak: ''}
             if (rss > kept.peakRss) {

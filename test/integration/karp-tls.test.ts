@@ -242,6 +242,59 @@ describe('karp-tls', {skip}, () => {
     })
   })
 
+  describe('--get: the request written by karp-tls itself', () => {
+    const tokenFile = writeTempFile('token', `${TOKEN}\n`)
+    const getRequest = (host: string, token?: string) =>
+      `GET /api/v1/nodes/node1 HTTP/1.0\r\nHost: ${host}\r\n${token ? `Authorization: Bearer ${token}\r\n` : ''}Connection: close\r\n\r\n`
+
+    it('sends GET PATH over HTTP/1.0 with Host and the first line of --token-file as a bearer token, ignoring stdin', async () => {
+      const server = await tlsServer([serverCert({dnsSans: ['kubernetes']})])
+      const r = await verified(server, 'kubernetes', caFile, ['--get', '/api/v1/nodes/node1', '--host', '10.96.0.1:443', '--token-file', tokenFile])
+      assert.equal(r.code, EXIT.done, r.stderr)
+      assert.equal(r.stdout.toString('latin1'), ANSWER)
+      assert.equal(server.received(), getRequest('10.96.0.1:443', TOKEN))
+    })
+
+    it('sends no Authorization header when the token file cannot be read (no token mounted)', async () => {
+      const server = await tlsServer([serverCert({dnsSans: ['kubernetes']})])
+      const r = await verified(server, 'kubernetes', caFile, ['--get', '/api/v1/nodes/node1', '--host', 'kubernetes', '--token-file', '/nonexistent/token'])
+      assert.equal(r.code, EXIT.done, r.stderr)
+      assert.equal(server.received(), getRequest('kubernetes'))
+    })
+
+    it('never sends the token to a server that did not verify: exit 4, no byte received', async () => {
+      const server = await tlsServer([serverCert({dnsSans: ['kubernetes'], issuer: otherCa})])
+      const r = await verified(server, 'kubernetes', caFile, ['--get', '/readyz', '--host', 'kubernetes', '--token-file', tokenFile])
+      assert.equal(r.code, EXIT.handshake, r.stderr)
+      assert.equal(server.received(), '')
+    })
+
+    it('refuses a token whose first line carries a byte a header cannot, with exit 2 and no request', async () => {
+      const server = await tlsServer([serverCert({dnsSans: ['kubernetes']})])
+      const r = await verified(server, 'kubernetes', caFile, ['--get', '/readyz', '--host', 'kubernetes', '--token-file', writeTempFile('bad-token', 'abc def\n')])
+      assert.equal(r.code, EXIT.usage, r.stderr)
+      assert.match(r.stderr, /--token-file/)
+      assert.equal(server.received(), '')
+    })
+
+    it('writes the request without TLS for --plain', async () => {
+      const chunks: Buffer[] = []
+      const tcp = createTcpServer((socket) => {
+        socket.on('error', () => undefined)
+        socket.on('data', (chunk: Buffer) => {
+          chunks.push(chunk)
+          if (Buffer.concat(chunks).includes('\r\n\r\n')) socket.end(ANSWER)
+        })
+      })
+      const server = await listen(tcp, '127.0.0.1')
+      running.push(server)
+      const r = await karpTlsRun(['--connect', server.address, '--plain', '--get', '/api/v1/nodes/node1', '--host', server.address], 'stdin is not read')
+      assert.equal(r.code, EXIT.done, r.stderr)
+      assert.equal(r.stdout.toString('latin1'), ANSWER)
+      assert.equal(Buffer.concat(chunks).toString('latin1'), getRequest(server.address))
+    })
+  })
+
   describe('--plain (http:// health URLs, which never carry a token)', () => {
     it('pipes stdin to the server and its answer to stdout, without TLS', async () => {
       const chunks: Buffer[] = []
@@ -276,6 +329,12 @@ describe('karp-tls', {skip}, () => {
       ['a timeout of 0', ['--connect', '127.0.0.1:1', '--plain', '--timeout', '0']],
       ['a timeout with a unit', ['--connect', '127.0.0.1:1', '--plain', '--timeout', '5s']],
       ['an unknown option', ['--connect', '127.0.0.1:1', '--plain', '--insecure']],
+      ['--get without --host', ['--connect', '127.0.0.1:1', '--plain', '--get', '/readyz']],
+      ['--get with a path that is not absolute', ['--connect', '127.0.0.1:1', '--plain', '--get', 'readyz', '--host', 'a']],
+      ['--get with a space in the path', ['--connect', '127.0.0.1:1', '--plain', '--get', '/a b', '--host', 'a']],
+      ['--host with a line break', ['--connect', '127.0.0.1:1', '--plain', '--get', '/readyz', '--host', 'a\r\nX-Evil: 1']],
+      ['--token-file without --get', ['--connect', '127.0.0.1:1', '--name', 'kubernetes', '--ca', '/dev/null', '--token-file', '/dev/null']],
+      ['--token-file with --plain (a token never goes out unencrypted)', ['--connect', '127.0.0.1:1', '--plain', '--get', '/readyz', '--host', 'a', '--token-file', '/dev/null']],
     ]
     for (const [what, args] of bad) {
       it(`refuses ${what} with exit 2`, async () => {
