@@ -848,7 +848,7 @@ polls_stop() {
 # A slow API server (a poll waits up to KARP_REPORT_TIMEOUT) delays a pass by no more than that.
 polls_settle() {
   settles=0
-  while [ "$settles" -lt 15 ] && { proc_alive "$node_poller" || proc_alive "$peers_poller"; }; do
+  while [ "$settles" -lt 15 ] && [ "$stopping" = 0 ] && { proc_alive "$node_poller" || proc_alive "$peers_poller"; }; do
     settles=$((settles + 1))
     nap 0.02
   done

@@ -124,11 +124,12 @@ export class Lab {
     this.pki = {ca: join(pki, 'ca.crt'), server: {cert: join(pki, 'apiserver.crt'), key: join(pki, 'apiserver.key')}}
   }
 
-  static async create(nodeCount = 3): Promise<Lab> {
+  /** A lab of `nodeCount` nodes, node1 at `${SUBNET}.${firstOctet}` and each next one at the next address. */
+  static async create(nodeCount = 3, firstOctet = 11): Promise<Lab> {
     const lab = new Lab(await Network.create(PREFIX, SUBNET))
     lab.untrack = atTeardown(() => lab.destroySync())
     try {
-      await lab.build(nodeCount)
+      await lab.build(nodeCount, firstOctet)
     } catch (err) {
       lab.destroySync()
       throw err
@@ -145,11 +146,11 @@ export class Lab {
     writeFileSync(this.pki.server.key, server.key.privatePem, {mode: 0o600})
   }
 
-  private async build(nodeCount: number): Promise<void> {
+  private async build(nodeCount: number, firstOctet: number): Promise<void> {
     this.writePki()
     await this.net.addHost('client', Number(CLIENT_IP.split('.')[3]))
     for (let i = 1; i <= nodeCount; i++) {
-      const host = await this.net.addHost(`node${i}`, 10 + i)
+      const host = await this.net.addHost(`node${i}`, firstOctet + i - 1)
       const dir = join(this.dir, host.name)
       mkdirSync(join(dir, 'state'), {recursive: true})
       writeFileSync(join(dir, 'password'), 'lab-secret-42\n', {mode: 0o600})
