@@ -673,15 +673,7 @@ static void plain_pipe(int fd)
 	step = EXCHANGE;
 	if (get_path != NULL) {
 		compose_request();
-		for (const char *p = request; request_len > 0;) {
-			ssize_t sent = send(fd, p, request_len, MSG_NOSIGNAL);
-			if (sent < 0 && errno == EINTR)
-				continue;
-			if (sent <= 0)
-				fail(EXIT_IO, "cannot write to the server: %s", strerror(errno));
-			p += sent;
-			request_len -= (size_t)sent;
-		}
+		write_all(fd, (const unsigned char *)request, request_len, "the server");
 	}
 	for (;;) {
 		struct pollfd watch[2] = {{.fd = fd, .events = POLLIN}, {.fd = STDIN_FILENO, .events = POLLIN}};
@@ -705,15 +697,8 @@ static void plain_pipe(int fd)
 				stdin_open = 0;
 			else if (n < 0 && errno != EINTR)
 				fail(EXIT_IO, "cannot read stdin: %s", strerror(errno));
-			for (unsigned char *p = buf; n > 0;) {
-				ssize_t sent = send(fd, p, (size_t)n, MSG_NOSIGNAL);
-				if (sent < 0 && errno == EINTR)
-					continue;
-				if (sent <= 0)
-					fail(EXIT_IO, "cannot write to the server: %s", strerror(errno));
-				p += sent;
-				n -= sent;
-			}
+			if (n > 0)
+				write_all(fd, buf, (size_t)n, "the server");
 		}
 	}
 }
