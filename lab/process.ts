@@ -57,35 +57,49 @@ export function killPid(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
   }
 }
 
-/** `pid` and every process descended from it, as /proc shows them now. */
-export function processTree(pid: number): number[] {
+/** The parent of a process from its /proc stat line (the fields after the command name, which may itself hold spaces and parentheses). */
+function parentOf(pid: number | string): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+}
+
+/** `root` and every pid below it, given each pid's parent; each pid once, whatever loops the parents make. */
+function descendants(parents: Iterable<[number, number]>, root: number): Set<number> {
   const children = new Map<number, number[]>()
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      const list = children.get(ppid) ?? []
-      list.push(Number(entry))
-      children.set(ppid, list)
-    } catch {
-      // exited while we looked
-    }
+  for (const [pid, ppid] of parents) {
+    const list = children.get(ppid) ?? []
+    list.push(pid)
+    children.set(ppid, list)
   }
-  const tree: number[] = []
-  const stack = [pid]
+  const tree = new Set<number>()
+  const stack = [root]
   while (stack.length > 0) {
     const p = stack.pop() as number
-    tree.push(p)
+    if (tree.has(p)) continue
+    tree.add(p)
     stack.push(...(children.get(p) ?? []))
   }
   return tree
 }
 
+/** `pid` and every process descended from it, as /proc shows them now. */
+export function processTree(pid: number): number[] {
+  const parents: [number, number][] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      parents.push([Number(entry), parentOf(entry)])
+    } catch {
+      // exited while we looked
+    }
+  }
+  return [...descendants(parents, pid)]
+}
+
 /** One process's share of memoryKb. */
 export interface ProcessMemory {
   pid: number
-  /** The parent's pid (0 when it could not be read). */
+  /** The parent's pid. */
   ppid: number
   comm: string
   rss: number
@@ -98,14 +112,8 @@ export interface ProcessMemory {
  * the probe's processes, whose parent is the runtime's shim, outside the cgroup).
  */
 export function splitByRoot(parts: ProcessMemory[], root: number): {tree: ProcessMemory[]; others: ProcessMemory[]} {
-  const parent = new Map(parts.map((p) => [p.pid, p.ppid]))
-  const inTree = (pid: number): boolean => {
-    for (let at: number | undefined = pid, hops = 0; at !== undefined && hops <= parts.length; at = parent.get(at), hops++) {
-      if (at === root) return true
-    }
-    return false
-  }
-  return {tree: parts.filter((p) => inTree(p.pid)), others: parts.filter((p) => !inTree(p.pid))}
+  const tree = descendants(parts.map((p): [number, number] => [p.pid, p.ppid]), root)
+  return {tree: parts.filter((p) => tree.has(p.pid)), others: parts.filter((p) => !tree.has(p.pid))}
 }
 
 /**
@@ -119,9 +127,7 @@ export function memoryKb(pids: number[]): {rss: number; pss: number; processes: 
     try {
       const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
       const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim()
-      // The fields after the command name, which may itself hold spaces and parentheses: state ppid ...
-      const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1] ?? 0)
-      parts.push({pid, ppid, comm, rss: Number(/^Rss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0), pss: Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0)})
+      parts.push({pid, ppid: parentOf(pid), comm, rss: Number(/^Rss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0), pss: Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0)})
     } catch {
       // exited while we looked (or a kernel thread: no smaps)
     }

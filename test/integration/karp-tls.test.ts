@@ -86,6 +86,21 @@ async function tlsServer(
   return {...listening, serverNames, received: () => Buffer.concat(chunks).toString('latin1')}
 }
 
+/** A TCP server (no TLS) that answers once it has a whole request, for --plain. */
+async function plainServer(): Promise<RunningServer & {received(): string}> {
+  const chunks: Buffer[] = []
+  const tcp = createTcpServer((socket) => {
+    socket.on('error', () => undefined)
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk)
+      if (Buffer.concat(chunks).includes('\r\n\r\n')) socket.end(ANSWER)
+    })
+  })
+  const server = await listen(tcp, '127.0.0.1')
+  running.push(server)
+  return {...server, received: () => Buffer.concat(chunks).toString('latin1')}
+}
+
 async function karpTlsRun(args: string[], input = REQUEST) {
   const result = await execa(binary, args, {input, reject: false, timeout: 20_000, encoding: 'buffer', stripFinalNewline: false})
   const stderr = Buffer.from(result.stderr).toString('utf8')
@@ -278,40 +293,22 @@ describe('karp-tls', {skip}, () => {
     })
 
     it('writes the request without TLS for --plain', async () => {
-      const chunks: Buffer[] = []
-      const tcp = createTcpServer((socket) => {
-        socket.on('error', () => undefined)
-        socket.on('data', (chunk: Buffer) => {
-          chunks.push(chunk)
-          if (Buffer.concat(chunks).includes('\r\n\r\n')) socket.end(ANSWER)
-        })
-      })
-      const server = await listen(tcp, '127.0.0.1')
-      running.push(server)
+      const server = await plainServer()
       const r = await karpTlsRun(['--connect', server.address, '--plain', '--get', '/api/v1/nodes/node1', '--host', server.address], 'stdin is not read')
       assert.equal(r.code, EXIT.done, r.stderr)
       assert.equal(r.stdout.toString('latin1'), ANSWER)
-      assert.equal(Buffer.concat(chunks).toString('latin1'), getRequest(server.address))
+      assert.equal(server.received(), getRequest(server.address))
     })
   })
 
   describe('--plain (http:// health URLs, which never carry a token)', () => {
     it('pipes stdin to the server and its answer to stdout, without TLS', async () => {
-      const chunks: Buffer[] = []
-      const tcp = createTcpServer((socket) => {
-        socket.on('error', () => undefined)
-        socket.on('data', (chunk: Buffer) => {
-          chunks.push(chunk)
-          if (Buffer.concat(chunks).includes('\r\n\r\n')) socket.end(ANSWER)
-        })
-      })
-      const server = await listen(tcp, '127.0.0.1')
-      running.push(server)
+      const server = await plainServer()
       const request = 'GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'
       const r = await karpTlsRun(['--connect', server.address, '--plain', '--timeout', '5'], request)
       assert.equal(r.code, EXIT.done, r.stderr)
       assert.equal(r.stdout.toString('latin1'), ANSWER)
-      assert.equal(Buffer.concat(chunks).toString('latin1'), request)
+      assert.equal(server.received(), request)
     })
   })
 
