@@ -283,12 +283,20 @@ start_ucarp() { # why [hold|listen]
     --upscript="$here/up.sh" --downscript="$here/down.sh" --shutdown
   [ "$KARP_PREEMPT" = true ] && set -- "$@" --preempt
   [ -n "$neutral" ] && set -- "$@" "$neutral"
+  # A leaving master's advertisement (carp_leave) times out every backup whose dead interval is shorter
+  # than what it announces, all at once; karp-pcap-immediate.so holds it back 25 ms per 1/256 s of skew
+  # above 1, and drops it if a backup that held back less advertises meanwhile. Two nodes' automatic skews
+  # differ by KARP_SKEW_STEP (4) at least: 100 ms apart, more than a takeover takes before ucarp's first
+  # advertisement (its up script runs first: 50-90 ms in the lab). Rank 0 (skew 1) holds nothing back.
+  hold_ms=0
+  [ "$advskew" -gt 1 ] && hold_ms=$(((advskew - 1) * 25))
+  dead_ms=$((KARP_ADVBASE * deadratio * 1000))
   # ucarp's warnings (and its hooks' log lines) go through the nap FIFO: nap reads and passes them on,
   # and notes another CARP group's advertisements on the way (ucarp_said).
   if [ "$nap_read" = true ]; then
-    LD_PRELOAD=$capture_preload ucarp "$@" </dev/null 2>&3 3>&- &
+    KARP_PCAP_HOLD_MS=$hold_ms KARP_PCAP_DEAD_MS=$dead_ms LD_PRELOAD=$capture_preload ucarp "$@" </dev/null 2>&3 3>&- &
   else
-    LD_PRELOAD=$capture_preload ucarp "$@" </dev/null 3>&- &
+    KARP_PCAP_HOLD_MS=$hold_ms KARP_PCAP_DEAD_MS=$dead_ms LD_PRELOAD=$capture_preload ucarp "$@" </dev/null 3>&- &
   fi
   ucarp_pid=$!
   state_set ucarp.pid "$ucarp_pid"

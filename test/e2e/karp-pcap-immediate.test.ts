@@ -5,7 +5,8 @@ import assert from 'node:assert/strict'
 import {chmodSync, existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
-import {agentInstallDir, Lab, labSkipReason, VHID, VIP, waitFor, type LabNode, type Proc} from '../../lab/agent-lab.js'
+import {agentInstallDir, Lab, labSkipReason, sleep, VHID, VIP, waitFor, type LabNode, type Proc} from '../../lab/agent-lab.js'
+import {karpTlsDir} from '../../lab/karp-tls.js'
 
 const skip = labSkipReason()
 
@@ -99,5 +100,84 @@ describe('karp-pcap-immediate.so in ucarp', {skip}, () => {
     } finally {
       await lab.net.exec(node.ns, ['ip', 'link', 'del', 'down0'])
     }
+  })
+})
+
+describe('karp-pcap-immediate.so holding back a leaving master\'s advertisement', {skip}, () => {
+  let lab: Lab
+  let passfile: string
+  const preload = () => join(agentInstallDir(), 'karp-pcap-immediate.so')
+  const ucarps: Proc[] = []
+  /** ucarp on a node, with advbase 1 and the default dead ratio (3 s); its up script leaves a file. */
+  const startUcarp = (node: LabNode, skew: number, env: Record<string, string>) => {
+    const upRan = join(node.dir, 'hold.up-ran')
+    const up = join(node.dir, 'hold.up.sh')
+    writeFileSync(up, `#!/bin/sh\ntouch ${upRan}\n`)
+    chmodSync(up, 0o755)
+    const log = join(node.dir, 'hold.log')
+    const ucarp = lab.spawnIn(
+      node.ns,
+      ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), 'ucarp', '--interface=eth0', `--srcip=${node.ip}`, `--vhid=${VHID}`, `--passfile=${passfile}`,
+        `--addr=${VIP}`, '--advbase=1', `--advskew=${skew}`, `--upscript=${up}`, '--downscript=/bin/true'],
+      {},
+      log,
+    )
+    ucarps.push(ucarp)
+    return {ucarp, upRan: () => existsSync(upRan), log: () => readFileSync(log, 'utf8')}
+  }
+  const held = (holdMs: number) => ({LD_PRELOAD: preload(), KARP_PCAP_HOLD_MS: String(holdMs), KARP_PCAP_DEAD_MS: '3000'})
+  /** What the agent does when its API server dies: its ucarp gone, it announces an interval of 4 s (> 3 s). */
+  const leave = async (node: LabNode, ucarp: Proc) => {
+    process.kill(ucarp.pid, 'SIGKILL')
+    await ucarp.exited
+    const sent = await lab.net.exec(node.ns, [join(karpTlsDir(), 'karp-carp-leave'), '--srcip', node.ip, '--vhid', VHID, '--vip', VIP,
+      '--passfile', passfile, '--advbase', '4'])
+    assert.equal(sent.exitCode, 0, sent.stderr)
+  }
+
+  before(async () => {
+    lab = await Lab.create(3)
+    passfile = join(lab.nodes[0]!.dir, 'hold.pass')
+    writeFileSync(passfile, 'hold-test\n', {mode: 0o600})
+  })
+  after(async () => {
+    for (const ucarp of ucarps) if (ucarp.running) process.kill(ucarp.pid, 'SIGKILL')
+    await Promise.all(ucarps.map((u) => u.exited))
+    await lab?.destroy()
+  })
+
+  it('lets the backup that holds it back least take over, and the other drops it on that one\'s advertisement', async () => {
+    const [master, slow, fast] = lab.nodes as [LabNode, LabNode, LabNode]
+    const old = startUcarp(master, 0, {})
+    await waitFor('the skew-0 ucarp elected', 10_000, async () => old.upRan())
+    const waiting = startUcarp(slow, 100, held(800))
+    const first = startUcarp(fast, 10, held(40))
+    await sleep(2500) // both backups have read the master's advertisements
+    assert.ok(!waiting.upRan() && !first.upRan(), 'the backups stayed backups while the master advertised')
+    await leave(master, old.ucarp)
+    // ucarp logs why after its up script ran.
+    await waitFor(`${fast.name} elected on the leaving advertisement`, 5000, async () => /Putting MASTER DOWN \(going to time out\)/.test(first.log()))
+    assert.ok(first.upRan())
+    assert.match(first.log(), /karp-pcap-immediate: passed on the leaving advertisement of vhid 42 from 10\.77\.0\.11 after \d+ ms/)
+    await waitFor(`${slow.name} to drop what it held`, 5000, async () => /karp-pcap-immediate: dropped/.test(waiting.log()))
+    assert.match(waiting.log(), /karp-pcap-immediate: dropped the leaving advertisement of vhid 42 from 10\.77\.0\.11: 10\.77\.0\.13 advertised \d+ ms later/)
+    // Past the dead interval: it reads the new master's advertisements and never took over.
+    await sleep(4000)
+    assert.ok(!waiting.upRan(), `${slow.name} took over too:\n${waiting.log()}`)
+    assert.doesNotMatch(waiting.log(), /going to time out|passed on/)
+    const heldMs = Number(/passed on .* after (\d+) ms/.exec(first.log())?.[1])
+    assert.ok(heldMs >= 40, `held ${heldMs} ms, asked for 40`)
+  })
+
+  it('passes it on once the hold is over when nobody takes over meanwhile, and drops its repeat', async () => {
+    const [, slow, fast] = lab.nodes as [LabNode, LabNode, LabNode]
+    const master = ucarps.at(-1) as Proc
+    const waiting = () => readFileSync(join(slow.dir, 'hold.log'), 'utf8')
+    await leave(fast, master)
+    await waitFor(`${slow.name} elected on the leaving advertisement`, 5000, async () => /Putting MASTER DOWN \(going to time out\)/.test(waiting()))
+    assert.ok(existsSync(join(slow.dir, 'hold.up-ran')))
+    const passed = [...waiting().matchAll(/passed on the leaving advertisement of vhid 42 from 10\.77\.0\.13 after (\d+) ms/g)]
+    assert.equal(passed.length, 1, waiting())
+    assert.ok(Number(passed[0]?.[1]) >= 800, `held ${passed[0]?.[1]} ms, asked for 800`)
   })
 })
