@@ -294,9 +294,9 @@ start_ucarp() { # why [hold|listen]
   # ucarp's warnings (and its hooks' log lines) go through the nap FIFO: nap reads and passes them on,
   # and notes another CARP group's advertisements on the way (ucarp_said).
   if [ "$nap_read" = true ]; then
-    KARP_PCAP_HOLD_MS=$hold_ms KARP_PCAP_DEAD_MS=$dead_ms LD_PRELOAD=$capture_preload ucarp "$@" </dev/null 2>&3 3>&- &
+    PCAP_IMMEDIATE_HOLD_MS=$hold_ms PCAP_IMMEDIATE_DEAD_MS=$dead_ms LD_PRELOAD=$capture_preload ucarp "$@" </dev/null 2>&3 3>&- &
   else
-    KARP_PCAP_HOLD_MS=$hold_ms KARP_PCAP_DEAD_MS=$dead_ms LD_PRELOAD=$capture_preload ucarp "$@" </dev/null 3>&- &
+    PCAP_IMMEDIATE_HOLD_MS=$hold_ms PCAP_IMMEDIATE_DEAD_MS=$dead_ms LD_PRELOAD=$capture_preload ucarp "$@" </dev/null 3>&- &
   fi
   ucarp_pid=$!
   state_set ucarp.pid "$ucarp_pid"

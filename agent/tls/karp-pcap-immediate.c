@@ -17,9 +17,9 @@
  * environment when loaded, so ucarp's up and down scripts, which inherit ucarp's environment, do not load it.
  *
  * It also holds back a leaving master's advertisement for a moment, when the agent asks for it
- * (KARP_PCAP_HOLD_MS=N KARP_PCAP_DEAD_MS=M in ucarp's environment, taken out like LD_PRELOAD). A leaving
- * master announces an advertisement interval longer than the backups' dead interval, and ucarp's backups
- * then take over at once ("Putting MASTER DOWN (going to time out)"): all of them together, when nothing
+ * (PCAP_IMMEDIATE_HOLD_MS=N PCAP_IMMEDIATE_DEAD_MS=M in ucarp's environment, taken out like LD_PRELOAD).
+ * A leaving master announces an advertisement interval longer than the backups' dead interval, and ucarp's
+ * backups then take over at once ("Putting MASTER DOWN (going to time out)"): all of them together, when nothing
  * else sets them apart. So an advertisement of an interval (advbase + advskew/256 s) longer than M ms
  * reaches ucarp only N ms after it arrived, and not at all when another advertisement of the same vhid that
  * times nobody out arrives first: then the backup that held back least has taken over and is advertising,
@@ -78,8 +78,8 @@ static long setting(const char *name)
 __attribute__((constructor)) static void leave_environment(void)
 {
 	unsetenv("LD_PRELOAD");
-	hold_ms = setting("KARP_PCAP_HOLD_MS");
-	dead_ms = setting("KARP_PCAP_DEAD_MS");
+	hold_ms = setting("PCAP_IMMEDIATE_HOLD_MS");
+	dead_ms = setting("PCAP_IMMEDIATE_DEAD_MS");
 	if (dead_ms == 0) hold_ms = 0;
 }
 

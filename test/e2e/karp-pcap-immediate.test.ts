@@ -112,7 +112,7 @@ describe('karp-pcap-immediate.so holding back a leaving master\'s advertisement'
   const startUcarp = (node: LabNode, skew: number, env: Record<string, string>) => {
     const upRan = join(node.dir, 'hold.up-ran')
     const up = join(node.dir, 'hold.up.sh')
-    writeFileSync(up, `#!/bin/sh\ntouch ${upRan}\n`)
+    writeFileSync(up, `#!/bin/sh\nenv > ${upRan}\n`)
     chmodSync(up, 0o755)
     const log = join(node.dir, 'hold.log')
     const ucarp = lab.spawnIn(
@@ -125,7 +125,7 @@ describe('karp-pcap-immediate.so holding back a leaving master\'s advertisement'
     ucarps.push(ucarp)
     return {ucarp, upRan: () => existsSync(upRan), log: () => readFileSync(log, 'utf8')}
   }
-  const held = (holdMs: number) => ({LD_PRELOAD: preload(), KARP_PCAP_HOLD_MS: String(holdMs), KARP_PCAP_DEAD_MS: '3000'})
+  const held = (holdMs: number) => ({LD_PRELOAD: preload(), PCAP_IMMEDIATE_HOLD_MS: String(holdMs), PCAP_IMMEDIATE_DEAD_MS: '3000'})
   /** What the agent does when its API server dies: its ucarp gone, it announces an interval of 4 s (> 3 s). */
   const leave = async (node: LabNode, ucarp: Proc) => {
     process.kill(ucarp.pid, 'SIGKILL')
@@ -158,6 +158,8 @@ describe('karp-pcap-immediate.so holding back a leaving master\'s advertisement'
     // ucarp logs why after its up script ran.
     await waitFor(`${fast.name} elected on the leaving advertisement`, 5000, async () => /Putting MASTER DOWN \(going to time out\)/.test(first.log()))
     assert.ok(first.upRan())
+    // Like LD_PRELOAD, the settings leave the environment that ucarp's hooks inherit.
+    assert.doesNotMatch(readFileSync(join(fast.dir, 'hold.up-ran'), 'utf8'), /PCAP_IMMEDIATE_|LD_PRELOAD/)
     assert.match(first.log(), /karp-pcap-immediate: passed on the leaving advertisement of vhid 42 from 10\.77\.0\.11 after \d+ ms/)
     await waitFor(`${slow.name} to drop what it held`, 5000, async () => /karp-pcap-immediate: dropped/.test(waiting.log()))
     assert.match(waiting.log(), /karp-pcap-immediate: dropped the leaving advertisement of vhid 42 from 10\.77\.0\.11: 10\.77\.0\.13 advertised \d+ ms later/)
