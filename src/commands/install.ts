@@ -1,4 +1,3 @@
-import {confirm, input} from '@inquirer/prompts'
 import {Flags, ux} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
@@ -87,6 +86,8 @@ export default class Install extends BaseCommand {
           `  objects: ${plan.objects.map((o) => `${o.kind}/${o.metadata.name}`).join(', ')}`,
         ].join('\n'),
       )
+      // Loaded only to ask: it costs every run about 0.1 s of start-up.
+      const {confirm} = await import('@inquirer/prompts')
       if (!(await confirm({message: 'Apply?', default: true}))) this.declined('nothing was applied')
     }
 
@@ -108,6 +109,7 @@ export default class Install extends BaseCommand {
   private async promptForVip(nodes: NodeFacts[], selection: string): Promise<string> {
     this.logToStderr(`Nodes that will run the agent (${selection}):`)
     for (const n of nodes) this.logToStderr(`  ${n.name}\t${n.internalIPv4.join(', ') || '(no IPv4 InternalIP)'}`)
+    const {input} = await import('@inquirer/prompts')
     const answer = await input({
       message: "Virtual IP for the API server (a free address on the nodes' subnet):",
       validate: (value) => {

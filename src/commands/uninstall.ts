@@ -1,4 +1,3 @@
-import {confirm} from '@inquirer/prompts'
 import {Flags, ux} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
@@ -38,6 +37,7 @@ export default class Uninstall extends BaseCommand {
     checks.done()
     const kube = Kube.fromOptions({...flags, requestTimeoutMs})
     if (this.canPrompt() && !flags.yes) {
+      const {confirm} = await import('@inquirer/prompts')
       const sure = await confirm({message: `Remove karp ${settings.namespace}/${settings.name} from ${kube.contextName}? The VIP will stop answering.`, default: false})
       if (!sure) this.declined('nothing was deleted')
     }
