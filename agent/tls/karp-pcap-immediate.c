@@ -114,7 +114,7 @@ pcap_t *pcap_open_live(const char *device, int snaplen, int promisc, int to_ms, 
 
 static struct {
 	int on;
-	struct timespec due, since;
+	struct timespec since;
 	struct pcap_pkthdr header;
 	unsigned char bytes[HELD_BYTES];
 	uint8_t vhid;
@@ -124,26 +124,22 @@ static struct {
 /* A leaving master sends its advertisement more than once: once one was dropped, so are its repeats. */
 static struct {
 	int on;
-	struct timespec until;
+	struct timespec since; /* when the dropped one arrived */
 	uint8_t vhid;
 	char from[INET_ADDRSTRLEN];
 } superseded;
-
-static long long ns_between(const struct timespec *a, const struct timespec *b)
-{
-	return (b->tv_sec - a->tv_sec) * 1000000000LL + (b->tv_nsec - a->tv_nsec);
-}
-
-static long ms_between(const struct timespec *a, const struct timespec *b)
-{
-	return (long)(ns_between(a, b) / 1000000);
-}
 
 static struct timespec now(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return t;
+}
+
+static long long ns_since(const struct timespec *t)
+{
+	struct timespec n = now();
+	return (n.tv_sec - t->tv_sec) * 1000000000LL + (n.tv_nsec - t->tv_nsec);
 }
 
 /* What a captured packet is to the hold. */
@@ -172,8 +168,7 @@ static void screen(u_char *user, const struct pcap_pkthdr *h, const u_char *p)
 	char from[INET_ADDRSTRLEN];
 	enum kind kind = kind_of(h, p, &vhid, from);
 	if (kind != OTHER && superseded.on && vhid == superseded.vhid && !strcmp(from, superseded.from)) {
-		struct timespec t = now();
-		if (kind == TIMING_OUT && ns_between(&t, &superseded.until) > 0) return;
+		if (kind == TIMING_OUT && ns_since(&superseded.since) < (dead_ms + 1000) * 1000000LL) return;
 		superseded.on = 0;
 	}
 	if (kind == OTHER || (held.on && vhid != held.vhid) || (kind == TIMING_OUT && !held.on && h->caplen > HELD_BYTES)) {
@@ -182,42 +177,40 @@ static void screen(u_char *user, const struct pcap_pkthdr *h, const u_char *p)
 		if (held.on) return; /* a repeat of the held one */
 		held.on = 1;
 		held.since = now();
-		held.due = held.since;
-		held.due.tv_sec += hold_ms / 1000;
-		held.due.tv_nsec += hold_ms % 1000 * 1000000;
-		if (held.due.tv_nsec >= 1000000000) held.due.tv_sec++, held.due.tv_nsec -= 1000000000;
 		held.header = *h;
 		memcpy(held.bytes, p, h->caplen);
 		held.vhid = vhid;
 		memcpy(held.from, from, sizeof held.from);
 	} else {
 		if (held.on) {
-			struct timespec t = now();
 			held.on = 0;
 			superseded.on = 1;
-			superseded.until = held.since;
-			superseded.until.tv_sec += dead_ms / 1000 + 1;
+			superseded.since = held.since;
 			superseded.vhid = held.vhid;
 			memcpy(superseded.from, held.from, sizeof superseded.from);
-			fprintf(stderr, "karp-pcap-immediate: dropped the leaving advertisement of vhid %u from %s: %s advertised %ld ms later\n",
-				held.vhid, held.from, from, ms_between(&held.since, &t));
+			fprintf(stderr, "karp-pcap-immediate: dropped the leaving advertisement of vhid %u from %s: %s advertised %lld ms later\n",
+				held.vhid, held.from, from, ns_since(&held.since) / 1000000);
 		}
 		ucarp_handler(user, h, p);
 	}
 }
 
+/* Nanoseconds until the held advertisement is due (0 or less: due now). */
+static long long held_left_ns(void)
+{
+	return hold_ms * 1000000LL - ns_since(&held.since);
+}
+
 static int held_due(void)
 {
-	struct timespec t = now();
-	return held.on && ns_between(&t, &held.due) <= 0;
+	return held.on && held_left_ns() <= 0;
 }
 
 static void pass_held(pcap_handler handler, u_char *user)
 {
-	struct timespec t = now();
 	held.on = 0;
-	fprintf(stderr, "karp-pcap-immediate: passed on the leaving advertisement of vhid %u from %s after %ld ms\n", held.vhid,
-		held.from, ms_between(&held.since, &t));
+	fprintf(stderr, "karp-pcap-immediate: passed on the leaving advertisement of vhid %u from %s after %lld ms\n", held.vhid,
+		held.from, ns_since(&held.since) / 1000000);
 	handler(user, &held.header, held.bytes);
 }
 
@@ -241,8 +234,7 @@ int poll(struct pollfd *fds, nfds_t nfds, int timeout)
 	static int (*next)(struct pollfd *, nfds_t, int);
 	if (next == NULL) next = (int (*)(struct pollfd *, nfds_t, int))dlsym(RTLD_NEXT, "poll");
 	if (!held.on || nfds != 1 || fds[0].fd != capture_fd) return next(fds, nfds, timeout);
-	struct timespec t = now();
-	long long left_ns = ns_between(&t, &held.due);
+	long long left_ns = held_left_ns();
 	int left = left_ns <= 0 ? 0 : (int)((left_ns + 999999) / 1000000);
 	int ready = next(fds, nfds, timeout >= 0 && timeout < left ? timeout : left);
 	if (ready == 0 && held_due()) {
