@@ -12,18 +12,11 @@ import {execa} from 'execa'
 import {startControlPlane} from '../../test/cluster/control-plane.js'
 import {controlPlaneNode, createNodes} from '../../test/cluster/plain-nodes.js'
 import {formatSummary, summarize} from '../stats.js'
+import {timed} from '../timed.js'
 
 const {values} = parseArgs({options: {trials: {type: 'string', default: '5'}}})
 const trials = Number(values.trials)
 const RUN = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
-
-async function timed(file: string, args: string[]): Promise<number> {
-  const start = process.hrtime.bigint()
-  const result = await execa(file, args, {reject: false, stdin: 'ignore'})
-  const ms = Number(process.hrtime.bigint() - start) / 1e6
-  if (result.exitCode !== 0) throw new Error(`${file} ${args.join(' ')} failed (${result.exitCode}):\n${result.stderr}`)
-  return ms
-}
 
 const cp = await startControlPlane()
 const work = await mkdtemp(join(tmpdir(), 'karp-bench-install-'))

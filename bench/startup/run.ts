@@ -14,6 +14,7 @@ import {parseArgs} from 'node:util'
 import {execa} from 'execa'
 
 import {formatSummary, summarize} from '../stats.js'
+import {timed} from '../timed.js'
 
 const {values} = parseArgs({options: {trials: {type: 'string', default: '10'}}})
 const trials = Number(values.trials)
@@ -21,13 +22,7 @@ if (!Number.isInteger(trials) || trials < 1) throw new Error(`--trials ${values.
 const RUN = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
 
 /** Wall time of one run of node with these arguments, which must exit 0. */
-async function wall(args: string[]): Promise<number> {
-  const start = performance.now()
-  const result = await execa(process.execPath, args, {reject: false, stdin: 'ignore'})
-  const ms = performance.now() - start
-  if (result.exitCode !== 0) throw new Error(`node ${args.join(' ')} failed (${result.exitCode}):\n${result.stderr}`)
-  return ms
-}
+const wall = (args: string[]) => timed(process.execPath, args)
 
 /** A loopback listener that records when the next connection arrives; the connection stays silent. */
 async function listener(): Promise<{server: Server; port: number; next: () => Promise<number>}> {
