@@ -1,13 +1,15 @@
 import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
 
 import type {KubernetesObject} from '@kubernetes/client-node'
 import {parseAllDocuments} from 'yaml'
 
 import type {VipConfig} from '../config/vip-config.js'
+import {PACKAGE_ROOT} from '../package-root.js'
 import {KARP_VERSION} from '../version.js'
 import {passwordFingerprint} from './password-fingerprint.js'
 
-const TEMPLATES_DIR = new URL('../../../templates/', import.meta.url)
+const TEMPLATES_DIR = join(PACKAGE_ROOT, 'templates')
 
 /** Templates in the order their objects must be applied: each one's dependencies come before it. */
 const TEMPLATE_FILES = ['namespace.yaml', 'serviceaccount.yaml', 'admission-policy.yaml', 'rbac.yaml', 'secret.yaml', 'daemonset.yaml']
@@ -81,7 +83,7 @@ function substitute(node: unknown, values: Record<string, string | undefined>, w
 
 function loadTemplates(): Array<{file: string; object: unknown}> {
   return TEMPLATE_FILES.flatMap((file) => {
-    const text = readFileSync(new URL(file, TEMPLATES_DIR), 'utf8')
+    const text = readFileSync(join(TEMPLATES_DIR, file), 'utf8')
     return parseAllDocuments(text).map((doc) => {
       if (doc.errors.length > 0) throw new Error(`template ${file}: ${doc.errors[0]?.message}`)
       return {file, object: doc.toJS()}
