@@ -30,6 +30,8 @@ const result = await esbuild.build({
   // Class and function names survive (errors are told apart by name; a bug's stack stays readable).
   keepNames: true,
   sourcemap: 'linked',
+  // The bundled libraries' license notices, gathered into dist/**/*.LEGAL.txt beside the code they came from.
+  legalComments: 'linked',
   metafile: true,
   banner: {js: COMMONJS_SHIMS},
   // oclif reads tsconfig.json with TypeScript only for a linked plugin in development, never in a release.
