@@ -47,3 +47,43 @@ export const CONTROL_PLANE_SELECTION =
 export function isControlPlaneLabels(labels: Record<string, string>): boolean {
   return 'node-role.kubernetes.io/control-plane' in labels || 'node-role.kubernetes.io/master' in labels || labels['node-role.kubernetes.io/controlplane'] === 'true'
 }
+
+/** A label key or value as the API validates them: nothing the label-selector syntax could misread. */
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/
+
+function requirementSelector(req: V1NodeSelectorRequirement): string | undefined {
+  if (!LABEL_KEY.test(req.key)) return undefined
+  const values = req.values ?? []
+  const set = () => (values.length > 0 && values.every((v) => LABEL_VALUE.test(v)) ? `(${values.join(',')})` : undefined)
+  switch (req.operator) {
+    case 'Exists':
+      return req.key
+    case 'DoesNotExist':
+      return `!${req.key}`
+    case 'In': {
+      const s = set()
+      return s && `${req.key} in ${s}`
+    }
+    case 'NotIn': {
+      const s = set()
+      return s && `${req.key} notin ${s}`
+    }
+    default:
+      return undefined
+  }
+}
+
+/**
+ * Label selectors whose lists together hold every node podSpecSelectsNode accepts for this spec: one per
+ * node-affinity term (terms are ORed, a selector can only AND). A requirement a selector cannot say (Gt,
+ * Lt, anything malformed) is left out, which only widens the list; podSpecSelectsNode stays the judge.
+ * [''] means every node.
+ */
+export function nodeLabelSelectors(spec: Pick<V1PodSpec, 'nodeSelector' | 'affinity'>): string[] {
+  const base = Object.entries(spec.nodeSelector ?? {}).flatMap(([key, value]) => (LABEL_KEY.test(key) && LABEL_VALUE.test(value) ? [`${key}=${value}`] : []))
+  const terms = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms
+  if (!terms) return [base.join(',')]
+  const selectors = terms.map((term) => [...base, ...(term.matchExpressions ?? []).flatMap((req) => requirementSelector(req) ?? [])].join(','))
+  return selectors.includes('') ? [''] : [...new Set(selectors)]
+}

@@ -3,6 +3,7 @@ import {ApiException, type CoreV1Event, type V1DaemonSet, type V1Node, type V1Po
 import {type PermissionNeed, requirePermissions} from '../kube/access.js'
 import {type Kube, toKarpError} from '../kube/client.js'
 import {KARP_SELECTOR} from '../kube/karp-installs.js'
+import {nodeLabelSelectors} from '../manifests/node-selection.js'
 import {reportedRole} from './verdict.js'
 
 /** Where each kubelet renews its Lease, named after its node. */
@@ -14,6 +15,7 @@ export const AGENT_REPORTING_COMPONENT = 'karp.io/agent'
 export interface ClusterSnapshot {
   daemonSets: V1DaemonSet[]
   pods: V1Pod[]
+  /** The nodes the DaemonSets may select, and those the agent pods run on; not every node of the cluster. */
   nodes: V1Node[]
   events: CoreV1Event[]
   /**
@@ -21,8 +23,6 @@ export interface ClusterSnapshot {
    * kube-node-lease (every 10 s while it runs), by node name. Missing when unreadable.
    */
   heartbeats?: Record<string, string>
-  /** resourceVersion of each list, where a watch can start from. */
-  resourceVersions: {daemonSets?: string; pods?: string; nodes?: string; events?: string}
 }
 
 /** What status reads: one list per kind, cluster-wide. */
@@ -33,9 +33,30 @@ export const STATUS_PERMISSIONS: PermissionNeed[] = [
   {verb: 'list', group: '', resource: 'events'},
 ]
 
+/** One list of nodes: by label selector ('' is every node) or by name. */
+export type NodeQuery = {labelSelector: string} | {fieldSelector: string}
+
 /**
- * One list call per kind, whatever the cluster size: karp DaemonSets and pods by label, agent Events by
- * reporting component, and nodes (which nodes a DaemonSet selects is only known from their labels).
+ * The node lists that hold every node the DaemonSets may select: one per distinct label selector of their
+ * node-affinity terms (the default install: three, one per control-plane label). A cluster of thousands of
+ * workers then answers with its few control-plane nodes, not with all of them.
+ */
+export function selectedNodeQueries(daemonSets: V1DaemonSet[]): NodeQuery[] {
+  const selectors = new Set(daemonSets.flatMap((ds) => (ds.spec?.template.spec ? nodeLabelSelectors(ds.spec.template.spec) : [])))
+  return selectors.has('') ? [{labelSelector: ''}] : [...selectors].map((labelSelector) => ({labelSelector}))
+}
+
+/** Nodes that agent pods run on but that no list of `nodes` holds (a pod that outlived a change of selection). */
+export function unlistedNodeQueries(pods: V1Pod[], nodes: Pick<V1Node, 'metadata'>[]): NodeQuery[] {
+  const listed = new Set(nodes.map((n) => n.metadata?.name))
+  const missing = new Set(pods.flatMap((p) => (p.spec?.nodeName && !listed.has(p.spec.nodeName) ? [p.spec.nodeName] : [])))
+  return [...missing].map((name) => ({fieldSelector: `metadata.name=${name}`}))
+}
+
+/**
+ * Reads what status judges: karp DaemonSets and pods by label and agent Events by reporting component
+ * (one list each, at once), then only the nodes those DaemonSets may select, by label selector, and any
+ * other node an agent runs on, by name.
  */
 export async function takeSnapshot(kube: Kube): Promise<ClusterSnapshot> {
   const list = async <T>(doing: string, call: () => Promise<T>): Promise<T> => {
@@ -49,25 +70,17 @@ export async function takeSnapshot(kube: Kube): Promise<ClusterSnapshot> {
       throw toKarpError(error, doing, kube.server)
     }
   }
-  const [daemonSets, pods, nodes, events] = await Promise.all([
+  const listNodes = async (queries: NodeQuery[]) =>
+    (await Promise.all(queries.map(async (query) => (await list('listing nodes', () => kube.core.listNode(query))).items))).flat()
+  const [daemonSets, pods, events] = await Promise.all([
     list('listing karp DaemonSets', () => kube.apps.listDaemonSetForAllNamespaces({labelSelector: KARP_SELECTOR})),
     list('listing karp pods', () => kube.core.listPodForAllNamespaces({labelSelector: KARP_SELECTOR})),
-    list('listing nodes', () => kube.core.listNode()),
     list('listing karp agent Events', () => kube.core.listEventForAllNamespaces({fieldSelector: `reportingComponent=${AGENT_REPORTING_COMPONENT}`})),
   ])
-  return {
-    daemonSets: daemonSets.items,
-    pods: pods.items,
-    nodes: nodes.items,
-    events: events.items,
-    heartbeats: await heartbeatsOfMasters(kube, pods.items),
-    resourceVersions: {
-      daemonSets: daemonSets.metadata?.resourceVersion,
-      pods: pods.metadata?.resourceVersion,
-      nodes: nodes.metadata?.resourceVersion,
-      events: events.metadata?.resourceVersion,
-    },
-  }
+  const [selected, heartbeats] = await Promise.all([listNodes(selectedNodeQueries(daemonSets.items)), heartbeatsOfMasters(kube, pods.items)])
+  const byName = new Map(selected.map((n) => [n.metadata?.name, n]))
+  for (const n of await listNodes(unlistedNodeQueries(pods.items, selected))) byName.set(n.metadata?.name, n)
+  return {daemonSets: daemonSets.items, pods: pods.items, nodes: [...byName.values()], events: events.items, heartbeats}
 }
 
 /**

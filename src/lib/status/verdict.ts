@@ -84,6 +84,9 @@ export interface InstallStatus {
 
 const EVENTS_SHOWN = 10
 
+/** localeCompare's order, without building a collator for each comparison. */
+const byName = new Intl.Collator().compare
+
 function nodeIsReady(node: V1Node): boolean {
   return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false
 }
@@ -177,19 +180,25 @@ export function installStatus(
     .sort((a, b) => eventTime(b).localeCompare(eventTime(a)))
   const nodesByName = new Map(snapshot.nodes.map((n) => [n.metadata?.name ?? '', n]))
   const selectedNodes = snapshot.nodes.filter((n) => podSpec && podSpecSelectsNode(podSpec, n.metadata?.labels ?? {}))
+  // The newest Event of each pod (events are newest first).
+  const latestEvent = new Map<string, CoreV1Event>()
+  for (const e of events) if (e.involvedObject.name !== undefined && !latestEvent.has(e.involvedObject.name)) latestEvent.set(e.involvedObject.name, e)
 
-  const agents: AgentStatus[] = selectedNodes.map((n) => ({node: n.metadata?.name ?? '', nodeReady: nodeIsReady(n), cordoned: nodeIsCordoned(n), selected: true, pod: null}))
+  // By node name: every step stays linear in the number of nodes.
+  const agentsByNode = new Map<string, AgentStatus>(
+    selectedNodes.map((n) => [n.metadata?.name ?? '', {node: n.metadata?.name ?? '', nodeReady: nodeIsReady(n), cordoned: nodeIsCordoned(n), selected: true, pod: null}]),
+  )
   for (const pod of owned) {
     const nodeName = pod.spec?.nodeName ?? '(unscheduled)'
-    let agent = agents.find((a) => a.node === nodeName)
+    let agent = agentsByNode.get(nodeName)
     if (!agent) {
       const node = nodesByName.get(nodeName)
       agent = {node: nodeName, nodeReady: node ? nodeIsReady(node) : null, cordoned: nodeIsCordoned(node), selected: false, pod: null}
-      agents.push(agent)
+      agentsByNode.set(nodeName, agent)
     }
-    agent.pod = podStatus(pod, events.find((e) => e.involvedObject.name === pod.metadata?.name), now)
+    agent.pod = podStatus(pod, latestEvent.get(pod.metadata?.name ?? ''), now)
   }
-  agents.sort((a, b) => a.node.localeCompare(b.node))
+  const agents = [...agentsByNode.values()].sort((a, b) => byName(a.node, b.node))
 
   const masters = agents.filter((a) => a.pod?.role === 'master' && !a.pod.stale)
   const superseded = supersededMasters(masters, snapshot.heartbeats ?? {})

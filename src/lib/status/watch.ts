@@ -1,22 +1,12 @@
-import {type KubernetesObject, Watch} from '@kubernetes/client-node'
+import {type CoreV1Event, type KubernetesObject, type V1DaemonSet, type V1Node, type V1Pod, Watch} from '@kubernetes/client-node'
 
 import {escapeControl} from '../echo.js'
 import {UnreachableError} from '../errors.js'
 import {type Kube, toKarpError} from '../kube/client.js'
 import {KARP_SELECTOR} from '../kube/karp-installs.js'
+import {type ListedObjects, ListWatch, WatchStatusError} from '../kube/list-watch.js'
 import {RequestDeadlineError} from '../kube/request-guard.js'
-import {AGENT_REPORTING_COMPONENT, type ClusterSnapshot, heartbeatsOfMasters, nodesReportingMaster, takeSnapshot} from './gather.js'
-
-type Kind = 'daemonSets' | 'pods' | 'nodes' | 'events'
-
-const WATCHES: Array<{kind: Kind; path: string; query: Record<string, string>}> = [
-  {kind: 'daemonSets', path: '/apis/apps/v1/daemonsets', query: {labelSelector: KARP_SELECTOR}},
-  {kind: 'pods', path: '/api/v1/pods', query: {labelSelector: KARP_SELECTOR}},
-  {kind: 'nodes', path: '/api/v1/nodes', query: {}},
-  {kind: 'events', path: '/api/v1/events', query: {fieldSelector: `reportingComponent=${AGENT_REPORTING_COMPONENT}`}},
-]
-
-const keyOf = (o: KubernetesObject) => o.metadata?.uid ?? `${o.metadata?.namespace}/${o.metadata?.name}`
+import {AGENT_REPORTING_COMPONENT, type ClusterSnapshot, heartbeatsOfMasters, nodesReportingMaster, selectedNodeQueries, unlistedNodeQueries} from './gather.js'
 
 /**
  * How long a watch may stay silent: the client library's own limit for opening a watch and for the silence
@@ -39,12 +29,15 @@ export const WATCHING = 'watching the cluster'
  */
 export const HEARTBEAT_REFRESH_MS = 10_000
 
+const listed = <T>(list: {items: T[]; metadata?: {resourceVersion?: string}}): ListedObjects<T> => ({items: list.items, resourceVersion: list.metadata?.resourceVersion ?? ''})
+
 /**
- * Keeps a snapshot current through the watch API, from the resourceVersion of one initial list per kind,
- * and calls onChange after each batch of changes. A watch the server ends (timeout, expired version)
- * is resumed; only an expired version costs a fresh list. A server that stops answering is reported
- * through onError once, and watching goes on until it answers again (onRecovered). Resolves when the
- * signal aborts.
+ * Keeps a snapshot current through the watch API (src/lib/kube/list-watch.ts: one list per kind, then
+ * watches with bookmarks that resume where they stopped; only an expired resourceVersion costs a new list)
+ * and calls onChange after each batch of changes. Nodes are watched as takeSnapshot lists them: by the
+ * label selectors of the DaemonSets' node affinity, and by name for a node an agent runs on outside them,
+ * so the watches follow the DaemonSets as they change. A server that stops answering is reported through
+ * onError once, and watching goes on until it answers again (onRecovered). Resolves when the signal aborts.
  */
 export async function watchSnapshot(
   kube: Kube,
@@ -53,21 +46,18 @@ export async function watchSnapshot(
   onError: (error: Error) => void,
   onRecovered: () => void = () => undefined,
 ): Promise<void> {
-  let snapshot = await takeSnapshot(kube)
-  const stores = new Map<Kind, Map<string, KubernetesObject>>(
-    (['daemonSets', 'pods', 'nodes', 'events'] as Kind[]).map((kind) => [kind, new Map((snapshot[kind] as KubernetesObject[]).map((o) => [keyOf(o), o]))]),
-  )
-  const versions = {...snapshot.resourceVersions}
-  onChange(snapshot)
-  // One update at a time, in order: each may first read the Leases of the nodes that report master (as the
-  // one-shot status does), which tell a node that went down from a split brain.
-  let publishing = Promise.resolve()
-  const publish = () => {
-    publishing = publishing.then(async () => {
-      const objects = Object.fromEntries([...stores].map(([kind, store]) => [kind, [...store.values()]])) as Pick<ClusterSnapshot, Kind>
-      snapshot = {...snapshot, ...objects, heartbeats: await heartbeatsOfMasters(kube, objects.pods)}
-      if (!signal.aborted) onChange(snapshot)
-    })
+  // One report per outage, not one per watch and retry: the watches fail alike, so they say the same.
+  let reported: string | undefined
+  const failed = (error: unknown) => {
+    const karpError = watchError(error, WATCHING, kube)
+    if (karpError.message === reported) return
+    reported = karpError.message
+    onError(karpError)
+  }
+  const opened = () => {
+    if (reported === undefined) return
+    reported = undefined
+    onRecovered()
   }
   let pending: NodeJS.Timeout | undefined
   const changed = () => {
@@ -77,88 +67,85 @@ export async function watchSnapshot(
       publish()
     }, 200)
   }
+  const watcher = new Watch(kube.config)
+  const watchOf = <T extends KubernetesObject>(path: string, query: Record<string, string>, list: () => Promise<ListedObjects<T>>) =>
+    new ListWatch<T>(watcher, {path, query, list, changed, failed, opened, serverTimeoutSeconds: WATCH_SERVER_TIMEOUT_SECONDS})
+  const daemonSets = watchOf<V1DaemonSet>('/apis/apps/v1/daemonsets', {labelSelector: KARP_SELECTOR}, async () =>
+    listed(await kube.apps.listDaemonSetForAllNamespaces({labelSelector: KARP_SELECTOR})),
+  )
+  const pods = watchOf<V1Pod>('/api/v1/pods', {labelSelector: KARP_SELECTOR}, async () => listed(await kube.core.listPodForAllNamespaces({labelSelector: KARP_SELECTOR})))
+  const eventQuery = {fieldSelector: `reportingComponent=${AGENT_REPORTING_COMPONENT}`}
+  const events = watchOf<CoreV1Event>('/api/v1/events', eventQuery, async () => listed(await kube.core.listEventForAllNamespaces(eventQuery)))
+  /** By JSON of the query: the selectors' watches, then those of single nodes. */
+  const nodeWatches = new Map<string, ListWatch<V1Node>>()
+  const values = <T extends KubernetesObject>(w: ListWatch<T>) => [...w.objects.values()]
+
+  /** Starts the node watches the DaemonSets and pods now need, and stops those they no longer do. */
+  const followNodes = async () => {
+    const selected = selectedNodeQueries(values(daemonSets))
+    const selectedNodes = selected.flatMap((q) => {
+      const w = nodeWatches.get(JSON.stringify(q))
+      return w ? values(w) : []
+    })
+    const wanted = new Map([...selected, ...unlistedNodeQueries(values(pods), selectedNodes)].map((q) => [JSON.stringify(q), q]))
+    await Promise.all(
+      [...nodeWatches].filter(([key]) => !wanted.has(key)).map(async ([key, w]) => {
+        nodeWatches.delete(key)
+        await w.stop()
+      }),
+    )
+    if (signal.aborted) return
+    const started = [...wanted].filter(([key]) => !nodeWatches.has(key)).map(([key, query]) => {
+      const w = watchOf<V1Node>('/api/v1/nodes', query, async () => listed(await kube.core.listNode(query)))
+      nodeWatches.set(key, w)
+      return w.start()
+    })
+    await Promise.all(started)
+    // A node listed by a selector now may make a watch by name needless, or the other way round.
+    if (started.length > 0 && !signal.aborted) changed()
+  }
+
+  let snapshot: ClusterSnapshot | undefined
+  // One update at a time, in order: each may first read the Leases of the nodes that report master (as the
+  // one-shot status does), which tell a node that went down from a split brain.
+  let publishing = Promise.resolve()
+  const publish = () => {
+    publishing = publishing.then(async () => {
+      if (signal.aborted) return
+      await followNodes()
+      const nodes = new Map([...nodeWatches.values()].flatMap((w) => values(w).map((n) => [n.metadata?.name, n] as const)))
+      const current = {daemonSets: values(daemonSets), pods: values(pods), nodes: [...nodes.values()], events: values(events)}
+      snapshot = {...current, heartbeats: await heartbeatsOfMasters(kube, current.pods)}
+      if (!signal.aborted) onChange(snapshot)
+    }).catch(failed)
+  }
   // A node that lost power changes nothing the watches see; only its Lease, unrenewed, says so.
   const heartbeats = setInterval(() => {
-    if (!pending && nodesReportingMaster(snapshot.pods).length >= 2) publish()
+    if (!pending && snapshot && nodesReportingMaster(snapshot.pods).length >= 2) publish()
   }, HEARTBEAT_REFRESH_MS)
-  // One report per outage, not one per watch and retry: the four watches fail alike, so they say the same.
-  let reported: string | undefined
-  const failed = (error: Error) => {
-    if (error.message === reported) return
-    reported = error.message
-    onError(error)
-  }
-  const opened = () => {
-    if (reported === undefined) return
-    reported = undefined
-    onRecovered()
-  }
-  const watcher = new Watch(kube.config)
-  const controllers = new Set<AbortController>()
-  const start = async ({kind, path, query}: (typeof WATCHES)[number]): Promise<void> => {
-    if (signal.aborted) return
-    const store = stores.get(kind) as Map<string, KubernetesObject>
-    // The library may report the end before it hands back the controller (a failed open).
-    const watch: {ended: boolean; controller?: AbortController} = {ended: false}
-    watch.controller = await watcher.watch(
-      path,
-      {
-        ...query,
-        resourceVersion: versions[kind],
-        allowWatchBookmarks: true,
-        timeoutSeconds: WATCH_SERVER_TIMEOUT_SECONDS,
-      },
-      (phase, object: KubernetesObject) => {
-        if (object.metadata?.resourceVersion) versions[kind] = object.metadata.resourceVersion
-        if (phase === 'BOOKMARK') return
-        if (phase === 'DELETED') store.delete(keyOf(object))
-        else if (phase === 'ADDED' || phase === 'MODIFIED') store.set(keyOf(object), object)
-        changed()
-      },
-      (error: unknown) => {
-        watch.ended = true
-        if (watch.controller) controllers.delete(watch.controller)
-        if (signal.aborted) return
-        const gone = (error as {statusCode?: number; code?: number})?.statusCode === 410 || String(error).includes('410')
-        if (gone) {
-          // The version expired: list this kind afresh and watch on from there.
-          takeSnapshot(kube)
-            .then((fresh) => {
-              store.clear()
-              for (const o of fresh[kind] as KubernetesObject[]) store.set(keyOf(o), o)
-              versions[kind] = fresh.resourceVersions[kind]
-              changed()
-              return start({kind, path, query})
-            })
-            .catch((e: Error) => {
-              failed(e)
-              setTimeout(() => void start({kind, path, query}), 1000)
-            })
-          return
-        }
-        if (error) failed(watchError(error, WATCHING, kube))
-        setTimeout(() => void start({kind, path, query}).catch(failed), error ? 1000 : 0)
-      },
-    )
-    if (!watch.ended) {
-      controllers.add(watch.controller)
-      opened()
-    }
-  }
+  const stopAll = () => Promise.all([daemonSets, pods, events, ...nodeWatches.values()].map((w) => w.stop()))
+  signal.addEventListener('abort', () => void stopAll(), {once: true})
   try {
-    await Promise.all(WATCHES.map(start))
-    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), {once: true}))
+    await Promise.all([daemonSets.start(), pods.start(), events.start()])
+    publish()
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) resolve()
+      else signal.addEventListener('abort', () => resolve(), {once: true})
+    })
   } finally {
     clearTimeout(pending)
     clearInterval(heartbeats)
-    for (const c of controllers) c.abort()
+    await stopAll()
+    await publishing
+    // Any node watch the last update started.
+    await stopAll()
   }
-  await publishing
 }
 
 /** The watch's timer fired (no answer, or silence, for WATCH_SILENCE_MS); anything else reads as any request's failure. */
 function watchError(error: unknown, doing: string, kube: Kube): Error {
   if ((error as {name?: string}).name === 'TimeoutError') return toKarpError(new RequestDeadlineError(WATCH_SILENCE_MS, 'request'), doing, kube.server)
+  if (error instanceof WatchStatusError) return new UnreachableError(`${doing}: ${escapeControl(kube.server)} ended the watch: ${escapeControl(error.message)}`)
   const statusCode = (error as {statusCode?: number}).statusCode
   if (statusCode !== undefined) return new UnreachableError(`${doing}: ${escapeControl(kube.server)} answered HTTP ${statusCode}`)
   return toKarpError(error, doing, kube.server)
