@@ -7,18 +7,16 @@ import {checkDuration, checkRequestTimeout, checkSubnetPrefix, checkVip} from '.
 import {validateVipInput} from '../lib/config/vip-config.js'
 import {passwordFromFile} from '../lib/config/password-file.js'
 import {UsageError} from '../lib/errors.js'
-import {supportsAdmissionPolicies} from '../lib/install/admission-policy.js'
 import {Kube} from '../lib/kube/client.js'
 import {
   choosePassword,
   describeSelection,
   dryRunApply,
   executeInstall,
-  gatherClusterFacts,
+  inspectCluster,
   type InstallResult,
   planInstall,
   selectedNodes,
-  verifyPermissions,
 } from '../lib/install/install.js'
 import {ALLOW_SYSTEM_NAMESPACE_FLAG, checkInstallNamespace} from '../lib/install/namespace.js'
 import type {NodeFacts} from '../lib/install/preflight.js'
@@ -66,15 +64,13 @@ export default class Install extends BaseCommand {
 
     const {settings} = validated
     const kube = Kube.fromOptions({...flags, requestTimeoutMs})
-    const admissionPolicies = await supportsAdmissionPolicies(kube)
-    await verifyPermissions(kube, settings.namespace, admissionPolicies)
-    const facts = await gatherClusterFacts(kube, settings, admissionPolicies)
+    const facts = await inspectCluster(kube, settings)
     const {password, source} = choosePassword(validated.password ?? filePassword, facts)
 
     const vip = validated.vip ?? (await this.promptForVip(selectedNodes(renderManifests({...settings, vip: '192.0.2.1', password}), facts.nodes), describeSelection(settings)))
 
     const plan = planInstall({...settings, vip, password}, source, facts, subnetPrefix)
-    await dryRunApply(kube, plan)
+    const stored = await dryRunApply(kube, plan)
     for (const warning of plan.warnings) this.warn(warning)
 
     if (interactive && !flags.yes) {
@@ -92,7 +88,7 @@ export default class Install extends BaseCommand {
     }
 
     ux.action.start(`Applying karp to ${kube.contextName}`, undefined, {stdout: false})
-    const result = await executeInstall(kube, plan, {
+    const result = await executeInstall(kube, plan, stored, {
       wait: flags.wait,
       timeoutMs,
       onProgress: (s) => (ux.action.status = `${s.available}/${s.desired} agents available, ${s.updated} updated`),

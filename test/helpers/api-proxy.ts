@@ -31,6 +31,8 @@ export interface ApiProxy {
   release(): void
   /** Every request seen, in order, held or not. */
   seen: HeldRequest[]
+  /** TLS connections accepted so far (each a handshake the client paid for). */
+  connections(): number
   close(): Promise<void>
 }
 
@@ -52,6 +54,7 @@ export async function startApiProxy(upstreamKubeconfig: string): Promise<ApiProx
   const flowing = new Map<IncomingMessage, ServerResponse>()
   const sockets = new Set<Socket>()
   const seen: HeldRequest[] = []
+  let connections = 0
 
   const server = createServer({cert: leaf.certPem + ca.certPem, key: leaf.key.privatePem}, (req, res) => {
     const asked = {method: req.method ?? 'GET', path: req.url ?? '/'}
@@ -70,6 +73,7 @@ export async function startApiProxy(upstreamKubeconfig: string): Promise<ApiProx
     req.pipe(up)
   })
   server.on('connection', (socket: Socket) => sockets.add(socket.on('close', () => sockets.delete(socket))))
+  server.on('secureConnection', () => connections++)
   server.on('tlsClientError', () => undefined)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const url = `https://127.0.0.1:${(server.address() as {port: number}).port}`
@@ -90,6 +94,7 @@ current-context: proxy
     server: url,
     kubeconfig,
     seen,
+    connections: () => connections,
     holdWhen: (predicate) => (hold = predicate),
     holdAll: () => {
       all = true

@@ -4,7 +4,7 @@ import {describe, it} from 'node:test'
 import type {V1Namespace} from '@kubernetes/client-node'
 
 import {validateVipInput} from '../../src/lib/config/vip-config.js'
-import {type ClusterFacts, installPermissionNeeds, planInstall} from '../../src/lib/install/install.js'
+import {applyWave, type ClusterFacts, installPermissionNeeds, planInstall} from '../../src/lib/install/install.js'
 import {checkInstallNamespace, checkRenderNamespace, isCreatedByKarp, podSecurityProblem} from '../../src/lib/install/namespace.js'
 import type {NodeFacts} from '../../src/lib/install/preflight.js'
 import {CheckFailedError} from '../../src/lib/errors.js'
@@ -80,10 +80,8 @@ describe('planInstall: clusters without ValidatingAdmissionPolicy (before 1.30)'
     for (const admissionPolicies of [false, true]) {
       const needs = installPermissionNeeds('karp-system', admissionPolicies).filter((n) => n.resource.startsWith('clusterrole'))
       assert.deepEqual(needs.map((n) => [n.verb, n.group, n.resource, n.namespace]), [
-        ['get', 'rbac.authorization.k8s.io', 'clusterroles', undefined], ['create', 'rbac.authorization.k8s.io', 'clusterroles', undefined],
-        ['patch', 'rbac.authorization.k8s.io', 'clusterroles', undefined],
-        ['get', 'rbac.authorization.k8s.io', 'clusterrolebindings', undefined], ['create', 'rbac.authorization.k8s.io', 'clusterrolebindings', undefined],
-        ['patch', 'rbac.authorization.k8s.io', 'clusterrolebindings', undefined],
+        ['create', 'rbac.authorization.k8s.io', 'clusterroles', undefined], ['patch', 'rbac.authorization.k8s.io', 'clusterroles', undefined],
+        ['create', 'rbac.authorization.k8s.io', 'clusterrolebindings', undefined], ['patch', 'rbac.authorization.k8s.io', 'clusterrolebindings', undefined],
       ])
     }
   })
@@ -94,8 +92,29 @@ describe('planInstall: clusters without ValidatingAdmissionPolicy (before 1.30)'
     assert.deepEqual(plan.warnings, [])
     const needs = installPermissionNeeds('karp-system', true).filter((n) => n.group === 'admissionregistration.k8s.io')
     assert.deepEqual(needs.map((n) => [n.verb, n.resource, n.namespace]), [
-      ['get', 'validatingadmissionpolicies', undefined], ['create', 'validatingadmissionpolicies', undefined], ['patch', 'validatingadmissionpolicies', undefined],
-      ['get', 'validatingadmissionpolicybindings', undefined], ['create', 'validatingadmissionpolicybindings', undefined], ['patch', 'validatingadmissionpolicybindings', undefined],
+      ['create', 'validatingadmissionpolicies', undefined], ['patch', 'validatingadmissionpolicies', undefined],
+      ['create', 'validatingadmissionpolicybindings', undefined], ['patch', 'validatingadmissionpolicybindings', undefined],
     ])
+  })
+})
+
+describe('install: what it asks and in which order it applies', () => {
+  it('asks for every read it makes and a create and a patch of each kind, nothing it does not do', () => {
+    const needs = installPermissionNeeds('team', true).map((n) => `${n.verb} ${n.resource}${n.namespace ? ` in ${n.namespace}` : ''}`)
+    const writes = ['create', 'patch'].flatMap((verb) =>
+      ['namespaces', 'serviceaccounts in team', 'roles in team', 'rolebindings in team', 'clusterroles', 'clusterrolebindings', 'secrets in team', 'daemonsets in team', 'validatingadmissionpolicies', 'validatingadmissionpolicybindings'].map((r) => `${verb} ${r}`),
+    )
+    assert.deepEqual([...needs].sort(), [...writes, 'list nodes', 'list daemonsets', 'get namespaces', 'get secrets in team', 'get daemonsets in team'].sort())
+  })
+
+  it('applies the admission policy before any permission it confines, and the DaemonSet after everything', () => {
+    const plan = planInstall(config(), 'flag', facts(), 24)
+    const wave = Object.fromEntries(plan.objects.map((o) => [o.kind, applyWave(o)]))
+    for (const rbac of ['Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding']) {
+      assert.ok((wave[rbac] as number) > (wave.ValidatingAdmissionPolicy as number), rbac)
+      assert.ok((wave[rbac] as number) > (wave.ValidatingAdmissionPolicyBinding as number), rbac)
+    }
+    for (const kind of plan.objects.map((o) => o.kind).filter((k) => k !== 'DaemonSet')) assert.ok((wave.DaemonSet as number) > (wave[kind] as number), kind)
+    assert.equal(wave.Secret, wave.ServiceAccount)
   })
 })

@@ -3,7 +3,8 @@ import {AdmissionregistrationV1Api} from '@kubernetes/client-node'
 import type {Kube} from '../kube/client.js'
 
 /** The kinds of the policy that keeps the agent to its own pod (templates/admission-policy.yaml). */
-export const ADMISSION_POLICY_API = 'admissionregistration.k8s.io/v1'
+export const ADMISSION_POLICY_GROUP = 'admissionregistration.k8s.io'
+export const ADMISSION_POLICY_API = `${ADMISSION_POLICY_GROUP}/v1`
 export const ADMISSION_POLICY_KINDS: readonly string[] = ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']
 
 export const isAdmissionPolicyKind = (kind: string) => ADMISSION_POLICY_KINDS.includes(kind)

@@ -5,15 +5,15 @@ import {checkPassword} from '../config/validate.js'
 import {ApiException} from '@kubernetes/client-node'
 
 import {CheckFailedError} from '../errors.js'
-import {describeObject, applyObjects, type AppliedObject, FIELD_MANAGER} from '../kube/apply.js'
-import {type PermissionNeed, requirePermissions} from '../kube/access.js'
+import {describeObject, applyObjects, type AppliedObject, FIELD_MANAGER, settleAll} from '../kube/apply.js'
+import {forbidden, missingPermissions, type PermissionNeed} from '../kube/access.js'
 import {type Kube, toKarpError} from '../kube/client.js'
 import {resourceOf} from '../kube/resources.js'
 import {listKarpInstalls, type KarpInstall} from '../kube/karp-installs.js'
 import {waitForRollout, type RolloutStatus} from '../kube/rollout.js'
 import {CONTROL_PLANE_SELECTION, podSpecSelectsNode} from '../manifests/node-selection.js'
 import {manifestKinds, renderManifests, type ManifestObject} from '../manifests/render.js'
-import {isAdmissionPolicyKind, noAdmissionPolicyWarning} from './admission-policy.js'
+import {ADMISSION_POLICY_GROUP, isAdmissionPolicyKind, noAdmissionPolicyWarning, supportsAdmissionPolicies} from './admission-policy.js'
 import {podSecurityProblem} from './namespace.js'
 import {checkPlacement, nodeFacts, type NodeFacts} from './preflight.js'
 
@@ -30,19 +30,46 @@ export interface ClusterFacts {
   existingPassword?: string
 }
 
-/** Reads what every install decision depends on; needs only read access. */
-export async function gatherClusterFacts(kube: Kube, target: {namespace: string; name: string}, admissionPolicies: boolean): Promise<ClusterFacts> {
-  const [nodes, installs, namespace] = await Promise.all([
+/**
+ * What install learns from the cluster before deciding anything, in one round of concurrent requests:
+ * whether the API server serves admission policies, which of install's permissions the current identity
+ * lacks (one SelfSubjectAccessReview each), and what preflight judges. A missing permission is reported
+ * before any failed read, naming every one, rather than the first read it broke.
+ */
+export async function inspectCluster(kube: Kube, target: {namespace: string; name: string}): Promise<ClusterFacts> {
+  const [discovery, review, reads] = await Promise.allSettled([
+    supportsAdmissionPolicies(kube),
+    missingPermissions(kube, installPermissionNeeds(target.namespace, true)),
+    readClusterFacts(kube, target),
+  ])
+  if (discovery.status === 'rejected') throw discovery.reason
+  const admissionPolicies = discovery.value
+  if (review.status === 'rejected') throw review.reason
+  const missing = review.value.filter((need) => admissionPolicies || need.group !== ADMISSION_POLICY_GROUP)
+  if (missing.length > 0) {
+    throw forbidden(
+      kube,
+      missing,
+      'nothing was applied',
+      'karp install needs to read nodes and karp DaemonSets, and to create and patch its objects; use a cluster-admin context or ask for these permissions',
+    )
+  }
+  if (reads.status === 'rejected') throw reads.reason
+  return {...reads.value, admissionPolicies}
+}
+
+/** The reads preflight and the password choice depend on; needs only read access. */
+async function readClusterFacts(kube: Kube, target: {namespace: string; name: string}): Promise<Omit<ClusterFacts, 'admissionPolicies'>> {
+  // The Secret is asked for even when its namespace may not exist: a 404 answers that as well, in the same round.
+  const [nodes, installs, namespace, secret] = await Promise.all([
     kube.call('listing nodes', () => kube.core.listNode()),
     listKarpInstalls(kube),
     kube.nullIfNotFound(`reading namespace ${target.namespace}`, () => kube.core.readNamespace({name: target.namespace})),
+    kube.nullIfNotFound(`reading Secret ${target.namespace}/${target.name}`, () => kube.core.readNamespacedSecret(target)),
   ])
-  const secret = namespace
-    ? await kube.nullIfNotFound(`reading Secret ${target.namespace}/${target.name}`, () => kube.core.readNamespacedSecret(target))
-    : null
-  const stored = secret?.data?.password === undefined ? undefined : Buffer.from(secret.data.password, 'base64').toString('utf8')
+  const stored = namespace && secret?.data?.password !== undefined ? Buffer.from(secret.data.password, 'base64').toString('utf8') : undefined
   const existingPassword = stored !== undefined && checkPassword(stored).ok ? stored : undefined
-  return {nodes: nodes.items.map(nodeFacts), installs, namespace, admissionPolicies, ...(existingPassword ? {existingPassword} : {})}
+  return {nodes: nodes.items.map(nodeFacts), installs, namespace, ...(existingPassword ? {existingPassword} : {})}
 }
 
 export function choosePassword(given: string | undefined, facts: ClusterFacts): {password: string; source: PasswordSource} {
@@ -109,43 +136,58 @@ export function planInstall(config: VipConfig, passwordSource: PasswordSource, f
   return {config, passwordSource, objects, namespaceExists: facts.namespace !== null, selected, warnings}
 }
 
-/** Everything install reads or writes, for one access review before any of it. */
+/**
+ * Everything install does, for the access reviews before any of it: the reads of preflight and of the
+ * rollout wait, and a create and a patch of each kind (a server-side apply, dry run or not, is a patch that
+ * creates what does not exist).
+ */
 export function installPermissionNeeds(namespace: string, admissionPolicies: boolean): PermissionNeed[] {
   const reads: PermissionNeed[] = [
     {verb: 'list', group: '', resource: 'nodes'},
     {verb: 'list', group: 'apps', resource: 'daemonsets'},
+    {verb: 'get', group: '', resource: 'namespaces'},
+    {verb: 'get', group: '', resource: 'secrets', namespace},
+    {verb: 'get', group: 'apps', resource: 'daemonsets', namespace},
   ]
   const writes = manifestKinds()
     .filter((k) => admissionPolicies || !isAdmissionPolicyKind(k.kind))
-    .flatMap((k) => ['get', 'create', 'patch'].map((verb) => ({verb, ...resourceOf(k.kind), ...(k.namespaced ? {namespace} : {})})))
+    .flatMap((k) => ['create', 'patch'].map((verb) => ({verb, ...resourceOf(k.kind), ...(k.namespaced ? {namespace} : {})})))
   return [...reads, ...writes]
 }
 
-/** Refuses up front, naming every missing permission, rather than failing half-way through an apply. */
-export async function verifyPermissions(kube: Kube, namespace: string, admissionPolicies: boolean): Promise<void> {
-  await requirePermissions(
-    kube,
-    installPermissionNeeds(namespace, admissionPolicies),
-    'nothing was applied',
-    'karp install needs to read nodes and karp DaemonSets, and to create and patch its objects; use a cluster-admin context or ask for these permissions',
-  )
-}
+/**
+ * What each object holds now, as the dry run saw it: its resourceVersion, or null when it does not exist.
+ * An object that could not be dry-run (its namespace is created by this install) is missing.
+ */
+export type StoredVersions = Map<ManifestObject, string | null>
 
 /**
  * Proves the apply would succeed without writing: a server-side dry run of every object whose namespace
- * exists already (admission, validation, RBAC escalation rules).
+ * exists already (admission, validation, RBAC escalation rules), all at once; any failure stops the
+ * install before its first write. Returns what each object holds now, so the apply's answer alone tells
+ * whether it changed anything.
  */
-export async function dryRunApply(kube: Kube, plan: InstallPlan): Promise<void> {
-  // A dry run writes nothing, so the objects need no order among themselves.
-  await Promise.all(
-    plan.objects
-      .filter((object) => !object.metadata.namespace || plan.namespaceExists)
-      .map((object) =>
-        kube.call(`dry-run apply of ${describeObject(object)} (nothing was applied)`, () =>
-          kube.objects.patch(object, undefined, 'All', FIELD_MANAGER, true, PatchStrategy.ServerSideApply),
-        ),
+export async function dryRunApply(kube: Kube, plan: InstallPlan): Promise<StoredVersions> {
+  const objects = plan.objects.filter((object) => !object.metadata.namespace || plan.namespaceExists)
+  const answers = await settleAll(
+    objects.map((object) =>
+      kube.call(`dry-run apply of ${describeObject(object)} (nothing was applied)`, () =>
+        kube.objects.patch(object, undefined, 'All', FIELD_MANAGER, true, PatchStrategy.ServerSideApply),
       ),
+    ),
   )
+  // A dry run stores nothing, so the resourceVersion it answers with is the stored object's, none if absent.
+  return new Map(objects.map((object, i) => [object, answers[i]?.metadata?.resourceVersion ?? null]))
+}
+
+/**
+ * When each object is applied: the objects of a wave together, each wave once the one before is stored.
+ * Permissions (RBAC) only after the admission policy that confines what they grant; the DaemonSet, whose
+ * pods use all the rest, last.
+ */
+export function applyWave(object: {kind: string}): number {
+  if (object.kind === 'DaemonSet') return 2
+  return resourceOf(object.kind).group === 'rbac.authorization.k8s.io' ? 1 : 0
 }
 
 export interface InstallResult {
@@ -182,13 +224,15 @@ async function createNamespace(kube: Kube, namespace: ManifestObject): Promise<A
 export async function executeInstall(
   kube: Kube,
   plan: InstallPlan,
+  stored: StoredVersions,
   options: {wait: boolean; timeoutMs: number; onProgress: (status: RolloutStatus) => void},
 ): Promise<InstallResult> {
   const namespace = plan.objects.find((o) => o.kind === 'Namespace')
   const created = namespace
     ? await createNamespace(kube, namespace)
     : ({kind: 'Namespace', name: plan.config.namespace, action: 'unchanged'} satisfies AppliedObject)
-  const objects = [created, ...(await applyObjects(kube, plan.objects.filter((o) => o.kind !== 'Namespace')))]
+  const applied = await applyObjects(kube, plan.objects.filter((o) => o.kind !== 'Namespace'), applyWave, (o) => stored.get(o) ?? null)
+  const objects = [created, ...applied]
   const rollout = options.wait
     ? await waitForRollout(kube, {namespace: plan.config.namespace, name: plan.config.name}, options.timeoutMs, options.onProgress, plan.selected.length)
     : null

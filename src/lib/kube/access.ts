@@ -44,7 +44,11 @@ export async function missingPermissions(kube: Kube, needs: PermissionNeed[]): P
  */
 export async function requirePermissions(kube: Kube, needs: PermissionNeed[], outcome: string, hint: string): Promise<void> {
   const missing = await missingPermissions(kube, needs)
-  if (missing.length === 0) return
+  if (missing.length > 0) throw forbidden(kube, missing, outcome, hint)
+}
+
+/** The refusal naming every permission the current identity lacks; outcome and hint as requirePermissions'. */
+export function forbidden(kube: Kube, missing: PermissionNeed[], outcome: string, hint: string): UnreachableError {
   const user = kube.config.getCurrentUser()?.name ?? 'the current user'
-  throw new UnreachableError(`forbidden: ${user} (context ${kube.contextName}) may not ${missing.map(describeNeed).join('; ')}; ${outcome}`, hint)
+  return new UnreachableError(`forbidden: ${user} (context ${kube.contextName}) may not ${missing.map(describeNeed).join('; ')}; ${outcome}`, hint)
 }

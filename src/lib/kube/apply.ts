@@ -18,27 +18,46 @@ export const describeObject = (o: {kind: string; metadata: {name: string; namesp
   `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`
 
 /**
- * Server-side applies each object in order, as field manager karp. Conflicts with other managers are
- * forced: karp owns what it renders. The action is read off resourceVersion, which the API server only
- * moves when the stored object changed.
+ * Waits for every one of the promises, then fails with the first failure, if any: a failure never leaves
+ * requests of the same step running unseen while the command reports and exits.
  */
-export async function applyObjects(kube: Kube, objects: ManifestObject[]): Promise<AppliedObject[]> {
-  // Reads are independent, so they go together; the applies stay in order (a namespace before its objects).
-  const befores = await Promise.all(
-    objects.map((object) => {
-      const header = {apiVersion: object.apiVersion, kind: object.kind, metadata: {name: object.metadata.name, namespace: object.metadata.namespace}}
-      return kube.nullIfNotFound(`reading ${describeObject(object)}`, () => kube.objects.read(header))
-    }),
-  )
+export async function settleAll<T>(promises: Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(promises)
+  const failed = settled.find((s) => s.status === 'rejected')
+  if (failed) throw failed.reason
+  return settled.map((s) => (s as PromiseFulfilledResult<T>).value)
+}
+
+/**
+ * Server-side applies the objects as field manager karp, wave after wave (waveOf: lowest first), the objects
+ * of a wave together; the results in the order of `objects`. Conflicts with other managers are forced: karp
+ * owns what it renders. The action is read off the answer: the API server moves resourceVersion only when
+ * it stored a change, so an answer with the resourceVersion the object had before (`before`: null if it did
+ * not exist) means nothing changed.
+ */
+export async function applyObjects(
+  kube: Kube,
+  objects: ManifestObject[],
+  waveOf: (object: ManifestObject) => number,
+  before: (object: ManifestObject) => string | null,
+): Promise<AppliedObject[]> {
   const results: AppliedObject[] = []
-  for (const [i, object] of objects.entries()) {
-    const what = describeObject(object)
-    const before = befores[i] ?? null
-    const after = await kube.call(`applying ${what}`, () =>
-      kube.objects.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply),
+  for (const wave of [...new Set(objects.map(waveOf))].sort((a, b) => a - b)) {
+    const indices = objects.flatMap((object, i) => (waveOf(object) === wave ? [i] : []))
+    const answers = await settleAll(
+      indices.map((i) => {
+        const object = objects[i] as ManifestObject
+        return kube.call(`applying ${describeObject(object)}`, () =>
+          kube.objects.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply),
+        )
+      }),
     )
-    const action: ApplyAction = before === null ? 'created' : before.metadata?.resourceVersion === after.metadata?.resourceVersion ? 'unchanged' : 'configured'
-    results.push({kind: object.kind, name: object.metadata.name, ...(object.metadata.namespace ? {namespace: object.metadata.namespace} : {}), action})
+    for (const [n, i] of indices.entries()) {
+      const object = objects[i] as ManifestObject
+      const was = before(object)
+      const action: ApplyAction = was === null ? 'created' : answers[n]?.metadata?.resourceVersion === was ? 'unchanged' : 'configured'
+      results[i] = {kind: object.kind, name: object.metadata.name, ...(object.metadata.namespace ? {namespace: object.metadata.namespace} : {}), action}
+    }
   }
   return results
 }

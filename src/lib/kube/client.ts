@@ -8,11 +8,13 @@ import {
   CoreV1Api,
   createConfiguration,
   KubeConfig,
-  KubernetesObjectApi,
+  type KubernetesObjectApi,
   RbacAuthorizationV1Api,
+  type RequestContext,
   ServerConfiguration,
   setHeaderMiddleware,
 } from '@kubernetes/client-node'
+import type https from 'node:https'
 
 import {echo, escapeControl} from '../echo.js'
 import {KarpError, UnreachableError, UsageError} from '../errors.js'
@@ -20,6 +22,7 @@ import {loadClientConfig} from '../kubeconfig/client-config.js'
 import {locateKubeconfig} from '../kubeconfig/locate.js'
 import {KARP_VERSION} from '../version.js'
 import {formatSeconds, type GuardOptions, NotKubernetesAnswerError, RequestDeadlineError, requestGuard} from './request-guard.js'
+import {KnownKindsObjectApi} from './resources.js'
 
 export interface ClusterOptions {
   kubeconfig?: string
@@ -225,6 +228,8 @@ export interface KubeOptions {
   deadlineAt?: number
 }
 
+type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>
+
 /**
  * A KubeConfig whose API clients all carry the request guard (deadline, answer check): those Kube makes
  * and any that other code makes from kube.config.
@@ -233,9 +238,30 @@ class GuardedKubeConfig extends KubeConfig {
   constructor(
     from: KubeConfig,
     private readonly guard: GuardOptions,
+    /** Connection pools by TLS identity, shared with the Kubes made from this one (until). */
+    readonly dispatchers: Map<string, Dispatcher> = new Map(),
   ) {
     super()
     this.loadFromOptions({clusters: from.clusters, users: from.users, contexts: from.contexts, currentContext: from.currentContext})
+  }
+
+  /**
+   * The library gives every request a connection pool of its own, so each request paid a TCP and TLS
+   * handshake; one pool per server and TLS identity lets requests reuse connections (and multiplex over
+   * HTTP/2 where the API server offers it, as kubectl does). A new client certificate (an exec plugin's,
+   * renewed) gets a new pool.
+   */
+  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    await super.applySecurityAuthentication(context)
+    const fresh = context.getDispatcher()
+    if (!fresh) return
+    const tls: https.RequestOptions = {}
+    await this.applyToHTTPSOptions(tls)
+    const cluster = this.getCurrentCluster()
+    const key = JSON.stringify([cluster?.server, cluster?.proxyUrl, tls.ca, tls.cert, tls.key, tls.pfx, tls.passphrase, tls.servername, tls.rejectUnauthorized])
+    const shared = this.dispatchers.get(key)
+    if (shared) context.setDispatcher(shared)
+    else this.dispatchers.set(key, fresh)
   }
 
   override makeApiClient<T extends ApiType>(apiClientType: ApiConstructor<T>): T {
@@ -268,13 +294,17 @@ export class Kube {
 
   constructor(config: KubeConfig, options: KubeOptions = {}) {
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
-    this.config = new GuardedKubeConfig(config, {requestTimeoutMs: this.requestTimeoutMs, deadlineAt: options.deadlineAt})
+    this.config = new GuardedKubeConfig(
+      config,
+      {requestTimeoutMs: this.requestTimeoutMs, deadlineAt: options.deadlineAt},
+      config instanceof GuardedKubeConfig ? config.dispatchers : undefined,
+    )
     this.core = this.config.makeApiClient(CoreV1Api)
     this.apps = this.config.makeApiClient(AppsV1Api)
     this.coordination = this.config.makeApiClient(CoordinationV1Api)
     this.rbac = this.config.makeApiClient(RbacAuthorizationV1Api)
     this.authz = this.config.makeApiClient(AuthorizationV1Api)
-    this.objects = KubernetesObjectApi.makeApiClient(this.config)
+    this.objects = KnownKindsObjectApi.forConfig(this.config)
     this.server = this.config.getCurrentCluster()?.server ?? ''
     this.contextName = this.config.getCurrentContext()
   }
