@@ -2,7 +2,8 @@
 // and for the commands that talk to the API, the time from starting the process to its first connection to
 // the API server (a TCP listener on loopback that the kubeconfig points at; it accepts and answers nothing,
 // and the command is killed then, while it waits for the TLS handshake, so it can send nothing anywhere
-// else). `node -e 0` is the floor every figure includes.
+// else). `node -e 0` is the floor every figure includes. kubectl (the pinned one lab/k8s/build.sh builds) is
+// timed the same way, a Go binary's start being the goal, and each karp figure gets its ratio to kubectl's.
 //   node --import tsx bench/startup/run.ts [--trials N]
 import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {createServer, type Server} from 'node:net'
@@ -13,6 +14,7 @@ import {parseArgs} from 'node:util'
 
 import {execa} from 'execa'
 
+import {resolveBinDir} from '../../lab/binaries.js'
 import {formatSummary, summarize} from '../stats.js'
 import {timed} from '../timed.js'
 
@@ -39,6 +41,7 @@ async function listener(): Promise<{server: Server; port: number; next: () => Pr
   return {server, port: address.port, next: () => new Promise((resolve) => (waiting = resolve))}
 }
 
+const kubectl = join(await resolveBinDir(), 'kubectl')
 const work = await mkdtemp(join(tmpdir(), 'karp-bench-startup-'))
 const api = await listener()
 try {
@@ -54,34 +57,42 @@ current-context: bench
 `,
     {mode: 0o600},
   )
-  /** Milliseconds from spawning the command to its first connection to the API server. */
-  const firstRequest = async (args: string[]): Promise<number> => {
+  /** Milliseconds from spawning the program to its first connection to the API server. */
+  const firstConnection = async (file: string, args: string[]): Promise<number> => {
     const connected = api.next()
     const start = performance.now()
-    const run = execa(process.execPath, [RUN, ...args, '--kubeconfig', kubeconfig, '--request-timeout', '5s'], {reject: false, stdin: 'ignore'})
-    const at = await Promise.race([connected, run.then((r) => Promise.reject(new Error(`karp ${args.join(' ')} exited ${r.exitCode} before connecting:\n${r.stderr}`)))])
+    const run = execa(file, args, {reject: false, stdin: 'ignore'})
+    const at = await Promise.race([connected, run.then((r) => Promise.reject(new Error(`${file} ${args.join(' ')} exited ${r.exitCode} before connecting:\n${r.stderr}`)))])
     run.kill('SIGKILL')
     await run
     return at - start
   }
+  const firstRequest = (args: string[]) => firstConnection(process.execPath, [RUN, ...args, '--kubeconfig', kubeconfig, '--request-timeout', '5s'])
 
-  const rows: Array<[what: string, target: number | undefined, measure: () => Promise<number>]> = [
-    ['node -e 0 (the floor)', undefined, () => wall(['-e', '0'])],
-    ['import @kubernetes/client-node', undefined, () => wall(['--input-type=module', '-e', "await import('@kubernetes/client-node')"])],
-    ['karp --help', 150, () => wall([RUN, '--help'])],
-    ['karp render', 150, () => wall([RUN, 'render', '--vip', '10.99.0.10', '--password', 'bench'])],
-    ['karp status: to its first request', 100, () => firstRequest(['status', '--no-probe'])],
-    ['karp check-cert: to its first request', 100, () => firstRequest(['check-cert', '--vip', '10.99.0.10'])],
-    ['karp install: to its first request', 100, () => firstRequest(['install', '--vip', '10.99.0.10', '--password', 'bench', '--yes'])],
+  // [what, target (ms), kubectl's row it is compared with, measure]
+  const rows: Array<[what: string, target: number | undefined, kubectlRow: string | undefined, measure: () => Promise<number>]> = [
+    ['node -e 0 (the floor)', undefined, undefined, () => wall(['-e', '0'])],
+    ['import @kubernetes/client-node', undefined, undefined, () => wall(['--input-type=module', '-e', "await import('@kubernetes/client-node')"])],
+    ['kubectl --help', undefined, undefined, () => timed(kubectl, ['--help'])],
+    ['kubectl get nodes: to its first request', undefined, undefined, () => firstConnection(kubectl, ['get', 'nodes', '--kubeconfig', kubeconfig, '--request-timeout', '5s'])],
+    ['karp --help', 150, 'kubectl --help', () => wall([RUN, '--help'])],
+    ['karp render', 150, 'kubectl --help', () => wall([RUN, 'render', '--vip', '10.99.0.10', '--password', 'bench'])],
+    ['karp status: to its first request', 100, 'kubectl get nodes: to its first request', () => firstRequest(['status', '--no-probe'])],
+    ['karp check-cert: to its first request', 100, 'kubectl get nodes: to its first request', () => firstRequest(['check-cert', '--vip', '10.99.0.10'])],
+    ['karp install: to its first request', 100, 'kubectl get nodes: to its first request', () => firstRequest(['install', '--vip', '10.99.0.10', '--password', 'bench', '--yes'])],
   ]
   console.log(`${trials} trials each, Node ${process.version}; targets are wall time from the process's start`)
-  for (const [what, target, measure] of rows) {
+  const medians = new Map<string, number>()
+  for (const [what, target, kubectlRow, measure] of rows) {
     await measure() // one run to warm the disk cache and Node's compile cache, not counted
     const samples: number[] = []
     for (let i = 0; i < trials; i++) samples.push(await measure())
     const s = summarize(samples)
+    medians.set(what, s.median)
     const verdict = target === undefined ? '' : `  target <= ${target} ms: ${s.median <= target ? 'met' : 'not met'}`
-    console.log(`${what.padEnd(40)} ${formatSummary(s)}${verdict}`)
+    const base = kubectlRow === undefined ? undefined : medians.get(kubectlRow)
+    const ratio = base === undefined ? '' : `  ${(s.median / base).toFixed(1)}x kubectl`
+    console.log(`${what.padEnd(40)} ${formatSummary(s)}${verdict}${ratio}`)
   }
 } finally {
   api.server.close()
