@@ -24,8 +24,7 @@ if (steps.some((n, i) => !Number.isInteger(n) || n < 4 || (i > 0 && n <= (steps[
   throw new Error('--nodes: growing node counts of at least 4, e.g. 1000,5000,20000; --trials: at least 1')
 }
 const RUN = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
-const STATUS = new URL('../../dist/lib/status/status.js', import.meta.url).href
-const CLIENT = new URL('../../dist/lib/kube/client.js', import.meta.url).href
+const IN_PROCESS = fileURLToPath(new URL('lib/in-process.ts', import.meta.url))
 const TARGET_MS = 500
 const TARGET_AT = 5000
 
@@ -45,18 +44,6 @@ async function measured(work: string, file: string, args: string[], okCodes = [0
   if (!okCodes.includes(result.exitCode ?? -1)) throw new Error(`${file} ${args.join(' ')} failed (${result.exitCode}):\n${result.stderr}`)
   return {ms, maxRssMiB: Number((await readFile(rssFile, 'utf8')).trim().split('\n').at(-1)) / 1024, stdout: result.stdout}
 }
-
-// In a process of its own, as karp runs it (the built modules): the time from the first request to the verdict,
-// and how far gathering raised the process's peak memory above what loading took.
-const IN_PROCESS = `
-const [{gatherStatus}, {Kube}] = await Promise.all([import(${JSON.stringify(STATUS)}), import(${JSON.stringify(CLIENT)})])
-const kube = Kube.fromOptions({kubeconfig: process.argv[1]})
-const rssBefore = process.memoryUsage().rss
-const start = performance.now()
-const result = await gatherStatus(kube, {probe: false, timeoutMs: 1000})
-const ms = performance.now() - start
-console.log(JSON.stringify({ms, verdict: result.verdict, grewMiB: (process.resourceUsage().maxRSS * 1024 - rssBefore) / 1048576}))
-`
 
 const cp = await startControlPlane({kwok: KWOK})
 const work = await mkdtemp(join(tmpdir(), 'karp-bench-status-'))
@@ -124,7 +111,7 @@ try {
       const verdict = (JSON.parse(run.stdout) as {verdict: string}).verdict
       if (verdict !== 'healthy') throw new Error(`karp status: unexpected verdict ${verdict}: ${run.stdout}`)
       karp.push(run)
-      const part = JSON.parse((await execa(process.execPath, ['--input-type=module', '-e', IN_PROCESS, cp.adminKubeconfig])).stdout) as {ms: number; verdict: string; grewMiB: number}
+      const part = JSON.parse((await execa(process.execPath, ['--import', 'tsx', IN_PROCESS, cp.adminKubeconfig])).stdout) as {ms: number; verdict: string; grewMiB: number}
       if (part.verdict !== 'healthy') throw new Error(`in process: unexpected verdict ${part.verdict}`)
       inProcess.push(part)
       // kubectl's commands one after another, as a person would run them; karp makes its lists at once.
