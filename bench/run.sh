@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm run bench`: every benchmark under bench/, each printing its own figures. A benchmark is a .ts file in a
 # directory of bench/: NAME runs bench/NAME/run.ts, NAME/ENTRY runs bench/NAME/ENTRY.ts (e.g.
-# failover/real-nodes). Arguments pick some by name; with none, every one runs.
+# failover/real-nodes). Arguments pick some by name; with none, every one runs. Modules that are not
+# benchmarks live deeper (bench/NAME/lib/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/ensure-node.sh

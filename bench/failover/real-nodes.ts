@@ -45,7 +45,7 @@ import {longestOutage, type Probe} from '../../lab/outage.js'
 import {memoryKb, rssKb, sleep, splitByRoot, waitFor} from '../../lab/process.js'
 import {DEFAULTS} from '../../src/lib/config/vip-config.js'
 import {summarize} from '../stats.js'
-import {cell, CONFIG_TITLES, randomPhaseMs, seconds, SideBySide} from './table.js'
+import {cell, CONFIG_TITLES, randomPhaseMs, seconds, SideBySide} from './lib/table.js'
 
 const here = import.meta.dirname
 const CONFIGS = ['agent', 'plain'] as const

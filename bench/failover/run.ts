@@ -22,7 +22,7 @@ import {join} from 'node:path'
 import {parseArgs} from 'node:util'
 import {Lab, labSkipReason, killGroup, sleep, VIP, VHID, SERVICE_PORT, type LabNode, type Proc} from '../../lab/agent-lab.js'
 import {summarize} from '../stats.js'
-import {cell, CONFIG_TITLES, randomPhaseMs, seconds, SideBySide} from './table.js'
+import {cell, CONFIG_TITLES, randomPhaseMs, seconds, SideBySide} from './lib/table.js'
 
 const here = import.meta.dirname
 type Config = 'agent' | 'plain'

@@ -1,6 +1,6 @@
 // The failover benchmarks' result table: one row per figure, one column per configuration (the karp agent
 // beside plain ucarp, measured in the same run), printed as Markdown.
-import {summarize} from '../stats.js'
+import {summarize} from '../../stats.js'
 
 export const seconds = (ms: number) => (ms / 1000).toFixed(2)
 
