@@ -15,7 +15,7 @@ export type {StatusResult} from '../lib/status/status.js'
 export default class Status extends BaseCommand {
   static override summary = 'show which node holds the VIP and whether everything is healthy'
   static override description =
-    'Reads every karp install in the cluster (one list call per kind), judges who holds each VIP (exactly one is healthy, none is an outage, more is a split brain), and probes each VIP from this machine: TCP connect, TLS handshake, and whether its certificate carries the VIP. Exit 0 when healthy, 4 when degraded, down or not installed, 3 when the cluster is unreachable.'
+    'Reads every karp install in the cluster (a list call per kind, and of the nodes only those its DaemonSets may select), judges who holds each VIP (exactly one is healthy, none is an outage, more is a split brain), and probes each VIP from this machine: TCP connect, TLS handshake, and whether its certificate carries the VIP. Exit 0 when healthy, 4 when degraded, down or not installed, 3 when the cluster is unreachable.'
 
   static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --json', '<%= config.bin %> status --watch -n karp-system']
 

@@ -10,7 +10,7 @@ import {scryptSync} from 'node:crypto'
  */
 export const PASSWORD_FINGERPRINT_ANNOTATION = 'karp.io/password-hash'
 
-// N = 2^14, r = 8: 16 MiB and about 40 ms per call here; render and install call it once.
+// N = 2^14, r = 8: 16 MiB and 86-112 ms per call on the 2-core test machine; render and install call it once.
 const SCRYPT = {N: 2 ** 14, r: 8, p: 1}
 const BYTES = 8
 

@@ -25,7 +25,7 @@ export interface ClusterSnapshot {
   heartbeats?: Record<string, string>
 }
 
-/** What status reads: one list per kind, cluster-wide. */
+/** What status reads: lists of each kind, cluster-wide. */
 export const STATUS_PERMISSIONS: PermissionNeed[] = [
   {verb: 'list', group: 'apps', resource: 'daemonsets'},
   {verb: 'list', group: '', resource: 'pods'},
