@@ -9,7 +9,7 @@ export const INTERRUPTED_EXIT_CODE = 130
 export type ErrorJson = {error: {message: string; exitCode: number; hint?: string}}
 
 /**
- * Maps failures onto DESIGN.md's exit codes: a KarpError is the user's to fix and shows one clear message
+ * Maps failures onto the exit codes (docs/architecture.md): a KarpError is the user's to fix and shows one clear message
  * (JSON on stdout under --json); anything else is a bug and keeps its stack.
  */
 export abstract class BaseCommand extends Command {

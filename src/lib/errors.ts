@@ -1,4 +1,4 @@
-/** Exit codes fixed by DESIGN.md; every command maps its failures onto these. */
+/** The exit codes (docs/architecture.md, the README's "Exit codes"); every command maps its failures onto these. */
 export const ExitCode = {
   ok: 0,
   bug: 1,

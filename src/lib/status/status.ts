@@ -88,7 +88,7 @@ export async function gatherStatus(kube: Kube, options: StatusOptions, now = new
   return statusFromSnapshot(await takeSnapshot(kube), kube, options, now)
 }
 
-/** DESIGN.md's exit codes: 0 healthy; 4 degraded, down or nothing installed (a failed check). */
+/** The exit codes (docs/architecture.md): 0 healthy; 4 degraded, down or nothing installed (a failed check). */
 export function statusExitCode(result: StatusResult): ExitCode {
   return result.verdict === 'healthy' ? ExitCode.ok : ExitCode.checkFailed
 }
