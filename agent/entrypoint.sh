@@ -284,12 +284,14 @@ start_ucarp() { # why [hold|listen]
   [ "$KARP_PREEMPT" = true ] && set -- "$@" --preempt
   [ -n "$neutral" ] && set -- "$@" "$neutral"
   # A leaving master's advertisement (carp_leave) times out every backup whose dead interval is shorter
-  # than what it announces, all at once; karp-pcap-immediate.so holds it back 25 ms per 1/256 s of skew
+  # than what it announces, all at once; karp-pcap-immediate.so holds it back 40 ms per 1/256 s of skew
   # above 1, and drops it if a backup that held back less advertises meanwhile. Two nodes' automatic skews
-  # differ by KARP_SKEW_STEP (4) at least: 100 ms apart, more than a takeover takes before ucarp's first
-  # advertisement (its up script runs first: 50-90 ms in the lab). Rank 0 (skew 1) holds nothing back.
+  # differ by KARP_SKEW_STEP (4) at least: 160 ms apart, well beyond the time from a takeover to its first
+  # advertisement (up.sh sends it first thing: 15-45 ms in the agent lab, loaded). 25 ms per step (100 ms
+  # apart) let two backups take over together in CI, where up.sh, which then advertised only once it had
+  # put the VIP on, took 150 ms. Rank 0 (skew 1) holds nothing back.
   hold_ms=0
-  [ "$advskew" -gt 1 ] && hold_ms=$(((advskew - 1) * 25))
+  [ "$advskew" -gt 1 ] && hold_ms=$(((advskew - 1) * 40))
   dead_ms=$((KARP_ADVBASE * deadratio * 1000))
   # ucarp's warnings (and its hooks' log lines) go through the nap FIFO: nap reads and passes them on,
   # and notes another CARP group's advertisements on the way (ucarp_said).

@@ -85,14 +85,22 @@ hook_register() {
 # True while the ucarp that runs this hook is still the agent's ucarp (still this process's parent: a
 # killed ucarp's children are adopted at once) and nothing moved the generation past $1. Checked after
 # hook_register, so a hook the agent did not wait for always finds its ucarp gone.
-hook_current() { # generation
+# Whether the ucarp that ran this hook is still the agent's: its parent (a ucarp the agent killed leaves its
+# hook to be adopted by another process).
+hook_parent_current() {
   { read -r st <"/proc/$$/stat"; } 2>/dev/null || return 1
   st=${st##*") "} # state ppid ...
   st=${st#* }
-  current_ucarp='' current_gen=''
+  current_ucarp=''
   { read -r current_ucarp <"$KARP_STATE_DIR/ucarp.pid"; } 2>/dev/null
+  [ "${st%% *}" = "$current_ucarp" ]
+}
+
+hook_current() { # generation
+  hook_parent_current || return 1
+  current_gen=''
   { read -r current_gen <"$KARP_STATE_DIR/gen"; } 2>/dev/null
-  [ "${st%% *}" = "$current_ucarp" ] && [ "$current_gen" = "$1" ]
+  [ "$current_gen" = "$1" ]
 }
 
 vip_held() { # iface

@@ -1,13 +1,21 @@
 #!/bin/sh
 # ucarp's upscript: this node became CARP master. $1 interface, $2 VIP (ucarp passes them).
 # ucarp waits for this script and sends its own gratuitous ARP right after it, so it does only what must
-# happen before: put the VIP on the interface. Everything slower runs in the background.
+# happen before: advertise, and put the VIP on the interface. Everything slower runs in the background.
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib.sh
 . "${0%/*}/lib.sh"
 iface=$1
 hook_register
-
+# ucarp advertises as master only once this script returns. The other backups hold a leaving master's
+# advertisement back (karp-pcap-immediate.so) only 40 ms per 1/256 s of skew more than this node, and each
+# process this script starts costs milliseconds, tens of them on a busy node: advertise first, as ucarp
+# will (unless the agent has stopped that ucarp), so they hear of the new master before their hold ends.
+hook_parent_current && (
+  read -r src skew <"$KARP_STATE_DIR/advert" || exit 0
+  exec karp-carp-leave --srcip "$src" --vhid "$KARP_VHID" --vip "$KARP_VIP" --passfile "$KARP_PASSWORD_FILE" \
+    --advbase "$KARP_ADVBASE" --advskew "$skew"
+) </dev/null >/dev/null 3>&- &
 from=init
 { read -r from <"$KARP_STATE_DIR/role"; } 2>/dev/null
 gen_bump
@@ -16,15 +24,6 @@ if ! hook_current "$g"; then
   log "up=skipped vip=$KARP_VIP iface=$iface reason=\"the ucarp that ran this hook was stopped\""
   exit 0
 fi
-# ucarp advertises as master only once this script returns. Backups holding a leaving master's
-# advertisement back (karp-pcap-immediate.so) give up on this node after 25 ms per step of skew, and the
-# rest of this script waits on the kernel (ip, whose netlink lock other namespaces' work can hold for
-# hundreds of milliseconds): advertise now, as ucarp will, so they hear of the new master first.
-(
-  read -r src skew <"$KARP_STATE_DIR/advert" || exit 0
-  exec karp-carp-leave --srcip "$src" --vhid "$KARP_VHID" --vip "$KARP_VIP" --passfile "$KARP_PASSWORD_FILE" \
-    --advbase "$KARP_ADVBASE" --advskew "$skew"
-) </dev/null >/dev/null 3>&- &
 # Another CARP group's master advertises on this vhid (a password roll-out in progress): it, or a node
 # of its group, may hold the VIP. Unless this node holds the VIP already, it waits: the agent's
 # foreign_tick (entrypoint.sh) takes the VIP once that master stops advertising or nobody answers for it.
