@@ -221,6 +221,9 @@ interface InstanceRecord {
 const INSTANCE_RECORD = 'instance.json'
 const TEMP_PREFIX = 'karp-containerd-'
 
+/** What the lab reads of `crictl inspect`. */
+type CriInspect = {status: {state: string; exitCode?: number}; info: {pid: number; runtimeSpec: {linux: {cgroupsPath: string}}}}
+
 export class Containerd {
   readonly socket: string
   readonly logFile: string
@@ -392,8 +395,8 @@ export class Containerd {
   }
 
   /** `crictl inspect`: {status: {state, exitCode, ...}, info: {pid, runtimeSpec, ...}}. */
-  async inspect(id: string): Promise<{status: {state: string; exitCode?: number}; info: {pid: number; runtimeSpec: {linux: {cgroupsPath: string}}}}> {
-    return JSON.parse((await this.crictl(['inspect', '-o', 'json', id])).stdout)
+  async inspect(id: string): Promise<CriInspect> {
+    return JSON.parse((await this.crictl(['inspect', '-o', 'json', id])).stdout) as CriInspect
   }
 
   /**

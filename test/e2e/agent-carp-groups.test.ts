@@ -98,7 +98,7 @@ describe('karp agents and another CARP group on the same vhid', {skip}, () => {
         await lab.waitForOneHolder(30_000)
         // Rolled first, alone on the new password: it hears the old group's master and only listens.
         if (node === backup) {
-          await waitFor(`${node.name} listens`, 15_000, async () => / listening=true/.test(lab.agentLog(node)))
+          await waitFor(`${node.name} listens`, 15_000, () => / listening=true/.test(lab.agentLog(node)))
         }
       }
     } finally {
@@ -122,7 +122,7 @@ describe('karp agents and another CARP group on the same vhid', {skip}, () => {
   it('takes its own VIP while another group on the same vhid advertises for another VIP', async () => {
     const [a, b, other] = lab.nodes as [LabNode, LabNode, LabNode]
     startForeignGroup(lab, other, OTHER_VIP)
-    await waitFor('the other group elects its master', 15_000, async () =>
+    await waitFor('the other group elects its master', 15_000, () =>
       logOf(other, 'foreign-ucarp.log').includes('Switching to state: MASTER'),
     )
     for (const n of [a, b]) lab.startAgent(n, {toolset: 'busybox'})
@@ -138,7 +138,7 @@ describe('karp agents and another CARP group on the same vhid', {skip}, () => {
     // The other group (still advertising from the last test) now has a node that answers for karp's VIP.
     await lab.net.exec(other.ns, ['ip', 'addr', 'add', `${VIP}/32`, 'dev', 'eth0'])
     for (const n of [a, b]) lab.startAgent(n, {toolset: 'busybox'})
-    await waitFor('both agents listen', 30_000, async () => [a, b].every((n) => / listening=true/.test(lab.agentLog(n))))
+    await waitFor('both agents listen', 30_000, () => [a, b].every((n) => / listening=true/.test(lab.agentLog(n))))
     // Listening, neither is ever elected: not by waiting longer than the dead interval, and not by a leaving
     // master of their own group (karp-carp-leave, sent when a holder's API server dies).
     const leave = await lab.net.exec(other.ns, [join(karpTlsDir(), 'karp-carp-leave'), '--srcip', other.ip, '--vhid', VHID, '--vip', VIP,
@@ -165,13 +165,13 @@ describe('karp agents and another CARP group on the same vhid', {skip}, () => {
       await lab.net.exec(other.ns, ['ip', 'addr', 'add', `${VIP}/32`, 'dev', 'eth0'])
       try {
         if (keeps) {
-          await waitFor(`${holder.name} says another node holds the VIP`, 15_000, async () =>
+          await waitFor(`${holder.name} says another node holds the VIP`, 15_000, () =>
             /warning=vip-also-held other=fe:ff:ff:ff:ff:fe /.test(lab.agentLog(holder)),
           )
           assert.equal(role(holder), 'master')
           assert.equal(await lab.holdsVip(holder), true)
         } else {
-          await waitFor(`${holder.name} lets the VIP go`, 15_000, async () =>
+          await waitFor(`${holder.name} lets the VIP go`, 15_000, () =>
             /role=deferred from=master .*reason="00:00:00:00:00:02 answers for the VIP too .*the lower MAC address keeps it" vip_released=now/.test(lab.agentLog(holder)),
           )
           assert.deepEqual(await lab.holders(), [other.name])

@@ -104,7 +104,7 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
     console.error(`holders over ${samples.length} samples: ${runs.join(', ')}`)
   }
 
-  async function startForwarders(): Promise<void> {
+  function startForwarders(): void {
     const socket = join(lab.dir, 'api.sock')
     for (const n of lab.nodes) {
       forwarders.set(n.name, lab.spawnIn(n.ns, ['socat', `TCP-LISTEN:${FORWARD_PORT},bind=127.0.0.1,fork,reuseaddr`, `UNIX-CONNECT:${socket}`], {}, join(n.dir, 'socat.log')))
@@ -136,7 +136,7 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
     }
     const api = new URL(cluster.server)
     lab.spawnHere(['socat', `UNIX-LISTEN:${join(lab.dir, 'api.sock')},fork,unlink-early`, `TCP:${api.hostname}:${api.port}`], join(lab.dir, 'socat.log'))
-    await startForwarders()
+    startForwarders()
     for (const n of lab.nodes) lab.startService(n)
     for (const n of lab.nodes) await lab.waitForService(n)
     for (const n of lab.nodes) {
@@ -286,7 +286,7 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
     killGroup(silent.pid, 'SIGKILL')
     await silent.exited
     const sampler = sample()
-    await startForwarders()
+    startForwarders()
     const successor = await lab.waitForOneHolder(30_000, holder.name)
     await waitEligible(outside)
     for (const n of lab.nodes) await waitLogged(n, from.get(n.name)!, /node_check=ok/)

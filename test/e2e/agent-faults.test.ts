@@ -87,7 +87,7 @@ describe('karp agent under faults', {skip}, () => {
       const logFrom = lab.agentLog(node).length
       await serve(node, {tls})
       lab.startAgent(node)
-      await waitFor('three health checks by the agent', 20_000, async () => fromAgent(lab.healthRequests(node), from).length >= 3)
+      await waitFor('three health checks by the agent', 20_000, () => fromAgent(lab.healthRequests(node), from).length >= 3)
       const seen = fromAgent(lab.healthRequests(node), from)
       assert.deepEqual(
         seen.filter((r) => r.auth === 'token'),
@@ -108,7 +108,7 @@ describe('karp agent under faults', {skip}, () => {
       const from = lab.healthRequests(node).length
       await serve(node, {tls: false})
       lab.startAgent(node, {env: {KARP_HEALTH_URL: `http://127.0.0.1:${HEALTH_PORT}/readyz`}})
-      await waitFor('three health checks by the agent', 20_000, async () => fromAgent(lab.healthRequests(node), from).length >= 3)
+      await waitFor('three health checks by the agent', 20_000, () => fromAgent(lab.healthRequests(node), from).length >= 3)
       const seen = fromAgent(lab.healthRequests(node), from)
       assert.ok(
         seen.every((r) => r.auth === 'none'),
@@ -191,7 +191,7 @@ exec "${IP}" "$@"
       lab.startSilentServer(node, '127.0.0.1', BLACKHOLE_PORT)
       await serve(node)
       lab.startAgent(node, {env: {...blackholed, PATH: `${gate}:${SYSTEM_PATH}`, KARP_HANDOVER_TIMEOUT: '2', KARP_VIP_LIFETIME: '600'}})
-      await waitFor('up.sh held in ip addr add', 20_000, async () => existsSync(join(gate, 'held')))
+      await waitFor('up.sh held in ip addr add', 20_000, () => existsSync(join(gate, 'held')))
       const ucarp = lab.statePid(node, 'ucarp.pid')
       assert.ok(ucarp)
       return {gate, ucarp}
@@ -203,11 +203,11 @@ exec "${IP}" "$@"
       assert.ok(agent)
       const from = lab.agentLog(node).length
       process.kill(agent.pid, 'SIGTERM')
-      await waitFor(`the stopping agent to log ${pattern}`, GRACE_MS, async () => pattern.test(lab.agentLog(node).slice(from)))
+      await waitFor(`the stopping agent to log ${pattern}`, GRACE_MS, () => pattern.test(lab.agentLog(node).slice(from)))
       writeFileSync(join(gate, 'release'), '')
       const code = await Promise.race([agent.exited, sleep(GRACE_MS).then(() => 'timeout' as const)])
       assert.notEqual(code, 'timeout', `the agent did not exit within ${GRACE_MS} ms of SIGTERM`)
-      await waitFor('nothing left of the held up.sh', 10_000, async () => processesMentioning(gate).length === 0)
+      await waitFor('nothing left of the held up.sh', 10_000, () => processesMentioning(gate).length === 0)
       return code as number | null
     }
 

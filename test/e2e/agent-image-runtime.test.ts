@@ -112,7 +112,7 @@ describe('the agent image under containerd + runc with the DaemonSet settings', 
       join(dir, 'api-server.log'),
     )
     const serving = () => (existsSync(join(dir, 'api-server.log')) ? readFileSync(join(dir, 'api-server.log'), 'utf8').match(/^serving /gm)?.length : 0)
-    await waitFor('the API server stand-in', 10_000, async () => serving() === 2)
+    await waitFor('the API server stand-in', 10_000, () => serving() === 2)
 
     const pauseLayout = await buildPauseImage(join(dir, 'pause-image'))
     containerd = await Containerd.start({
@@ -233,7 +233,7 @@ describe('the agent image under containerd + runc with the DaemonSet settings', 
   })
 
   it('checks the API server with the mounted token over verified TLS and reports its role there', async () => {
-    await waitFor('a role report (Master)', 30_000, async () => rolePatches('Master').length > 0, () => JSON.stringify(requests().map((r) => [r.method, r.path, r.auth])))
+    await waitFor('a role report (Master)', 30_000, () => rolePatches('Master').length > 0, () => JSON.stringify(requests().map((r) => [r.method, r.path, r.auth])))
     const [patch] = rolePatches('Master')
     assert.ok(patch?.path?.endsWith(`/pods/${(plan.sandbox.metadata as {name: string}).name}/status`), patch?.path)
     assert.equal(patch?.auth, 'token')

@@ -178,7 +178,7 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     assert.equal(await lab.probe(), holder)
     const from = lab.agentLog(old).length
     lab.startAgent(old)
-    await waitFor(`${old.name} back as backup`, 20_000, async () => /role=backup from=init .*reason="started/.test(lab.agentLog(old).slice(from)))
+    await waitFor(`${old.name} back as backup`, 20_000, () => /role=backup from=init .*reason="started/.test(lab.agentLog(old).slice(from)))
     assert.doesNotMatch(lab.agentLog(old).slice(from), /stale_vip_removed=/, 'nothing left to remove')
     assert.equal(await lab.waitForOneHolder(), holder)
   })
@@ -193,7 +193,7 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     assert.equal(await lab.vipLifetime(backup), 'forever')
     const from = lab.agentLog(backup).length
     lab.startAgent(backup)
-    await waitFor(`${backup.name} removing the stale VIP`, 20_000, async () =>
+    await waitFor(`${backup.name} removing the stale VIP`, 20_000, () =>
       new RegExp(`stale_vip_removed=${VIP.replaceAll('.', '\\.')} iface=eth0`).test(lab.agentLog(backup).slice(from)),
     )
     assert.equal(await lab.waitForOneHolder(), holder.name)
@@ -214,7 +214,7 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     }
     await waitFor(`${old.name} putting the VIP back`, 20_000, async () => lab.holdsVip(old))
     // The VIP goes on before the agent logs that it did.
-    await waitFor(`${old.name} logging the VIP back`, 5_000, async () => lab.agentLog(old).slice(from).includes('vip_restored='))
+    await waitFor(`${old.name} logging the VIP back`, 5_000, () => lab.agentLog(old).slice(from).includes('vip_restored='))
     const lines = lab.agentLog(old).slice(from)
     assert.match(lines, /warning=vip-lease-lapsed vip=10\.77\.0\.10 iface=eth0 unrenewed=\d+\.\ds lifetime=4s/)
     assert.match(lines, /vip_restored=10\.77\.0\.10 iface=eth0 reason="the lease lapsed while this node was master"/)
@@ -266,8 +266,8 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     // Gated, it renews nothing: no VIP comes back over more than a lifetime.
     await assertNeverHolds(lab, old, (LIFETIME_S + 1) * 1000)
     lab.startService(old)
-    await waitFor(`${old.name} running ucarp again`, 20_000, async () => lab.statePid(old, 'ucarp.pid') !== undefined)
-    await waitFor(`${old.name} logging that it rejoined`, 10_000, async () =>
+    await waitFor(`${old.name} running ucarp again`, 20_000, () => lab.statePid(old, 'ucarp.pid') !== undefined)
+    await waitFor(`${old.name} logging that it rejoined`, 10_000, () =>
       /role=backup from=init .*reason="started \(health check passed 2 times\)/.test(transitions(lab, old).at(-1) ?? ''),
     )
     assert.equal(await lab.waitForOneHolder(), holder, 'a recovered node does not take the VIP back')
@@ -280,7 +280,7 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     // An API server that accepts and never answers: each first check takes the whole KARP_HEALTH_TIMEOUT.
     const silentPort = 6447
     lab.startSilentServer(node, '127.0.0.1', silentPort)
-    await waitFor('the silent server listening', 10_000, async () => {
+    await waitFor('the silent server listening', 10_000, () => {
       try {
         return readFileSync(join(node.dir, 'silent.log'), 'utf8').includes('silent on')
       } catch {
@@ -290,7 +290,7 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     const from = lab.agentLog(node).length
     lab.startAgent(node, {env: {KARP_HEALTH_URL: `https://127.0.0.1:${silentPort}/readyz`, KARP_HEALTH_TIMEOUT: '3'}})
     const gatedFile = join(node.dir, 'state', 'gated')
-    await waitFor(`${node.name} waiting for its first check`, 10_000, async () => {
+    await waitFor(`${node.name} waiting for its first check`, 10_000, () => {
       try {
         return readFileSync(gatedFile, 'utf8').includes('waiting for the first healthy check')
       } catch {
@@ -302,7 +302,7 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     assert.match(waiting.output, /^not ready: ucarp not started yet, waiting for the first healthy check$/m)
     assert.equal(await lab.healthcheck(node, 'live'), 0, 'waiting for the first check is no reason to restart')
     // Two checks failed (KARP_HEALTH_FAILURES): out of CARP for a known reason, which waiting longer would not change.
-    await waitFor(`${node.name} concluding that its API server fails`, 20_000, async () => readFileSync(gatedFile, 'utf8').startsWith('health check failed'))
+    await waitFor(`${node.name} concluding that its API server fails`, 20_000, () => readFileSync(gatedFile, 'utf8').startsWith('health check failed'))
     const out = await lab.probeResult(node, 'ready')
     assert.equal(out.code, 0, out.output)
     assert.match(out.output, /^ucarp stopped on purpose: health check failed 2 times: /m)

@@ -55,7 +55,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
   let hostBefore: HostState
   // Each step builds on the one before: after a failure the rest would only fail for the same reason.
   let failedStep: string | undefined
-  const step = (name: string, fn: () => Promise<void>) =>
+  const step = (name: string, fn: () => Promise<void>): void => {
     it(name, async (t) => {
       if (failedStep) return t.skip(`step "${failedStep}" failed`)
       const began = Date.now()
@@ -68,6 +68,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
         throw err
       }
     })
+  }
 
   const karpJson = async <T>(args: string[], expectedExit = 0): Promise<T> => {
     const r = await cluster.karp([...args, '--json'])
@@ -298,7 +299,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     // status --watch comes to the same verdict: it notices its dead connections (at most 30 s of silence),
     // watches on through the new holder, and reads the two nodes' Leases again every 10 s.
     let watched: StatusResult['installs'][number] | undefined
-    await waitFor(`karp status --watch naming ${holder} the holder while ${lost} is down`, 90_000, async () => {
+    await waitFor(`karp status --watch naming ${holder} the holder while ${lost} is down`, 90_000, () => {
       const lines = statusWatch.output().split('\n').filter((l) => l.startsWith('{'))
       watched = lines.length > 0 ? (JSON.parse(lines.at(-1) as string) as StatusResult).installs[0] : undefined
       return watched?.holder === 'one' && watched.holders[0] === holder && watched.problems.some((p) => p.startsWith(`node ${lost} last reported holding the VIP`))

@@ -81,7 +81,7 @@ describe('karp-arp-watch', {skip}, () => {
     )
     try {
       const log = join(other.dir, 'ucarp-provoked.log')
-      await waitFor('ucarp master', 10_000, async () => existsSync(log) && readFileSync(log, 'utf8').includes('Switching to state: MASTER'))
+      await waitFor('ucarp master', 10_000, () => existsSync(log) && readFileSync(log, 'utf8').includes('Switching to state: MASTER'))
       await sleep(3500) // its delayed second announcement, two advertisements after the election
       const quiet = await watch(['--iface', 'eth0', '--ip', VIP, '--timeout', '2']).done
       assert.equal(quiet.code, 1, 'a master announces nothing unprovoked')

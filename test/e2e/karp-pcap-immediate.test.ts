@@ -39,7 +39,7 @@ describe('karp-pcap-immediate.so in ucarp', {skip}, () => {
       {},
       join(node.dir, `${name}.log`),
     )
-    await waitFor(`${name} elected (its up script ran)`, 10_000, async () => existsSync(upEnv))
+    await waitFor(`${name} elected (its up script ran)`, 10_000, () => existsSync(upEnv))
     return {ucarp, upEnv}
   }
   const stop = async (ucarp: Proc) => {
@@ -149,19 +149,19 @@ describe('karp-pcap-immediate.so holding back a leaving master\'s advertisement'
   it('lets the backup that holds it back least take over, and the other drops it on that one\'s advertisement', async () => {
     const [master, slow, fast] = lab.nodes as [LabNode, LabNode, LabNode]
     const old = startUcarp(master, 0, {})
-    await waitFor('the skew-0 ucarp elected', 10_000, async () => old.upRan())
+    await waitFor('the skew-0 ucarp elected', 10_000, () => old.upRan())
     const waiting = startUcarp(slow, 100, held(800))
     const first = startUcarp(fast, 10, held(40))
     await sleep(2500) // both backups have read the master's advertisements
     assert.ok(!waiting.upRan() && !first.upRan(), 'the backups stayed backups while the master advertised')
     await leave(master, old.ucarp)
     // ucarp logs why after its up script ran.
-    await waitFor(`${fast.name} elected on the leaving advertisement`, 5000, async () => /Putting MASTER DOWN \(going to time out\)/.test(first.log()))
+    await waitFor(`${fast.name} elected on the leaving advertisement`, 5000, () => /Putting MASTER DOWN \(going to time out\)/.test(first.log()))
     assert.ok(first.upRan())
     // Like LD_PRELOAD, the settings leave the environment that ucarp's hooks inherit.
     assert.doesNotMatch(readFileSync(join(fast.dir, 'hold.up-ran'), 'utf8'), /PCAP_IMMEDIATE_|LD_PRELOAD/)
     assert.match(first.log(), /karp-pcap-immediate: passed on the leaving advertisement of vhid 42 from 10\.77\.0\.11 after \d+ ms/)
-    await waitFor(`${slow.name} to drop what it held`, 5000, async () => /karp-pcap-immediate: dropped/.test(waiting.log()))
+    await waitFor(`${slow.name} to drop what it held`, 5000, () => /karp-pcap-immediate: dropped/.test(waiting.log()))
     assert.match(waiting.log(), /karp-pcap-immediate: dropped the leaving advertisement of vhid 42 from 10\.77\.0\.11: 10\.77\.0\.13 advertised \d+ ms later/)
     // Past the dead interval: it reads the new master's advertisements and never took over.
     await sleep(4000)
@@ -176,7 +176,7 @@ describe('karp-pcap-immediate.so holding back a leaving master\'s advertisement'
     const master = ucarps.at(-1) as Proc
     const waiting = () => readFileSync(join(slow.dir, 'hold.log'), 'utf8')
     await leave(fast, master)
-    await waitFor(`${slow.name} elected on the leaving advertisement`, 5000, async () => /Putting MASTER DOWN \(going to time out\)/.test(waiting()))
+    await waitFor(`${slow.name} elected on the leaving advertisement`, 5000, () => /Putting MASTER DOWN \(going to time out\)/.test(waiting()))
     assert.ok(existsSync(join(slow.dir, 'hold.up-ran')))
     const passed = [...waiting().matchAll(/passed on the leaving advertisement of vhid 42 from 10\.77\.0\.13 after (\d+) ms/g)]
     assert.equal(passed.length, 1, waiting())

@@ -106,7 +106,7 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
     work = mkdtempSync(join(tmpdir(), 'karp-node-test-'))
     const caPem = readFileSync(cluster.caFile, 'utf8')
     const keyPem = readFileSync(cluster.caKeyFile, 'utf8')
-    const ca = {certPem: caPem, keyPem, cert: forge.pki.certificateFromPem(caPem), key: forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey}
+    const ca = {certPem: caPem, keyPem, cert: forge.pki.certificateFromPem(caPem), key: forge.pki.privateKeyFromPem(keyPem)}
 
     net = await Network.create('karpn', '10.79.0')
     const apiSocket = join(work, 'api.sock')

@@ -140,7 +140,7 @@ describe('role reporting through a real API server', {skip: skip || cluster.skip
     }
     await lab.stopAgent(lab.node(old))
     const holder = lab.node(await lab.waitForOneHolder(20_000, old))
-    await waitFor(`${holder.name} failed to report master`, 20_000, async () => /warning=report-role http=000 role=master/.test(lab.agentLog(holder)))
+    await waitFor(`${holder.name} failed to report master`, 20_000, () => /warning=report-role http=000 role=master/.test(lab.agentLog(holder)))
     for (const n of lab.nodes) startForwarder(n)
     let roles: Record<string, string | undefined> = {}
     await waitFor(`${holder.name} reported master once the API server was back`, 30_000, async () => {

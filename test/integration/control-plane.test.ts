@@ -12,7 +12,7 @@ import {clusterOrSkip, loadKubeConfig} from './cluster-env.js'
 const cluster = clusterOrSkip()
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+async function until<T>(what: string, timeoutMs: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
   for (;;) {
@@ -74,7 +74,7 @@ describe('control plane lifecycle', {skip: cluster.skip}, () => {
         env: {...process.env, TMPDIR: parentTmp},
         stdio: 'ignore',
       })
-      const pgidsFile = await until('components started', 20_000, async () => {
+      const pgidsFile = await until('components started', 20_000, () => {
         const [dir] = clusterDirs()
         const file = dir && join(parentTmp, dir, 'pgids')
         return file && existsSync(file) && readFileSync(file, 'utf8').trim().split('\n').length === 2 ? file : undefined
@@ -82,7 +82,7 @@ describe('control plane lifecycle', {skip: cluster.skip}, () => {
       const pgids = readFileSync(pgidsFile, 'utf8').trim().split('\n').map(Number)
       assert.ok(pgids.every(groupAlive))
       starter.kill('SIGKILL')
-      await until('components and temp dir gone', 15_000, async () =>
+      await until('components and temp dir gone', 15_000, () =>
         pgids.some(groupAlive) || clusterDirs().length > 0 ? undefined : true,
       )
     } finally {

@@ -107,12 +107,13 @@ describe('podToCri on the rendered DaemonSet', () => {
 })
 
 describe('podToCri refuses what it cannot translate', () => {
-  const refuses = (what: string, edit: (t: Obj) => void, message: RegExp) =>
+  const refuses = (what: string, edit: (t: Obj) => void, message: RegExp): void => {
     it(what, () => {
       const t = template()
       edit(t)
       assert.throws(() => podToCri(t, ctx), message)
     })
+  }
 
   refuses('an unknown container field', (t) => (container(t).ports = [{containerPort: 80}]), /spec\.containers\[0\]\.ports/)
   refuses('an unknown securityContext field', (t) => (securityContext(t).procMount = 'Unmasked'), /securityContext\.procMount/)
