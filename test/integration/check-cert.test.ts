@@ -117,7 +117,7 @@ describe('karp check-cert against a real API server', {skip: cluster.skip}, () =
     for (const endpoint of result.endpoints) {
       assert.equal(endpoint.certificate?.subject, 'CN=kube-apiserver')
       assert.ok(endpoint.certificate?.ipSans.includes(VIP_IN_CERT))
-      assert.deepEqual(endpoint.checks?.trust, {status: 'pass', message: 'issued by the CA "CN=karp-test-ca"'})
+      assert.deepEqual(endpoint.checks?.trust, {status: 'pass', state: 'trusted', message: 'issued by the CA "CN=karp-test-ca"'})
     }
     assert.deepEqual(result.distribution, {id: 'kubeadm', name: 'kubeadm', source: 'nodes', evidence: `node cc-cp1: annotation ${KUBEADM_CRI_SOCKET}`})
     assert.equal(result.advice, undefined)
