@@ -42,3 +42,14 @@ export function assertMatchesSchema(name: SchemaName, value: unknown, dir = SCHE
   assert.ok(value !== undefined, `no JSON output to check against ${schemaFile(name)}`)
   assert.deepEqual(schemaProblems(name, value, dir), [], `${schemaFile(name)} rejects ${JSON.stringify(value).slice(0, 2000)}`)
 }
+
+/**
+ * A command's --json output, whichever it printed: its result or the error shape, each matching its schema
+ * and declaring the exit code the process ended with.
+ */
+export function assertJsonOutput(name: Exclude<SchemaName, 'error'>, run: {exitCode: number; json: unknown}): void {
+  const failed = typeof run.json === 'object' && run.json !== null && 'error' in run.json
+  assertMatchesSchema(failed ? 'error' : name, run.json)
+  const declared = failed ? (run.json as {error: {exitCode: number}}).error.exitCode : (run.json as {exitCode: number}).exitCode
+  assert.equal(declared, run.exitCode, `the exit code ${schemaFile(name)}'s output declares is the one the command ended with`)
+}
