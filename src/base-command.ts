@@ -1,7 +1,7 @@
 import {Command, Errors, type Interfaces, ux} from '@oclif/core'
 
 import {escapeControl} from './lib/echo.js'
-import {ExitCode, InvalidInputError, KarpError} from './lib/errors.js'
+import {type CommandResult, ExitCode, InvalidInputError, KarpError} from './lib/errors.js'
 
 /** 128 + SIGINT, as shells report a command ended by Ctrl-C. */
 export const INTERRUPTED_EXIT_CODE = 130
@@ -14,6 +14,17 @@ export type ErrorJson = {error: {message: string; exitCode: number; hint?: strin
  */
 export abstract class BaseCommand extends Command {
   static override enableJsonFlag = true
+
+  /** Every command returns its result (undefined only for status --watch, which prints as it goes). */
+  abstract override run(): Promise<CommandResult | undefined>
+
+  /** Ends with the exit code the result declares, the same with --json and without. */
+  protected override async _run<T>(): Promise<T> {
+    const result = await super._run<T>()
+    const declared = (result as CommandResult | undefined)?.exitCode
+    if (declared !== undefined) process.exitCode = declared
+    return result
+  }
 
   protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
     // A spinner holds stdout back while it runs: stop it, or a JSON error would never be printed.

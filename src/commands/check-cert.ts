@@ -69,8 +69,7 @@ export default class CheckCert extends BaseCommand {
 
     const result = await runCertCheck(plan, {timeoutMs})
     if (!this.jsonEnabled()) for (const line of formatCertReport(result)) this.log(line)
-    // Set, not thrown: the report is the output under --json too, and the exit code says how it went.
-    process.exitCode = result.exitCode
+    // Returned, not thrown: the report is the output under --json too, and its exitCode says how it went.
     return result
   }
 }

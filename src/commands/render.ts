@@ -6,11 +6,13 @@ import {instanceFlags, vipFlags, vipInputFromFlags} from '../flags.js'
 import {FlagChecks} from '../lib/config/flag-checks.js'
 import {passwordFromFile} from '../lib/config/password-file.js'
 import {generatePassword, validateVipInput} from '../lib/config/vip-config.js'
-import {UsageError} from '../lib/errors.js'
+import {type CommandResult, ExitCode, UsageError} from '../lib/errors.js'
 import {ALLOW_SYSTEM_NAMESPACE_FLAG, checkInstallNamespace, checkRenderNamespace} from '../lib/install/namespace.js'
 import {type ManifestObject, renderManifests} from '../lib/manifests/render.js'
 
-export type RenderResult = {apiVersion: 'v1'; kind: 'List'; items: ManifestObject[]}
+export type ManifestList = {apiVersion: 'v1'; kind: 'List'; items: ManifestObject[]}
+/** What `karp render --json` prints: the List of `-o json`, with the exit code every result carries. */
+export type RenderResult = ManifestList & CommandResult
 
 export default class Render extends BaseCommand {
   static override summary = 'print the Kubernetes objects of a karp install, for GitOps or review'
@@ -42,10 +44,10 @@ export default class Render extends BaseCommand {
     if (vip === undefined) throw new UsageError('missing required flag --vip', 'give the virtual IPv4 address, e.g. --vip 192.168.1.250')
     if (password === undefined) this.warn('no --password given: a random CARP password was generated; pass --password or --password-file for reproducible output')
     const items = renderManifests({...settings, vip, password: password ?? generatePassword()}).filter((o) => o.kind !== 'Namespace' || withNamespace)
-    const result: RenderResult = {apiVersion: 'v1', kind: 'List', items}
+    const list: ManifestList = {apiVersion: 'v1', kind: 'List', items}
     if (!this.jsonEnabled()) {
-      this.log(flags.output === 'json' ? JSON.stringify(result, null, 2) : items.map((o) => stringify(o, {lineWidth: 0})).join('---\n').trimEnd())
+      this.log(flags.output === 'json' ? JSON.stringify(list, null, 2) : items.map((o) => stringify(o, {lineWidth: 0})).join('---\n').trimEnd())
     }
-    return result
+    return {...list, exitCode: ExitCode.ok}
   }
 }

@@ -7,7 +7,7 @@ import {checkDnsLabel, checkDuration, checkRequestTimeout} from '../lib/config/v
 import {escapeControl} from '../lib/echo.js'
 import {Kube} from '../lib/kube/client.js'
 import {formatStatus} from '../lib/status/display.js'
-import {gatherStatus, type StatusOptions, type StatusResult, statusExitCode, statusFromSnapshot} from '../lib/status/status.js'
+import {gatherStatus, type StatusOptions, type StatusResult, statusFromSnapshot} from '../lib/status/status.js'
 import {WATCHING, watchSnapshot} from '../lib/status/watch.js'
 
 export type {StatusResult} from '../lib/status/status.js'
@@ -55,7 +55,6 @@ export default class Status extends BaseCommand {
     }
     const result = await gatherStatus(kube, options)
     if (!this.jsonEnabled()) this.log(formatStatus(result, new Date()).join('\n'))
-    process.exitCode = statusExitCode(result)
     return result
   }
 

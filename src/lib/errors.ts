@@ -9,6 +9,15 @@ export const ExitCode = {
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
 
 /**
+ * What every command's result carries, under --json and without: the exit code the command ends with,
+ * decided where its verdict is made (BaseCommand exits with it). A failure is thrown instead, and its
+ * --json form is the error shape of schemas/error.schema.json.
+ */
+export interface CommandResult {
+  exitCode: ExitCode
+}
+
+/**
  * A failure that is the user's to fix (bad input, unreachable cluster, a failed check): shown as one line
  * plus an optional hint, never with a stack. Anything else that escapes a command is a bug (exit 1).
  */

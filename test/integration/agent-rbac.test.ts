@@ -11,6 +11,7 @@ import {ApiException, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, ty
 import {waitFor} from '../../lab/process.js'
 import type {StatusResult} from '../../src/lib/status/status.js'
 import {controlPlaneNode, createNodes, deleteNodes} from '../cluster/plain-nodes.js'
+import {assertMatchesSchema} from '../helpers/json-schema.js'
 import {karp} from '../helpers/karp.js'
 import {clientWithToken, reportRole, roleCondition, serviceAccountToken, strategicMerge} from './agent-identity.js'
 import {clusterOrSkip, uniqueName} from './cluster-env.js'
@@ -50,6 +51,7 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
     // --no-wait: no agent ever becomes ready where nothing runs it.
     const installed = await karp(['install', '--kubeconfig', cluster.kubeconfig, '-n', NS, '--vip', '10.79.0.250', '--vhid', '41', '--node-selector', `${LABEL}=yes`, '--no-wait', '--json'])
     assert.equal(installed.exitCode, 0, installed.stderr)
+    assertMatchesSchema('install', installed.json)
     let pods: V1Pod[] = []
     await waitFor(
       'an agent pod bound to each node',
@@ -76,8 +78,10 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
   after(async () => {
     if (!kc) return
     // No kubelet confirms the pods' end: deleteNodes removes them.
-    await karp(['uninstall', '--kubeconfig', cluster.kubeconfig, '-n', NS, '--yes', '--no-wait'])
+    const uninstalled = await karp(['uninstall', '--kubeconfig', cluster.kubeconfig, '-n', NS, '--yes', '--no-wait', '--json'])
     await deleteNodes(kc, nodes.map((n) => n.name))
+    assert.equal(uninstalled.exitCode, 0, uninstalled.stderr)
+    assertMatchesSchema('uninstall', uninstalled.json)
   })
 
   it('reports its own role as a pod condition, leaving the scheduler\'s condition as it was', async () => {
@@ -212,6 +216,7 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
     const otherAgent = clientWithToken(cluster, await serviceAccountToken(admin, other)).core
     await otherAgent.patchNamespacedPodStatus({...ref(other), body: {status: {conditions: [roleCondition('backup')]}}}, strategicMerge)
     const run = await karp(['status', '--kubeconfig', cluster.kubeconfig, '-n', NS, '--no-probe', '--json'])
+    assertMatchesSchema('status', run.json)
     const install = (run.json as StatusResult).installs[0]
     assert.deepEqual(install?.agents.map((a) => [a.node, a.pod?.role]), [[own.spec?.nodeName, 'master'], [other.spec?.nodeName, 'backup']])
     // Nothing runs these pods, and karp status trusts no report from a pod that does not run: no holder.
@@ -220,5 +225,6 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
     assert.deepEqual(install?.holders, [])
     assert.equal(install?.state, 'down')
     assert.equal(run.exitCode, 4, run.stdout + run.stderr)
+    assert.equal((run.json as StatusResult).exitCode, 4)
   })
 })

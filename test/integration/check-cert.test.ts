@@ -7,6 +7,7 @@ import {AppsV1Api, CoreV1Api, KubeConfig} from '@kubernetes/client-node'
 import type {CheckCertResult} from '../../src/commands/check-cert.js'
 import {type ControlPlane, startControlPlane} from '../cluster/control-plane.js'
 import {controlPlaneNode, createNodes, workerNode} from '../cluster/plain-nodes.js'
+import {assertMatchesSchema} from '../helpers/json-schema.js'
 import {karp} from '../helpers/karp.js'
 import {clusterOrSkip} from './cluster-env.js'
 
@@ -101,7 +102,9 @@ describe('karp check-cert against a real API server', {skip: cluster.skip}, () =
   it('passes an API server whose certificate carries the VIP, on the VIP and on every control-plane node', async () => {
     const run = await checkCert(['-n', 'karp-system', '--json'])
     assert.equal(run.exitCode, 0, run.stdout + run.stderr)
+    assertMatchesSchema('check-cert', run.json)
     const result = run.json as CheckCertResult
+    assert.equal(result.exitCode, 0)
     assert.equal(result.vip, VIP_IN_CERT)
     assert.equal(result.vipSource, 'install')
     assert.deepEqual(result.install, {namespace: 'karp-system', name: 'karp'})
@@ -117,7 +120,7 @@ describe('karp check-cert against a real API server', {skip: cluster.skip}, () =
     for (const endpoint of result.endpoints) {
       assert.equal(endpoint.certificate?.subject, 'CN=kube-apiserver')
       assert.ok(endpoint.certificate?.ipSans.includes(VIP_IN_CERT))
-      assert.deepEqual(endpoint.checks?.trust, {status: 'pass', message: 'issued by the CA "CN=karp-test-ca"'})
+      assert.deepEqual(endpoint.checks?.trust, {status: 'pass', state: 'trusted', message: 'issued by the CA "CN=karp-test-ca"'})
     }
     assert.deepEqual(result.distribution, {id: 'kubeadm', name: 'kubeadm', source: 'nodes', evidence: `node cc-cp1: annotation ${KUBEADM_CRI_SOCKET}`})
     assert.equal(result.advice, undefined)
@@ -145,6 +148,9 @@ describe('karp check-cert against a real API server', {skip: cluster.skip}, () =
   it('exits 3 when the cluster refuses to list what it needs', async () => {
     const run = await checkCert(['-n', 'karp-system'], controlPlane.userKubeconfig)
     assert.equal(run.exitCode, 3, run.stderr)
+    const json = await checkCert(['-n', 'karp-system', '--json'], controlPlane.userKubeconfig)
+    assert.equal(json.exitCode, 3, json.stderr)
+    assertMatchesSchema('error', json.json)
     // Both lists are asked at once; whichever refusal comes first is the one reported.
     assert.match(run.stderr, /^error: listing (karp DaemonSets in all namespaces|nodes): .*cannot list resource "(daemonsets|nodes)"/m)
   })
@@ -153,8 +159,11 @@ describe('karp check-cert against a real API server', {skip: cluster.skip}, () =
     const server = new URL(cluster.server)
     const run = await karp(['check-cert', '--server', server.host, '--vip', '192.168.1.250', '--ca-file', cluster.caFile, '--json'])
     assert.equal(run.exitCode, 4, run.stderr)
+    assertMatchesSchema('check-cert', run.json)
+    assert.equal((run.json as CheckCertResult).exitCode, 4)
     const [endpoint] = (run.json as CheckCertResult).endpoints
     assert.equal(endpoint?.checks?.vipSan.status, 'fail')
+    assert.equal(endpoint?.checks?.vipSan.state, 'absent')
     assert.match(endpoint?.checks?.vipSan.message ?? '', /^VIP 192\.168\.1\.250 is not an IP SAN \(IP SANs: .*127\.0\.0\.1/)
     assert.equal(endpoint?.checks?.trust.status, 'pass')
     assert.equal(endpoint?.checks?.validity.status, 'pass')

@@ -12,6 +12,7 @@ import {after, before, describe, it} from 'node:test'
 import {Cluster, clusterSkipReason} from '../../lab/cluster.js'
 import {agentImage} from '../../lab/image.js'
 import {waitFor} from '../../lab/process.js'
+import {assertJsonOutput} from '../helpers/json-schema.js'
 import {kubectlJson, labKarp, labKarpOnTerminal, labKubectl, labObjectExists, labUserKubeconfig} from '../helpers/lab.js'
 
 const skip = await clusterSkipReason()
@@ -58,10 +59,16 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
   const base = (namespace: string, extra: string[] = []) => [
     '--kubeconfig', cluster.kubeconfig, '--namespace', namespace, '--image', imageRef, '--timeout', `${ROLLOUT_S}s`, '--json', ...extra,
   ]
+  /** Every --json run: its output matches its schema (or the error's) and declares the exit code it ended with. */
+  const checked = async <T extends {exitCode: number; json: unknown}>(command: 'install' | 'uninstall', run: Promise<T>): Promise<T> => {
+    const done = await run
+    assertJsonOutput(command, done)
+    return done
+  }
   const install = (namespace: string, extra: string[] = [], input?: string) =>
-    labKarp(cluster, ['install', ...base(namespace, extra)], {timeoutMs: ROLLOUT_S * 1000 + CLI_MS, ...(input === undefined ? {} : {input})})
+    checked('install', labKarp(cluster, ['install', ...base(namespace, extra)], {timeoutMs: ROLLOUT_S * 1000 + CLI_MS, ...(input === undefined ? {} : {input})}))
   const uninstall = (namespace: string, extra: string[] = []) =>
-    labKarp(cluster, ['uninstall', '--kubeconfig', cluster.kubeconfig, '--namespace', namespace, '--json', '--timeout', `${UNINSTALL_S}s`, ...extra], {timeoutMs: UNINSTALL_S * 1000 + CLI_MS})
+    checked('uninstall', labKarp(cluster, ['uninstall', '--kubeconfig', cluster.kubeconfig, '--namespace', namespace, '--json', '--timeout', `${UNINSTALL_S}s`, ...extra], {timeoutMs: UNINSTALL_S * 1000 + CLI_MS}))
   /** The CLI for what neither waits nor applies. */
   const karp = (args: string[]) => labKarp(cluster, args, {timeoutMs: CLI_MS})
   const namespaceExists = (namespace: string) => labObjectExists(cluster, ['namespace', namespace])

@@ -12,6 +12,7 @@ import {execa} from 'execa'
 
 import type {CheckCertResult} from '../../src/lib/cert/check-cert.js'
 import type {StatusResult} from '../../src/lib/status/status.js'
+import {assertMatchesSchema, schemaFile} from '../helpers/json-schema.js'
 import {jsonOutput} from '../helpers/karp.js'
 import {clusterOrSkip} from './cluster-env.js'
 
@@ -48,9 +49,12 @@ describe('the packed CLI, without node_modules', () => {
     if (work) await rm(work, {recursive: true, force: true})
   })
 
-  it('holds the bundle, the templates and the manifest, and no node_modules', async () => {
+  const packedSchemas = () => join(work, 'package', 'schemas')
+
+  it('holds the bundle, the templates, the manifest and the --json schemas, and no node_modules', async () => {
     const files = await readdir(join(work, 'package'), {recursive: true})
-    for (const file of ['bin/run.js', 'dist/oclif.js', 'dist/commands/install.js', 'templates/daemonset.yaml', 'oclif.manifest.json', 'package.json']) {
+    const schemas = ['check-cert', 'install', 'kubeconfig rewrite', 'render', 'status', 'uninstall', 'error'].map((name) => `schemas/${schemaFile(name)}`)
+    for (const file of ['bin/run.js', 'dist/oclif.js', 'dist/commands/install.js', 'templates/daemonset.yaml', 'oclif.manifest.json', 'package.json', ...schemas]) {
       assert.ok(files.includes(file), `${file} is in the package (files: ${files.filter((f) => !f.includes('chunks/')).join(', ')})`)
     }
     assert.ok(!files.some((f) => f.startsWith('node_modules')), 'no node_modules in the package')
@@ -59,6 +63,7 @@ describe('the packed CLI, without node_modules', () => {
   it('renders the manifests and prints its help', async () => {
     const render = await run(['render', '--vip', '10.77.0.10', '--password', 'packed', '--json'])
     assert.equal(render.exitCode, 0, render.stderr)
+    assertMatchesSchema('render', render.json, packedSchemas())
     const kinds = (render.json as {items: Array<{kind: string}>}).items.map((o) => o.kind)
     assert.ok(kinds.includes('DaemonSet') && kinds.includes('Secret'), `rendered kinds: ${kinds.join(', ')}`)
     const help = await run(['status', '--help'])
@@ -70,6 +75,7 @@ describe('the packed CLI, without node_modules', () => {
     const status = await run(['status', '--kubeconfig', cluster.kubeconfig, '--no-probe', '--json'])
     const result = status.json as StatusResult
     assert.ok(result, `status printed JSON (exit ${status.exitCode}): ${status.stdout}\n${status.stderr}`)
+    assertMatchesSchema('status', result, packedSchemas())
     assert.equal(result.verdict, 'not-installed', JSON.stringify(result))
     assert.equal(status.exitCode, 4, status.stderr)
   })
@@ -79,6 +85,7 @@ describe('the packed CLI, without node_modules', () => {
     const server = new URL(cluster.server)
     const check = await run(['check-cert', '--server', server.host, '--vip', '192.168.1.250', '--ca-file', cluster.caFile, '--json'])
     assert.equal(check.exitCode, 4, check.stderr)
+    assertMatchesSchema('check-cert', check.json, packedSchemas())
     const [endpoint] = (check.json as CheckCertResult).endpoints
     assert.equal(endpoint?.certificate?.subject, 'CN=kube-apiserver', JSON.stringify(endpoint))
     assert.ok(endpoint?.certificate?.ipSans.includes('127.0.0.1'), JSON.stringify(endpoint?.certificate))

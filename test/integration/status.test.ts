@@ -17,6 +17,7 @@ import {agentImage} from '../../lab/image.js'
 import {waitFor} from '../../lab/process.js'
 import type {UninstallResult} from '../../src/lib/install/uninstall.js'
 import type {StatusResult} from '../../src/lib/status/status.js'
+import {assertJsonOutput, assertMatchesSchema} from '../helpers/json-schema.js'
 import {labKarp, labKubectl, labUserKubeconfig} from '../helpers/lab.js'
 
 const skip = await clusterSkipReason()
@@ -45,6 +46,7 @@ describe('karp status on a real HA cluster', {skip}, () => {
 
   const status = async (args: string[]): Promise<StatusRun> => {
     const run = await labKarp(cluster, ['status', '--json', ...args])
+    if (run.json !== undefined) assertJsonOutput('status', run)
     return {exitCode: run.exitCode, result: run.json as StatusResult, stderr: run.stderr}
   }
 
@@ -86,6 +88,7 @@ describe('karp status on a real HA cluster', {skip}, () => {
     cluster = await Cluster.start({log, workers: 1})
     const installed = await labKarp(cluster, ['install', '-n', NS, '--vip', VIP, '--vhid', String(VHID), '--image', imageRef, '--yes', '--timeout', '3m', '--json'], {timeoutMs: 240_000})
     assert.equal(installed.exitCode, 0, installed.stderr)
+    assertJsonOutput('install', installed)
     const holder = await healthyHolder()
     log(`${NS} installed, VIP ${VIP} held by ${holder}`)
   })
@@ -214,6 +217,7 @@ describe('karp status on a real HA cluster', {skip}, () => {
       await watch.stop()
       await kubectl('uncordon', from)
     }
+    for (const line of results()) assertMatchesSchema('status', line)
     assert.deepEqual(results()[0]?.installs[0]?.holders, [from])
     assert.ok(results().some((r) => r.installs[0]?.agents.find((a) => a.node === from)?.cordoned), 'the cordon itself was seen')
     assert.equal(await healthyHolder(), to, 'uncordoned, the node does not take the VIP back')
@@ -291,6 +295,7 @@ describe('karp status on a real HA cluster', {skip}, () => {
 
     const uninstalled = await labKarp(cluster, ['uninstall', '-n', NS_B, '--yes', '--timeout', '2m', '--json'])
     assert.equal(uninstalled.exitCode, 0, uninstalled.stderr)
+    assertJsonOutput('uninstall', uninstalled)
     assert.equal((uninstalled.json as UninstallResult).podsRemaining, 0)
     await kubectl('taint', 'node', 'worker1', `${NO_AGENT_TAINT}-`)
     await kubectl('label', 'node', ...NODES_B, 'worker1', `${LABEL_B}-`)
@@ -313,6 +318,7 @@ describe('karp status on a real HA cluster', {skip}, () => {
   it('is cleaned up by uninstall, orphaned agents included: no VIP on any node', async () => {
     const run = await labKarp(cluster, ['uninstall', '-n', NS, '--yes', '--timeout', '2m', '--json'])
     assert.equal(run.exitCode, 0, run.stderr)
+    assertJsonOutput('uninstall', run)
     assert.equal((run.json as UninstallResult).podsRemaining, 0)
     const {exitCode, result} = await status(['-n', NS, '--no-probe'])
     assert.equal(exitCode, 4)

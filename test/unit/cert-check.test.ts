@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import {after, before, describe, it} from 'node:test'
 
+import {planServerCheck, runCertCheck} from '../../src/lib/cert/check-cert.js'
+import {formatCertReport} from '../../src/lib/cert/display.js'
 import {checkEndpoint, type CheckEndpointOptions, type EndpointReport} from '../../src/lib/cert/verdict.js'
 import {verifyChain} from '../../src/lib/cert/verify-chain.js'
 import {
@@ -16,6 +18,7 @@ import {
   testKey,
   unusedPort,
 } from '../helpers/certs.js'
+import {assertMatchesSchema} from '../helpers/json-schema.js'
 
 // Every case is a real TLS handshake on loopback with a certificate made for it; VIPs are data only.
 const VIP = '192.168.1.250'
@@ -48,9 +51,9 @@ describe('checkEndpoint on a served certificate', () => {
     assert.equal(report.status, 'ok', JSON.stringify(report.checks))
     assert.equal(report.endpoint, `127.0.0.1:${server.port}`)
     assert.deepEqual(report.checks, {
-      vipSan: {status: 'pass', message: `VIP ${VIP} is an IP SAN`},
-      validity: {status: 'pass', message: `valid until ${report.certificate?.notAfter.slice(0, 10)} (364 days)`},
-      trust: {status: 'pass', message: 'issued by the CA "CN=cluster-ca"'},
+      vipSan: {status: 'pass', state: 'ip-san', message: `VIP ${VIP} is an IP SAN`},
+      validity: {status: 'pass', state: 'valid', message: `valid until ${report.certificate?.notAfter.slice(0, 10)} (364 days)`},
+      trust: {status: 'pass', state: 'trusted', message: 'issued by the CA "CN=cluster-ca"'},
     })
     const facts = report.certificate
     assert.equal(facts?.subject, 'CN=kube-apiserver')
@@ -66,7 +69,7 @@ describe('checkEndpoint on a served certificate', () => {
   it('fails a certificate with DNS SANs only, listing that it has no IP SAN', async () => {
     const report = await check(await serve([leaf({ipSans: [], dnsSans: ['api.example.com', 'kubernetes.default.svc']})]))
     assert.equal(report.status, 'failed')
-    assert.deepEqual(report.checks?.vipSan, {status: 'fail', message: `VIP ${VIP} is not an IP SAN (the certificate has no IP SAN)`})
+    assert.deepEqual(report.checks?.vipSan, {status: 'fail', state: 'absent', message: `VIP ${VIP} is not an IP SAN (the certificate has no IP SAN)`})
     assert.equal(report.checks?.trust.status, 'pass')
     assert.deepEqual(report.certificate?.dnsSans, ['api.example.com', 'kubernetes.default.svc'])
   })
@@ -75,12 +78,13 @@ describe('checkEndpoint on a served certificate', () => {
     const report = await check(await serve([leaf({ipSans: ['10.0.0.11'], dnsSans: [VIP]})]))
     assert.equal(report.status, 'failed')
     assert.equal(report.checks?.vipSan.status, 'fail')
+    assert.equal(report.checks?.vipSan.state, 'dns-san-only')
     assert.match(report.checks?.vipSan.message ?? '', /^VIP 192\.168\.1\.250 is only a DNS SAN; .* must be an IP SAN \(IP SANs: 10\.0\.0\.11\)$/)
   })
 
   it('fails a VIP missing among other IP SANs, naming them', async () => {
     const report = await check(await serve([leaf({ipSans: ['10.0.0.11', '10.96.0.1']})]))
-    assert.deepEqual(report.checks?.vipSan, {status: 'fail', message: `VIP ${VIP} is not an IP SAN (IP SANs: 10.0.0.11, 10.96.0.1)`})
+    assert.deepEqual(report.checks?.vipSan, {status: 'fail', state: 'absent', message: `VIP ${VIP} is not an IP SAN (IP SANs: 10.0.0.11, 10.96.0.1)`})
   })
 
   it('reads IPv6 SANs in canonical form, over IPv6 too, and matches an IPv4 VIP written IPv4-mapped', async () => {
@@ -99,16 +103,19 @@ describe('checkEndpoint on a served certificate', () => {
     const expired = await check(await serve([leaf({notBefore: daysFromNow(-400), notAfter: daysFromNow(-2)})]))
     assert.equal(expired.status, 'failed')
     assert.match(expired.checks?.validity.message ?? '', /^expired on \d{4}-\d\d-\d\dT/)
+    assert.equal(expired.checks?.validity.state, 'expired')
     assert.equal(expired.checks?.vipSan.status, 'pass', 'each check is judged on its own')
     const future = await check(await serve([leaf({notBefore: daysFromNow(3), notAfter: daysFromNow(400)})]))
     assert.equal(future.status, 'failed')
     assert.match(future.checks?.validity.message ?? '', /^not valid yet: valid from \d{4}-/)
+    assert.equal(future.checks?.validity.state, 'not-yet-valid')
   })
 
   it('warns, without failing, within 30 days of expiry', async () => {
     const report = await check(await serve([leaf({notAfter: daysFromNow(10.5)})]))
     assert.equal(report.status, 'warning')
     assert.match(report.checks?.validity.message ?? '', /^expires in 10 days, on /)
+    assert.equal(report.checks?.validity.state, 'expiring-soon')
     const later = await check(await serve([leaf({notAfter: daysFromNow(31)})]))
     assert.equal(later.status, 'ok')
   })
@@ -118,12 +125,13 @@ describe('checkEndpoint on a served certificate', () => {
     const cert = leaf({issuer: intermediate})
     const full = await check(await serve([cert, intermediate]))
     assert.equal(full.status, 'ok', JSON.stringify(full.checks))
-    assert.deepEqual(full.checks?.trust, {status: 'pass', message: 'issued by the CA "CN=cluster-ca" through "CN=cluster-intermediate"'})
+    assert.deepEqual(full.checks?.trust, {status: 'pass', state: 'trusted', message: 'issued by the CA "CN=cluster-ca" through "CN=cluster-intermediate"'})
     assert.deepEqual(full.chain?.map((c) => c.subject), ['CN=cluster-intermediate'])
     assert.equal(full.chain?.[0]?.isCa, true)
 
     const leafOnly = await check(await serve([cert]))
     assert.equal(leafOnly.status, 'failed')
+    assert.equal(leafOnly.checks?.trust.state, 'untrusted')
     assert.equal(
       leafOnly.checks?.trust.message,
       'not trusted: "CN=kube-apiserver" is issued by "CN=cluster-intermediate", which is neither the CA "CN=cluster-ca" nor a certificate the server sent',
@@ -154,6 +162,7 @@ describe('checkEndpoint on a served certificate', () => {
     const noCa = await check(server, {caPem: undefined})
     assert.equal(noCa.status, 'ok')
     assert.equal(noCa.checks?.trust.status, 'skip')
+    assert.equal(noCa.checks?.trust.state, 'no-ca')
     const bundle = await check(server, {caPem: makeCa('old-ca').certPem + ca.certPem})
     assert.equal(bundle.checks?.trust.status, 'pass')
   })
@@ -204,6 +213,51 @@ describe('checkEndpoint on endpoints that give no certificate', () => {
     assert.equal(report.status, 'unreachable')
     assert.equal(report.error?.kind, 'tls-error')
     assert.match(report.error?.message ?? '', /^TLS handshake failed: /)
+  })
+})
+
+describe('runCertCheck: the check-cert result', () => {
+  it('matches schemas/check-cert.schema.json, and its table shows each check\'s state', async () => {
+    const cases = [
+      leaf(),
+      leaf({ipSans: ['10.0.0.11'], dnsSans: [VIP]}),
+      leaf({notBefore: daysFromNow(-400), notAfter: daysFromNow(-2)}),
+      leaf({notBefore: daysFromNow(3), notAfter: daysFromNow(400)}),
+      leaf({notAfter: daysFromNow(10.5)}),
+    ]
+    const served = await Promise.all(cases.map((cert) => serve([cert])))
+    const servers = [...served, {host: '127.0.0.1', port: await unusedPort()}]
+    const result = await runCertCheck(planServerCheck({vip: VIP, servers, ca: {source: 'file', description: 'ca.crt', pem: ca.certPem}, distribution: 'k3s'}), {timeoutMs: 3000})
+    assertMatchesSchema('check-cert', result)
+    assert.deepEqual(
+      result.endpoints.map((e) => [e.checks?.vipSan.state, e.checks?.validity.state, e.checks?.trust.state, e.error?.kind]),
+      [
+        ['ip-san', 'valid', 'trusted', undefined],
+        ['dns-san-only', 'valid', 'trusted', undefined],
+        ['ip-san', 'expired', 'trusted', undefined],
+        ['ip-san', 'not-yet-valid', 'trusted', undefined],
+        ['ip-san', 'expiring-soon', 'trusted', undefined],
+        [undefined, undefined, undefined, 'refused'],
+      ],
+    )
+    assert.equal(result.exitCode, 4)
+    assert.ok(result.advice, 'a certificate lacks the VIP: advice for k3s')
+    const rows = formatCertReport(result).slice(1, 1 + servers.length).map((line) => line.split(/ {2,}/).slice(2, 4))
+    const day = (i: number) => result.endpoints[i]?.certificate?.notAfter.slice(0, 10)
+    assert.deepEqual(rows, [
+      ['yes', day(0)],
+      ['NO (DNS only)', day(1)],
+      ['yes', `${day(2)} (EXPIRED)`],
+      ['yes', `${day(3)} (NOT YET VALID)`],
+      ['yes', `${day(4)} (SOON)`],
+      ['-', '-'],
+    ])
+  })
+
+  it('matches the schema when no endpoint answers (exit 3)', async () => {
+    const result = await runCertCheck(planServerCheck({vip: VIP, servers: [{host: '127.0.0.1', port: await unusedPort()}]}), {timeoutMs: 1000})
+    assertMatchesSchema('check-cert', result)
+    assert.equal(result.exitCode, 3)
   })
 })
 

@@ -13,6 +13,7 @@ import {
   unusedPort,
   writeTempFile,
 } from '../helpers/certs.js'
+import {assertMatchesSchema} from '../helpers/json-schema.js'
 import {karp} from '../helpers/karp.js'
 
 // The built binary (npm run build first) against real TLS servers on loopback; the VIP is data only.
@@ -41,6 +42,7 @@ describe('karp check-cert --server (binary)', () => {
   it('exits 0 with a typed JSON result when every certificate carries the VIP and verifies', async () => {
     const run = await karp(['check-cert', '--server', withVip.address, '--server', overIpv6.address, '--vip', VIP, '--ca-file', caFile, '--json'])
     assert.equal(run.exitCode, 0, run.stderr)
+    assertMatchesSchema('check-cert', run.json)
     const result = run.json as CheckCertResult
     assert.equal(result.vip, VIP)
     assert.equal(result.vipSource, 'flag')
@@ -78,7 +80,9 @@ describe('karp check-cert --server (binary)', () => {
     const nothing = `127.0.0.1:${await unusedPort()}`
     const some = await karp(['check-cert', '--server', withVip.address, '--server', closing.address, '--server', nothing, '--vip', VIP, '--json'])
     assert.equal(some.exitCode, 4, some.stderr)
+    assertMatchesSchema('check-cert', some.json)
     const result = some.json as CheckCertResult
+    assert.equal(result.exitCode, some.exitCode)
     assert.deepEqual(
       result.endpoints.map((e) => [e.endpoint, e.status, e.error?.kind]),
       [
@@ -102,6 +106,8 @@ describe('karp check-cert --server (binary)', () => {
     const run = await karp(['check-cert', '--server', silent.address, '--vip', VIP, '--timeout', '1s', '--json'])
     const elapsed = performance.now() - started
     assert.equal(run.exitCode, 3)
+    assertMatchesSchema('check-cert', run.json)
+    assert.equal((run.json as CheckCertResult).exitCode, 3)
     assert.deepEqual((run.json as CheckCertResult).endpoints[0]?.error, {kind: 'timeout', message: 'no TLS handshake within 1s'})
     // Well under the 5 s default: the flag, not the default, ended the wait.
     assert.ok(elapsed < 4000, `took ${Math.round(elapsed)} ms`)
@@ -129,6 +135,7 @@ describe('karp check-cert --server (binary)', () => {
     const notPem = writeTempFile('ca.crt', 'not a certificate\n')
     const run = await karp(['check-cert', '--server', withVip.address, '--vip', VIP, '--ca-file', notPem, '--json'])
     assert.equal(run.exitCode, 2)
+    assertMatchesSchema('error', run.json)
     assert.deepEqual(run.json, {error: {message: `invalid --ca-file ${JSON.stringify(notPem)}: no PEM certificate in it; expected PEM CA certificates`, exitCode: 2}})
   })
 

@@ -3,6 +3,7 @@ import {describe, it} from 'node:test'
 
 import {parseAllDocuments} from 'yaml'
 
+import {assertMatchesSchema} from '../helpers/json-schema.js'
 import {karp} from '../helpers/karp.js'
 
 // The real binary, end to end, for the command that needs no cluster.
@@ -17,11 +18,14 @@ describe('karp render (binary)', () => {
     assert.deepEqual(kinds, ['Namespace', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Secret', 'DaemonSet'])
   })
 
-  it('prints a List for -o json and --json alike', async () => {
+  it('prints a List for -o json, and the same List with its exit code for --json', async () => {
     const json = await karp(['render', '--vip', '192.168.1.250', '--password', 'x', '--json'])
     const output = await karp(['render', '--vip', '192.168.1.250', '--password', 'x', '-o', 'json'])
     assert.equal(json.exitCode, 0)
-    assert.deepEqual(JSON.parse(output.stdout), json.json)
+    assertMatchesSchema('render', json.json)
+    const {exitCode, ...list} = json.json as {exitCode: number}
+    assert.equal(exitCode, 0)
+    assert.deepEqual(JSON.parse(output.stdout), list)
     assert.equal((json.json as {kind: string}).kind, 'List')
     assert.equal((json.json as {items: unknown[]}).items.length, 10)
   })
@@ -59,6 +63,7 @@ describe('karp render (binary)', () => {
   it('puts the error in the JSON result under --json', async () => {
     const run = await karp(['render', '--vip', 'nope', '--json'])
     assert.equal(run.exitCode, 2)
+    assertMatchesSchema('error', run.json)
     assert.deepEqual(run.json, {error: {message: 'invalid --vip "nope": expected one IPv4 unicast address such as 192.168.1.250 (no prefix length, not IPv6)', exitCode: 2}})
   })
 })

@@ -12,6 +12,7 @@ import {rejectsWithKarpError as rejects} from '../helpers/karp-error.js'
 import {type RewriteOptions, rewriteKubeconfig, type RewriteSeams} from '../../src/lib/kubeconfig/rewrite.js'
 import {type ApiServer, changedLines, loopbackKubeconfig, startApiServer, strayFiles, tempDir} from '../fixtures/kubeconfig/harness.js'
 import {makeCa, makeCertificate, type RunningServer, startTlsServer, type TestCertificate, testKey, unusedPort} from '../helpers/certs.js'
+import {assertMatchesSchema} from '../helpers/json-schema.js'
 
 const TEST_NET_VIP = '192.0.2.10'
 
@@ -69,6 +70,7 @@ describe('rewrite: certificate check before writing (real TLS server on loopback
     const server = await serve([withVip, ca])
     const {file} = kubeconfigFile(loopbackKubeconfig({server: 'https://10.0.0.11:6443', caPem: ca.certPem}))
     const result = await run(file, server)
+    assertMatchesSchema('kubeconfig rewrite', result)
     assert.equal(result.changed, true)
     assert.deepEqual(result.warnings, [])
     assert.match(readFileSync(file, 'utf8'), /server: https:\/\/192\.0\.2\.10:6443/)
@@ -96,6 +98,7 @@ describe('rewrite: certificate check before writing (real TLS server on loopback
     const server = await serve([withoutVip, ca])
     const named = kubeconfigFile(loopbackKubeconfig({server: 'https://10.0.0.11:6443', caPem: ca.certPem, extra: '\n    tls-server-name: kubernetes'}))
     const result = await run(named.file, server)
+    assertMatchesSchema('kubeconfig rewrite', result)
     assert.match(result.warnings.join('\n'), /is not an IP SAN|only a DNS SAN/)
     assert.match(result.warnings.join('\n'), /accepted: cluster "test" verifies the certificate against tls-server-name kubernetes/)
     const insecure = kubeconfigFile(loopbackKubeconfig({server: 'https://10.0.0.11:6443', caPem: otherCa.certPem, extra: '\n    insecure-skip-tls-verify: true'}))
@@ -145,6 +148,7 @@ describe('rewrite: verify through the new URL, restore when it does not answer',
     const {dir, file} = kubeconfig()
     const original = readFileSync(file, 'utf8')
     const result = await rewriteKubeconfig({kubeconfig: file, vip: '127.0.0.1', port: server.port, env: {}, timeoutMs: 5000})
+    assertMatchesSchema('kubeconfig rewrite', result)
     assert.equal(result.verified, true)
     assert.equal(result.newServer, `https://127.0.0.1:${server.port}`)
     assert.deepEqual(server.authorizations, ['Bearer verify-token'])

@@ -14,6 +14,7 @@ import {execa} from 'execa'
 import type {KubeconfigRewriteResult} from '../../src/commands/kubeconfig/rewrite.js'
 import {changedLines, fixtureText, loopbackKubeconfig, REAL_WORLD, strayFiles, tempCopies, tempDir} from '../fixtures/kubeconfig/harness.js'
 import {makeCa, makeCertificate, type TestCertificate, testKey} from '../helpers/certs.js'
+import {assertMatchesSchema} from '../helpers/json-schema.js'
 import {karp} from '../helpers/karp.js'
 
 const VIP = '192.168.1.250'
@@ -26,6 +27,7 @@ describe('karp kubeconfig rewrite (binary)', () => {
       const t = tempCopies(name)
       const run = await karp(['kubeconfig', 'rewrite', '--kubeconfig', t.path(name), ...OFFLINE, '--json'])
       assert.equal(run.exitCode, 0, run.stderr)
+      assertMatchesSchema('kubeconfig rewrite', run.json)
       const result = run.json as KubeconfigRewriteResult
       assert.equal(result.file, t.path(name))
       assert.equal(result.newServer, `https://${VIP}:${name === 'cloud-exec.yaml' ? 6443 : 6443}`)
@@ -66,6 +68,7 @@ describe('karp kubeconfig rewrite (binary)', () => {
     const KUBECONFIG = [t.path('kubeadm-admin.conf'), t.path('k3s.yaml')].join(':')
     const run = await karp(['kubeconfig', 'rewrite', '--context', 'default', '--new-context', 'k3s-vip', ...OFFLINE, '--json'], {env: {KUBECONFIG}})
     assert.equal(run.exitCode, 0, run.stderr)
+    assertMatchesSchema('kubeconfig rewrite', run.json)
     const result = run.json as KubeconfigRewriteResult
     assert.deepEqual([result.file, result.context, result.basedOn], [t.path('k3s.yaml'), 'k3s-vip', {context: 'default', cluster: 'default'}])
     assert.equal(readFileSync(t.path('kubeadm-admin.conf'), 'utf8'), fixtureText('kubeadm-admin.conf'))
@@ -93,6 +96,7 @@ describe('karp kubeconfig rewrite (binary)', () => {
     const t = tempCopies('hand-written.yaml')
     const run = await karp(['kubeconfig', 'rewrite', '--kubeconfig', t.path('hand-written.yaml'), '--context', 'nope', ...OFFLINE, '--json'])
     assert.equal(run.exitCode, 2)
+    assertMatchesSchema('error', run.json)
     const {error} = run.json as {error: {message: string; exitCode: number}}
     assert.equal(error.exitCode, 2)
     assert.match(error.message, /^invalid --context "nope"/)
@@ -183,6 +187,7 @@ createServer({cert: readFileSync(dir + '/tls.crt'), key: readFileSync(dir + '/tl
     const {run, file} = await inNetns(cert, 200, ['--vip', NETNS_VIP, '--port', '6443', '--json'])
     assert.equal(run.exitCode, 0, run.stderr)
     const result = JSON.parse(run.stdout) as KubeconfigRewriteResult
+    assertMatchesSchema('kubeconfig rewrite', result)
     assert.deepEqual([result.verified, result.changed, result.newServer], [true, true, 'https://10.254.254.10:6443'])
     assert.match(readFileSync(file, 'utf8'), /server: https:\/\/10\.254\.254\.10:6443$/m)
   })

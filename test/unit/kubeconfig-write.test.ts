@@ -10,6 +10,7 @@ import {fileURLToPath} from 'node:url'
 import {parse} from 'yaml'
 
 import {ExitCode} from '../../src/lib/errors.js'
+import {assertMatchesSchema} from '../helpers/json-schema.js'
 import {rejectsWithKarpError} from '../helpers/karp-error.js'
 import {type RewriteOptions, rewriteKubeconfig, type RewriteSeams} from '../../src/lib/kubeconfig/rewrite.js'
 import {backupPath} from '../../src/lib/kubeconfig/safe-write.js'
@@ -64,6 +65,7 @@ describe('rewrite: safe write', () => {
         diff: null,
         basedOn: null,
         warnings: undefined,
+        exitCode: 0,
       },
     )
     assert.deepEqual(result.warnings, ['certificate check skipped (--force)'])
@@ -303,6 +305,7 @@ describe('rewrite: what it changes', () => {
     const t = tempCopies('hand-written.yaml')
     const file = t.path('hand-written.yaml')
     const result = await rewrite({kubeconfig: file, dryRun: true})
+    assertMatchesSchema('kubeconfig rewrite', result)
     assert.equal(result.dryRun, true)
     assert.equal(result.changed, true)
     assert.equal(result.backup, null)
@@ -328,6 +331,7 @@ describe('rewrite: what it changes', () => {
     const written = readFileSync(file)
     const mtime = statSync(file).mtimeMs
     const again = await rewrite({kubeconfig: file})
+    assertMatchesSchema('kubeconfig rewrite', again)
     assert.equal(again.changed, false)
     assert.equal(again.backup, null)
     assert.equal(again.oldServer, again.newServer)
@@ -355,6 +359,7 @@ describe('rewrite: what it changes', () => {
     const t = tempCopies('hand-written.yaml')
     const file = t.path('hand-written.yaml')
     const result = await rewrite({kubeconfig: file, context: 'lab', newContext: 'lab-vip'})
+    assertMatchesSchema('kubeconfig rewrite', result)
     assert.deepEqual([result.context, result.cluster, result.basedOn], ['lab-vip', 'lab-vip', {context: 'lab', cluster: 'lab'}])
     const {removed, added} = changedLines(fixtureText('hand-written.yaml'), readFileSync(file, 'utf8'))
     assert.deepEqual(removed, [])
@@ -370,6 +375,7 @@ describe('rewrite: what it changes', () => {
     assert.doesNotMatch(result.warnings.join('\n'), /also used by/)
 
     const again = await rewrite({kubeconfig: file, context: 'lab', newContext: 'lab-vip'})
+    assertMatchesSchema('kubeconfig rewrite', again)
     assert.equal(again.changed, false, 'the same --new-context again is a no-op')
     await rejects(rewrite({kubeconfig: file, context: 'lab', newContext: 'edge'}), ExitCode.usage, /^invalid --new-context "edge": a context named "edge" exists in .*; choose another name$/)
     await rejects(rewrite({kubeconfig: file, newContext: ' x'}), ExitCode.usage, /^invalid --new-context " x": expected a non-empty name/)

@@ -4,7 +4,10 @@ import {describe, it} from 'node:test'
 import type {CoreV1Event, V1DaemonSet, V1Node, V1Pod} from '@kubernetes/client-node'
 
 import {formatStatus} from '../../src/lib/status/display.js'
+import {statusFromSnapshot} from '../../src/lib/status/status.js'
 import {installsIn, installStatus} from '../../src/lib/status/verdict.js'
+import {makeCa, makeCertificate, startTlsServer, testKey, unusedPort} from '../helpers/certs.js'
+import {assertMatchesSchema} from '../helpers/json-schema.js'
 
 const NOW = new Date('2026-11-26T12:00:00Z')
 const ago = (s: number) => new Date(NOW.getTime() - s * 1000)
@@ -133,7 +136,7 @@ describe('installStatus', () => {
   it('shows cordoned nodes as kubectl does, and a cordoned holder as a problem', () => {
     const sgr = new RegExp(`${String.fromCharCode(0x1b)}\\[[0-9;]*m`, 'g')
     const table = (status: ReturnType<typeof judge>) =>
-      formatStatus({context: 'c', server: 'https://127.0.0.1:6443', installs: [status], verdict: 'healthy', summary: 'ok'}, NOW).map((l) => l.replaceAll(sgr, ''))
+      formatStatus({context: 'c', server: 'https://127.0.0.1:6443', installs: [status], verdict: 'healthy', summary: 'ok', exitCode: 0}, NOW).map((l) => l.replaceAll(sgr, ''))
     // Drained for maintenance, the VIP already elsewhere: nothing wrong, the node is shown cordoned.
     const handedOver = judge([pod('cp1', 'backup'), pod('cp2', 'master'), pod('cp3', 'backup')], {nodes: [node('cp1', true, true, true), node('cp2'), node('cp3')]})
     assert.deepEqual(handedOver.agents.map((a) => [a.node, a.cordoned]), [['cp1', true], ['cp2', false], ['cp3', false]])
@@ -194,12 +197,56 @@ describe('installStatus', () => {
       reason: 'BecameMaster\u001b[2J', message: 'cp1 is master\u001b]0;pwned\u0007\nfake line', lastTimestamp: ago(5),
     }
     const status = judge([pod('cp1', 'master'), pod('cp2', 'backup'), pod('cp3', 'backup')], {events: [hostile]})
-    const lines = formatStatus({context: 'c', server: 'https://127.0.0.1:6443', installs: [status], verdict: 'healthy', summary: 'ok'}, NOW)
+    const lines = formatStatus({context: 'c', server: 'https://127.0.0.1:6443', installs: [status], verdict: 'healthy', summary: 'ok', exitCode: 0}, NOW)
     // karp's own colours (on a terminal) aside, no control character reaches the screen.
     const sgr = new RegExp(`${String.fromCharCode(0x1b)}\\[[0-9;]*m`, 'g')
     const text = lines.map((l) => l.replaceAll(sgr, '')).join('\n')
     assert.doesNotMatch(text, /(?!\n)\p{Cc}/u, 'no raw control character')
     assert.match(text, /BecameMaster\\x1b\[2J/)
     assert.match(text, /cp1 is master\\x1b\]0;pwned\\x07\\nfake line/)
+  })
+})
+
+describe('statusFromSnapshot: the status result', () => {
+  const kube = {contextName: 'lab', server: 'https://127.0.0.1:6443'}
+  /** The install's DaemonSet with its VIP and port where a loopback server (or nothing) stands for the VIP. */
+  const installAt = (port: number, name = 'karp'): V1DaemonSet => ({
+    ...daemonSet,
+    metadata: {...daemonSet.metadata, name, annotations: {'karp.io/vip': '127.0.0.1', 'karp.io/vhid': '10', 'karp.io/api-port': String(port)}},
+  })
+
+  it('matches schemas/status.schema.json in every state, probed or not, and declares its exit code', async () => {
+    const ca = makeCa('status-ca')
+    const server = await startTlsServer([makeCertificate({commonName: 'kube-apiserver', key: testKey('apiserver'), issuer: ca, ipSans: ['10.0.0.11']})])
+    try {
+      const becameMaster: CoreV1Event = {metadata: {name: 'e'}, involvedObject: {kind: 'Pod', namespace: 'karp-system', name: 'karp-cp1'}, reason: 'BecameMaster', message: 'cp1 is master', lastTimestamp: ago(5)}
+      const snapshots = {
+        healthy: {daemonSets: [daemonSet], pods: [pod('cp1', 'master', {changedAt: ago(30)}), pod('cp2', 'backup'), pod('cp3', 'backup')], nodes, events: [becameMaster]},
+        down: {daemonSets: [daemonSet], pods: [pod('cp1', 'master', {crash: true}), pod('cp2', 'backup')], nodes: [...nodes, node('cp4', false)], events: []},
+        splitBrain: {daemonSets: [], pods: [pod('cp1', 'master'), pod('cp2', 'master')], nodes, events: [], heartbeats: {}},
+        none: {daemonSets: [], pods: [], nodes: [], events: []},
+        probedLacksVip: {daemonSets: [installAt(server.port)], pods: [pod('cp1', 'master'), pod('cp2', 'backup'), pod('cp3', 'backup')], nodes, events: []},
+        probedSilent: {daemonSets: [installAt(await unusedPort())], pods: [pod('cp1', 'master'), pod('cp2', 'backup'), pod('cp3', 'backup')], nodes, events: []},
+      }
+      const verdicts: Record<string, [string, number]> = {}
+      for (const [name, snapshot] of Object.entries(snapshots)) {
+        const probe = name.startsWith('probed')
+        const result = await statusFromSnapshot(snapshot, kube, {probe, timeoutMs: 2000, ...(probe ? {caPem: ca.certPem} : {})}, NOW)
+        assertMatchesSchema('status', result)
+        verdicts[name] = [result.verdict, result.exitCode]
+        if (name === 'probedLacksVip') assert.equal(result.installs[0]?.vipProbe?.vipSan?.state, 'absent')
+        if (name === 'probedSilent') assert.equal(result.installs[0]?.vipProbe?.error?.kind, 'refused')
+      }
+      assert.deepEqual(verdicts, {
+        healthy: ['healthy', 0],
+        down: ['down', 4],
+        splitBrain: ['degraded', 4],
+        none: ['not-installed', 4],
+        probedLacksVip: ['degraded', 4],
+        probedSilent: ['degraded', 4],
+      })
+    } finally {
+      await server.close()
+    }
   })
 })

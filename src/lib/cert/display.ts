@@ -7,18 +7,18 @@ function target(report: TargetReport): string {
   return 'server'
 }
 
-function vipSanCell(report: TargetReport, vip: string): string {
+function vipSanCell(report: TargetReport): string {
   const check = report.checks?.vipSan
   if (!check) return '-'
   if (check.status === 'pass') return 'yes'
-  return report.certificate?.dnsSans.includes(vip) ? 'NO (DNS only)' : 'NO'
+  return check.state === 'dns-san-only' ? 'NO (DNS only)' : 'NO'
 }
 
 function expiresCell(report: TargetReport): string {
   const check = report.checks?.validity
   if (!report.certificate || !check) return '-'
   const day = report.certificate.notAfter.slice(0, 10)
-  if (check.status === 'fail') return check.message.startsWith('expired') ? `${day} (EXPIRED)` : `${day} (NOT YET VALID)`
+  if (check.status === 'fail') return check.state === 'expired' ? `${day} (EXPIRED)` : `${day} (NOT YET VALID)`
   if (check.status === 'warn') return `${day} (SOON)`
   return day
 }
@@ -44,7 +44,7 @@ function indent(text: string, by: string): string {
 export function formatCertReport(result: CheckCertResult): string[] {
   const lines = formatTable(
     ['ENDPOINT', 'TARGET', 'VIP SAN', 'EXPIRES', 'CA', 'STATUS'],
-    result.endpoints.map((r) => [r.endpoint, target(r), vipSanCell(r, result.vip), expiresCell(r), trustCell(r), STATUS_CELL[r.status]]),
+    result.endpoints.map((r) => [r.endpoint, target(r), vipSanCell(r), expiresCell(r), trustCell(r), STATUS_CELL[r.status]]),
   )
   const findings: string[] = []
   for (const report of result.endpoints) {

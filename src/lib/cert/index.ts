@@ -30,5 +30,8 @@ export {
   type EndpointStatus,
   EXPIRY_WARNING_DAYS,
   judgeServedChain,
+  type TrustCheck,
+  type ValidityCheck,
+  type VipSanCheck,
 } from './verdict.js'
 export {type ChainTrust, verifyChain} from './verify-chain.js'

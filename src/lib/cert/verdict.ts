@@ -9,18 +9,30 @@ const DAY_MS = 24 * 60 * 60 * 1000
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip'
 
-export interface CheckOutcome {
+/** How bad it is (status), what was found (state, for scripts and the report's cells), and words for people. */
+export interface CheckOutcome<State extends string = string> {
   status: CheckStatus
+  state: State
   message: string
 }
 
+/** No check could look at a certificate: none was presented, or it could not be parsed. */
+export type NoCertificateState = 'no-certificate' | 'unparsable'
+export type VipSanState = 'ip-san' | 'dns-san-only' | 'absent' | NoCertificateState
+export type ValidityState = 'valid' | 'expiring-soon' | 'expired' | 'not-yet-valid' | NoCertificateState
+export type TrustState = 'trusted' | 'untrusted' | 'no-ca' | 'ca-unreadable' | NoCertificateState
+
+export type VipSanCheck = CheckOutcome<VipSanState>
+export type ValidityCheck = CheckOutcome<ValidityState>
+export type TrustCheck = CheckOutcome<TrustState>
+
 export interface EndpointChecks {
   /** The VIP is an IP SAN: what a client dialling https://VIP:port matches against. */
-  vipSan: CheckOutcome
+  vipSan: VipSanCheck
   /** The served certificate is in its validity period (warn within EXPIRY_WARNING_DAYS of the end). */
-  validity: CheckOutcome
+  validity: ValidityCheck
   /** The chain leads to the given CA, so a kubeconfig pointed at the VIP verifies it. */
-  trust: CheckOutcome
+  trust: TrustCheck
 }
 
 /** ok: every check passed (or was skipped); warning: one warned; failed: one failed; unreachable: no certificate read. */
@@ -63,47 +75,49 @@ function canonicalIp(text: string): string | undefined {
   }
 }
 
-export function checkVipSan(certificate: CertificateFacts, vip: string): CheckOutcome {
+export function checkVipSan(certificate: CertificateFacts, vip: string): VipSanCheck {
   const wanted = canonicalIp(vip) ?? vip
-  if (certificate.ipSans.some((san) => canonicalIp(san) === wanted)) return {status: 'pass', message: `VIP ${vip} is an IP SAN`}
+  if (certificate.ipSans.some((san) => canonicalIp(san) === wanted)) return {status: 'pass', state: 'ip-san', message: `VIP ${vip} is an IP SAN`}
   const ipList = certificate.ipSans.length > 0 ? `IP SANs: ${certificate.ipSans.join(', ')}` : 'the certificate has no IP SAN'
   if (certificate.dnsSans.some((san) => san.toLowerCase() === vip.toLowerCase())) {
     return {
       status: 'fail',
+      state: 'dns-san-only',
       message: `VIP ${vip} is only a DNS SAN; clients match an IP address against IP SANs alone, so it must be an IP SAN (${ipList})`,
     }
   }
-  return {status: 'fail', message: `VIP ${vip} is not an IP SAN (${ipList})`}
+  return {status: 'fail', state: 'absent', message: `VIP ${vip} is not an IP SAN (${ipList})`}
 }
 
-export function checkValidity(certificate: CertificateFacts, now: Date): CheckOutcome {
+export function checkValidity(certificate: CertificateFacts, now: Date): ValidityCheck {
   const notBefore = new Date(certificate.notBefore)
   const notAfter = new Date(certificate.notAfter)
   const day = (d: Date) => d.toISOString().slice(0, 10)
-  if (now < notBefore) return {status: 'fail', message: `not valid yet: valid from ${certificate.notBefore}`}
-  if (now > notAfter) return {status: 'fail', message: `expired on ${certificate.notAfter}`}
+  if (now < notBefore) return {status: 'fail', state: 'not-yet-valid', message: `not valid yet: valid from ${certificate.notBefore}`}
+  if (now > notAfter) return {status: 'fail', state: 'expired', message: `expired on ${certificate.notAfter}`}
   const daysLeft = Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS)
   if (daysLeft < EXPIRY_WARNING_DAYS) {
-    return {status: 'warn', message: `expires in ${daysLeft} day${daysLeft === 1 ? '' : 's'}, on ${certificate.notAfter}`}
+    return {status: 'warn', state: 'expiring-soon', message: `expires in ${daysLeft} day${daysLeft === 1 ? '' : 's'}, on ${certificate.notAfter}`}
   }
-  return {status: 'pass', message: `valid until ${day(notAfter)} (${daysLeft} days)`}
+  return {status: 'pass', state: 'valid', message: `valid until ${day(notAfter)} (${daysLeft} days)`}
 }
 
-export function checkTrust(chain: Uint8Array[], caPem: string | undefined, now: Date): CheckOutcome {
-  if (caPem === undefined) return {status: 'skip', message: 'not checked: no CA certificate to verify against'}
+export function checkTrust(chain: Uint8Array[], caPem: string | undefined, now: Date): TrustCheck {
+  if (caPem === undefined) return {status: 'skip', state: 'no-ca', message: 'not checked: no CA certificate to verify against'}
   let anchors: Buffer[]
   try {
     anchors = pemCertificates(caPem)
   } catch (error) {
-    return {status: 'fail', message: `cannot read the CA certificate: ${(error as Error).message}`}
+    return {status: 'fail', state: 'ca-unreadable', message: `cannot read the CA certificate: ${(error as Error).message}`}
   }
   const trust = verifyChain(chain, anchors, now)
-  if (!trust.trusted) return {status: 'fail', message: `not trusted: ${trust.reason}`}
+  if (!trust.trusted) return {status: 'fail', state: 'untrusted', message: `not trusted: ${trust.reason}`}
   const [, ...issuers] = trust.path
   const ca = issuers.at(-1)
   const through = issuers.slice(0, -1)
   return {
     status: 'pass',
+    state: 'trusted',
     message: ca
       ? `issued by the CA ${JSON.stringify(ca)}${through.length ? ` through ${through.map((s) => JSON.stringify(s)).join(', ')}` : ''}`
       : 'the certificate is itself the CA',
@@ -127,12 +141,12 @@ export function judgeServedChain(
   try {
     parsed = chain.map(parseCertificate)
   } catch (error) {
-    const unreadable = {status: 'fail' as const, message: `cannot parse the served certificate: ${(error as Error).message}`}
+    const unreadable = {status: 'fail' as const, state: 'unparsable' as const, message: `cannot parse the served certificate: ${(error as Error).message}`}
     return {status: 'failed', checks: {vipSan: unreadable, validity: unreadable, trust: unreadable}}
   }
   const [certificate, ...issuers] = parsed
   if (!certificate) {
-    const none = {status: 'fail' as const, message: 'the server presented no certificate'}
+    const none = {status: 'fail' as const, state: 'no-certificate' as const, message: 'the server presented no certificate'}
     return {status: 'failed', checks: {vipSan: none, validity: none, trust: none}}
   }
   const checks: EndpointChecks = {

@@ -4,7 +4,7 @@ import {generatePassword, type VipConfig} from '../config/vip-config.js'
 import {checkPassword} from '../config/validate.js'
 import {ApiException} from '@kubernetes/client-node'
 
-import {CheckFailedError} from '../errors.js'
+import {CheckFailedError, type CommandResult, ExitCode} from '../errors.js'
 import {describeObject, applyObjects, type AppliedObject, FIELD_MANAGER, settleAll} from '../kube/apply.js'
 import {forbidden, missingPermissions, type PermissionNeed} from '../kube/access.js'
 import {type Kube, toKarpError} from '../kube/client.js'
@@ -190,7 +190,8 @@ export function applyWave(object: {kind: string}): number {
   return resourceOf(object.kind).group === 'rbac.authorization.k8s.io' ? 1 : 0
 }
 
-export interface InstallResult {
+/** What `karp install --json` prints. */
+export interface InstallResult extends CommandResult {
   name: string
   namespace: string
   vip: string
@@ -200,6 +201,8 @@ export interface InstallResult {
   objects: AppliedObject[]
   rollout: RolloutStatus | null
   warnings: string[]
+  /** 0: every object applied (and, with --wait, rolled out); what stops short of that is thrown instead. */
+  exitCode: typeof ExitCode.ok
 }
 
 /**
@@ -246,5 +249,6 @@ export async function executeInstall(
     objects,
     rollout,
     warnings: plan.warnings,
+    exitCode: ExitCode.ok,
   }
 }

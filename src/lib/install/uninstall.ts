@@ -1,4 +1,4 @@
-import {CheckFailedError} from '../errors.js'
+import {CheckFailedError, type CommandResult, ExitCode} from '../errors.js'
 import {requirePermissions} from '../kube/access.js'
 import {describeObject} from '../kube/apply.js'
 import type {Kube} from '../kube/client.js'
@@ -17,13 +17,16 @@ export interface RemovedObject {
   action: 'deleted' | 'absent' | 'kept'
 }
 
-export interface UninstallResult {
+/** What `karp uninstall --json` prints. */
+export interface UninstallResult extends CommandResult {
   name: string
   namespace: string
   objects: RemovedObject[]
   podsRemaining: number
   /** The API server address karp used instead of the kubeconfig's, which was the VIP going away. */
   via?: string
+  /** 0: everything deleted (and, with --wait, every agent pod gone); pods still there after --timeout are thrown instead. */
+  exitCode: typeof ExitCode.ok
 }
 
 const podSelector = (name: string) => `${KARP_SELECTOR},app.kubernetes.io/instance=${name}`
@@ -82,7 +85,7 @@ export async function uninstall(
     }
   }
   const podsRemaining = options.wait ? await waitForPods(kube, target, options) : await countPods(kube, target)
-  return {name: target.name, namespace: target.namespace, objects, podsRemaining, ...(direct ? {via: direct.server} : {})}
+  return {name: target.name, namespace: target.namespace, objects, podsRemaining, ...(direct ? {via: direct.server} : {}), exitCode: ExitCode.ok}
 }
 
 async function countPods(kube: Kube, target: {namespace: string; name: string}): Promise<number> {

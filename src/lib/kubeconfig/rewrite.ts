@@ -6,7 +6,7 @@ import {createTwoFilesPatch} from 'diff'
 import {caFromKubeConfig, checkEndpoint, chooseInstall, detectDistribution, type DistributionId, type Endpoint, type EndpointReport, formatEndpoint, sanAdvice} from '../cert/index.js'
 import {checkVip} from '../config/validate.js'
 import {echo} from '../echo.js'
-import {CheckFailedError, KarpError, UnreachableError, UsageError} from '../errors.js'
+import {CheckFailedError, type CommandResult, ExitCode, KarpError, UnreachableError, UsageError} from '../errors.js'
 import {Kube} from '../kube/client.js'
 import {listKarpInstalls} from '../kube/karp-installs.js'
 import {addClusterAndContext, type EditResult, setClusterServer} from './document-edit.js'
@@ -18,7 +18,7 @@ import {parseServer, pointsAt, vipServer} from './server-url.js'
 import {apiAnswers, contextConfig} from './verify.js'
 
 /** What `karp kubeconfig rewrite --json` prints. */
-export interface KubeconfigRewriteResult {
+export interface KubeconfigRewriteResult extends CommandResult {
   /** The kubeconfig file edited, as listed (--kubeconfig, KUBECONFIG or ~/.kube/config). */
   file: string
   /** The file actually written: file itself, or its symlink's target. */
@@ -42,6 +42,8 @@ export interface KubeconfigRewriteResult {
   /** With --new-context: the context and cluster the new entries were copied from. */
   basedOn: {context: string; cluster: string} | null
   warnings: string[]
+  /** 0: changed, would change (--dry-run) or already pointing at the VIP; a refusal or failed verify is thrown instead. */
+  exitCode: typeof ExitCode.ok
 }
 
 export interface RewriteOptions {
@@ -222,6 +224,7 @@ export async function rewriteKubeconfig(options: RewriteOptions, seams: RewriteS
     diff: null,
     basedOn: null,
     warnings,
+    exitCode: ExitCode.ok,
   } satisfies KubeconfigRewriteResult
 
   let edit: EditResult

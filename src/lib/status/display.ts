@@ -24,7 +24,7 @@ function roleCell(agent: AgentStatus): string {
 
 function probeLine(probe: VipProbe | undefined): string {
   if (!probe) return 'not probed (--no-probe)'
-  if (!probe.reachable) return ux.colorize('red', `unreachable from here: ${probe.error}`)
+  if (!probe.reachable) return ux.colorize('red', `unreachable from here: ${probe.error?.message}`)
   const timing = `TCP connect ${probe.connectMs?.toFixed(1)} ms, TLS handshake ${probe.handshakeMs?.toFixed(1)} ms`
   const san = probe.vipSan?.status === 'pass' ? 'certificate carries the VIP' : ux.colorize('red', probe.vipSan?.message ?? 'certificate not checked')
   return `${timing}; ${san}`

@@ -1,5 +1,5 @@
-import type {CheckOutcome} from '../cert/index.js'
-import {ExitCode} from '../errors.js'
+import type {FetchFailureKind, TrustCheck, VipSanCheck} from '../cert/index.js'
+import {type CommandResult, ExitCode} from '../errors.js'
 import type {Kube} from '../kube/client.js'
 import {type ClusterSnapshot, takeSnapshot} from './gather.js'
 import {type InstallStatus, installsIn, installStatus} from './verdict.js'
@@ -10,19 +10,25 @@ export interface VipProbe {
   reachable: boolean
   connectMs?: number
   handshakeMs?: number
-  vipSan?: CheckOutcome
-  trust?: CheckOutcome
-  error?: string
+  vipSan?: VipSanCheck
+  trust?: TrustCheck
+  /** Why the VIP did not answer (reachable false), as check-cert reports an unreachable endpoint. */
+  error?: {kind: FetchFailureKind; message: string}
 }
 
 export type InstallReport = InstallStatus & {vipProbe?: VipProbe}
 
-export interface StatusResult {
+export type StatusVerdict = 'healthy' | 'degraded' | 'down' | 'not-installed'
+
+/** What `karp status --json` prints (with --watch, one per line). */
+export interface StatusResult extends CommandResult {
   context: string
   server: string
   installs: InstallReport[]
-  verdict: 'healthy' | 'degraded' | 'down' | 'not-installed'
+  verdict: StatusVerdict
   summary: string
+  /** 0 healthy; 4 degraded, down or nothing installed. */
+  exitCode: ExitCode
 }
 
 export interface StatusOptions {
@@ -37,7 +43,7 @@ export async function probeVip(vip: string, port: number, options: {timeoutMs: n
   // Loaded on demand: the TLS and certificate code is only needed when probing.
   const {checkEndpoint} = await import('../cert/verdict.js')
   const report = await checkEndpoint({host: vip, port}, {vip, timeoutMs: options.timeoutMs, ...(options.caPem ? {caPem: options.caPem} : {})})
-  if (report.status === 'unreachable') return {endpoint: report.endpoint, reachable: false, error: report.error?.message ?? 'unreachable'}
+  if (report.status === 'unreachable') return {endpoint: report.endpoint, reachable: false, error: report.error ?? {kind: 'error', message: 'unreachable'}}
   return {
     endpoint: report.endpoint,
     reachable: true,
@@ -56,7 +62,7 @@ export async function statusFromSnapshot(snapshot: ClusterSnapshot, kube: Pick<K
       const probe = await probeVip(status.vip, status.apiPort, options)
       status.vipProbe = probe
       if (!probe.reachable) {
-        status.problems.push(`VIP ${probe.endpoint} does not answer from here: ${probe.error}`)
+        status.problems.push(`VIP ${probe.endpoint} does not answer from here: ${probe.error?.message}`)
         if (status.state === 'healthy') status.state = 'degraded'
       } else if (probe.vipSan && probe.vipSan.status !== 'pass') {
         status.problems.push(`${probe.vipSan.message}: kubectl through the VIP fails certificate verification; see karp check-cert`)
@@ -73,15 +79,16 @@ export async function statusFromSnapshot(snapshot: ClusterSnapshot, kube: Pick<K
       installs,
       verdict: 'not-installed',
       summary: `no karp install found in context ${kube.contextName}${where ? ` (${where})` : ''}; install one with: karp install --vip ADDRESS`,
+      exitCode: statusExitCode('not-installed'),
     }
   }
-  const verdict = installs.some((i) => i.state === 'down') ? 'down' : installs.some((i) => i.state === 'degraded') ? 'degraded' : 'healthy'
+  const verdict: StatusVerdict = installs.some((i) => i.state === 'down') ? 'down' : installs.some((i) => i.state === 'degraded') ? 'degraded' : 'healthy'
   const count = (state: string) => installs.filter((i) => i.state === state).length
   const summary =
     verdict === 'healthy'
       ? `${installs.length === 1 ? 'karp is' : `all ${installs.length} karp installs are`} healthy`
       : `karp is ${verdict}: ${['healthy', 'degraded', 'down'].map((s) => `${count(s)} ${s}`).join(', ')}`
-  return {context: kube.contextName, server: kube.server, installs, verdict, summary}
+  return {context: kube.contextName, server: kube.server, installs, verdict, summary, exitCode: statusExitCode(verdict)}
 }
 
 export async function gatherStatus(kube: Kube, options: StatusOptions, now = new Date()): Promise<StatusResult> {
@@ -89,6 +96,6 @@ export async function gatherStatus(kube: Kube, options: StatusOptions, now = new
 }
 
 /** The exit codes (docs/architecture.md): 0 healthy; 4 degraded, down or nothing installed (a failed check). */
-export function statusExitCode(result: StatusResult): ExitCode {
-  return result.verdict === 'healthy' ? ExitCode.ok : ExitCode.checkFailed
+function statusExitCode(verdict: StatusVerdict): ExitCode {
+  return verdict === 'healthy' ? ExitCode.ok : ExitCode.checkFailed
 }
