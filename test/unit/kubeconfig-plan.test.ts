@@ -5,10 +5,11 @@ import {describe, it} from 'node:test'
 
 import {parse} from 'yaml'
 
-import {ExitCode, KarpError} from '../../src/lib/errors.js'
+import {ExitCode} from '../../src/lib/errors.js'
 import {type KubeconfigFile, parseKubeconfig} from '../../src/lib/kubeconfig/parse.js'
 import {planRewrite, type RewriteRequest, selectRewrite} from '../../src/lib/kubeconfig/rewrite-plan.js'
 import {changedLines, fixtureText} from '../fixtures/kubeconfig/harness.js'
+import {throwsKarpError} from '../helpers/karp-error.js'
 
 const VIP = '192.168.1.250'
 const HAND_WRITTEN = fixtureText('hand-written.yaml')
@@ -20,16 +21,7 @@ function plan(files: KubeconfigFile[], request: {context?: string; newContext?: 
   return planRewrite(files, selectRewrite(files, {context, newContext}), {vip: VIP, ...vip})
 }
 
-function refusal(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (error) {
-    assert.ok(error instanceof KarpError, String(error))
-    assert.equal(error.exitCode, ExitCode.usage)
-    return error.message
-  }
-  assert.fail('expected a refusal')
-}
+const refusal = (fn: () => unknown) => throwsKarpError(fn, ExitCode.usage).message
 
 describe('planRewrite (pure)', () => {
   it('changes the server of the context\'s cluster and no other byte; nothing is read or written', () => {

@@ -4,26 +4,16 @@ import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
-import {ExitCode, KarpError} from '../../src/lib/errors.js'
+import {ExitCode} from '../../src/lib/errors.js'
 import {loadKubeConfig} from '../../src/lib/kube/client.js'
 import {loadContextConfig} from '../../src/lib/kubeconfig/client-config.js'
 import {readKubeconfig} from '../../src/lib/kubeconfig/parse.js'
 import {selectRewrite} from '../../src/lib/kubeconfig/rewrite-plan.js'
 import {chooseContext, type KubeconfigNames, locateKubeconfig} from '../../src/lib/kubeconfig/select.js'
 import {tempDir} from '../fixtures/kubeconfig/harness.js'
+import {throwsKarpError} from '../helpers/karp-error.js'
 
-/** The error a call throws: a usage error (exit 2) of one line. */
-function usageError(fn: () => unknown): KarpError {
-  try {
-    fn()
-  } catch (error) {
-    assert.ok(error instanceof KarpError, String(error))
-    assert.equal(error.exitCode, ExitCode.usage)
-    assert.doesNotMatch(error.message, /\n/)
-    return error
-  }
-  assert.fail('expected an error')
-}
+const usageError = (fn: () => unknown) => throwsKarpError(fn, ExitCode.usage)
 
 describe('locateKubeconfig: which files', () => {
   function home(): string {
