@@ -94,6 +94,8 @@ describe('rewrite: safe write', () => {
       },
     )
     assert.deepEqual(result.warnings, ['certificate check skipped (--force)'])
+    const keys = ['file', 'target', 'context', 'cluster', 'oldServer', 'newServer', 'backup', 'verified', 'changed', 'dryRun', 'diff', 'basedOn', 'warnings']
+    assert.deepEqual(Object.keys(result), keys, 'the order --json prints')
   })
 
   it('names the backup <file>.karp-backup-<UTC time>, and numbers a second backup in the same second instead of overwriting the first', async () => {

@@ -128,9 +128,25 @@ export async function rewriteKubeconfig(options: RewriteOptions): Promise<Kubeco
     progress(`VIP ${vip} from ${found.from}`)
   }
   const plan = planRewrite(files, selection, {vip, port: options.port, installPort})
-  const {warnings} = plan.result
-  const target = resolveWriteTarget(plan.result.file)
-  const base: KubeconfigRewriteResult = {...plan.result, target: target.realPath, backup: null, verified: false, changed: false, dryRun: Boolean(options.dryRun), diff: null}
+  const {result} = plan
+  const {warnings} = result
+  const target = resolveWriteTarget(result.file)
+  // Spelled out: --json prints the keys in this order.
+  const base: KubeconfigRewriteResult = {
+    file: result.file,
+    target: target.realPath,
+    context: result.context,
+    cluster: result.cluster,
+    oldServer: result.oldServer,
+    newServer: result.newServer,
+    backup: null,
+    verified: false,
+    changed: false,
+    dryRun: Boolean(options.dryRun),
+    diff: null,
+    basedOn: result.basedOn,
+    warnings,
+  }
   const {edit} = plan
   if (!edit) {
     progress(`context ${echo(base.context)} already uses ${base.oldServer}: nothing to do`)
