@@ -12,3 +12,17 @@ export async function rejectsWithKarpError(promise: Promise<unknown>, exitCode: 
   if (options.oneLine) assert.ok(!caught.message.includes('\n'), 'one line')
   return caught
 }
+
+/** Calls fn, which must throw a one-line KarpError of this exit code, and returns the error. */
+export function throwsKarpError(fn: () => unknown, exitCode: number): KarpError {
+  let caught: unknown
+  try {
+    fn()
+  } catch (error) {
+    caught = error
+  }
+  assert.ok(caught instanceof KarpError, `expected a KarpError, got ${String(caught)}`)
+  assert.equal(caught.exitCode, exitCode, caught.message)
+  assert.ok(!caught.message.includes('\n'), 'one line')
+  return caught
+}

@@ -1,20 +1,22 @@
-// The certificate check and the verify step of `karp kubeconfig rewrite`, against real TLS servers on
-// loopback. The library takes the VIP as given (the command validates it: a loopback VIP is refused there),
-// so here 127.0.0.1 can stand for the VIP, or a TEST-NET address is judged while the handshake goes to a
-// loopback server (the probe seam): no packet leaves this machine.
+// The certificate check, the look-ups through the context and the verify step of `karp kubeconfig rewrite`,
+// against real TLS and HTTPS servers on loopback. The library takes the VIP as given (the command validates
+// it: a loopback VIP is refused there), so here 127.0.0.1 stands for the VIP; kubeconfig servers that are
+// never dialled are TEST-NET or private addresses, and those that are dialled are loopback test servers:
+// no packet leaves this machine.
 import assert from 'node:assert/strict'
 import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {createServer} from 'node:net'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
 import {ExitCode} from '../../src/lib/errors.js'
 import {rejectsWithKarpError as rejects} from '../helpers/karp-error.js'
-import {type RewriteOptions, rewriteKubeconfig, type RewriteSeams} from '../../src/lib/kubeconfig/rewrite.js'
+import {type RewriteOptions, rewriteKubeconfig} from '../../src/lib/kubeconfig/rewrite.js'
 import {type ApiServer, changedLines, loopbackKubeconfig, startApiServer, strayFiles, tempDir} from '../fixtures/kubeconfig/harness.js'
 import {makeCa, makeCertificate, type RunningServer, startTlsServer, type TestCertificate, testKey, unusedPort} from '../helpers/certs.js'
 import {assertMatchesSchema} from '../helpers/json-schema.js'
 
-const TEST_NET_VIP = '192.0.2.10'
+const VIP = '127.0.0.1'
 
 let ca: TestCertificate
 let otherCa: TestCertificate
@@ -25,8 +27,8 @@ before(() => {
   ca = makeCa('karp-kubeconfig-test-ca')
   otherCa = makeCa('some-other-ca')
   const key = testKey('kubeconfig-apiserver', 'ec')
-  withVip = makeCertificate({commonName: 'kube-apiserver', key, issuer: ca, ipSans: ['127.0.0.1', TEST_NET_VIP], dnsSans: ['kubernetes']})
-  withoutVip = makeCertificate({commonName: 'kube-apiserver', key, issuer: ca, ipSans: ['127.0.0.1', '10.0.0.11'], dnsSans: ['kubernetes', TEST_NET_VIP]})
+  withVip = makeCertificate({commonName: 'kube-apiserver', key, issuer: ca, ipSans: [VIP], dnsSans: ['kubernetes']})
+  withoutVip = makeCertificate({commonName: 'kube-apiserver', key, issuer: ca, ipSans: ['10.0.0.11'], dnsSans: ['kubernetes', VIP]})
 })
 
 function kubeconfigFile(text: string): {dir: string; file: string} {
@@ -45,35 +47,42 @@ describe('rewrite: certificate check before writing (real TLS server on loopback
     return server
   }
 
-  function run(kubeconfig: string, server: RunningServer, options: Partial<RewriteOptions> = {}, seams: RewriteSeams = {}) {
-    return rewriteKubeconfig(
-      {kubeconfig, vip: TEST_NET_VIP, port: 6443, verify: false, env: {}, timeoutMs: 5000, ...options},
-      {probe: {host: server.host, port: server.port}, distribution: async () => 'k3s', ...seams},
-    )
-  }
+  const apis: ApiServer[] = []
+  after(async () => Promise.all(apis.map((s) => s.close())))
 
-  it('refuses (exit 4) when the VIP is not an IP SAN, with the distribution\'s advice; nothing written', async () => {
+  /** The VIP is 127.0.0.1 on the TLS server's port; the kubeconfig's server (the same port elsewhere) is never dialled. */
+  function run(kubeconfig: string, server: RunningServer, options: Partial<RewriteOptions> = {}) {
+    return rewriteKubeconfig({kubeconfig, vip: VIP, port: server.port, verify: false, env: {}, timeoutMs: 5000, ...options})
+  }
+  const elsewhere = (server: RunningServer) => `https://10.0.0.11:${server.port}`
+
+  it('refuses (exit 4) when the VIP is not an IP SAN, with the advice for the distribution its nodes show; nothing written', async () => {
     const server = await serve([withoutVip, ca])
-    const {dir, file} = kubeconfigFile(loopbackKubeconfig({server: 'https://10.0.0.11:6443', caPem: ca.certPem}))
+    // The nodes are listed through the context: its server is an API server on loopback with one k3s node.
+    const nodes = {kind: 'NodeList', apiVersion: 'v1', metadata: {}, items: [{metadata: {name: 'cp1'}, status: {nodeInfo: {kubeletVersion: 'v1.33.1+k3s1'}}}]}
+    const api = await startApiServer({certPem: withVip.certPem + ca.certPem, keyPem: withVip.key.privatePem, routes: {'/api/v1/nodes': nodes}})
+    apis.push(api)
+    const {dir, file} = kubeconfigFile(loopbackKubeconfig({server: `https://127.0.0.1:${api.port}`, caPem: ca.certPem, token: 'nodes-token'}))
     const original = readFileSync(file, 'utf8')
     const error = await rejects(
       run(file, server),
       ExitCode.checkFailed,
-      /^the certificate served at 192\.0\.2\.10:6443 \(probed at 127\.0\.0\.1:\d+\) would be refused by kubectl for https:\/\/192\.0\.2\.10:6443: VIP 192\.0\.2\.10 is only a DNS SAN; .*\(IP SANs: 127\.0\.0\.1, 10\.0\.0\.11\); nothing was changed$/,
+      /^the certificate served at 127\.0\.0\.1:(\d+) would be refused by kubectl for https:\/\/127\.0\.0\.1:\1: VIP 127\.0\.0\.1 is only a DNS SAN; .*\(IP SANs: 10\.0\.0\.11\); nothing was changed$/,
     )
-    assert.match(error.hint ?? '', /^add 192\.0\.2\.10 to tls-san in \/etc\/rancher\/k3s\/config\.yaml on every server node, then restart k3s; then run karp check-cert \(--force writes the kubeconfig anyway\)$/)
+    assert.match(error.hint ?? '', /^add 127\.0\.0\.1 to tls-san in \/etc\/rancher\/k3s\/config\.yaml on every server node, then restart k3s; then run karp check-cert \(--force writes the kubeconfig anyway\)$/)
+    assert.deepEqual(api.authorizations, ['Bearer nodes-token'], 'the nodes were listed with the context\'s credentials')
     assert.equal(readFileSync(file, 'utf8'), original)
     assert.deepEqual(strayFiles(dir, ['config']), [])
   })
 
   it('goes ahead when the VIP is an IP SAN and the chain verifies against the kubeconfig\'s CA', async () => {
     const server = await serve([withVip, ca])
-    const {file} = kubeconfigFile(loopbackKubeconfig({server: 'https://10.0.0.11:6443', caPem: ca.certPem}))
+    const {file} = kubeconfigFile(loopbackKubeconfig({server: elsewhere(server), caPem: ca.certPem}))
     const result = await run(file, server)
     assertMatchesSchema('kubeconfig rewrite', result)
     assert.equal(result.changed, true)
     assert.deepEqual(result.warnings, [])
-    assert.match(readFileSync(file, 'utf8'), /server: https:\/\/192\.0\.2\.10:6443/)
+    assert.match(readFileSync(file, 'utf8'), new RegExp(`server: https://127\\.0\\.0\\.1:${server.port}\n`))
   })
 
   it('reads the CA from a certificate-authority file relative to the kubeconfig, as kubectl does', async () => {
@@ -83,25 +92,25 @@ describe('rewrite: certificate check before writing (real TLS server on loopback
     mkdirSync(join(dir, 'pki'))
     writeFileSync(join(dir, 'pki', 'ca.crt'), ca.certPem)
     const file = join(dir, 'kube', 'config')
-    writeFileSync(file, loopbackKubeconfig({server: 'https://10.0.0.11:6443', extra: '\n    certificate-authority: ../pki/ca.crt'}))
+    writeFileSync(file, loopbackKubeconfig({server: elsewhere(server), extra: '\n    certificate-authority: ../pki/ca.crt'}))
     assert.equal((await run(file, server)).changed, true)
   })
 
   it('refuses a chain that does not lead to the kubeconfig\'s CA', async () => {
     const server = await serve([withVip, ca])
-    const {file} = kubeconfigFile(loopbackKubeconfig({server: 'https://10.0.0.11:6443', caPem: otherCa.certPem}))
+    const {file} = kubeconfigFile(loopbackKubeconfig({server: elsewhere(server), caPem: otherCa.certPem}))
     const error = await rejects(run(file, server), ExitCode.checkFailed, /would be refused by kubectl .*: not trusted: /)
     assert.match(error.hint ?? '', /karp check-cert/)
   })
 
   it('only warns when the cluster verifies against tls-server-name or skips verification', async () => {
     const server = await serve([withoutVip, ca])
-    const named = kubeconfigFile(loopbackKubeconfig({server: 'https://10.0.0.11:6443', caPem: ca.certPem, extra: '\n    tls-server-name: kubernetes'}))
+    const named = kubeconfigFile(loopbackKubeconfig({server: elsewhere(server), caPem: ca.certPem, extra: '\n    tls-server-name: kubernetes'}))
     const result = await run(named.file, server)
     assertMatchesSchema('kubeconfig rewrite', result)
     assert.match(result.warnings.join('\n'), /is not an IP SAN|only a DNS SAN/)
     assert.match(result.warnings.join('\n'), /accepted: cluster "test" verifies the certificate against tls-server-name kubernetes/)
-    const insecure = kubeconfigFile(loopbackKubeconfig({server: 'https://10.0.0.11:6443', caPem: otherCa.certPem, extra: '\n    insecure-skip-tls-verify: true'}))
+    const insecure = kubeconfigFile(loopbackKubeconfig({server: elsewhere(server), caPem: otherCa.certPem, extra: '\n    insecure-skip-tls-verify: true'}))
     const second = await run(insecure.file, server)
     assert.equal(second.changed, true)
     assert.match(second.warnings.join('\n'), /accepted: cluster "test" sets insecure-skip-tls-verify/)
@@ -111,23 +120,27 @@ describe('rewrite: certificate check before writing (real TLS server on loopback
     const port = await unusedPort()
     const {file} = kubeconfigFile(loopbackKubeconfig({server: 'https://10.0.0.11:6443', caPem: ca.certPem}))
     await rejects(
-      rewriteKubeconfig({kubeconfig: file, vip: TEST_NET_VIP, verify: false, env: {}}, {probe: {host: '127.0.0.1', port}}),
+      rewriteKubeconfig({kubeconfig: file, vip: VIP, port, verify: false, env: {}}),
       ExitCode.unreachable,
-      /^cannot read the certificate served at 192\.0\.2\.10:6443 \(probed at 127\.0\.0\.1:\d+\): .*; nothing was changed$/,
+      new RegExp(`^cannot read the certificate served at 127\\.0\\.0\\.1:${port}: .*; nothing was changed$`),
     )
   })
 
   it('--force does not connect at all', async () => {
-    const {file} = kubeconfigFile(loopbackKubeconfig({server: 'https://10.0.0.11:6443', caPem: ca.certPem}))
-    const result = await rewriteKubeconfig(
-      {kubeconfig: file, vip: TEST_NET_VIP, force: true, verify: false, env: {}},
-      {
-        checkCertificate: () => {
-          throw new Error('must not be called')
-        },
-      },
-    )
-    assert.equal(result.changed, true)
+    // A listener on the VIP that counts connections: a certificate check would open one.
+    let connections = 0
+    const listener = createServer((socket) => (connections++, socket.destroy()))
+    await new Promise<void>((resolve) => listener.listen({host: VIP, port: 0}, resolve))
+    try {
+      const {port} = listener.address() as {port: number}
+      const {file} = kubeconfigFile(loopbackKubeconfig({server: 'https://10.0.0.11:6443', caPem: ca.certPem}))
+      const result = await rewriteKubeconfig({kubeconfig: file, vip: VIP, port, force: true, verify: false, env: {}})
+      assert.equal(result.changed, true)
+      assert.equal(result.newServer, `https://127.0.0.1:${port}`)
+      assert.equal(connections, 0)
+    } finally {
+      await new Promise((resolve) => listener.close(resolve))
+    }
   })
 })
 
@@ -143,7 +156,7 @@ describe('rewrite: verify through the new URL, restore when it does not answer',
   // The file points at localhost:1 (never dialled); the "VIP" is 127.0.0.1 on the test server's port.
   const kubeconfig = () => kubeconfigFile(loopbackKubeconfig({server: 'https://localhost:1', caPem: ca.certPem, token: 'verify-token'}))
 
-  it('with nothing injected: checks the certificate, writes, and GET /version answers with the context\'s token', async () => {
+  it('checks the certificate, writes, and GET /version answers with the context\'s token', async () => {
     const server = await api()
     const {dir, file} = kubeconfig()
     const original = readFileSync(file, 'utf8')
@@ -185,22 +198,50 @@ describe('rewrite: verify through the new URL, restore when it does not answer',
   it('refuses to restore over someone else\'s later write, and says where the original is', async () => {
     const {file} = kubeconfig()
     const theirs = 'apiVersion: v1\n# someone else wrote this after karp\n'
+    // While the API server is asked through the new URL, another program writes the file; then it refuses.
+    const server = await startApiServer({
+      certPem: withVip.certPem + ca.certPem,
+      keyPem: withVip.key.privatePem,
+      status: 500,
+      onRequest: () => writeFileSync(file, theirs),
+    })
+    apis.push(server)
     const error = await rejects(
-      rewriteKubeconfig(
-        {kubeconfig: file, vip: '127.0.0.1', port: 6443, force: true, env: {}},
-        {
-          apiAnswers: async () => {
-            writeFileSync(file, theirs)
-            return {ok: false, message: 'no answer'}
-          },
-        },
-      ),
+      rewriteKubeconfig({kubeconfig: file, vip: '127.0.0.1', port: server.port, force: true, env: {}, timeoutMs: 5000}),
       ExitCode.unreachable,
-      /did not answer through .* \(no answer\), and karp could not restore .*config: kubeconfig .* changed on disk after karp read it/,
+      /did not answer through .* \(GET .*\/version answered HTTP 500: the server is on fire\), and karp could not restore .*config: kubeconfig .* changed on disk after karp read it/,
     )
     assert.equal(readFileSync(file, 'utf8'), theirs)
     const backup = /the original is in (\S+):/.exec(error.hint ?? '')?.[1]
     assert.ok(backup)
     assert.match(readFileSync(backup, 'utf8'), /server: https:\/\/localhost:1/)
+  })
+})
+
+describe('rewrite without --vip: the karp install found through the context', () => {
+  const apis: ApiServer[] = []
+  after(async () => Promise.all(apis.map((s) => s.close())))
+
+  it('takes the VIP and api port of the one karp install the context\'s API server lists; --port wins over the install\'s port', async () => {
+    const karpDaemonSet = {
+      metadata: {name: 'karp', namespace: 'karp-system', labels: {'app.kubernetes.io/name': 'karp'}, annotations: {'karp.io/vip': '10.30.0.250', 'karp.io/vhid': '10', 'karp.io/api-port': '8443'}},
+    }
+    const api = await startApiServer({
+      certPem: withVip.certPem + ca.certPem,
+      keyPem: withVip.key.privatePem,
+      routes: {'/apis/apps/v1/daemonsets': {kind: 'DaemonSetList', apiVersion: 'apps/v1', metadata: {}, items: [karpDaemonSet]}},
+    })
+    apis.push(api)
+    const {file} = kubeconfigFile(loopbackKubeconfig({server: `https://127.0.0.1:${api.port}`, caPem: ca.certPem, token: 'install-token'}))
+    const progress: string[] = []
+    // --force and --no-verify: the VIP found is a private address nothing here may dial.
+    const options = {kubeconfig: file, force: true, verify: false, env: {}, timeoutMs: 5000, progress: (m: string) => progress.push(m)}
+    const result = await rewriteKubeconfig({...options, dryRun: true})
+    assert.deepEqual(api.authorizations, ['Bearer install-token'], 'asked with the context\'s credentials')
+    assert.equal(result.newServer, 'https://10.30.0.250:8443')
+    assert.match(result.warnings.join('\n'), new RegExp(`the port changes from ${api.port} to 8443`))
+    assert.deepEqual(progress.slice(0, 2), [`finding the VIP of the karp install through https://127.0.0.1:${api.port}`, 'VIP 10.30.0.250 from karp install karp-system/karp'])
+    const explicit = await rewriteKubeconfig({...options, port: 6443, dryRun: true})
+    assert.equal(explicit.newServer, 'https://10.30.0.250:6443', '--port wins over the install\'s port')
   })
 })

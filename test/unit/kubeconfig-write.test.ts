@@ -12,8 +12,10 @@ import {parse} from 'yaml'
 import {ExitCode} from '../../src/lib/errors.js'
 import {assertMatchesSchema} from '../helpers/json-schema.js'
 import {rejectsWithKarpError} from '../helpers/karp-error.js'
-import {type RewriteOptions, rewriteKubeconfig, type RewriteSeams} from '../../src/lib/kubeconfig/rewrite.js'
-import {backupPath} from '../../src/lib/kubeconfig/safe-write.js'
+import {readKubeconfig} from '../../src/lib/kubeconfig/parse.js'
+import {commitRewrite, type RewriteOptions, rewriteKubeconfig} from '../../src/lib/kubeconfig/rewrite.js'
+import {planRewrite, selectRewrite} from '../../src/lib/kubeconfig/rewrite-plan.js'
+import {backupPath, type BeforeRename, commitKubeconfig, resolveWriteTarget} from '../../src/lib/kubeconfig/safe-write.js'
 import {changedLines, fixtureText, strayFiles, tempCopies, tempDir} from '../fixtures/kubeconfig/harness.js'
 
 const VIP = '192.168.1.250'
@@ -24,8 +26,32 @@ const isRoot = process.getuid?.() === 0
 // nothing leaves this machine's filesystem.
 const rejects = (promise: Promise<unknown>, exitCode: number, message: RegExp) => rejectsWithKarpError(promise, exitCode, message, {oneLine: true})
 
-function rewrite(options: RewriteOptions, seams: RewriteSeams = {}) {
-  return rewriteKubeconfig({vip: VIP, force: true, verify: false, env: {}, ...options}, {now: () => NOW, ...seams})
+function rewrite(options: RewriteOptions) {
+  return rewriteKubeconfig({vip: VIP, force: true, verify: false, env: {}, ...options})
+}
+
+/** The plan for pointing the file's current context at the VIP, from its content as it is now. */
+function planFor(file: string, vip = VIP) {
+  const files = [readKubeconfig(file)]
+  const plan = planRewrite(files, selectRewrite(files, {}), {vip})
+  assert.ok(plan.edit, `${file} already points at ${vip}`)
+  return {...plan, edit: plan.edit}
+}
+
+/** The rewrite's commit step on a real file, its backup named for `at`. */
+const commitAt = (file: string, at: Date, vip = VIP) => commitRewrite(planFor(file, vip), resolveWriteTarget(file), {backupAt: at})
+
+/** The planned write through safe-write, which runs `beforeRename` between writing the temporary file and renaming it. */
+function writeWith(file: string, beforeRename: BeforeRename, options: {vip?: string; backupAt?: Date} = {}) {
+  const {edit} = planFor(file, options.vip)
+  return commitKubeconfig(resolveWriteTarget(file), Buffer.from(edit.text, 'utf8'), edit.file.bytes, {backupAt: options.backupAt, beforeRename})
+}
+
+/** Every backup name a write that ran between these times may have chosen (named to the second). */
+function backupNamesBetween(file: string, from: Date, to: Date): string[] {
+  const names: string[] = []
+  for (let t = Math.floor(from.getTime() / 1000) * 1000; t <= to.getTime(); t += 1000) names.push(backupPath(file, new Date(t)))
+  return names
 }
 
 describe('rewrite: safe write', () => {
@@ -35,13 +61,14 @@ describe('rewrite: safe write', () => {
     chmodSync(file, 0o600)
     if (isRoot) chownSync(file, 1234, 5678)
     const original = readFileSync(file)
+    const started = new Date()
     const result = await rewrite({kubeconfig: file})
+    const ended = new Date()
     assert.deepEqual(changedLines(original.toString(), readFileSync(file, 'utf8')), {
       removed: ['    server: https://127.0.0.1:6443'],
       added: [`    server: https://${VIP}:6443`],
     })
-    assert.equal(result.backup, `${file}.karp-backup-20261126T184548Z`)
-    assert.equal(result.backup, backupPath(file, NOW))
+    assert.ok(result.backup && backupNamesBetween(file, started, ended).includes(result.backup), `${result.backup} is named for the time of the write`)
     assert.deepEqual(readFileSync(result.backup), original)
     for (const path of [file, result.backup]) {
       const stat = statSync(path)
@@ -69,13 +96,16 @@ describe('rewrite: safe write', () => {
       },
     )
     assert.deepEqual(result.warnings, ['certificate check skipped (--force)'])
+    const keys = ['file', 'target', 'context', 'cluster', 'oldServer', 'newServer', 'backup', 'verified', 'changed', 'dryRun', 'diff', 'basedOn', 'warnings', 'exitCode']
+    assert.deepEqual(Object.keys(result), keys, 'the order --json prints')
   })
 
-  it('numbers a second backup in the same second instead of overwriting the first', async () => {
+  it('names the backup <file>.karp-backup-<UTC time>, and numbers a second backup in the same second instead of overwriting the first', async () => {
     const t = tempCopies('kubeadm-admin.conf')
     const file = t.path('kubeadm-admin.conf')
-    const first = await rewrite({kubeconfig: file})
-    const second = await rewrite({kubeconfig: file, vip: '192.168.1.251'})
+    const first = await commitAt(file, NOW)
+    assert.equal(first.backup, `${file}.karp-backup-20261126T184548Z`)
+    const second = await commitAt(file, NOW, '192.168.1.251')
     assert.equal(second.backup, `${first.backup}-2`)
     assert.match(readFileSync(second.backup ?? '', 'utf8'), /server: https:\/\/192\.168\.1\.250:6443/)
   })
@@ -129,7 +159,7 @@ describe('rewrite: safe write', () => {
     const theirs = fixtureText('k3s.yaml').replace('current-context: default', 'current-context: theirs')
     let calls = 0
     const error = await rejects(
-      rewrite({kubeconfig: file}, {beforeRename: (path) => (calls++, writeFileSync(path, theirs))}),
+      writeWith(file, (path) => (calls++, writeFileSync(path, theirs)), {backupAt: NOW}),
       ExitCode.checkFailed,
       /k3s\.yaml changed on disk after karp read it \(another program wrote it\); nothing was written$/,
     )
@@ -139,10 +169,21 @@ describe('rewrite: safe write', () => {
     assert.deepEqual(strayFiles(t.dir, ['k3s.yaml']), [], 'no backup, temporary or lock file')
   })
 
+  it('stops without writing when the file changed after the edit was planned from it (exit 4)', async () => {
+    const t = tempCopies('k3s.yaml')
+    const file = t.path('k3s.yaml')
+    const plan = planFor(file)
+    const theirs = fixtureText('k3s.yaml').replace('current-context: default', 'current-context: theirs')
+    writeFileSync(file, theirs)
+    await rejects(commitRewrite(plan, resolveWriteTarget(file), {backupAt: NOW}), ExitCode.checkFailed, /k3s\.yaml changed on disk after karp read it \(another program wrote it\); nothing was written$/)
+    assert.equal(readFileSync(file, 'utf8'), theirs)
+    assert.deepEqual(strayFiles(t.dir, ['k3s.yaml']), [], 'no backup, temporary or lock file')
+  })
+
   it('stops when the file disappears between read and rename', async () => {
     const t = tempCopies('k3s.yaml')
     const file = t.path('k3s.yaml')
-    await rejects(rewrite({kubeconfig: file}, {beforeRename: (path) => rmSync(path)}), ExitCode.checkFailed, /disappeared on disk/)
+    await rejects(writeWith(file, (path) => rmSync(path), {backupAt: NOW}), ExitCode.checkFailed, /disappeared on disk/)
     assert.ok(!existsSync(file))
     assert.deepEqual(strayFiles(t.dir, []), [])
   })
@@ -177,7 +218,7 @@ describe('rewrite: kubectl\'s lock (<file>.lock)', () => {
     const t = tempCopies('k3s.yaml')
     const file = t.path('k3s.yaml')
     let lock: string | undefined
-    await rewrite({kubeconfig: file}, {beforeRename: () => void (lock = readFileSync(`${file}.lock`, 'utf8'))})
+    await writeWith(file, () => void (lock = readFileSync(`${file}.lock`, 'utf8')), {backupAt: NOW})
     assert.equal(lock, `${process.pid} ${hostname()}\n`)
     assert.ok(!existsSync(`${file}.lock`))
   })
@@ -265,8 +306,8 @@ describe('rewrite: the temporary file', () => {
       assert.ok(name, 'a temporary file exists while writing')
       seen.push({name, mode: statSync(join(t.dir, name)).mode & 0o7777, content: readFileSync(join(t.dir, name), 'utf8')})
     }
-    await rewrite({kubeconfig: file, backup: false}, {beforeRename: look})
-    await rewrite({kubeconfig: file, backup: false, vip: '192.168.1.251'}, {beforeRename: look})
+    await writeWith(file, look)
+    await writeWith(file, look, {vip: '192.168.1.251'})
     for (const temp of seen) {
       assert.match(temp.name, /^k3s\.yaml\.karp-tmp-[A-Za-z0-9_-]{16}$/)
       assert.equal(temp.mode, 0o600, `${temp.name} is 0600 while it exists`)
@@ -379,23 +420,6 @@ describe('rewrite: what it changes', () => {
     assert.equal(again.changed, false, 'the same --new-context again is a no-op')
     await rejects(rewrite({kubeconfig: file, context: 'lab', newContext: 'edge'}), ExitCode.usage, /^invalid --new-context "edge": a context named "edge" exists in .*; choose another name$/)
     await rejects(rewrite({kubeconfig: file, newContext: ' x'}), ExitCode.usage, /^invalid --new-context " x": expected a non-empty name/)
-  })
-
-  it('without --vip takes the VIP and api port of the karp install found through the context', async () => {
-    const t = tempCopies('kubeadm-admin.conf')
-    const seen: string[] = []
-    const findVip: RewriteSeams['findVip'] = async (kc) => {
-      seen.push(`${kc.getCurrentContext()} ${kc.getCurrentCluster()?.server}`)
-      return {vip: '10.30.0.250', port: 8443, from: 'karp install karp-system/karp'}
-    }
-    const progress: string[] = []
-    const result = await rewrite({kubeconfig: t.path('kubeadm-admin.conf'), vip: undefined, progress: (m) => progress.push(m)}, {findVip})
-    assert.deepEqual(seen, ['kubernetes-admin@kubernetes https://10.30.0.11:6443'], 'asked through the context as it is now')
-    assert.equal(result.newServer, 'https://10.30.0.250:8443')
-    assert.match(result.warnings.join('\n'), /the port changes from 6443 to 8443/)
-    assert.ok(progress.includes('VIP 10.30.0.250 from karp install karp-system/karp'))
-    const explicit = await rewrite({kubeconfig: t.path('kubeadm-admin.conf'), vip: undefined, port: 6443, dryRun: true}, {findVip})
-    assert.equal(explicit.newServer, 'https://10.30.0.250:6443', '--port wins over the install\'s port')
   })
 
   it('refuses a server that goes through a proxy path', async () => {

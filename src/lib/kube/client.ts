@@ -18,8 +18,8 @@ import type https from 'node:https'
 
 import {echo, escapeControl} from '../echo.js'
 import {KarpError, UnreachableError, UsageError} from '../errors.js'
-import {loadClientConfig} from '../kubeconfig/client-config.js'
-import {locateKubeconfig} from '../kubeconfig/locate.js'
+import {loadContextConfig} from '../kubeconfig/client-config.js'
+import {locateKubeconfig} from '../kubeconfig/select.js'
 import {KARP_VERSION} from '../version.js'
 import {formatSeconds, type GuardOptions, NotKubernetesAnswerError, RequestDeadlineError, requestGuard} from './request-guard.js'
 import {KnownKindsObjectApi} from './resources.js'
@@ -31,53 +31,12 @@ export interface ClusterOptions {
   requestTimeoutMs?: number
 }
 
-/** Merges kubeconfig files with kubectl's rule: the first file to define a name, or a current-context, wins. */
-export function loadMerged(files: string[]): KubeConfig {
-  const merged = {clusters: [] as KubeConfig['clusters'], users: [] as KubeConfig['users'], contexts: [] as KubeConfig['contexts'], currentContext: ''}
-  for (const file of files) {
-    // Bounded and type-checked; a parse error quotes nothing of the file (it holds credentials).
-    const one = loadClientConfig(file)
-    const addNew = <T extends {name: string}>(into: T[], from: T[]) => {
-      for (const item of from) if (!into.some((i) => i.name === item.name)) into.push(item)
-    }
-    addNew(merged.clusters, one.clusters)
-    addNew(merged.users, one.users)
-    addNew(merged.contexts, one.contexts)
-    merged.currentContext ||= one.currentContext
-  }
-  const kc = new KubeConfig()
-  kc.loadFromOptions(merged)
-  return kc
-}
-
 /** Loads the kubeconfig and picks the context, failing with what exists instead of silently defaulting. */
 export function loadKubeConfig(options: ClusterOptions): KubeConfig {
-  const source = locateKubeconfig(options.kubeconfig)
-  if (source.files.length === 0) {
-    throw new UsageError(
-      source.origin === 'KUBECONFIG'
-        ? `none of the files in KUBECONFIG exists (${process.env.KUBECONFIG})`
-        : 'no kubeconfig found at ~/.kube/config',
-      'pass --kubeconfig PATH or set KUBECONFIG',
-    )
-  }
-  const kc = loadMerged(source.files)
-  const names = kc.contexts.map((c) => c.name)
-  const wanted = options.context ?? kc.currentContext
-  if (!wanted) {
-    throw new UsageError(`kubeconfig ${source.files.join(', ')} has no current context`, `pass --context, one of: ${names.join(', ') || '(none defined)'}`)
-  }
-  const context = kc.getContextObject(wanted)
-  if (!context) {
-    const flag = options.context ? '--context' : 'current-context'
-    throw new UsageError(`invalid ${flag} ${echo(wanted)}: no such context in ${source.files.join(', ')}; contexts: ${names.join(', ') || '(none defined)'}`)
-  }
-  kc.setCurrentContext(wanted)
-  const cluster = kc.getCluster(context.cluster)
-  if (!cluster) {
-    throw new UsageError(`context ${echo(wanted)} names cluster ${echo(context.cluster)}, which the kubeconfig does not define`)
-  }
-  checkServerUrl(cluster, source.files)
+  const files = locateKubeconfig(options.kubeconfig)
+  const kc = loadContextConfig(files, options.context)
+  const cluster = kc.getCurrentCluster()
+  if (cluster) checkServerUrl(cluster, files)
   return kc
 }
 

@@ -6,6 +6,7 @@ import {escapeControl} from '../echo.js'
 import {UsageError} from '../errors.js'
 import {fromJsYamlError, parseErrorMessage} from './parse-error.js'
 import {readKubeconfigBytes} from './read-file.js'
+import {chooseContext, firstDefinitions} from './select.js'
 import {refuseAliasBomb} from './yaml-limits.js'
 
 /**
@@ -30,4 +31,25 @@ export function loadClientConfig(path: string): KubeConfig {
   // Relative certificate and key paths are relative to the file, as kubectl reads them.
   config.makePathsAbsolute(dirname(path))
   return config
+}
+
+/**
+ * The client of one context from these files (precedence order), merged with kubectl's rule: the first file
+ * to define a name, or a current-context, wins. The context is `wanted`, else the current-context; it and
+ * its cluster must exist (chooseContext says which do otherwise).
+ */
+export function loadContextConfig(files: string[], wanted?: string): KubeConfig {
+  const configs = files.map((file) => loadClientConfig(file))
+  const choice = chooseContext(
+    configs.map((config, i) => ({path: files[i] ?? '', currentContext: config.currentContext, contexts: config.contexts, clusters: config.clusters})),
+    wanted,
+  )
+  const merged = new KubeConfig()
+  merged.loadFromOptions({
+    clusters: firstDefinitions(configs.map((c) => c.clusters)).map((d) => d.item),
+    users: firstDefinitions(configs.map((c) => c.users)).map((d) => d.item),
+    contexts: firstDefinitions(configs.map((c) => c.contexts)).map((d) => d.item),
+    currentContext: choice.contextName,
+  })
+  return merged
 }

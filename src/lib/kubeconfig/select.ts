@@ -1,78 +1,79 @@
-import {UsageError} from '../errors.js'
-import {currentContext, entries, type KubeconfigFile, type ListKey, type NamedEntry} from './parse.js'
+import {existsSync} from 'node:fs'
+import {homedir} from 'node:os'
+import {delimiter, join} from 'node:path'
 
-/** What a context resolves to across kubeconfig files, kubectl's way: for each name the first file to define it wins. */
-export interface Selection {
-  contextName: string
-  /** The file whose definition of the context counts. */
-  contextFile: KubeconfigFile
-  context: Record<string, unknown>
-  clusterName: string
-  /** The file to rewrite: the first in precedence that defines the context's cluster. */
-  clusterFile: KubeconfigFile
-  cluster: NamedEntry
-  /** The cluster's server as written. */
-  server: string
-  /** Other contexts (in any file) that use the same cluster entry: the rewrite moves them too. */
-  sharedWith: string[]
+import {echo, escapeControl} from '../echo.js'
+import {UsageError} from '../errors.js'
+
+/**
+ * The kubeconfig files to read, the way kubectl finds them: the --kubeconfig flag alone; else every
+ * existing file in $KUBECONFIG; else ~/.kube/config. In precedence order: for each name, the first file
+ * that defines it wins. Fails when there is nothing to read.
+ */
+export function locateKubeconfig(flag?: string, env: NodeJS.ProcessEnv = process.env): string[] {
+  if (flag) return [flag]
+  const hint = 'pass --kubeconfig PATH or set KUBECONFIG'
+  if (env.KUBECONFIG) {
+    // kubectl skips KUBECONFIG entries that do not exist.
+    const files = [...new Set(env.KUBECONFIG.split(delimiter).filter((f) => f.length > 0 && existsSync(f)))]
+    if (files.length === 0) throw new UsageError(`none of the files in KUBECONFIG exists (${escapeControl(env.KUBECONFIG)})`, hint)
+    return files
+  }
+  const file = join(env.HOME || homedir(), '.kube', 'config')
+  if (!existsSync(file)) throw new UsageError('no kubeconfig found at ~/.kube/config', hint)
+  return [file]
 }
 
-const list = (items: string[]) => (items.length > 0 ? items.map((n) => JSON.stringify(n)).join(', ') : '(none defined)')
+/** What choosing a context needs of one kubeconfig file, whichever parser read it. */
+export interface KubeconfigNames {
+  path: string
+  /** The current-context the file sets; undefined or '' when it sets none. */
+  currentContext?: string
+  contexts: Array<{name: string; cluster?: unknown}>
+  clusters: Array<{name: string}>
+}
 
-/** For each name, the first file's definition, in precedence order. */
-export function merged(files: KubeconfigFile[], key: ListKey): Array<NamedEntry & {file: KubeconfigFile}> {
-  const seen = new Map<string, NamedEntry & {file: KubeconfigFile}>()
-  for (const file of files) for (const entry of entries(file, key)) if (!seen.has(entry.name)) seen.set(entry.name, {...entry, file})
+/** For each name, the first file's definition (kubectl's merge rule), with the index of the file it came from. */
+export function firstDefinitions<T extends {name: string}>(lists: T[][]): Array<{item: T; file: number}> {
+  const seen = new Map<string, {item: T; file: number}>()
+  lists.forEach((items, file) => {
+    for (const item of items) if (!seen.has(item.name)) seen.set(item.name, {item, file})
+  })
   return [...seen.values()]
 }
 
-function describeFiles(files: KubeconfigFile[]): string {
-  return files.map((f) => f.path).join(', ')
+/** The context to use and where it and its cluster are defined (indexes into the files given). */
+export interface ContextChoice {
+  contextName: string
+  contextFile: number
+  clusterName: string
+  clusterFile: number
 }
 
+const list = (names: string[]) => (names.length > 0 ? names.map((n) => echo(n)).join(', ') : '(none defined)')
+
 /**
- * Picks the context (the flag, else the first current-context set) and the file that defines its cluster,
- * failing with the names that do exist.
+ * Picks the context (the flag, else the first current-context a file sets) and the file that defines its
+ * cluster, failing with the names that do exist.
  */
-export function selectContext(files: KubeconfigFile[], wanted?: string): Selection {
-  const contexts = merged(files, 'contexts')
-  const clusters = merged(files, 'clusters')
-  const contextNames = contexts.map((c) => c.name)
-  let contextName = wanted
-  if (contextName === undefined) {
-    contextName = files.map(currentContext).find((c) => c !== undefined)
-    if (contextName === undefined) {
-      throw new UsageError(`kubeconfig ${describeFiles(files)} sets no current-context`, `pass --context, one of: ${list(contextNames)}`)
-    }
-  }
-  const context = contexts.find((c) => c.name === contextName)
+export function chooseContext(files: KubeconfigNames[], wanted?: string): ContextChoice {
+  const contexts = firstDefinitions(files.map((f) => f.contexts))
+  const clusters = firstDefinitions(files.map((f) => f.clusters))
+  const paths = files.map((f) => escapeControl(f.path)).join(', ')
+  const contextNames = contexts.map((c) => c.item.name)
+  const contextName = wanted ?? files.map((f) => f.currentContext).find((c) => c !== undefined && c !== '')
+  if (contextName === undefined) throw new UsageError(`kubeconfig ${paths} sets no current-context`, `pass --context, one of: ${list(contextNames)}`)
+  const context = contexts.find((c) => c.item.name === contextName)
   if (!context) {
-    const what = wanted === undefined ? 'current-context' : '--context'
-    throw new UsageError(`invalid ${what} ${JSON.stringify(contextName)}: no such context in ${describeFiles(files)}; contexts: ${list(contextNames)}`)
+    throw new UsageError(`invalid ${wanted === undefined ? 'current-context' : '--context'} ${echo(contextName)}: no such context in ${paths}; contexts: ${list(contextNames)}`)
   }
-  const clusterName = context.value.cluster
+  const clusterName = context.item.cluster
   if (typeof clusterName !== 'string' || clusterName === '') {
-    throw new UsageError(`context ${JSON.stringify(contextName)} in ${context.file.path} names no cluster`)
+    throw new UsageError(`context ${echo(contextName)} in ${escapeControl(files[context.file]?.path ?? '')} names no cluster`)
   }
-  const cluster = clusters.find((c) => c.name === clusterName)
+  const cluster = clusters.find((c) => c.item.name === clusterName)
   if (!cluster) {
-    throw new UsageError(
-      `context ${JSON.stringify(contextName)} names cluster ${JSON.stringify(clusterName)}, which no file defines (${describeFiles(files)}); clusters: ${list(clusters.map((c) => c.name))}`,
-    )
+    throw new UsageError(`context ${echo(contextName)} names cluster ${echo(clusterName)}, which no file defines (${paths}); clusters: ${list(clusters.map((c) => c.item.name))}`)
   }
-  const server = cluster.value.server
-  if (typeof server !== 'string' || server === '') {
-    throw new UsageError(`cluster ${JSON.stringify(clusterName)} in ${cluster.file.path} has no server to rewrite`)
-  }
-  const sharedWith = contexts.filter((c) => c.name !== contextName && c.value.cluster === clusterName).map((c) => c.name)
-  return {
-    contextName,
-    contextFile: context.file,
-    context: context.value,
-    clusterName,
-    clusterFile: cluster.file,
-    cluster,
-    server,
-    sharedWith,
-  }
+  return {contextName, contextFile: context.file, clusterName, clusterFile: cluster.file}
 }

@@ -2,20 +2,6 @@ import {request, type RequestOptions} from 'node:https'
 
 import type {KubeConfig} from '@kubernetes/client-node'
 
-import {UsageError} from '../errors.js'
-import {loadMerged} from '../kube/client.js'
-
-/**
- * The client of one context from these files, merged with kubectl's rule (the first file to define a name
- * wins), read from disk as they are now: after a rewrite, this is the file exactly as written.
- */
-export function contextConfig(files: string[], context: string): KubeConfig {
-  const kc = loadMerged(files)
-  kc.setCurrentContext(context)
-  if (!kc.getContextObject(context) || !kc.getCurrentCluster()) throw new UsageError(`context ${JSON.stringify(context)} or its cluster is missing from ${files.join(', ')}`)
-  return kc
-}
-
 export type ApiAnswer = {ok: true; gitVersion: string} | {ok: false; message: string}
 
 /**
