@@ -20,7 +20,6 @@ import {
 } from '../lib/install/install.js'
 import {ALLOW_SYSTEM_NAMESPACE_FLAG, checkInstallNamespace} from '../lib/install/namespace.js'
 import type {NodeFacts} from '../lib/install/preflight.js'
-import {renderManifests} from '../lib/manifests/render.js'
 
 export type {InstallResult} from '../lib/install/install.js'
 
@@ -67,7 +66,7 @@ export default class Install extends BaseCommand {
     const facts = await inspectCluster(kube, settings)
     const {password, source} = choosePassword(validated.password ?? filePassword, facts)
 
-    const vip = validated.vip ?? (await this.promptForVip(selectedNodes(renderManifests({...settings, vip: '192.0.2.1', password}), facts.nodes), describeSelection(settings)))
+    const vip = validated.vip ?? (await this.promptForVip(selectedNodes(settings, facts.nodes), describeSelection(settings)))
 
     const plan = planInstall({...settings, vip, password}, source, facts, subnetPrefix)
     const stored = await dryRunApply(kube, plan)
