@@ -27,6 +27,7 @@ import {execa} from 'execa'
 import {makeCa, makeCertificate, testKey} from '../test/helpers/certs.js'
 import {killGroup, missingTools, processTree, rssKb, sleep, SYSTEM_PATH, waitFor} from './process.js'
 import {IP, Network, type Host, type Proc} from './network.js'
+import {DEFAULT_API_PORT} from '../src/lib/constants.js'
 import {atTeardown} from './teardown.js'
 
 export {agentInstallDir, IP, killGroup, sleep, SYSTEM_PATH, waitFor, type Proc}
@@ -38,7 +39,6 @@ export const agentDir = join(repoRoot, 'agent')
 export const SUBNET = '10.77.0'
 export const VIP = `${SUBNET}.10`
 export const CLIENT_IP = `${SUBNET}.100`
-export const SERVICE_PORT = 6443
 export const HEALTH_PORT = 6444
 export const HEALTH_URL = `https://127.0.0.1:${HEALTH_PORT}/readyz`
 /** The names a real API server's serving certificate carries on every distribution. */
@@ -179,9 +179,10 @@ export class Lab {
     return this.net.spawnHere(command, {logFile})
   }
 
+  /** The stand-in API server listens where karp expects a real one by default. */
   startService(node: LabNode, opts: ServiceOptions = {}): Proc {
     const tls = opts.tls ?? this.pki.server
-    const args = [node.name, String(SERVICE_PORT), String(HEALTH_PORT), join(node.dir, 'token'), this.healthRequestLog(node)]
+    const args = [node.name, String(DEFAULT_API_PORT), String(HEALTH_PORT), join(node.dir, 'token'), this.healthRequestLog(node)]
     if (tls) args.push(tls.cert, tls.key)
     node.service = this.spawnIn(node.ns, [process.execPath, '--no-warnings', join(here, 'node-service.ts'), ...args], {}, join(node.dir, 'service.log'))
     node.serviceScheme = tls ? 'https' : 'http'
@@ -364,7 +365,7 @@ export class Lab {
 
   /** One TCP connection from the client to VIP:6443; the name the holder's service answered, or null. */
   async probe(): Promise<string | null> {
-    const r = await execa('ip', ['netns', 'exec', this.clientNs, 'socat', '-T', '1', '-u', `TCP:${VIP}:${SERVICE_PORT},connect-timeout=1`, 'STDOUT'], {
+    const r = await execa('ip', ['netns', 'exec', this.clientNs, 'socat', '-T', '1', '-u', `TCP:${VIP}:${DEFAULT_API_PORT},connect-timeout=1`, 'STDOUT'], {
       reject: false,
     })
     return r.exitCode === 0 && r.stdout.trim() ? r.stdout.trim() : null

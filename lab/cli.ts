@@ -12,10 +12,11 @@ import {closeSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, rmS
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {resolveBinDir} from './binaries.js'
-import {API_PORT, Cluster, clusterSkipReason, VIP} from './cluster.js'
+import {Cluster, clusterSkipReason, VIP} from './cluster.js'
 import {COMMANDS, runCommand, sendCommand, serveCommands} from './commands.js'
 import {agentImage} from './image.js'
 import {alive, waitFor} from './process.js'
+import {DEFAULT_API_PORT} from '../src/lib/constants.js'
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const LAB_DIR = process.env.KARP_LAB_DIR ?? '/run/karp-lab'
@@ -59,7 +60,7 @@ ${(s.workers ?? []).map((n) => `${n.name} (${n.ip})`).join(', ')} with container
 
 ${status}
 
-  kubeconfig   ${s.kubeconfig}  (server https://${s.vip}:${API_PORT}, rewritten by karp kubeconfig rewrite)
+  kubeconfig   ${s.kubeconfig}  (server https://${s.vip}:${DEFAULT_API_PORT}, rewritten by karp kubeconfig rewrite)
   client       ${CLIENT} CMD  runs CMD on the lab's client machine (namespace ${s.clientNs}) with karp,
                kubectl and that kubeconfig; without CMD, a shell there
 

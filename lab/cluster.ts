@@ -26,11 +26,11 @@ import {parseProbes, type Probe} from './outage.js'
 import {formatLogLines, PodLogKeeper} from './pod-logs.js'
 import {killGroup, killPid, missingTools, processTree, rssKb, sleep} from './process.js'
 import {atTeardown} from './teardown.js'
+import {DEFAULT_API_PORT} from '../src/lib/constants.js'
 
 export const SUBNET = '10.78.0'
 export const VIP = `${SUBNET}.10`
 export const CLIENT_IP = `${SUBNET}.100`
-export const API_PORT = 6443
 const here = dirname(fileURLToPath(import.meta.url))
 const repoRoot = resolve(here, '..')
 const karpBin = join(repoRoot, 'bin', 'run.js')
@@ -173,10 +173,10 @@ export class Cluster {
     this.startup.controlPlane = seconds(phase)
     this.log(`control plane up in ${this.startup.controlPlane.toFixed(1)} s (etcd ${this.cp.startup.etcd.toFixed(1)} s)`)
     const first = hosts[0] as Host
-    writeFileSync(this.kubeconfig, readFileSync(this.cp.adminKubeconfig(`https://${first.ip}:${API_PORT}`)), {mode: 0o600})
+    writeFileSync(this.kubeconfig, readFileSync(this.cp.adminKubeconfig(`https://${first.ip}:${DEFAULT_API_PORT}`)), {mode: 0o600})
 
     phase = performance.now()
-    const proxyConfig = this.cp.clientKubeconfig('system:kube-proxy', [], `https://127.0.0.1:${API_PORT}`)
+    const proxyConfig = this.cp.clientKubeconfig('system:kube-proxy', [], `https://127.0.0.1:${DEFAULT_API_PORT}`)
     for (const host of hosts) {
       const credentials = this.cp.kubeletCredentials(host.name)
       const kube = new KubeNode({
@@ -191,7 +191,7 @@ export class Cluster {
       this.nodes.push({name: host.name, host, kube, proxy, down: false})
     }
     // A worker has no API server of its own: its kubelet and kube-proxy use node1's, as after a kubeadm join.
-    const joinServer = `https://${first.ip}:${API_PORT}`
+    const joinServer = `https://${first.ip}:${DEFAULT_API_PORT}`
     for (const host of workerHosts) {
       const kube = new KubeNode({
         network: this.net,
@@ -368,7 +368,7 @@ export class Cluster {
     writeFileSync(out, '')
     const proc: Proc = this.net.spawnIn(
       this.clientNs,
-      [process.execPath, '--no-warnings', join(here, 'api-prober.ts'), this.kubeconfig, opts.server ?? `https://${this.vip}:${API_PORT}`, String(opts.intervalMs ?? 50), '1000'],
+      [process.execPath, '--no-warnings', join(here, 'api-prober.ts'), this.kubeconfig, opts.server ?? `https://${this.vip}:${DEFAULT_API_PORT}`, String(opts.intervalMs ?? 50), '1000'],
       {logFile: out, cwd: repoRoot},
     )
     return {

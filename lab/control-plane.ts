@@ -24,11 +24,11 @@ import type {Host, Network, Proc} from './network.js'
 import {createCa, issueClientCert, issueServingCert, rsaKeyPem, writeKeyPair, type CertificateAuthority, type KeyPair} from './pki.js'
 import {killGroup, missingTools, processTree, rssKb, waitFor} from './process.js'
 import {atTeardown} from './teardown.js'
+import {DEFAULT_API_PORT} from '../src/lib/constants.js'
 
 export type Component = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler'
 export const COMPONENTS: readonly Component[] = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler']
 
-export const API_PORT = 6443
 export const ETCD_CLIENT_PORT = 2379
 export const ETCD_PEER_PORT = 2380
 /** etcd's plain-HTTP /health and /metrics, on each node's loopback only (as kubeadm's liveness probe uses). */
@@ -183,7 +183,7 @@ export class ControlPlane {
 
   /** https://<node ip>:6443 */
   server(name: string): string {
-    return `https://${this.node(name).host.ip}:${API_PORT}`
+    return `https://${this.node(name).host.ip}:${DEFAULT_API_PORT}`
   }
 
   /** A kubeconfig file as an admin (group system:masters) for `server`, e.g. https://<vip>:6443; written once per server. */
@@ -415,7 +415,7 @@ export class ControlPlane {
       const dir = join(this.dir, host.name)
       const pki = join(dir, 'pki')
       mkdirSync(pki, {recursive: true})
-      const server = `https://${host.ip}:${API_PORT}`
+      const server = `https://${host.ip}:${DEFAULT_API_PORT}`
       const issue = (file: string, pair: KeyPair) => writeKeyPair(join(pki, file), pair)
 
       const memberNames = [host.name, 'localhost', host.ip, '127.0.0.1']
@@ -469,7 +469,8 @@ export class ControlPlane {
         ],
         'kube-apiserver': [
           '--bind-address=0.0.0.0',
-          `--secure-port=${API_PORT}`,
+          // karp's default port: the suites install without --api-port.
+          `--secure-port=${DEFAULT_API_PORT}`,
           `--advertise-address=${host.ip}`,
           `--etcd-servers=https://127.0.0.1:${ETCD_CLIENT_PORT}`,
           `--etcd-cafile=${etcdCaFile}`,

@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {DEFAULTS} from './lib/config/vip-config.js'
+import {DEFAULT_API_PORT} from './lib/constants.js'
 
 /** Flags every command that talks to a cluster takes, named as kubectl names them. */
 export const clusterFlags = {
@@ -40,7 +41,7 @@ export const vipFlags = {
   advbase: Flags.string({description: `seconds between CARP advertisements, 1-255 (default: ${DEFAULTS.advbase})`}),
   preempt: Flags.boolean({description: 'let a node with a lower skew take the VIP back from the current holder', default: DEFAULTS.preempt, allowNo: true}),
   'health-check': Flags.boolean({description: 'give up the VIP while the local API server fails /readyz', default: DEFAULTS.healthCheck, allowNo: true}),
-  'api-port': Flags.string({description: `port the API server listens on, on every node and on the VIP (default: ${DEFAULTS.apiPort})`}),
+  'api-port': Flags.string({description: `port the API server listens on, on every node and on the VIP (default: ${DEFAULT_API_PORT})`}),
   'node-selector': Flags.string({description: 'run the agent on nodes with this label, key=value (default: control-plane nodes)'}),
   image: Flags.string({description: `agent image (default: ${DEFAULTS.image.split('@')[0]}, pinned by its digest)`}),
 }

@@ -37,7 +37,7 @@ import {join} from 'node:path'
 import {parseArgs} from 'node:util'
 import {execa} from 'execa'
 import {parseAllDocuments, stringify} from 'yaml'
-import {API_PORT, Cluster, clusterSkipReason, VIP} from '../../lab/cluster.js'
+import {Cluster, clusterSkipReason, VIP} from '../../lab/cluster.js'
 import {agentImage} from '../../lab/image.js'
 import type {CommandResult} from '../../lab/node.js'
 import {watchHolders, type HoldersSeen} from '../../lab/holders.js'
@@ -46,6 +46,7 @@ import {memoryKb, rssKb, sleep, splitByRoot, waitFor} from '../../lab/process.js
 import {DEFAULTS} from '../../src/lib/config/vip-config.js'
 import {summarize} from '../stats.js'
 import {cell, CONFIG_TITLES, randomPhaseMs, seconds, SideBySide} from './lib/table.js'
+import {DEFAULT_API_PORT, KARP_SELECTOR} from '../../src/lib/constants.js'
 
 const here = import.meta.dirname
 const CONFIGS = ['agent', 'plain'] as const
@@ -76,7 +77,7 @@ const MEMORY_SAMPLE_MS = 10
 const PLAIN_APISERVER_WINDOW_MS = 10_000
 /** Plain ucarp ignores a drain; the bench waits this long before the drained holder's power goes. */
 const PLAIN_DRAIN_WAIT_MS = 3000
-const VIP_SERVER = `https://${VIP}:${API_PORT}`
+const VIP_SERVER = `https://${VIP}:${DEFAULT_API_PORT}`
 const log = (line: string) => console.error(`# failover/real-nodes: ${line}`)
 
 function pick<T extends string>(list: string, allowed: readonly T[], flag: string): T[] {
@@ -126,7 +127,7 @@ class RealNodeBench {
   }
 
   private get selector(): string {
-    return this.config === 'agent' ? 'app.kubernetes.io/name=karp' : 'app=plain-ucarp'
+    return this.config === 'agent' ? KARP_SELECTOR : 'app=plain-ucarp'
   }
 
   private get container(): string {
@@ -144,7 +145,7 @@ class RealNodeBench {
   manage(args: string[], timeoutMs?: number): Promise<CommandResult> {
     const node = this.cluster.nodes.find((n) => !this.unavailable.has(n.name) && !n.down)
     if (!node) throw new Error('no node serves the API')
-    return this.cluster.kubectl(['--server', `https://${node.host.ip}:${API_PORT}`, ...args], timeoutMs)
+    return this.cluster.kubectl(['--server', `https://${node.host.ip}:${DEFAULT_API_PORT}`, ...args], timeoutMs)
   }
 
   private async must(args: string[], timeoutMs?: number): Promise<string> {

@@ -20,9 +20,10 @@
 import {appendFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {parseArgs} from 'node:util'
-import {Lab, labSkipReason, killGroup, sleep, VIP, VHID, SERVICE_PORT, type LabNode, type Proc} from '../../lab/agent-lab.js'
+import {Lab, labSkipReason, killGroup, sleep, VIP, VHID, type LabNode, type Proc} from '../../lab/agent-lab.js'
 import {summarize} from '../stats.js'
 import {cell, CONFIG_TITLES, randomPhaseMs, seconds, SideBySide} from './lib/table.js'
+import {DEFAULT_API_PORT} from '../../src/lib/constants.js'
 
 const here = import.meta.dirname
 type Config = 'agent' | 'plain'
@@ -85,7 +86,7 @@ class Bench {
     writeFileSync(log, '')
     this.prober = this.lab.spawnIn(
       this.lab.clientNs,
-      [process.execPath, '--no-warnings', join(here, '../../lab/tcp-prober.ts'), VIP, String(SERVICE_PORT), String(PROBE_MS), '500'],
+      [process.execPath, '--no-warnings', join(here, '../../lab/tcp-prober.ts'), VIP, String(DEFAULT_API_PORT), String(PROBE_MS), '500'],
       {},
       log,
     )

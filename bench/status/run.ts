@@ -16,6 +16,7 @@ import {selectedNodeQueries} from '../../src/lib/status/gather.js'
 import {startControlPlane} from '../../test/cluster/control-plane.js'
 import {controlPlaneNode, createFakeNodes, KWOK} from '../kwok-nodes.js'
 import {formatSummary, type Summary, summarize} from '../stats.js'
+import {AGENT_REPORTING_COMPONENT, KARP_SELECTOR, ROLE_CONDITION} from '../../src/lib/constants.js'
 
 const {values} = parseArgs({options: {nodes: {type: 'string', default: '1000,5000,20000'}, trials: {type: 'string', default: '5'}}})
 const steps = values.nodes.split(',').map(Number)
@@ -60,7 +61,7 @@ try {
   const pods = await core.listNamespacedPod({namespace: 'karp-system'})
   // The role condition, as the agents report it (agent/lib.sh), so karp status sees one holder.
   for (const [i, pod] of pods.items.entries()) {
-    const condition = {type: 'karp.io/role', status: 'True', reason: i === 0 ? 'Master' : 'Backup', lastTransitionTime: new Date()}
+    const condition = {type: ROLE_CONDITION, status: 'True', reason: i === 0 ? 'Master' : 'Backup', lastTransitionTime: new Date()}
     await core.patchNamespacedPodStatus(
       {name: pod.metadata?.name as string, namespace: 'karp-system', body: {status: {conditions: [condition]}}},
       setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
@@ -68,11 +69,11 @@ try {
   }
   // kubectl reading what karp status reads, in as few commands as kubectl can: the DaemonSets and pods in one
   // (one label selector), the agent Events, and the nodes of each label selector karp lists them by.
-  const daemonSets = (await kc.makeApiClient(AppsV1Api).listDaemonSetForAllNamespaces({labelSelector: 'app.kubernetes.io/name=karp'})).items
+  const daemonSets = (await kc.makeApiClient(AppsV1Api).listDaemonSetForAllNamespaces({labelSelector: KARP_SELECTOR})).items
   const nodeSelectors = selectedNodeQueries(daemonSets).map((q) => ('labelSelector' in q ? q.labelSelector : ''))
   const kubectlGets = [
-    ['get', 'daemonsets,pods', '-A', '-l', 'app.kubernetes.io/name=karp', '-o', 'json'],
-    ['get', 'events', '-A', '--field-selector', 'reportingComponent=karp.io/agent', '-o', 'json'],
+    ['get', 'daemonsets,pods', '-A', '-l', KARP_SELECTOR, '-o', 'json'],
+    ['get', 'events', '-A', '--field-selector', `reportingComponent=${AGENT_REPORTING_COMPONENT}`, '-o', 'json'],
     ...nodeSelectors.map((selector) => ['get', 'nodes', ...(selector ? ['-l', selector] : []), '-o', 'json']),
   ]
   console.log(`control plane up in ${cp.startupSeconds} s; karp lists nodes by ${nodeSelectors.length} label selector(s): ${nodeSelectors.join(' | ')}`)

@@ -5,6 +5,7 @@ import {clusterFlags, instanceFlags, requestTimeoutFlag, vipFlags, vipInputFromF
 import {FlagChecks} from '../lib/config/flag-checks.js'
 import {checkDuration, checkRequestTimeout, checkSubnetPrefix, checkVip} from '../lib/config/validate.js'
 import {validateVipInput} from '../lib/config/vip-config.js'
+import {DEFAULT_SUBNET_PREFIX} from '../lib/constants.js'
 import {passwordFromFile} from '../lib/config/password-file.js'
 import {UsageError} from '../lib/errors.js'
 import {Kube} from '../lib/kube/client.js'
@@ -20,7 +21,6 @@ import {
 } from '../lib/install/install.js'
 import {ALLOW_SYSTEM_NAMESPACE_FLAG, checkInstallNamespace} from '../lib/install/namespace.js'
 import type {NodeFacts} from '../lib/install/preflight.js'
-import {renderManifests} from '../lib/manifests/render.js'
 
 export type {InstallResult} from '../lib/install/install.js'
 
@@ -40,7 +40,7 @@ export default class Install extends BaseCommand {
     ...requestTimeoutFlag,
     ...instanceFlags,
     ...vipFlags,
-    'subnet-prefix': Flags.string({description: 'prefix length of the subnet the nodes and the VIP share, for preflight checks', default: '24'}),
+    'subnet-prefix': Flags.string({description: 'prefix length of the subnet the nodes and the VIP share, for preflight checks', default: String(DEFAULT_SUBNET_PREFIX)}),
     wait: Flags.boolean({description: 'wait until the agent runs on every selected node', default: true, allowNo: true}),
     timeout: Flags.string({description: 'how long to wait for the rollout', default: '5m'}),
     yes: Flags.boolean({char: 'y', description: 'do not ask for confirmation', default: false}),
@@ -67,7 +67,7 @@ export default class Install extends BaseCommand {
     const facts = await inspectCluster(kube, settings)
     const {password, source} = choosePassword(validated.password ?? filePassword, facts)
 
-    const vip = validated.vip ?? (await this.promptForVip(selectedNodes(renderManifests({...settings, vip: '192.0.2.1', password}), facts.nodes), describeSelection(settings)))
+    const vip = validated.vip ?? (await this.promptForVip(selectedNodes(settings, facts.nodes), describeSelection(settings)))
 
     const plan = planInstall({...settings, vip, password}, source, facts, subnetPrefix)
     const stored = await dryRunApply(kube, plan)

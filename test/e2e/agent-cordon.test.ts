@@ -14,6 +14,7 @@ import {validateVipInput} from '../../src/lib/config/vip-config.js'
 import {renderManifests} from '../../src/lib/manifests/render.js'
 import {clusterOrSkip, uniqueName} from '../integration/cluster-env.js'
 import {killGroup, Lab, labSkipReason, sleep, VIP, waitFor, type LabNode, type Proc} from '../../lab/agent-lab.js'
+import {ROLE_CONDITION} from '../../src/lib/constants.js'
 
 const skip = labSkipReason()
 const cluster = clusterOrSkip()
@@ -181,7 +182,7 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
       const pod = JSON.parse((await kubectl(['get', 'pod', `karp-${old.name}`, '-n', namespace, '-o', 'json'])).stdout) as {status: {conditions?: Array<{type: string; reason?: string}>}}
       const events = JSON.parse((await kubectl(['get', 'events', '-n', namespace, '-o', 'json'])).stdout) as {items: Array<{reason: string; message: string; involvedObject: {name: string}}>}
       return (
-        pod.status.conditions?.find((c) => c.type === 'karp.io/role')?.reason === 'Backup' &&
+        pod.status.conditions?.find((c) => c.type === ROLE_CONDITION)?.reason === 'Backup' &&
         events.items.some((e) => e.involvedObject.name === `karp-${old.name}` && e.reason === 'BecameBackup' && e.message === `${nodeName(old)} is backup for ${VIP}: node cordoned`)
       )
     })

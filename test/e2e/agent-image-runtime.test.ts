@@ -19,8 +19,9 @@ import {Containerd, crictlBinary, memoryLimit, runtimeSkipReason} from '../../la
 import {buildPauseImage, nativeArchitecture, PAUSE_IMAGE} from '../../lab/pause.js'
 import {type ContainerPlan, podToCri, type PodPlan} from '../runtime/pod-to-cri.js'
 import {prepareVolumes} from '../runtime/volumes.js'
-import {API_SERVER_NAMES, IP, Lab, labSkipReason, SERVICE_PORT, sleep, VHID, VIP, waitFor, type LabNode, type Proc} from '../../lab/agent-lab.js'
+import {API_SERVER_NAMES, IP, Lab, labSkipReason, sleep, VHID, VIP, waitFor, type LabNode, type Proc} from '../../lab/agent-lab.js'
 import type {ImageSummary} from '../../scripts/image/build.js'
+import {DEFAULT_API_PORT, ROLE_CONDITION} from '../../src/lib/constants.js'
 
 const skip = labSkipReason() || (await runtimeSkipReason())
 const here = dirname(fileURLToPath(import.meta.url))
@@ -79,7 +80,7 @@ describe('the agent image under containerd + runc with the DaemonSet settings', 
     }
   }
   const rolePatches = (reason: string) =>
-    requests().filter((r) => r.method === 'PATCH' && r.body?.status?.conditions?.some((c) => c.type === 'karp.io/role' && c.reason === reason))
+    requests().filter((r) => r.method === 'PATCH' && r.body?.status?.conditions?.some((c) => c.type === ROLE_CONDITION && c.reason === reason))
   const containerLog = () => {
     try {
       return readFileSync(join(containerd.dir, 'pod', 'logs', agent.name, '0.log'), 'utf8')
@@ -107,7 +108,7 @@ describe('the agent image under containerd + runc with the DaemonSet settings', 
     writeFileSync(pki.token, token, {mode: 0o600})
     apiServer = lab.spawnIn(
       node.ns,
-      [process.execPath, '--no-warnings', join(here, 'fixtures', 'recording-api-server.ts'), `127.0.0.1,${SERVICE_HOST}`, String(SERVICE_PORT), pki.cert, pki.key, pki.token, requestLog()],
+      [process.execPath, '--no-warnings', join(here, 'fixtures', 'recording-api-server.ts'), `127.0.0.1,${SERVICE_HOST}`, String(DEFAULT_API_PORT), pki.cert, pki.key, pki.token, requestLog()],
       {},
       join(dir, 'api-server.log'),
     )
@@ -125,7 +126,7 @@ describe('the agent image under containerd + runc with the DaemonSet settings', 
     await containerd.importImage(IMAGE_LAYOUT, image.name)
 
     const password = randomBytes(8).toString('hex')
-    const rendered = await karp(['render', '--vip', VIP, '--vhid', VHID, '--password', password, '--health-check', '--api-port', String(SERVICE_PORT), '--image', image.reference, '-o', 'json'])
+    const rendered = await karp(['render', '--vip', VIP, '--vhid', VHID, '--password', password, '--health-check', '--api-port', String(DEFAULT_API_PORT), '--image', image.reference, '-o', 'json'])
     assert.equal(rendered.exitCode, 0, rendered.stderr)
     const list = JSON.parse(rendered.stdout) as ManifestList
     const daemonSet = list.items.find((o) => o.kind === 'DaemonSet')
@@ -141,7 +142,7 @@ describe('the agent image under containerd + runc with the DaemonSet settings', 
       podDir: join(containerd.dir, 'pod'),
       logDirectory: join(containerd.dir, 'pod', 'logs'),
       cgroupParent: containerd.podCgroupParent(uid),
-      serviceEnv: {KUBERNETES_SERVICE_HOST: SERVICE_HOST, KUBERNETES_SERVICE_PORT: String(SERVICE_PORT)},
+      serviceEnv: {KUBERNETES_SERVICE_HOST: SERVICE_HOST, KUBERNETES_SERVICE_PORT: String(DEFAULT_API_PORT)},
       clusterDns: ['10.96.0.10'],
       clusterDomain: 'cluster.local',
     })

@@ -9,7 +9,7 @@ import {readdirSync, readFileSync} from 'node:fs'
 import {basename, dirname, join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {parse} from 'yaml'
-import {API_PORT, Cluster, clusterSkipReason, VIP} from '../../lab/cluster.js'
+import {Cluster, clusterSkipReason, VIP} from '../../lab/cluster.js'
 import {agentImage} from '../../lab/image.js'
 import {watchHolders, type HoldersSeen} from '../../lab/holders.js'
 import {longestOutage, outages, type Probe} from '../../lab/outage.js'
@@ -19,6 +19,7 @@ import type {CheckCertResult} from '../../src/lib/cert/check-cert.js'
 import {type InstallResult} from '../../src/lib/install/install.js'
 import type {UninstallResult} from '../../src/lib/install/uninstall.js'
 import type {StatusResult} from '../../src/lib/status/status.js'
+import {DEFAULT_API_PORT, MANAGED_BY, MANAGED_BY_LABEL} from '../../src/lib/constants.js'
 
 const skip = await clusterSkipReason()
 const NAMESPACE = 'karp-system'
@@ -241,7 +242,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     const failing = await karpJson<CheckCertResult>(['check-cert'], 4)
     const bad = failing.endpoints.filter((e) => e.status !== 'ok').map((e) => e.endpoint)
     // The VIP serves the holder's certificate: bad too when that node holds it (the election decides).
-    const expected = [`${cluster.node(NO_VIP_NODE).host.ip}:${API_PORT}`, ...(holder === NO_VIP_NODE ? [`${VIP}:${API_PORT}`] : [])]
+    const expected = [`${cluster.node(NO_VIP_NODE).host.ip}:${DEFAULT_API_PORT}`, ...(holder === NO_VIP_NODE ? [`${VIP}:${DEFAULT_API_PORT}`] : [])]
     assert.deepEqual(bad.sort(), expected.sort(), JSON.stringify(failing.endpoints.map((e) => [e.endpoint, e.status])))
     assert.equal(failing.advice?.distribution, 'kubeadm', JSON.stringify(failing.distribution))
     assert.match(failing.advice?.steps.join('\n') ?? '', /certSANs|apiserver/)
@@ -260,7 +261,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     const rewrite = await cluster.karp(['kubeconfig', 'rewrite', '--vip', VIP, '--kubeconfig', cluster.kubeconfig])
     assert.equal(rewrite.exitCode, 0, rewrite.stderr)
     const config = parse(readFileSync(cluster.kubeconfig, 'utf8')) as {clusters: {cluster: {server: string}}[]}
-    assert.deepEqual(config.clusters.map((c) => c.cluster.server), [`https://${VIP}:${API_PORT}`])
+    assert.deepEqual(config.clusters.map((c) => c.cluster.server), [`https://${VIP}:${DEFAULT_API_PORT}`])
     await kubectlThroughVipWorks()
   })
 
@@ -451,7 +452,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     const direct = join(dirname(cluster.kubeconfig), backups[0]!)
     await waitFor('no VIP on any node', 60_000, async () => (await cluster.holders()).length === 0, undefined, 500)
     await waitFor(`namespace ${NAMESPACE} gone`, 60_000, async () => (await cluster.kubectl(['--kubeconfig', direct, 'get', 'namespace', NAMESPACE])).exitCode === 1, undefined, 1000)
-    const leftovers = await cluster.kubectl(['--kubeconfig', direct, 'get', 'clusterroles,clusterrolebindings,validatingadmissionpolicies,validatingadmissionpolicybindings', '-l', 'app.kubernetes.io/managed-by=karp', '-o', 'name'])
+    const leftovers = await cluster.kubectl(['--kubeconfig', direct, 'get', 'clusterroles,clusterrolebindings,validatingadmissionpolicies,validatingadmissionpolicybindings', '-l', `${MANAGED_BY_LABEL}=${MANAGED_BY}`, '-o', 'name'])
     assert.equal(leftovers.exitCode, 0, leftovers.stderr)
     assert.equal(leftovers.stdout.trim(), '', 'no cluster-scoped karp object left')
     const status = await cluster.karp(['status', '--json', '--kubeconfig', direct])

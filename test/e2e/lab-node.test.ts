@@ -24,11 +24,10 @@ import {issueClientCert} from '../../lab/pki.js'
 import {alive, rssKb, waitFor} from '../../lab/process.js'
 import type {ImageSummary} from '../../scripts/image/build.js'
 import {clusterOrSkip, uniqueName} from '../integration/cluster-env.js'
+import {DEFAULT_API_PORT} from '../../src/lib/constants.js'
 
 const cluster = clusterOrSkip()
 const skip = cluster.skip || labSkipReason() || (await nodeSkipReason())
-/** Where each node's end of the API bridge listens, inside its namespace. */
-const API_PORT = 6443
 
 interface PodObject {
   spec: {nodeName?: string}
@@ -64,7 +63,7 @@ function kubeconfigFor(user: string, caPem: string, pair: {certPem: string; keyP
   return stringify({
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{name: 'test', cluster: {server: `https://127.0.0.1:${API_PORT}`, 'certificate-authority-data': b64(caPem)}}],
+    clusters: [{name: 'test', cluster: {server: `https://127.0.0.1:${DEFAULT_API_PORT}`, 'certificate-authority-data': b64(caPem)}}],
     users: [{name: user, user: {'client-certificate-data': b64(pair.certPem), 'client-key-data': b64(pair.keyPem)}}],
     contexts: [{name: user, context: {cluster: 'test', user}}],
     'current-context': user,
@@ -113,7 +112,8 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
     net.spawnHere(['socat', `UNIX-LISTEN:${apiSocket},fork,mode=600`, `TCP:127.0.0.1:${new URL(cluster.server).port}`], {logFile: join(work, 'bridge.log')})
     for (const i of [1, 2]) {
       const host = await net.addHost(`node${i}`, 10 + i)
-      net.spawnIn(host.ns, ['socat', `TCP-LISTEN:${API_PORT},bind=127.0.0.1,fork,reuseaddr`, `UNIX-CONNECT:${apiSocket}`], {logFile: join(work, `bridge-node${i}.log`)})
+      // Each node's end of the API bridge, inside its namespace.
+      net.spawnIn(host.ns, ['socat', `TCP-LISTEN:${DEFAULT_API_PORT},bind=127.0.0.1,fork,reuseaddr`, `UNIX-CONNECT:${apiSocket}`], {logFile: join(work, `bridge-node${i}.log`)})
       const name = `${net.prefix}-node${i}`
       const kubeconfig = join(work, `node${i}.kubeconfig`)
       writeFileSync(kubeconfig, kubeconfigFor(`system:node:${name}`, caPem, issueClientCert(ca, `system:node:${name}`, ['system:nodes'])), {mode: 0o600})

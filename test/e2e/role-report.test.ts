@@ -13,6 +13,7 @@ import {validateVipInput} from '../../src/lib/config/vip-config.js'
 import {renderManifests} from '../../src/lib/manifests/render.js'
 import {clusterOrSkip, uniqueName} from '../integration/cluster-env.js'
 import {killGroup, Lab, labSkipReason, waitFor, type LabNode, type Proc} from '../../lab/agent-lab.js'
+import {ROLE_CONDITION} from '../../src/lib/constants.js'
 
 const skip = labSkipReason()
 const cluster = clusterOrSkip()
@@ -36,14 +37,14 @@ describe('role reporting through a real API server', {skip: skip || cluster.skip
     const pods = JSON.parse(out.stdout) as {items: {metadata: {name: string; labels?: Record<string, string>}; status?: {conditions?: Condition[]}}[]}
     const roles: Record<string, string | undefined> = {}
     for (const p of pods.items) {
-      const role = p.status?.conditions?.find((c) => c.type === 'karp.io/role')
+      const role = p.status?.conditions?.find((c) => c.type === ROLE_CONDITION)
       // Every role comes with the time it changed, which karp status shows and judges staleness by.
       if (role) {
         const at = role.lastTransitionTime
         assert.ok(at && Math.abs(Date.now() - Date.parse(at)) < 10 * 60_000, `${p.metadata.name}: role ${role.reason} without a recent lastTransitionTime (${at})`)
         assert.equal(role.status, 'True')
       }
-      assert.equal(p.metadata.labels?.['karp.io/role'], undefined, 'no role label: the agent may not change labels')
+      assert.equal(p.metadata.labels?.[ROLE_CONDITION], undefined, 'no role label: the agent may not change labels')
       roles[p.metadata.name] = role?.reason?.toLowerCase()
     }
     return roles

@@ -3,8 +3,9 @@
 // kubectl there.
 import assert from 'node:assert/strict'
 
-import {API_PORT, type Cluster} from '../../lab/cluster.js'
+import {type Cluster} from '../../lab/cluster.js'
 import {karp, karpOnTerminal, type KarpOptions, type KarpRun} from './karp.js'
+import {DEFAULT_API_PORT} from '../../src/lib/constants.js'
 
 /** The CLI in the lab's client namespace, with the client's kubeconfig and home (KarpOptions.env adds to them). */
 export function labKarp(cluster: Cluster, args: string[], options: Omit<KarpOptions, 'netns'> = {}): Promise<KarpRun> {
@@ -41,5 +42,5 @@ export async function labObjectExists(cluster: Cluster, args: string[]): Promise
 export function labUserKubeconfig(cluster: Cluster, user: string, groups: string[] = []): string {
   const first = cluster.nodes[0]
   if (!first) throw new Error('the lab has no control-plane node')
-  return cluster.controlPlane.clientKubeconfig(user, groups, `https://${first.host.ip}:${API_PORT}`)
+  return cluster.controlPlane.clientKubeconfig(user, groups, `https://${first.host.ip}:${DEFAULT_API_PORT}`)
 }

@@ -4,6 +4,7 @@
 import {CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod} from '@kubernetes/client-node'
 
 import type {ClusterEnv} from './cluster-env.js'
+import {ROLE_CONDITION} from '../../src/lib/constants.js'
 
 /** A token for the pod's ServiceAccount; bound to the pod unless bound is false (as `kubectl create token`). */
 export async function serviceAccountToken(admin: CoreV1Api, pod: V1Pod, bound = true): Promise<string> {
@@ -40,7 +41,7 @@ export const strategicMerge = setHeaderOptions('Content-Type', PatchStrategy.Str
 /** The role report agent/lib.sh sends: the karp.io/role condition, by strategic merge patch on pods/status. */
 export function roleCondition(role: 'master' | 'backup', at = new Date()) {
   return {
-    type: 'karp.io/role',
+    type: ROLE_CONDITION,
     status: 'True',
     reason: role === 'master' ? 'Master' : 'Backup',
     message: `is ${role}`,

@@ -15,6 +15,7 @@ import {assertMatchesSchema} from '../helpers/json-schema.js'
 import {karp} from '../helpers/karp.js'
 import {clientWithToken, reportRole, roleCondition, serviceAccountToken, strategicMerge} from './agent-identity.js'
 import {clusterOrSkip, uniqueName} from './cluster-env.js'
+import {AGENT_REPORTING_COMPONENT, ELIGIBLE_CONDITION, INSTANCE_LABEL, instanceSelector, ROLE_CONDITION} from '../../src/lib/constants.js'
 
 const cluster = clusterOrSkip()
 const LABEL = 'karp-test/agent-rbac'
@@ -57,7 +58,7 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
       'an agent pod bound to each node',
       30_000,
       async () => {
-        pods = (await admin.listNamespacedPod({namespace: NS, labelSelector: 'app.kubernetes.io/instance=karp'})).items
+        pods = (await admin.listNamespacedPod({namespace: NS, labelSelector: `${INSTANCE_LABEL}=karp`})).items
         return pods.length === 2 && pods.every((p) => p.spec?.nodeName)
       },
       () => pods.map((p) => `${p.metadata?.name} on ${p.spec?.nodeName ?? '(unscheduled)'}`).join(', '),
@@ -89,13 +90,13 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
     // No kubelet runs the pod, so it has no Ready or ContainersReady: PodScheduled is the condition to keep.
     assert.deepEqual(before.status?.conditions?.map((c) => [c.type, c.status]), [['PodScheduled', 'True']])
     const patched = await reportRole(agent, ref(own), 'master')
-    const condition = patched.status?.conditions?.find((c) => c.type === 'karp.io/role')
+    const condition = patched.status?.conditions?.find((c) => c.type === ROLE_CONDITION)
     assert.deepEqual([condition?.status, condition?.reason], ['True', 'Master'])
-    const others = (p: V1Pod) => JSON.stringify(p.status?.conditions?.filter((c) => c.type !== 'karp.io/role'))
+    const others = (p: V1Pod) => JSON.stringify(p.status?.conditions?.filter((c) => c.type !== ROLE_CONDITION))
     assert.equal(others(patched), others(before))
     // And again, as the next transition: the condition is replaced, not added.
     const again = await reportRole(agent, ref(own), 'backup')
-    assert.deepEqual(again.status?.conditions?.filter((c) => c.type === 'karp.io/role').map((c) => c.reason), ['Backup'])
+    assert.deepEqual(again.status?.conditions?.filter((c) => c.type === ROLE_CONDITION).map((c) => c.reason), ['Backup'])
   })
 
   it('may not touch another karp pod', async () => {
@@ -103,8 +104,8 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
     assert.notEqual(refused.code, 0, 'patched another pod\'s status')
     assert.match(refused.message, /the karp agent may only report on its own pod/)
     const after = await admin.readNamespacedPodStatus(ref(other))
-    assert.ok(!after.status?.conditions?.some((c) => c.type === 'karp.io/role' && c.reason === 'Master'))
-    const labelled = await refusal(() => agent.patchNamespacedPod({...ref(other), body: {metadata: {labels: {'karp.io/role': 'master'}}}}, merge))
+    assert.ok(!after.status?.conditions?.some((c) => c.type === ROLE_CONDITION && c.reason === 'Master'))
+    const labelled = await refusal(() => agent.patchNamespacedPod({...ref(other), body: {metadata: {labels: {[ROLE_CONDITION]: 'master'}}}}, merge))
     assert.equal(labelled.code, 403)
   })
 
@@ -123,7 +124,7 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
 
   it('may not change anything else of its own pod through pods/status', async () => {
     const attempts: Array<[string, object, RegExp]> = [
-      ['a label', {metadata: {labels: {'app.kubernetes.io/instance': 'elsewhere'}}}, /may not change its pod's labels, annotations or finalizers/],
+      ['a label', {metadata: {labels: {[INSTANCE_LABEL]: 'elsewhere'}}}, /may not change its pod's labels, annotations or finalizers/],
       ['an annotation', {metadata: {annotations: {'karp.io/note': 'x'}}}, /may not change its pod's labels, annotations or finalizers/],
       ['a finalizer', {metadata: {finalizers: ['karp.io/stuck']}}, /may not change its pod's labels, annotations or finalizers/],
       ['the phase', {status: {phase: 'Failed'}}, /may only change its own conditions \(karp.io\/role, karp.io\/eligible\)/],
@@ -145,19 +146,19 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
   })
 
   it('reports whether it may take the VIP (karp.io/eligible) on its own pod, the role condition kept', async () => {
-    const eligible = (status: 'True' | 'False') => ({status: {conditions: [{type: 'karp.io/eligible', status, reason: status === 'True' ? 'Eligible' : 'Gated'}]}})
+    const eligible = (status: 'True' | 'False') => ({status: {conditions: [{type: ELIGIBLE_CONDITION, status, reason: status === 'True' ? 'Eligible' : 'Gated'}]}})
     await reportRole(agent, ref(own), 'backup')
     const patched = await agent.patchNamespacedPodStatus({...ref(own), body: eligible('False')}, strategicMerge)
     assert.deepEqual(patched.status?.conditions?.filter((c) => c.type.startsWith('karp.io/')).map((c) => [c.type, c.status, c.reason]).sort(), [
-      ['karp.io/eligible', 'False', 'Gated'],
-      ['karp.io/role', 'True', 'Backup'],
+      [ELIGIBLE_CONDITION, 'False', 'Gated'],
+      [ROLE_CONDITION, 'True', 'Backup'],
     ])
     const refused = await refusal(() => agent.patchNamespacedPodStatus({...ref(other), body: eligible('False')}, strategicMerge))
     assert.match(refused.message, /may only report on its own pod/)
   })
 
   it('lists the pods of its own namespace, its peers, to rank itself among them', async () => {
-    const peers = await agent.listNamespacedPod({namespace: NS, labelSelector: 'app.kubernetes.io/name=karp,app.kubernetes.io/instance=karp'})
+    const peers = await agent.listNamespacedPod({namespace: NS, labelSelector: instanceSelector('karp')})
     assert.deepEqual(peers.items.map((p) => p.metadata?.name).sort(), [own, other].map((p) => p.metadata?.name).sort())
   })
 
@@ -196,7 +197,7 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
     const event = (pod: V1Pod) => ({
       metadata: {generateName: `${pod.metadata?.name}.`},
       involvedObject: {apiVersion: 'v1', kind: 'Pod', name: pod.metadata?.name, namespace: NS},
-      reason: 'BecameMaster', message: 'test', type: 'Normal', source: {component: 'karp-agent'}, reportingComponent: 'karp.io/agent', reportingInstance: 'x',
+      reason: 'BecameMaster', message: 'test', type: 'Normal', source: {component: 'karp-agent'}, reportingComponent: AGENT_REPORTING_COMPONENT, reportingInstance: 'x',
     })
     const created = await agent.createNamespacedEvent({namespace: NS, body: event(own)})
     assert.ok(created.metadata?.name)

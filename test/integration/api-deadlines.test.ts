@@ -14,6 +14,7 @@ import {controlPlaneNode, createNodes, deleteNodes} from '../cluster/plain-nodes
 import {type ApiProxy, startApiProxy} from '../helpers/api-proxy.js'
 import {karp, karpBin} from '../helpers/karp.js'
 import {clusterOrSkip, uniqueName} from './cluster-env.js'
+import {VIP_ANNOTATION} from '../../src/lib/constants.js'
 
 const cluster = clusterOrSkip()
 const LABEL = 'karp-test/deadlines'
@@ -101,7 +102,7 @@ describe('deadlines against a real API server that stops answering', {skip: clus
       await new Promise((r) => setTimeout(r, 35_000))
       assert.equal(stderr, '', 'nothing reported while the server answers')
       const apps = kc.makeApiClient(AppsV1Api)
-      await apps.patchNamespacedDaemonSet({name: 'karp', namespace: 'dl-watch', body: {metadata: {annotations: {'karp.io/vip': '10.79.0.251'}}}}, merge)
+      await apps.patchNamespacedDaemonSet({name: 'karp', namespace: 'dl-watch', body: {metadata: {annotations: {[VIP_ANNOTATION]: '10.79.0.251'}}}}, merge)
       await until('the change made after the quiet spell', () => updates.at(-1)?.installs[0]?.vip === '10.79.0.251', 20_000)
 
       proxy.holdAll()
@@ -109,7 +110,7 @@ describe('deadlines against a real API server that stops answering', {skip: clus
       assert.equal(stderr.match(/no answer from/g)?.length, 1, `one report per outage: ${stderr}`)
       proxy.release()
       await until('the report that it answers again', () => /^warning: watching the cluster: https:\/\/127\.0\.0\.1:\d+ answers again$/m.test(stderr), 70_000)
-      await apps.patchNamespacedDaemonSet({name: 'karp', namespace: 'dl-watch', body: {metadata: {annotations: {'karp.io/vip': '10.79.0.252'}}}}, merge)
+      await apps.patchNamespacedDaemonSet({name: 'karp', namespace: 'dl-watch', body: {metadata: {annotations: {[VIP_ANNOTATION]: '10.79.0.252'}}}}, merge)
       await until('a change after the outage', () => updates.at(-1)?.installs[0]?.vip === '10.79.0.252', 20_000)
     } finally {
       proxy.release()

@@ -10,6 +10,7 @@ import {controlPlaneNode, createNodes, workerNode} from '../cluster/plain-nodes.
 import {assertMatchesSchema} from '../helpers/json-schema.js'
 import {karp} from '../helpers/karp.js'
 import {clusterOrSkip} from './cluster-env.js'
+import {API_PORT_ANNOTATION, APP_NAME, NAME_LABEL, VHID_ANNOTATION, VIP_ANNOTATION} from '../../src/lib/constants.js'
 
 const cluster = clusterOrSkip()
 
@@ -51,13 +52,13 @@ function karpDaemonSet(namespace: string, vip: string, apiPort: number) {
     metadata: {
       name: 'karp',
       namespace,
-      labels: {'app.kubernetes.io/name': 'karp'},
-      annotations: {'karp.io/vip': vip, 'karp.io/vhid': '10', 'karp.io/api-port': String(apiPort)},
+      labels: {[NAME_LABEL]: APP_NAME},
+      annotations: {[VIP_ANNOTATION]: vip, [VHID_ANNOTATION]: '10', [API_PORT_ANNOTATION]: String(apiPort)},
     },
     spec: {
-      selector: {matchLabels: {'app.kubernetes.io/name': 'karp'}},
+      selector: {matchLabels: {[NAME_LABEL]: APP_NAME}},
       template: {
-        metadata: {labels: {'app.kubernetes.io/name': 'karp'}},
+        metadata: {labels: {[NAME_LABEL]: APP_NAME}},
         spec: {nodeSelector: {'karp.test/no-such-node': 'true'}, containers: [{name: 'agent', image: 'registry.invalid/karp-agent:test'}]},
       },
     },

@@ -20,6 +20,7 @@ import {controlPlaneNode, createNodes, deleteNodes} from '../cluster/plain-nodes
 import {type ApiProxy, type HeldRequest, startApiProxy} from '../helpers/api-proxy.js'
 import {karp} from '../helpers/karp.js'
 import {clusterOrSkip, uniqueName} from './cluster-env.js'
+import {KARP_SELECTOR} from '../../src/lib/constants.js'
 
 const cluster = clusterOrSkip()
 const LABEL = 'karp-test/install-requests'
@@ -125,7 +126,7 @@ describe('karp install, request by request', {skip: cluster.skip}, () => {
       const reads = requests.filter((r) => r.method === 'GET').map((r) => r.path).sort()
       assert.deepEqual(reads, [
         `/api/v1/namespaces/${FRESH}`, `/api/v1/namespaces/${FRESH}/secrets/karp`, '/api/v1/nodes',
-        '/apis/admissionregistration.k8s.io/v1', '/apis/apps/v1/daemonsets?labelSelector=app.kubernetes.io%2Fname%3Dkarp',
+        '/apis/admissionregistration.k8s.io/v1', `/apis/apps/v1/daemonsets?labelSelector=${encodeURIComponent(KARP_SELECTOR)}`,
       ])
       const writes = requests.filter(isWrite)
       const firstWrite = writes.findIndex((r) => !isDryRun(r))
@@ -195,7 +196,7 @@ describe('karp install, request by request', {skip: cluster.skip}, () => {
     assert.deepEqual(existing.requests.filter((r) => isWrite(r) && !isDryRun(r)), [], 'no write but dry runs')
     // Every other object's dry run was sent too, and passed: the policy refused only the DaemonSet.
     assert.equal(existing.requests.filter(isDryRun).length, KINDS.length - 1)
-    const accounts = await kc.makeApiClient(CoreV1Api).listNamespacedServiceAccount({namespace: DENIED_DAEMONSET_NS, labelSelector: 'app.kubernetes.io/name=karp'})
+    const accounts = await kc.makeApiClient(CoreV1Api).listNamespacedServiceAccount({namespace: DENIED_DAEMONSET_NS, labelSelector: KARP_SELECTOR})
     assert.deepEqual(accounts.items, [])
   })
 

@@ -14,6 +14,7 @@ import {agentImage} from '../../lab/image.js'
 import {waitFor} from '../../lab/process.js'
 import {assertJsonOutput} from '../helpers/json-schema.js'
 import {kubectlJson, labKarp, labKarpOnTerminal, labKubectl, labObjectExists, labUserKubeconfig} from '../helpers/lab.js'
+import {APP_NAME, CREATED_BY_ANNOTATION, INSTANCE_LABEL, KARP_SELECTOR, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, PASSWORD_FINGERPRINT_ANNOTATION} from '../../src/lib/constants.js'
 
 const skip = await clusterSkipReason()
 
@@ -43,7 +44,7 @@ const CONTROL_PLANE = ['node1', 'node2', 'node3']
 const VIP = '10.78.0.10'
 /** What an install consists of, in the order karp applies it. */
 const KINDS = ['Namespace', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Secret', 'DaemonSet']
-const INSTANCE = 'app.kubernetes.io/instance=karp'
+const INSTANCE = `${INSTANCE_LABEL}=karp`
 /** A rolling update replaces one agent at a time, each after a graceful CARP handover. */
 const ROLLOUT_S = 300
 const UNINSTALL_S = 120
@@ -131,7 +132,7 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
       assert.ok(!old.has(pod.metadata.uid), `${pod.metadata.name} on ${pod.spec.nodeName} was replaced`)
       assert.equal(pod.metadata.deletionTimestamp, undefined, `${pod.metadata.name} is not terminating`)
       assert.deepEqual(pod.spec.containers[0]?.env, ds.spec.template.spec.containers[0]?.env, `${pod.metadata.name} has the DaemonSet's environment`)
-      assert.equal(pod.metadata.annotations?.['karp.io/password-hash'], ds.spec.template.metadata.annotations?.['karp.io/password-hash'])
+      assert.equal(pod.metadata.annotations?.[PASSWORD_FINGERPRINT_ANNOTATION], ds.spec.template.metadata.annotations?.[PASSWORD_FINGERPRINT_ANNOTATION])
     }
     return pods
   }
@@ -180,7 +181,7 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
     await waitFor(`one node holding ${VIP}`, 60_000, async () => (held = await holders(VIP)).length === 1, () => `holders: [${held.join(', ')}]`, 500)
     const ns = await kubectlJson<{metadata: Meta}>(cluster, ['get', 'namespace', 'inst-a'])
     assert.equal(ns.metadata.labels?.['pod-security.kubernetes.io/enforce'], 'privileged')
-    assert.equal(ns.metadata.annotations?.['karp.io/created-by'], 'karp')
+    assert.equal(ns.metadata.annotations?.[CREATED_BY_ANNOTATION], MANAGED_BY)
     // The API server type-checks a new policy in the background and records it in its status (a new
     // resourceVersion), which the next tests compare: this waits for that, once.
     type Policy = {metadata: Meta; status?: {observedGeneration?: number; typeChecking?: {expressionWarnings?: unknown[]}}}
@@ -248,13 +249,13 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
 
   it('takes the password from --password-file, here stdin, and rolls the pods with a digest that is not the password\'s hash', async () => {
     const podsBefore = await agentPods('inst-a')
-    const digestBefore = (await daemonSet('inst-a')).spec.template.metadata.annotations?.['karp.io/password-hash']
+    const digestBefore = (await daemonSet('inst-a')).spec.template.metadata.annotations?.[PASSWORD_FINGERPRINT_ANNOTATION]
     const run = await install('inst-a', ['--vip', VIP, '--advbase', '2', '--password-file', '-'], 'fr0m-stdin\n')
     assert.equal(run.exitCode, 0, run.stderr)
     const actions = Object.fromEntries((run.json as InstallJson).objects.map((o) => [o.kind, o.action]))
     assert.deepEqual([actions.Secret, actions.DaemonSet], ['configured', 'configured'])
     assert.equal(await secretPassword('inst-a'), 'fr0m-stdin')
-    const digest = (await daemonSet('inst-a')).spec.template.metadata.annotations?.['karp.io/password-hash']
+    const digest = (await daemonSet('inst-a')).spec.template.metadata.annotations?.[PASSWORD_FINGERPRINT_ANNOTATION]
     assert.notEqual(digest, digestBefore)
     assert.match(digest ?? '', /^scrypt:[0-9a-f]{16}$/)
     assert.ok(!(digest ?? '').includes(createHash('sha256').update('fr0m-stdin').digest('hex').slice(0, 16)))
@@ -347,7 +348,7 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
 
   it('never deletes a namespace it did not create, even one carrying karp\'s labels', async () => {
     // As an earlier `karp render -n team-ns | kubectl apply` left it, or a hand-made copy of karp's labels.
-    const labels = {team: 'infra', 'app.kubernetes.io/name': 'karp', 'app.kubernetes.io/managed-by': 'karp', 'pod-security.kubernetes.io/enforce': 'privileged'}
+    const labels = {team: 'infra', [NAME_LABEL]: APP_NAME, [MANAGED_BY_LABEL]: MANAGED_BY, 'pod-security.kubernetes.io/enforce': 'privileged'}
     await createNamespace('inst-labelled', labels)
     try {
       await kubectl(['create', 'configmap', 'team-data', '-n', 'inst-labelled', '--from-literal=keep=me'])
@@ -376,7 +377,7 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
       const command = /allow it with: (kubectl label namespace inst-restricted pod-security\.kubernetes\.io\/enforce=privileged --overwrite)$/m.exec(message)?.[1]
       assert.ok(command, message)
       // Nothing applied: no karp object in the namespace, its labels as they were.
-      assert.equal((await kubectlJson<List<unknown>>(cluster, ['get', 'serviceaccounts', '-n', 'inst-restricted', '-l', 'app.kubernetes.io/name=karp'])).items.length, 0)
+      assert.equal((await kubectlJson<List<unknown>>(cluster, ['get', 'serviceaccounts', '-n', 'inst-restricted', '-l', KARP_SELECTOR])).items.length, 0)
       assert.equal((await kubectlJson<List<unknown>>(cluster, ['get', 'daemonsets', '-n', 'inst-restricted'])).items.length, 0)
       const ns = await kubectlJson<{metadata: Meta}>(cluster, ['get', 'namespace', 'inst-restricted'])
       assert.deepEqual(ns.metadata.labels, {...labels, 'kubernetes.io/metadata.name': 'inst-restricted'})
@@ -395,7 +396,7 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
 
   it('refuses a system namespace unless --allow-system-namespace, and never labels or deletes it', async () => {
     const before = await kubectlJson<{metadata: Meta}>(cluster, ['get', 'namespace', 'kube-system'])
-    const karpObjects = async (kind: string) => (await kubectlJson<List<unknown>>(cluster, ['get', kind, '-n', 'kube-system', '-l', 'app.kubernetes.io/name=karp'])).items.length
+    const karpObjects = async (kind: string) => (await kubectlJson<List<unknown>>(cluster, ['get', kind, '-n', 'kube-system', '-l', KARP_SELECTOR])).items.length
     const refused = await install('kube-system', ['--vip', '10.78.0.243', '--vhid', '17', '--no-wait'])
     assert.equal(refused.exitCode, 2, refused.stderr + refused.stdout)
     assert.match((refused.json as {error: {message: string}}).error.message, /^invalid --namespace "kube-system": a system namespace, .*; pass --allow-system-namespace to install there anyway$/)

@@ -12,13 +12,14 @@
 //   - st-a's DaemonSet deleted with its pods orphaned, then uninstalled
 import assert from 'node:assert/strict'
 import {after, before, describe, it} from 'node:test'
-import {API_PORT, Cluster, clusterSkipReason, SUBNET, VIP} from '../../lab/cluster.js'
+import {Cluster, clusterSkipReason, SUBNET, VIP} from '../../lab/cluster.js'
 import {agentImage} from '../../lab/image.js'
 import {waitFor} from '../../lab/process.js'
 import type {UninstallResult} from '../../src/lib/install/uninstall.js'
 import type {StatusResult} from '../../src/lib/status/status.js'
 import {assertJsonOutput, assertMatchesSchema} from '../helpers/json-schema.js'
 import {labKarp, labKubectl, labUserKubeconfig} from '../helpers/lab.js'
+import {DEFAULT_API_PORT} from '../../src/lib/constants.js'
 
 const skip = await clusterSkipReason()
 const log = (line: string) => console.error(`# status: ${line}`)
@@ -109,7 +110,7 @@ describe('karp status on a real HA cluster', {skip}, () => {
     assert.equal(install?.holder, 'one')
     assert.equal(install?.vip, VIP)
     assert.equal(install?.vhid, VHID)
-    assert.equal(install?.apiPort, API_PORT)
+    assert.equal(install?.apiPort, DEFAULT_API_PORT)
     assert.deepEqual(install?.daemonSet, {desired: 3, current: 3, ready: 3, updated: 3, available: 3})
     assert.deepEqual(
       install?.agents.map((a) => [a.node, a.nodeReady, a.cordoned, a.selected, a.pod?.role, a.pod?.phase, a.pod?.ready, a.pod?.stale]),
@@ -143,7 +144,7 @@ describe('karp status on a real HA cluster', {skip}, () => {
     assert.equal(exitCode, 0, JSON.stringify(result))
     const probe = result.installs[0]?.vipProbe
     assert.equal(probe?.reachable, true, JSON.stringify(probe))
-    assert.equal(probe?.endpoint, `${VIP}:${API_PORT}`)
+    assert.equal(probe?.endpoint, `${VIP}:${DEFAULT_API_PORT}`)
     assert.ok((probe?.connectMs ?? -1) >= 0 && (probe?.handshakeMs ?? -1) >= 0, JSON.stringify(probe))
     assert.equal(probe?.vipSan?.status, 'pass', JSON.stringify(probe?.vipSan))
     assert.equal(probe?.trust?.status, 'pass', JSON.stringify(probe?.trust))

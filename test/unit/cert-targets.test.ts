@@ -8,6 +8,7 @@ import {chooseInstall, clusterTargets, isControlPlaneNode, parseServerAddress} f
 import type {EndpointReport} from '../../src/lib/cert/verdict.js'
 import {UsageError} from '../../src/lib/errors.js'
 import {describeInstall} from '../../src/lib/kube/karp-installs.js'
+import {API_PORT_ANNOTATION, VIP_ANNOTATION} from '../../src/lib/constants.js'
 
 // Addresses here are data only: nothing in this file opens a connection.
 function node(name: string, labels: Record<string, string>, addresses: Array<[string, string]>): V1Node {
@@ -93,7 +94,7 @@ describe('clusterTargets', () => {
 
 describe('chooseInstall', () => {
   const install = (namespace: string, name: string, vip?: string) =>
-    describeInstall({metadata: {namespace, name, annotations: vip ? {'karp.io/vip': vip, 'karp.io/api-port': '7443'} : {}}})
+    describeInstall({metadata: {namespace, name, annotations: vip ? {[VIP_ANNOTATION]: vip, [API_PORT_ANNOTATION]: '7443'} : {}}})
 
   it('takes the only install, with its VIP and port', () => {
     const chosen = chooseInstall([install('karp-system', 'karp', '10.0.0.250')], {})

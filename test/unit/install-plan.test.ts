@@ -8,6 +8,7 @@ import {applyWave, type ClusterFacts, installPermissionNeeds, planInstall} from 
 import {checkInstallNamespace, checkRenderNamespace, isCreatedByKarp, podSecurityProblem} from '../../src/lib/install/namespace.js'
 import type {NodeFacts} from '../../src/lib/install/preflight.js'
 import {CheckFailedError} from '../../src/lib/errors.js'
+import {CREATED_BY_ANNOTATION, DEFAULT_SUBNET_PREFIX, MANAGED_BY, MANAGED_BY_LABEL} from '../../src/lib/constants.js'
 
 const node = (name: string, ip: string): NodeFacts => ({name, labels: {'node-role.kubernetes.io/control-plane': ''}, internalIPv4: [ip], addresses: [ip]})
 const nodes = [node('cp1', '192.168.1.11'), node('cp2', '192.168.1.12'), node('cp3', '192.168.1.13')]
@@ -17,14 +18,14 @@ const namespace = (name: string, labels: Record<string, string> = {}, annotation
 
 describe('planInstall: the namespace', () => {
   it('creates a namespace that does not exist, and leaves out one that does, whatever its labels', () => {
-    assert.equal(planInstall(config(), 'flag', facts(), 24).objects[0]?.kind, 'Namespace')
+    assert.equal(planInstall(config(), 'flag', facts(), DEFAULT_SUBNET_PREFIX).objects[0]?.kind, 'Namespace')
     const existing = [
       namespace('karp-system'),
-      namespace('karp-system', {'app.kubernetes.io/managed-by': 'karp', 'pod-security.kubernetes.io/enforce': 'privileged'}),
-      namespace('karp-system', {}, {'karp.io/created-by': 'karp'}),
+      namespace('karp-system', {[MANAGED_BY_LABEL]: MANAGED_BY, 'pod-security.kubernetes.io/enforce': 'privileged'}),
+      namespace('karp-system', {}, {[CREATED_BY_ANNOTATION]: MANAGED_BY}),
     ]
     for (const ns of existing) {
-      const plan = planInstall(config(), 'flag', facts({namespace: ns}), 24)
+      const plan = planInstall(config(), 'flag', facts({namespace: ns}), DEFAULT_SUBNET_PREFIX)
       assert.ok(!plan.objects.some((o) => o.kind === 'Namespace'), JSON.stringify(ns))
       assert.equal(plan.namespaceExists, true)
     }
@@ -33,7 +34,7 @@ describe('planInstall: the namespace', () => {
   it('refuses an existing namespace whose Pod Security level rejects the agent, with the kubectl command', () => {
     for (const level of ['baseline', 'restricted']) {
       assert.throws(
-        () => planInstall(config('team'), 'flag', facts({namespace: namespace('team', {'pod-security.kubernetes.io/enforce': level})}), 24),
+        () => planInstall(config('team'), 'flag', facts({namespace: namespace('team', {'pod-security.kubernetes.io/enforce': level})}), DEFAULT_SUBNET_PREFIX),
         (error: Error) =>
           error instanceof CheckFailedError &&
           error.message ===
@@ -48,8 +49,8 @@ describe('planInstall: the namespace', () => {
   })
 
   it('deletes on uninstall only what it created: the annotation, not karp\'s labels', () => {
-    assert.equal(isCreatedByKarp(namespace('x', {}, {'karp.io/created-by': 'karp'})), true)
-    assert.equal(isCreatedByKarp(namespace('x', {'app.kubernetes.io/managed-by': 'karp'})), false)
+    assert.equal(isCreatedByKarp(namespace('x', {}, {[CREATED_BY_ANNOTATION]: MANAGED_BY})), true)
+    assert.equal(isCreatedByKarp(namespace('x', {[MANAGED_BY_LABEL]: MANAGED_BY})), false)
     assert.equal(isCreatedByKarp(null), false)
   })
 
@@ -70,7 +71,7 @@ describe('planInstall: the namespace', () => {
 
 describe('planInstall: clusters without ValidatingAdmissionPolicy (before 1.30)', () => {
   it('leaves the policy out, says what the token can still do, and asks for no permission on it', () => {
-    const plan = planInstall(config(), 'flag', facts({admissionPolicies: false}), 24)
+    const plan = planInstall(config(), 'flag', facts({admissionPolicies: false}), DEFAULT_SUBNET_PREFIX)
     assert.deepEqual(plan.objects.map((o) => o.kind), ['Namespace', 'ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Secret', 'DaemonSet'])
     assert.match(plan.warnings.join('\n'), /no ValidatingAdmissionPolicy \(Kubernetes before 1\.30\): the agent's token still cannot change any pod's spec or read anything, but it can patch the status, labels and annotations of any pod in namespace karp-system, not only its own; upgrade to 1\.30 or newer/)
     assert.ok(!installPermissionNeeds('karp-system', false).some((n) => n.group === 'admissionregistration.k8s.io'))
@@ -87,7 +88,7 @@ describe('planInstall: clusters without ValidatingAdmissionPolicy (before 1.30)'
   })
 
   it('ships and asks permission for the policy where the API server has it', () => {
-    const plan = planInstall(config(), 'flag', facts(), 24)
+    const plan = planInstall(config(), 'flag', facts(), DEFAULT_SUBNET_PREFIX)
     assert.deepEqual(plan.objects.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy')).map((o) => o.metadata.name), ['karp-agent.karp-system.karp', 'karp-agent.karp-system.karp'])
     assert.deepEqual(plan.warnings, [])
     const needs = installPermissionNeeds('karp-system', true).filter((n) => n.group === 'admissionregistration.k8s.io')
@@ -108,7 +109,7 @@ describe('install: what it asks and in which order it applies', () => {
   })
 
   it('applies the admission policy before any permission it confines, and the DaemonSet after everything', () => {
-    const plan = planInstall(config(), 'flag', facts(), 24)
+    const plan = planInstall(config(), 'flag', facts(), DEFAULT_SUBNET_PREFIX)
     const wave = Object.fromEntries(plan.objects.map((o) => [o.kind, applyWave(o)]))
     for (const rbac of ['Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding']) {
       assert.ok((wave[rbac] as number) > (wave.ValidatingAdmissionPolicy as number), rbac)

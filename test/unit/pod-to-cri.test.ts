@@ -6,6 +6,7 @@ import {describe, it} from 'node:test'
 import {validateVipInput} from '../../src/lib/config/vip-config.js'
 import {renderManifests} from '../../src/lib/manifests/render.js'
 import {memoryBytes, milliCpu, podToCri, type PodContext, SERVICE_ACCOUNT_MOUNT} from '../runtime/pod-to-cri.js'
+import {DEFAULT_API_PORT} from '../../src/lib/constants.js'
 
 const ctx: PodContext = {
   podName: 'karp-abcde',
@@ -66,7 +67,7 @@ describe('podToCri on the rendered DaemonSet', () => {
     assert.deepEqual(config.command, ['/usr/local/lib/karp/entrypoint.sh'])
     const env = Object.fromEntries(config.envs.map((e) => [e.key, e.value]))
     assert.equal(env.KARP_VIP, '192.168.1.250')
-    assert.equal(env.KARP_HEALTH_URL, 'https://127.0.0.1:6443/readyz')
+    assert.equal(env.KARP_HEALTH_URL, `https://127.0.0.1:${DEFAULT_API_PORT}/readyz`)
     assert.equal(env.NODE_NAME, 'node1')
     assert.equal(env.POD_NAME, 'karp-abcde')
     assert.equal(env.POD_NAMESPACE, 'karp-system')

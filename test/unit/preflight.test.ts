@@ -3,16 +3,17 @@ import {describe, it} from 'node:test'
 
 import {checkPlacement, type NodeFacts, type PlacementInput} from '../../src/lib/install/preflight.js'
 import {describeInstall} from '../../src/lib/kube/karp-installs.js'
+import {DEFAULT_SUBNET_PREFIX, VHID_ANNOTATION, VIP_ANNOTATION} from '../../src/lib/constants.js'
 
 const node = (name: string, ip: string, extra: string[] = []): NodeFacts => ({name, labels: {}, internalIPv4: [ip], addresses: [ip, ...extra]})
 const three = [node('cp1', '192.168.1.11'), node('cp2', '192.168.1.12'), node('cp3', '192.168.1.13')]
 
 function input(overrides: Partial<PlacementInput> = {}): PlacementInput {
-  return {vip: '192.168.1.250', vhid: 10, namespace: 'karp-system', name: 'karp', subnetPrefix: 24, selected: three, allNodes: three, installs: [], selection: 'control-plane nodes', ...overrides}
+  return {vip: '192.168.1.250', vhid: 10, namespace: 'karp-system', name: 'karp', subnetPrefix: DEFAULT_SUBNET_PREFIX, selected: three, allNodes: three, installs: [], selection: 'control-plane nodes', ...overrides}
 }
 
 const install = (namespace: string, name: string, vip: string, vhid: number) =>
-  describeInstall({metadata: {namespace, name, annotations: {'karp.io/vip': vip, 'karp.io/vhid': String(vhid)}}})
+  describeInstall({metadata: {namespace, name, annotations: {[VIP_ANNOTATION]: vip, [VHID_ANNOTATION]: String(vhid)}}})
 
 describe('checkPlacement', () => {
   it('passes three nodes sharing the VIP subnet, without warnings', () => {

@@ -3,14 +3,36 @@ import {createHash, scryptSync} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import {describe, it} from 'node:test'
 
-import type {V1DaemonSet, V1PodSpec} from '@kubernetes/client-node'
+import type {V1DaemonSet, V1Namespace, V1PodSpec} from '@kubernetes/client-node'
 
 import {AGENT_ENV, KUBERNETES_ENV, TERMINATION_GRACE_PERIOD_SECONDS} from '../../agent/env.js'
 import {validateVipInput, type VipConfig} from '../../src/lib/config/vip-config.js'
 import {isControlPlaneLabels, podSpecSelectsNode} from '../../src/lib/manifests/node-selection.js'
 import {manifestHeaders, manifestKinds, renderManifests} from '../../src/lib/manifests/render.js'
 import {passwordFingerprint} from '../../src/lib/manifests/password-fingerprint.js'
-import {ROLE_CONDITION} from '../../src/lib/status/verdict.js'
+import * as constants from '../../src/lib/constants.js'
+import {
+  AGENT_COMPONENT,
+  API_PORT_ANNOTATION,
+  APP_NAME,
+  COMPONENT_LABEL,
+  CREATED_BY_ANNOTATION,
+  DEFAULT_API_PORT,
+  ELIGIBLE_CONDITION,
+  INSTANCE_LABEL,
+  instanceSelector,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  NAME_LABEL,
+  PASSWORD_FINGERPRINT_ANNOTATION,
+  ROLE_CONDITION,
+  VERSION_LABEL,
+  VHID_ANNOTATION,
+  VIP_ANNOTATION,
+} from '../../src/lib/constants.js'
+import {isCreatedByKarp} from '../../src/lib/install/namespace.js'
+import {describeInstall} from '../../src/lib/kube/karp-installs.js'
+import {KARP_VERSION} from '../../src/lib/version.js'
 
 function config(overrides: Partial<VipConfig> = {}): VipConfig {
   return {...validateVipInput({}).settings, vip: '192.168.1.250', password: 's3cret', ...overrides}
@@ -71,15 +93,15 @@ describe('renderManifests', () => {
     assert.equal(env.KARP_VHID, '42')
     assert.equal(env.KARP_ADVBASE, '2')
     assert.equal(env.KARP_PREEMPT, 'true')
-    assert.equal(env.KARP_HEALTH_URL, 'https://127.0.0.1:6443/readyz')
+    assert.equal(env.KARP_HEALTH_URL, `https://127.0.0.1:${DEFAULT_API_PORT}/readyz`)
     assert.equal(env.KARP_PASSWORD_FILE, '/etc/karp/password')
     assert.deepEqual(env.NODE_NAME, {fieldRef: {fieldPath: 'spec.nodeName'}})
     assert.ok(!('KARP_INTERFACE' in env), 'unset interface is left to the agent')
     assert.doesNotMatch(JSON.stringify(ds), /s3cret/)
     const secret = objects.find((o) => o.kind === 'Secret') as unknown as {data: {password: string}}
     assert.equal(Buffer.from(secret.data.password, 'base64').toString(), 's3cret')
-    assert.equal(ds.metadata?.annotations?.['karp.io/vip'], '192.168.1.250')
-    assert.equal(ds.metadata?.annotations?.['karp.io/vhid'], '42')
+    assert.equal(ds.metadata?.annotations?.[VIP_ANNOTATION], '192.168.1.250')
+    assert.equal(ds.metadata?.annotations?.[VHID_ANNOTATION], '42')
   })
 
   it('drops the health URL with --no-health-check and sets the interface when given', () => {
@@ -113,15 +135,15 @@ describe('renderManifests', () => {
   })
 
   it('rolls the pods when the password changes, and only then', () => {
-    const hash = (c: VipConfig) => daemonSet(renderManifests(c)).spec?.template.metadata?.annotations?.['karp.io/password-hash']
+    const hash = (c: VipConfig) => daemonSet(renderManifests(c)).spec?.template.metadata?.annotations?.[PASSWORD_FINGERPRINT_ANNOTATION]
     assert.equal(hash(config()), hash(config({vip: '192.168.1.251'})))
     assert.notEqual(hash(config()), hash(config({password: 'other'})))
   })
 
   it('annotates a salted scrypt digest of the password, not its plain hash', () => {
-    const annotation = daemonSet(renderManifests(config())).spec?.template.metadata?.annotations?.['karp.io/password-hash'] ?? ''
+    const annotation = daemonSet(renderManifests(config())).spec?.template.metadata?.annotations?.[PASSWORD_FINGERPRINT_ANNOTATION] ?? ''
     // scrypt(N=2^14, r=8, p=1) salted with the annotation's name and the install, first 8 bytes: computed here independently.
-    const expected = scryptSync('s3cret', 'karp.io/password-hash\0karp-system/karp', 8, {N: 16384, r: 8, p: 1}).toString('hex')
+    const expected = scryptSync('s3cret', `${PASSWORD_FINGERPRINT_ANNOTATION}\0karp-system/karp`, 8, {N: 16384, r: 8, p: 1}).toString('hex')
     assert.equal(annotation, `scrypt:${expected}`)
     // What an unsalted digest would give away, in any length or case, appears nowhere in the output.
     const rendered = JSON.stringify(renderManifests(config())).toLowerCase()
@@ -129,7 +151,7 @@ describe('renderManifests', () => {
       assert.ok(!rendered.includes(createHash(algorithm).update('s3cret').digest('hex').slice(0, 8)), algorithm)
     }
     // Another install with the same password gets another digest: no table computed once serves every cluster.
-    const of = (c: VipConfig) => daemonSet(renderManifests(c)).spec?.template.metadata?.annotations?.['karp.io/password-hash']
+    const of = (c: VipConfig) => daemonSet(renderManifests(c)).spec?.template.metadata?.annotations?.[PASSWORD_FINGERPRINT_ANNOTATION]
     assert.notEqual(of(config({namespace: 'other'})), annotation)
     assert.notEqual(of(config({name: 'karp2'})), annotation)
     assert.equal(passwordFingerprint('s3cret', {namespace: 'karp-system', name: 'karp'}), annotation)
@@ -187,7 +209,7 @@ describe('renderManifests', () => {
     assert.deepEqual(env.NODE_NAME, {fieldRef: {fieldPath: 'spec.nodeName'}})
     // Its peers: the pods of the DaemonSet's selector, of its own revision.
     assert.equal(env.KARP_PEER_SELECTOR, 'app.kubernetes.io/name=karp,app.kubernetes.io/instance=vip2')
-    assert.deepEqual(daemonSet(objects).spec?.selector.matchLabels, {'app.kubernetes.io/name': 'karp', 'app.kubernetes.io/instance': 'vip2'})
+    assert.deepEqual(daemonSet(objects).spec?.selector.matchLabels, {[NAME_LABEL]: APP_NAME, [INSTANCE_LABEL]: 'vip2'})
     assert.deepEqual(env.KARP_REVISION, {fieldRef: {fieldPath: "metadata.labels['controller-revision-hash']"}})
     const agent = readFileSync(new URL('../../agent/entrypoint.sh', import.meta.url), 'utf8')
     assert.match(agent, /api_get_start "\/api\/v1\/nodes\/\$NODE_NAME" node;/)
@@ -203,15 +225,58 @@ describe('renderManifests', () => {
     assert.deepEqual(binding.spec, {policyName: 'karp-agent.infra.vip2', validationActions: ['Deny']})
     // The conditions the policy lets through: the role, which karp status reads, and the eligibility the
     // agents rank themselves by.
-    assert.equal(policy.spec.variables.find((v) => v.name === 'agentConditions')?.expression, `['${ROLE_CONDITION}', 'karp.io/eligible']`)
+    assert.equal(policy.spec.variables.find((v) => v.name === 'agentConditions')?.expression, `['${ROLE_CONDITION}', '${ELIGIBLE_CONDITION}']`)
     const agent = readFileSync(new URL('../../agent/lib.sh', import.meta.url), 'utf8')
     assert.match(agent, new RegExp(`PATCH "\\$api/pods/\\$POD_NAME/status" application/strategic-merge-patch\\+json[^\\n]*\\n[^\\n]*\\\\"type\\\\":\\\\"${ROLE_CONDITION}\\\\"`))
   })
 
   it('marks the Namespace as created by karp, which uninstall requires before deleting one', () => {
     const ns = renderManifests(config()).find((o) => o.kind === 'Namespace') as unknown as {metadata: {annotations: Record<string, string>; labels: Record<string, string>}}
-    assert.equal(ns.metadata.annotations['karp.io/created-by'], 'karp')
+    assert.equal(ns.metadata.annotations[CREATED_BY_ANNOTATION], MANAGED_BY)
     assert.equal(ns.metadata.labels['pod-security.kubernetes.io/enforce'], 'privileged')
+  })
+
+  it('uses exactly the label and annotation keys of src/lib/constants.ts: the templates spell them out', () => {
+    const objects = renderManifests(config({name: 'vip2', namespace: 'infra', vhid: 42, apiPort: 7443}))
+    const keys = new Set<string>()
+    const collect = (node: unknown): void => {
+      if (typeof node === 'string') for (const [key] of node.matchAll(/(?:app\.kubernetes\.io|karp\.io)\/[-A-Za-z0-9]+/g)) keys.add(key)
+      else if (Array.isArray(node)) node.forEach(collect)
+      else if (node !== null && typeof node === 'object') {
+        for (const [k, v] of Object.entries(node)) {
+          collect(k)
+          collect(v)
+        }
+      }
+    }
+    collect(objects)
+    // Every key constant but the Events' reporting component, which only the agent writes.
+    const declared = Object.entries(constants).filter(([name, value]) => typeof value === 'string' && /(?:LABEL|ANNOTATION|CONDITION)$/.test(name)).map(([, value]) => value)
+    assert.deepEqual([...keys].sort(), [...declared].sort())
+  })
+
+  it('labels and annotates every object the way karp finds and reads installs back', () => {
+    const objects = renderManifests(config({name: 'vip2', namespace: 'infra', vhid: 42, apiPort: 7443}))
+    for (const o of objects) {
+      const labels = o.metadata.labels ?? {}
+      assert.equal(labels[NAME_LABEL], APP_NAME, `${o.kind} ${NAME_LABEL}`)
+      assert.equal(labels[MANAGED_BY_LABEL], MANAGED_BY, `${o.kind} ${MANAGED_BY_LABEL}`)
+      // The Namespace may hold other installs: it is no one install's.
+      assert.equal(labels[INSTANCE_LABEL], o.kind === 'Namespace' ? undefined : 'vip2', `${o.kind} ${INSTANCE_LABEL}`)
+    }
+    const ds = daemonSet(objects)
+    assert.equal(ds.metadata?.labels?.[COMPONENT_LABEL], AGENT_COMPONENT)
+    assert.equal(ds.metadata?.labels?.[VERSION_LABEL], KARP_VERSION)
+    assert.deepEqual(ds.metadata?.annotations, {[VIP_ANNOTATION]: '192.168.1.250', [VHID_ANNOTATION]: '42', [API_PORT_ANNOTATION]: '7443'})
+    const found = describeInstall(ds)
+    assert.deepEqual([found.namespace, found.name, found.vip, found.vhid, found.apiPort], ['infra', 'vip2', '192.168.1.250', 42, 7443])
+    assert.deepEqual(ds.spec?.selector.matchLabels, {[NAME_LABEL]: APP_NAME, [INSTANCE_LABEL]: 'vip2'})
+    assert.deepEqual(ds.spec?.template.metadata?.labels, {[NAME_LABEL]: APP_NAME, [INSTANCE_LABEL]: 'vip2', [COMPONENT_LABEL]: AGENT_COMPONENT})
+    assert.equal(envOf(ds).KARP_PEER_SELECTOR, instanceSelector('vip2'))
+    assert.deepEqual(Object.keys(ds.spec?.template.metadata?.annotations ?? {}), [PASSWORD_FINGERPRINT_ANNOTATION])
+    const ns = objects.find((o) => o.kind === 'Namespace') as unknown as V1Namespace
+    assert.deepEqual(ns.metadata?.annotations, {[CREATED_BY_ANNOTATION]: MANAGED_BY})
+    assert.ok(isCreatedByKarp(ns))
   })
 })
 

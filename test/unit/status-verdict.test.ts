@@ -6,6 +6,7 @@ import type {CoreV1Event, V1DaemonSet, V1Node, V1Pod} from '@kubernetes/client-n
 import {formatStatus} from '../../src/lib/status/display.js'
 import {statusFromSnapshot} from '../../src/lib/status/status.js'
 import {installsIn, installStatus} from '../../src/lib/status/verdict.js'
+import {API_PORT_ANNOTATION, APP_NAME, INSTANCE_LABEL, NAME_LABEL, ROLE_CONDITION, VHID_ANNOTATION, VIP_ANNOTATION} from '../../src/lib/constants.js'
 import {makeCa, makeCertificate, startTlsServer, testKey, unusedPort} from '../helpers/certs.js'
 import {assertMatchesSchema} from '../helpers/json-schema.js'
 
@@ -13,7 +14,7 @@ const NOW = new Date('2026-11-26T12:00:00Z')
 const ago = (s: number) => new Date(NOW.getTime() - s * 1000)
 
 const daemonSet: V1DaemonSet = {
-  metadata: {name: 'karp', namespace: 'karp-system', generation: 1, annotations: {'karp.io/vip': '192.168.1.250', 'karp.io/vhid': '10', 'karp.io/api-port': '6443'}},
+  metadata: {name: 'karp', namespace: 'karp-system', generation: 1, annotations: {[VIP_ANNOTATION]: '192.168.1.250', [VHID_ANNOTATION]: '10', [API_PORT_ANNOTATION]: '6443'}},
   spec: {
     selector: {},
     template: {spec: {containers: [], nodeSelector: {'node-role.kubernetes.io/control-plane': ''}}},
@@ -36,7 +37,7 @@ function pod(nodeName: string, role?: string, opts: {changedAt?: Date; startedAt
       name: opts.name ?? `karp-${nodeName}`,
       namespace: 'karp-system',
       creationTimestamp: opts.created ?? ago(700),
-      labels: {'app.kubernetes.io/name': 'karp', 'app.kubernetes.io/instance': 'karp'},
+      labels: {[NAME_LABEL]: APP_NAME, [INSTANCE_LABEL]: 'karp'},
     },
     spec: {nodeName, containers: []},
     status: {
@@ -44,7 +45,7 @@ function pod(nodeName: string, role?: string, opts: {changedAt?: Date; startedAt
       conditions: [
         {type: 'Ready', status: opts.ready === false || opts.crash ? 'False' : 'True'},
         // As agent/lib.sh reports it; without changedAt the condition has no time (karp status then looks at Events).
-        ...(role ? [{type: 'karp.io/role', status: 'True', reason: role === 'master' ? 'Master' : 'Backup', ...(opts.changedAt ? {lastTransitionTime: opts.changedAt} : {})}] : []),
+        ...(role ? [{type: ROLE_CONDITION, status: 'True', reason: role === 'master' ? 'Master' : 'Backup', ...(opts.changedAt ? {lastTransitionTime: opts.changedAt} : {})}] : []),
       ],
       containerStatuses: [
         {
@@ -171,9 +172,9 @@ describe('installStatus', () => {
 
   it('reads the role only from the karp.io/role condition, never from a label anyone could set', () => {
     const labelled = pod('cp1')
-    labelled.metadata!.labels!['karp.io/role'] = 'master'
+    labelled.metadata!.labels![ROLE_CONDITION] = 'master'
     const odd = pod('cp2')
-    odd.status!.conditions!.push({type: 'karp.io/role', status: 'True', reason: 'Overlord'})
+    odd.status!.conditions!.push({type: ROLE_CONDITION, status: 'True', reason: 'Overlord'})
     const status = judge([labelled, odd, pod('cp3', 'master', {changedAt: ago(30)})])
     assert.deepEqual(status.agents.map((a) => a.pod?.role), ['unknown', 'unknown', 'master'])
     assert.deepEqual(status.holders, ['cp3'])

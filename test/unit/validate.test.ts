@@ -15,6 +15,7 @@ import {
 } from '../../src/lib/config/validate.js'
 import {validateVipInput} from '../../src/lib/config/vip-config.js'
 import {InvalidInputError} from '../../src/lib/errors.js'
+import {DEFAULT_API_PORT} from '../../src/lib/constants.js'
 
 function problemOf(checked: {ok: boolean; problem?: string}): string {
   assert.equal(checked.ok, false, 'expected a problem')
@@ -155,7 +156,7 @@ describe('validateVipInput', () => {
     assert.equal(password, undefined)
     assert.deepEqual(
       {...settings},
-      {name: 'karp', namespace: 'karp-system', vhid: 10, advbase: 1, preempt: false, healthCheck: true, apiPort: 6443, interface: undefined, nodeSelector: undefined, image: settings.image},
+      {name: 'karp', namespace: 'karp-system', vhid: 10, advbase: 1, preempt: false, healthCheck: true, apiPort: DEFAULT_API_PORT, interface: undefined, nodeSelector: undefined, image: settings.image},
     )
   })
   it('reports every bad value at once', () => {

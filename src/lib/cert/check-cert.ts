@@ -6,7 +6,8 @@ import {listKarpInstalls} from '../kube/karp-installs.js'
 import {sanAdvice, type SanAdvice} from './advice.js'
 import {caFromKubeConfig, type CaCertificate} from './ca.js'
 import {detectDistribution, DISTRIBUTION_NAMES, type DistributionId} from './distribution.js'
-import {type CertTarget, chooseInstall, clusterTargets, DEFAULT_API_PORT} from './targets.js'
+import {DEFAULT_API_PORT} from '../constants.js'
+import {type CertTarget, chooseInstall, clusterTargets} from './targets.js'
 import {checkEndpoint, type EndpointReport, type EndpointStatus} from './verdict.js'
 
 export interface TargetReport extends EndpointReport {
@@ -26,7 +27,7 @@ export interface DistributionInfo {
 /** What `karp check-cert --json` prints. */
 export interface CheckCertResult {
   vip: string
-  /** flag: --vip; install: the karp.io/vip annotation of the install found in the cluster. */
+  /** flag: --vip; install: the VIP_ANNOTATION of the install found in the cluster. */
   vipSource: 'flag' | 'install'
   install?: {namespace: string; name: string}
   /** The kubeconfig context read, when the cluster was asked. */
@@ -58,7 +59,7 @@ export interface ClusterCheckOptions {
   vip?: string
   namespace?: string
   name?: string
-  /** Without it: the install's karp.io/api-port annotation, else 6443. */
+  /** Without it: the install's API_PORT_ANNOTATION, else DEFAULT_API_PORT. */
   port?: number
   /** Overrides the kubeconfig's CA. */
   ca?: CaCertificate

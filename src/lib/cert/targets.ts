@@ -3,13 +3,12 @@ import {isIP, isIPv4} from 'node:net'
 import type {V1Node} from '@kubernetes/client-node'
 
 import {checkPort, type Checked} from '../config/validate.js'
+import {KARP_SELECTOR, VIP_ANNOTATION} from '../constants.js'
 import {echo} from '../echo.js'
 import {UsageError} from '../errors.js'
 import type {KarpInstall} from '../kube/karp-installs.js'
 import {CONTROL_PLANE_SELECTION, isControlPlaneLabels} from '../manifests/node-selection.js'
 import type {Endpoint} from './fetch-chain.js'
-
-export const DEFAULT_API_PORT = 6443
 
 /** One API server endpoint to check, and why it is on the list. */
 export interface CertTarget extends Endpoint {
@@ -55,7 +54,7 @@ export function chooseInstall(installs: KarpInstall[], want: {namespace?: string
   const matching = installs.filter((i) => (want.namespace === undefined || i.namespace === want.namespace) && (want.name === undefined || i.name === want.name))
   const picked = [want.namespace && `--namespace ${want.namespace}`, want.name && `--name ${want.name}`].filter(Boolean).join(' ')
   if (installs.length === 0) {
-    throw new UsageError('no karp install found in the cluster (no DaemonSet labelled app.kubernetes.io/name=karp)', 'pass --vip to check the certificates for a VIP before installing')
+    throw new UsageError(`no karp install found in the cluster (no DaemonSet labelled ${KARP_SELECTOR})`, 'pass --vip to check the certificates for a VIP before installing')
   }
   if (matching.length === 0) {
     throw new UsageError(`no karp install matches ${picked}; installed: ${installs.map(describeInstall).join(', ')}`)
@@ -68,7 +67,7 @@ export function chooseInstall(installs: KarpInstall[], want: {namespace?: string
   }
   const install = matching[0] as KarpInstall
   if (install.vip === undefined) {
-    throw new UsageError(`karp install ${install.namespace}/${install.name} has no karp.io/vip annotation on its DaemonSet`, 'pass --vip')
+    throw new UsageError(`karp install ${install.namespace}/${install.name} has no ${VIP_ANNOTATION} annotation on its DaemonSet`, 'pass --vip')
   }
   return {...install, vip: install.vip}
 }

@@ -2,6 +2,7 @@ import {randomBytes} from 'node:crypto'
 
 import {FlagChecks} from './flag-checks.js'
 import {AGENT_IMAGE} from './agent-image.js'
+import {DEFAULT_API_PORT} from '../constants.js'
 import {
   checkAdvbase,
   checkDnsLabel,
@@ -46,8 +47,6 @@ export const DEFAULTS = {
   advbase: 1,
   preempt: false,
   healthCheck: true,
-  apiPort: 6443,
-  subnetPrefix: 24,
   image: AGENT_IMAGE,
 } as const
 
@@ -88,7 +87,7 @@ export function validateVipInput(input: VipConfigInput): ValidatedInput {
     advbase: checks.optional(input.advbase, checkAdvbase) ?? DEFAULTS.advbase,
     preempt: input.preempt ?? DEFAULTS.preempt,
     healthCheck: input.healthCheck ?? DEFAULTS.healthCheck,
-    apiPort: checks.optional(input.apiPort, (v) => checkPort(v, 'api-port')) ?? DEFAULTS.apiPort,
+    apiPort: checks.optional(input.apiPort, (v) => checkPort(v, 'api-port')) ?? DEFAULT_API_PORT,
     interface: checks.optional(input.interface, checkInterface),
     nodeSelector: checks.optional(input.nodeSelector, checkNodeSelector),
     image: checks.optional(input.image, checkImage) ?? DEFAULTS.image,

@@ -1,6 +1,6 @@
-import {PatchStrategy, type V1Namespace, type V1PodSpec} from '@kubernetes/client-node'
+import {PatchStrategy, type V1Namespace} from '@kubernetes/client-node'
 
-import {generatePassword, type VipConfig} from '../config/vip-config.js'
+import {generatePassword, type VipConfig, type VipSettings} from '../config/vip-config.js'
 import {checkPassword} from '../config/validate.js'
 import {ApiException} from '@kubernetes/client-node'
 
@@ -11,7 +11,7 @@ import {type Kube, toKarpError} from '../kube/client.js'
 import {resourceOf} from '../kube/resources.js'
 import {listKarpInstalls, type KarpInstall} from '../kube/karp-installs.js'
 import {waitForRollout, type RolloutStatus} from '../kube/rollout.js'
-import {CONTROL_PLANE_SELECTION, podSpecSelectsNode} from '../manifests/node-selection.js'
+import {agentSelectsNode, CONTROL_PLANE_SELECTION} from '../manifests/node-selection.js'
 import {manifestKinds, renderManifests, type ManifestObject} from '../manifests/render.js'
 import {ADMISSION_POLICY_GROUP, isAdmissionPolicyKind, noAdmissionPolicyWarning, supportsAdmissionPolicies} from './admission-policy.js'
 import {podSecurityProblem} from './namespace.js'
@@ -78,16 +78,9 @@ export function choosePassword(given: string | undefined, facts: ClusterFacts): 
   return {password: generatePassword(), source: 'generated'}
 }
 
-function daemonSetPodSpec(objects: ManifestObject[]): V1PodSpec {
-  const ds = objects.find((o) => o.kind === 'DaemonSet') as {spec: {template: {spec: V1PodSpec}}} | undefined
-  if (!ds) throw new Error('rendered manifests hold no DaemonSet')
-  return ds.spec.template.spec
-}
-
-/** The nodes the rendered DaemonSet will run on, judged from its own pod spec. */
-export function selectedNodes(objects: ManifestObject[], nodes: NodeFacts[]): NodeFacts[] {
-  const spec = daemonSetPodSpec(objects)
-  return nodes.filter((n) => podSpecSelectsNode(spec, n.labels))
+/** The nodes the DaemonSet rendered for these settings will run the agent on. */
+export function selectedNodes(settings: Pick<VipSettings, 'nodeSelector'>, nodes: NodeFacts[]): NodeFacts[] {
+  return nodes.filter((n) => agentSelectsNode(settings, n.labels))
 }
 
 export const describeSelection = (config: Pick<VipConfig, 'nodeSelector'>) =>
@@ -108,11 +101,10 @@ export interface InstallPlan {
 
 /** Decides everything install will do, and refuses with every problem at once before any write. */
 export function planInstall(config: VipConfig, passwordSource: PasswordSource, facts: ClusterFacts, subnetPrefix: number): InstallPlan {
-  const rendered = renderManifests(config)
-  const objects = rendered.filter(
+  const objects = renderManifests(config).filter(
     (o) => (o.kind !== 'Namespace' || facts.namespace === null) && (facts.admissionPolicies || !isAdmissionPolicyKind(o.kind)),
   )
-  const selected = selectedNodes(rendered, facts.nodes)
+  const selected = selectedNodes(config, facts.nodes)
   const verdict = checkPlacement({
     vip: config.vip,
     vhid: config.vhid,

@@ -1,15 +1,14 @@
 import type {V1Namespace} from '@kubernetes/client-node'
 
 import {DEFAULTS} from '../config/vip-config.js'
+import {CREATED_BY_ANNOTATION, MANAGED_BY} from '../constants.js'
 import type {Checked} from '../config/validate.js'
 
-/**
+/*
  * What karp does with the namespace it is told to use. It creates one that does not exist (privileged Pod
  * Security level, marked with CREATED_BY_ANNOTATION) and never applies, relabels or deletes one it did not
  * create: a namespace that exists already may hold anything, and its labels are its owner's.
  */
-export const CREATED_BY_ANNOTATION = 'karp.io/created-by'
-
 /** Namespaces every cluster has and other things live in: an install there needs --allow-system-namespace. */
 export const SYSTEM_NAMESPACES = ['kube-system', 'kube-public', 'kube-node-lease', 'default'] as const
 
@@ -41,7 +40,7 @@ export function checkRenderNamespace(namespace: string, createNamespace: boolean
 }
 
 /** Whether karp created this namespace (and uninstall may delete it). */
-export const isCreatedByKarp = (ns: V1Namespace | null): boolean => ns?.metadata?.annotations?.[CREATED_BY_ANNOTATION] === 'karp'
+export const isCreatedByKarp = (ns: V1Namespace | null): boolean => ns?.metadata?.annotations?.[CREATED_BY_ANNOTATION] === MANAGED_BY
 
 const ENFORCE_LABEL = 'pod-security.kubernetes.io/enforce'
 

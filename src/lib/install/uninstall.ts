@@ -1,8 +1,8 @@
+import {INSTANCE_LABEL, instanceSelector, KARP_SELECTOR} from '../constants.js'
 import {CheckFailedError, type CommandResult, ExitCode} from '../errors.js'
 import {requirePermissions} from '../kube/access.js'
 import {describeObject} from '../kube/apply.js'
 import type {Kube} from '../kube/client.js'
-import {KARP_SELECTOR} from '../kube/karp-installs.js'
 import {cutByCommandDeadline} from '../kube/request-guard.js'
 import {resourceOf} from '../kube/resources.js'
 import {manifestHeaders} from '../manifests/render.js'
@@ -28,8 +28,6 @@ export interface UninstallResult extends CommandResult {
   /** 0: everything deleted (and, with --wait, every agent pod gone); pods still there after --timeout are thrown instead. */
   exitCode: typeof ExitCode.ok
 }
-
-const podSelector = (name: string) => `${KARP_SELECTOR},app.kubernetes.io/instance=${name}`
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -80,7 +78,7 @@ export async function uninstall(
       // The garbage collector removes the DaemonSet's pods; agents it no longer owns (a DaemonSet deleted
       // with --cascade=orphan) would hold the VIP forever, so they go explicitly.
       await kube.call(`deleting karp pods in ${target.namespace}`, () =>
-        kube.core.deleteCollectionNamespacedPod({namespace: target.namespace, labelSelector: podSelector(target.name)}),
+        kube.core.deleteCollectionNamespacedPod({namespace: target.namespace, labelSelector: instanceSelector(target.name)}),
       )
     }
   }
@@ -90,7 +88,7 @@ export async function uninstall(
 
 async function countPods(kube: Kube, target: {namespace: string; name: string}): Promise<number> {
   const pods = await kube.call(`listing karp pods in ${target.namespace}`, () =>
-    kube.core.listNamespacedPod({namespace: target.namespace, labelSelector: podSelector(target.name)}),
+    kube.core.listNamespacedPod({namespace: target.namespace, labelSelector: instanceSelector(target.name)}),
   )
   return pods.items.length
 }
@@ -109,7 +107,7 @@ async function waitForPods(
       remaining === undefined
         ? `karp pods in ${target.namespace} not confirmed gone after ${Math.round(options.timeoutMs / 1000)} s: the API server did not answer before the --timeout`
         : `${remaining} karp pod${remaining === 1 ? '' : 's'} still present in ${target.namespace} after ${Math.round(options.timeoutMs / 1000)} s`,
-      `see: kubectl -n ${target.namespace} get pods -l app.kubernetes.io/instance=${target.name}`,
+      `see: kubectl -n ${target.namespace} get pods -l ${INSTANCE_LABEL}=${target.name}`,
     )
   for (;;) {
     let remaining: number

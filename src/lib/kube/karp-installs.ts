@@ -1,9 +1,7 @@
 import type {V1DaemonSet} from '@kubernetes/client-node'
 
+import {API_PORT_ANNOTATION, KARP_SELECTOR, VHID_ANNOTATION, VIP_ANNOTATION} from '../constants.js'
 import type {Kube} from './client.js'
-
-/** The label every karp DaemonSet carries; one list call with it finds every install in the cluster. */
-export const KARP_SELECTOR = 'app.kubernetes.io/name=karp'
 
 export interface KarpInstall {
   namespace: string
@@ -20,9 +18,9 @@ export function describeInstall(daemonSet: V1DaemonSet): KarpInstall {
   return {
     namespace: daemonSet.metadata?.namespace ?? '',
     name: daemonSet.metadata?.name ?? '',
-    vip: annotations['karp.io/vip'],
-    vhid: number(annotations['karp.io/vhid']),
-    apiPort: number(annotations['karp.io/api-port']),
+    vip: annotations[VIP_ANNOTATION],
+    vhid: number(annotations[VHID_ANNOTATION]),
+    apiPort: number(annotations[API_PORT_ANNOTATION]),
     daemonSet,
   }
 }

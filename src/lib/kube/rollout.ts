@@ -1,5 +1,6 @@
 import type {V1DaemonSet} from '@kubernetes/client-node'
 
+import {INSTANCE_LABEL} from '../constants.js'
 import {CheckFailedError, UnreachableError} from '../errors.js'
 import {type Kube, toKarpError} from './client.js'
 import {cutByCommandDeadline} from './request-guard.js'
@@ -46,7 +47,7 @@ export async function waitForRollout(
       `DaemonSet ${target.namespace}/${target.name} not rolled out after ${Math.round(timeoutMs / 1000)} s: ` +
         (status ? `${status.available}/${status.desired} available, ${status.updated} updated` : 'its status was never read') +
         (unanswered ? `; the API server did not answer the last read before the --timeout` : ''),
-      `see: kubectl -n ${target.namespace} describe daemonset ${target.name}; kubectl -n ${target.namespace} get pods -l app.kubernetes.io/instance=${target.name}`,
+      `see: kubectl -n ${target.namespace} describe daemonset ${target.name}; kubectl -n ${target.namespace} get pods -l ${INSTANCE_LABEL}=${target.name}`,
     )
   // A request can hang on a connection the VIP's move left without an answer; its deadline timer is
   // unref'd, so without this handle the process could run out of work and exit mid-wait (code 13).

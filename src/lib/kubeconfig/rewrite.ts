@@ -5,6 +5,7 @@ import {createTwoFilesPatch} from 'diff'
 
 import {chooseInstall, formatEndpoint} from '../cert/index.js'
 import {checkVip} from '../config/validate.js'
+import {VIP_ANNOTATION} from '../constants.js'
 import {echo} from '../echo.js'
 import {ExitCode, KarpError, UnreachableError, UsageError} from '../errors.js'
 import {Kube} from '../kube/client.js'
@@ -54,7 +55,7 @@ async function vipOfInstall(kc: KubeConfig, timeoutMs: number): Promise<{vip: st
     throw error
   }
   const vip = checkVip(install.vip, 'vip')
-  if (!vip.ok) throw new UsageError(`karp install ${install.namespace}/${install.name} has an unusable karp.io/vip annotation: ${vip.problem}`, 'pass --vip')
+  if (!vip.ok) throw new UsageError(`karp install ${install.namespace}/${install.name} has an unusable ${VIP_ANNOTATION} annotation: ${vip.problem}`, 'pass --vip')
   return {vip: vip.value, port: install.apiPort, from: `karp install ${install.namespace}/${install.name}`}
 }
 

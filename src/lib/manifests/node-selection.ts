@@ -1,5 +1,7 @@
 import type {V1NodeSelectorRequirement, V1PodSpec} from '@kubernetes/client-node'
 
+import type {VipSettings} from '../config/vip-config.js'
+
 function requirementHolds(req: V1NodeSelectorRequirement, labels: Record<string, string>): boolean {
   const has = Object.hasOwn(labels, req.key)
   const value = labels[req.key]
@@ -26,8 +28,8 @@ function requirementHolds(req: V1NodeSelectorRequirement, labels: Record<string,
 
 /**
  * Whether the scheduler may place this pod spec on a node with these labels, judged by its nodeSelector
- * and required node affinity (terms ORed, expressions ANDed). Preflight uses the rendered DaemonSet's own
- * spec, so the nodes it checks are exactly the nodes that will run the agent.
+ * and required node affinity (terms ORed, expressions ANDed). karp status judges an installed DaemonSet's
+ * own spec with it.
  */
 export function podSpecSelectsNode(spec: Pick<V1PodSpec, 'nodeSelector' | 'affinity'>, labels: Record<string, string>): boolean {
   for (const [key, value] of Object.entries(spec.nodeSelector ?? {})) if (labels[key] !== value) return false
@@ -46,6 +48,16 @@ export const CONTROL_PLANE_SELECTION =
  */
 export function isControlPlaneLabels(labels: Record<string, string>): boolean {
   return 'node-role.kubernetes.io/control-plane' in labels || 'node-role.kubernetes.io/master' in labels || labels['node-role.kubernetes.io/controlplane'] === 'true'
+}
+
+/**
+ * Whether the DaemonSet rendered for these settings runs the agent on a node with these labels: the
+ * --node-selector label when given, else the control-plane default. Install's preflight asks this without
+ * rendering; test/unit/node-selection.test.ts holds it equal to podSpecSelectsNode on the rendered DaemonSet.
+ */
+export function agentSelectsNode(settings: Pick<VipSettings, 'nodeSelector'>, labels: Record<string, string>): boolean {
+  const selector = settings.nodeSelector
+  return selector ? labels[selector.key] === selector.value : isControlPlaneLabels(labels)
 }
 
 /** A label key or value as the API validates them: nothing the label-selector syntax could misread. */

@@ -5,6 +5,7 @@ import type {KubernetesObject} from '@kubernetes/client-node'
 import {parseAllDocuments} from 'yaml'
 
 import type {VipConfig} from '../config/vip-config.js'
+import {instanceSelector} from '../constants.js'
 import {PACKAGE_ROOT} from '../package-root.js'
 import {KARP_VERSION} from '../version.js'
 import {passwordFingerprint} from './password-fingerprint.js'
@@ -37,7 +38,7 @@ function identityValues(install: {namespace: string; name: string}): Record<stri
     agentClusterRoleName: `karp-agent.${install.namespace}.${install.name}`,
     agentUserMatch: `request.userInfo.username == 'system:serviceaccount:${install.namespace}:${install.name}'`,
     // The DaemonSet's selector as a label selector string: the agents list their peers with it.
-    agentPeerSelector: `app.kubernetes.io/name=karp,app.kubernetes.io/instance=${install.name}`,
+    agentPeerSelector: instanceSelector(install.name),
   }
 }
 

@@ -1,16 +1,13 @@
 import {ApiException, type CoreV1Event, type V1DaemonSet, type V1Node, type V1Pod} from '@kubernetes/client-node'
 
+import {AGENT_REPORTING_COMPONENT, KARP_SELECTOR} from '../constants.js'
 import {type PermissionNeed, requirePermissions} from '../kube/access.js'
 import {type Kube, toKarpError} from '../kube/client.js'
-import {KARP_SELECTOR} from '../kube/karp-installs.js'
 import {nodeLabelSelectors} from '../manifests/node-selection.js'
 import {reportedRole} from './verdict.js'
 
 /** Where each kubelet renews its Lease, named after its node. */
 const NODE_LEASE_NAMESPACE = 'kube-node-lease'
-
-/** What the agents report Events as (agent/lib.sh). */
-export const AGENT_REPORTING_COMPONENT = 'karp.io/agent'
 
 export interface ClusterSnapshot {
   daemonSets: V1DaemonSet[]

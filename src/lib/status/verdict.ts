@@ -1,15 +1,11 @@
 import type {CoreV1Event, V1DaemonSet, V1Node, V1Pod, V1PodCondition} from '@kubernetes/client-node'
 
+import {DEFAULT_API_PORT, INSTANCE_LABEL, ROLE_CONDITION} from '../constants.js'
 import {describeInstall} from '../kube/karp-installs.js'
 import {rolloutStatus} from '../kube/rollout.js'
 import {podSpecSelectsNode} from '../manifests/node-selection.js'
 import type {ClusterSnapshot} from './gather.js'
 
-/**
- * The pod condition the agent reports its role in (agent/lib.sh): status True, reason Master or Backup,
- * lastTransitionTime when the role last changed. The kubelet keeps conditions it does not own.
- */
-export const ROLE_CONDITION = 'karp.io/role'
 const ROLE_REASONS: Record<string, Role> = {Master: 'master', Backup: 'backup'}
 
 export type Role = 'master' | 'backup' | 'unknown'
@@ -121,8 +117,6 @@ function podStatus(pod: V1Pod, latestEvent: CoreV1Event | undefined, now: Date):
   }
 }
 
-const INSTANCE_LABEL = 'app.kubernetes.io/instance'
-
 /** Every karp install a snapshot shows: each DaemonSet, and each group of agent pods whose DaemonSet is gone. */
 export function installsIn(snapshot: Pick<ClusterSnapshot, 'daemonSets' | 'pods'>): Array<{namespace: string; name: string; daemonSet?: V1DaemonSet}> {
   const found = new Map<string, {namespace: string; name: string; daemonSet?: V1DaemonSet}>()
@@ -232,7 +226,7 @@ export function installStatus(
     name: install.name,
     ...(install.vip ? {vip: install.vip} : {}),
     ...(install.vhid !== undefined ? {vhid: install.vhid} : {}),
-    apiPort: install.apiPort ?? 6443,
+    apiPort: install.apiPort ?? DEFAULT_API_PORT,
     daemonSet: rollout
       ? {desired: rollout.desired, current: daemonSet?.status?.currentNumberScheduled ?? 0, ready: rollout.ready, updated: rollout.updated, available: rollout.available}
       : null,

@@ -1,12 +1,12 @@
 import {type CoreV1Event, type KubernetesObject, type V1DaemonSet, type V1Node, type V1Pod, Watch} from '@kubernetes/client-node'
 
+import {AGENT_REPORTING_COMPONENT, KARP_SELECTOR} from '../constants.js'
 import {escapeControl} from '../echo.js'
 import {UnreachableError} from '../errors.js'
 import {type Kube, toKarpError} from '../kube/client.js'
-import {KARP_SELECTOR} from '../kube/karp-installs.js'
 import {type ListedObjects, ListWatch, WatchStatusError} from '../kube/list-watch.js'
 import {RequestDeadlineError} from '../kube/request-guard.js'
-import {AGENT_REPORTING_COMPONENT, type ClusterSnapshot, heartbeatsOfMasters, nodesReportingMaster, selectedNodeQueries, unlistedNodeQueries} from './gather.js'
+import {type ClusterSnapshot, heartbeatsOfMasters, nodesReportingMaster, selectedNodeQueries, unlistedNodeQueries} from './gather.js'
 
 /**
  * How long a watch may stay silent: the client library's own limit for opening a watch and for the silence
