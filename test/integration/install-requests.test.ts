@@ -11,6 +11,7 @@ import {
   AppsV1Api,
   CoreV1Api,
   KubeConfig,
+  type KubernetesObject,
   KubernetesObjectApi,
   RbacAuthorizationV1Api,
   type V1ClusterRoleBinding,
@@ -76,8 +77,8 @@ describe('karp install, request by request', {skip: cluster.skip}, () => {
       ['v1', 'Secret', 'karp', ns], ['apps/v1', 'DaemonSet', 'karp', ns],
     ]
     const read = await Promise.all(headers.map(([apiVersion, kind, name, namespace]) => objects.read({apiVersion, kind, metadata: {name, ...(namespace ? {namespace} : {})}})))
-    return Object.fromEntries(read.map((o) => [
-      o.kind,
+    return Object.fromEntries(read.map((o: KubernetesObject): [string, string | undefined] => [
+      String(o.kind),
       o.kind === 'DaemonSet' ? JSON.stringify([o.metadata?.generation, o.metadata?.labels, o.metadata?.annotations]) : o.metadata?.resourceVersion,
     ]))
   }

@@ -291,7 +291,7 @@ describe('karp status on a real HA cluster', {skip}, () => {
     assert.deepEqual(install?.holders, [holder])
     assert.deepEqual(await holdersOf(VIP_B), [holder])
     // What it crashes on: the agent's one line naming the value it refused.
-    const previous = await cluster.kubectl(['logs', '--previous', '-n', NS_B, looping?.name as string])
+    const previous = await cluster.kubectl(['logs', '--previous', '-n', NS_B, looping?.name])
     assert.match(previous.stdout, /KARP_ADVSKEW/, previous.stderr)
 
     const uninstalled = await labKarp(cluster, ['uninstall', '-n', NS_B, '--yes', '--timeout', '2m', '--json'])

@@ -3,7 +3,7 @@ import {describe, it} from 'node:test'
 
 import {parse} from 'yaml'
 
-import {ExitCode, KarpError, UsageError} from '../../src/lib/errors.js'
+import {ExitCode, UsageError} from '../../src/lib/errors.js'
 import {addClusterAndContext, assertOnlyChange, EditBugError, renderScalar, setClusterServer} from '../../src/lib/kubeconfig/document-edit.js'
 import {entries, type KubeconfigFile, parseKubeconfig} from '../../src/lib/kubeconfig/parse.js'
 import {parseServer, pointsAt, vipServer} from '../../src/lib/kubeconfig/server-url.js'
@@ -108,7 +108,7 @@ describe('assertOnlyChange: the guard against surprises', () => {
 
   it('refuses (exit 1, a bug) when anything else would change, or the text no longer parses', () => {
     const intended = (d: Record<string, unknown>) => ((d.clusters as Config['clusters'])[0]!.cluster.server = 'https://192.168.1.250:6443')
-    const isBug = (e: unknown) => e instanceof EditBugError && (e as KarpError).exitCode === ExitCode.bug && /refusing to write test\.yaml/.test((e as Error).message)
+    const isBug = (e: unknown) => e instanceof EditBugError && e.exitCode === ExitCode.bug && /refusing to write test\.yaml/.test(e.message)
     assert.throws(() => assertOnlyChange(original, original.text.replace('10.0.0.1', '192.168.1.250').replace('users: []', 'users: [x]'), intended, 'test'), isBug)
     assert.throws(() => assertOnlyChange(original, original.text.replace('10.0.0.1', '192.168.1.250').replace('name: a', 'name: [a'), intended, 'test'), isBug)
   })

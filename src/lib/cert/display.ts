@@ -1,5 +1,6 @@
 import {formatTable} from '../table.js'
 import type {CheckCertResult, TargetReport} from './check-cert.js'
+import {checkEntries} from './verdict.js'
 
 function target(report: TargetReport): string {
   if (report.role === 'vip') return 'VIP'
@@ -53,7 +54,7 @@ export function formatCertReport(result: CheckCertResult): string[] {
       const why = report.role === 'vip' ? ' (is a karp agent holding the VIP? see karp status)' : ''
       findings.push(`${where}: unreachable: ${report.error.message}${why}`)
     }
-    for (const check of Object.values(report.checks ?? {})) {
+    for (const [, check] of report.checks ? checkEntries(report.checks) : []) {
       if (check.status === 'fail' || check.status === 'warn') findings.push(`${where}: ${check.message}`)
     }
   }

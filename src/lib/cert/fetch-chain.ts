@@ -98,7 +98,7 @@ export function fetchServedChain(endpoint: Endpoint, options: {timeoutMs: number
       const timing = {connectMs: round(connectedAt - started), handshakeMs: round(performance.now() - connectedAt)}
       finish({ok: true, chain: servedChain(socket), protocol: socket.getProtocol(), timing})
     })
-    socket.once('error', (error) => finish({ok: false, ...describeFailure(error)}))
+    socket.once('error', (error: NodeJS.ErrnoException) => finish({ok: false, ...describeFailure(error)}))
     socket.once('close', () =>
       finish({ok: false, kind: 'closed', message: 'the server closed the connection before the TLS handshake completed (not a TLS server?)'}),
     )

@@ -24,6 +24,7 @@ export {
   type CheckStatus,
   checkTrust,
   checkValidity,
+  checkEntries,
   checkVipSan,
   type EndpointChecks,
   type EndpointReport,

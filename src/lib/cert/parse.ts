@@ -39,6 +39,8 @@ const forgePki = forge.pki as unknown as {
 }
 
 const {Class, Type} = forge.asn1
+// Compared as numbers: forge's typings declare tagClass and type as enums, but parsing gives plain numbers.
+const CONTEXT_SPECIFIC = Number(Class.CONTEXT_SPECIFIC)
 const GENERAL_NAME_DNS = 2
 const GENERAL_NAME_IP = 7
 
@@ -77,12 +79,13 @@ export function parseCertificate(der: Uint8Array): CertificateFacts {
   const bytes = Buffer.from(der)
   const certificate = forge.asn1.fromDer(forge.util.createBuffer(bytes.toString('binary')))
   let fields = children(children(certificate, 'the certificate')[0], 'TBSCertificate')
-  const explicitVersion = fields[0]?.tagClass === Class.CONTEXT_SPECIFIC && fields[0].type === 0
+  const first = fields[0]
+  const explicitVersion = first !== undefined && Number(first.tagClass) === CONTEXT_SPECIFIC && Number(first.type) === 0
   if (explicitVersion) fields = fields.slice(1)
   const [serial, , issuer, validity, subject, , ...optional] = fields
   if (!serial || !issuer || !subject) throw new Error('not an X.509 certificate: TBSCertificate is incomplete')
   const [notBefore, notAfter] = children(validity, 'validity')
-  const wrappedExtensions = optional.find((f) => f.tagClass === Class.CONTEXT_SPECIFIC && f.type === 3)
+  const wrappedExtensions = optional.find((f) => Number(f.tagClass) === CONTEXT_SPECIFIC && Number(f.type) === 3)
   const extensions = wrappedExtensions ? forgePki.certificateExtensionsFromAsn1(wrappedExtensions) : []
   const altNames = extensions.find((e) => e.name === 'subjectAltName')?.altNames ?? []
   return {

@@ -70,7 +70,7 @@ function statusOf(error: ApiException<unknown>): Status {
       return {message: body}
     }
   }
-  return (body ?? {}) as Status
+  return body ?? {}
 }
 
 /** A 404 that a Kubernetes API server sent about an object: a Status, not some other server's page. */
@@ -122,7 +122,7 @@ function describeTransportFailure(error: unknown): TransportFailure | undefined 
   // undici's fetch rejects with this TypeError for every network failure, whatever the cause.
   if (error instanceof TypeError && error.message === 'fetch failed') {
     const last = [...causes(error)].at(-1)
-    return {stage: 'connect', words: `the request failed${last && last !== error ? `: ${escapeControl(last.message ?? String(last))}` : ''}`}
+    return {stage: 'connect', words: `the request failed${last && last !== error ? `: ${escapeControl(last.message ?? last.code ?? last.name ?? 'no details')}` : ''}`}
   }
   return undefined
 }

@@ -107,13 +107,13 @@ export function describeNonKubernetesAnswer(status: number, contentType: string 
 /** The middleware, for createConfiguration's promiseMiddleware. */
 export function requestGuard(options: GuardOptions): Middleware {
   return {
-    pre: async (request: RequestContext) => {
+    pre: (request: RequestContext) => {
       const deadline = deadlineSignal(options)
       if (deadline) {
         const given = request.getSignal()
         request.setSignal(given ? AbortSignal.any([given, deadline]) : deadline)
       }
-      return request
+      return Promise.resolve(request)
     },
     post: async (response: ResponseContext) => {
       const bytes = await readBounded(response.body.stream())

@@ -122,7 +122,7 @@ export function assertOnlyChange(file: KubeconfigFile, edited: string, intended:
     throw new EditBugError(`refusing to write ${file.path}: ${why} after ${what} (a karp bug)`)
   }
   if (after.errors.length > 0) refuse(`the edited text no longer parses (${after.errors[0]?.message.split('\n')[0]})`)
-  const expected = structuredClone(file.data ?? {}) as Record<string, unknown>
+  const expected = structuredClone<Record<string, unknown>>(file.data ?? {})
   intended(expected)
   if (!isDeepStrictEqual(after.toJS() ?? {}, expected)) refuse('more than the intended values would change')
 }
@@ -279,7 +279,7 @@ export function addClusterAndContext(file: KubeconfigFile, add: NewEntries): Edi
   const warnings: string[] = []
   let text: string
   if (plans.every((p) => p !== undefined)) {
-    text = applyEdits(file.text, plans.flat() as TextEdit[])
+    text = applyEdits(file.text, plans.flat<TextEdit[][]>())
   } else {
     text = appendWithDocument(file, additions)
     const which = additions.filter((_, i) => plans[i] === undefined).map(([k]) => k)

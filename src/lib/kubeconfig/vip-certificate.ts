@@ -1,6 +1,6 @@
 import type {KubeConfig} from '@kubernetes/client-node'
 
-import {caFromKubeConfig, checkEndpoint, detectDistribution, type DistributionId, formatEndpoint, sanAdvice} from '../cert/index.js'
+import {caFromKubeConfig, checkEndpoint, checkEntries, detectDistribution, type DistributionId, formatEndpoint, sanAdvice} from '../cert/index.js'
 import {echo} from '../echo.js'
 import {CheckFailedError, UnreachableError} from '../errors.js'
 import {Kube} from '../kube/client.js'
@@ -42,7 +42,7 @@ export async function checkVipCertificate(check: VipCertificateCheck): Promise<s
   const insecure = cluster.value['insecure-skip-tls-verify'] === true
   const warnings: string[] = []
   const failures: string[] = []
-  for (const [name, outcome] of Object.entries(report.checks)) {
+  for (const [name, outcome] of checkEntries(report.checks)) {
     if (outcome.status === 'warn') warnings.push(`certificate at ${at}: ${outcome.message}`)
     if (outcome.status !== 'fail') continue
     const excused =

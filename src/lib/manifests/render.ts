@@ -87,7 +87,7 @@ function loadTemplates(): Array<{file: string; object: unknown}> {
     const text = readFileSync(join(TEMPLATES_DIR, file), 'utf8')
     return parseAllDocuments(text).map((doc) => {
       if (doc.errors.length > 0) throw new Error(`template ${file}: ${doc.errors[0]?.message}`)
-      return {file, object: doc.toJS()}
+      return {file, object: doc.toJS() as unknown}
     })
   })
 }
