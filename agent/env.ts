@@ -28,9 +28,21 @@ export const AGENT_ENV: readonly AgentEnvVar[] = [
   },
   {name: 'KARP_PASSWORD_FILE', default: '/etc/karp/password', description: 'file whose first line (1-19 bytes) is the CARP password'},
   {name: 'KARP_STATE_DIR', default: '/run/karp', description: 'writable directory for pid and state files'},
-  {name: 'KARP_TOKEN_FILE', default: '/var/run/secrets/kubernetes.io/serviceaccount/token', description: 'bearer token for role reports and the health check (sent only to a verified server)'},
-  {name: 'KARP_CA_FILE', default: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt', description: 'CA that signs the API server certificate (role reports and an https health check)'},
-  {name: 'KARP_ADVSKEW', default: 'auto', description: 'advertisement skew 0-255, or auto: 1 + (last octet of the source address mod 8) x KARP_SKEW_STEP'},
+  {
+    name: 'KARP_TOKEN_FILE',
+    default: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+    description: 'bearer token for role reports and the health check (sent only to a verified server)',
+  },
+  {
+    name: 'KARP_CA_FILE',
+    default: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt',
+    description: 'CA that signs the API server certificate (role reports and an https health check)',
+  },
+  {
+    name: 'KARP_ADVSKEW',
+    default: 'auto',
+    description: 'advertisement skew 0-255, or auto: 1 + (last octet of the source address mod 8) x KARP_SKEW_STEP',
+  },
   {name: 'KARP_SKEW_STEP', default: '4', description: 'step between automatic skews, 0-36'},
   {name: 'KARP_DEADRATIO', default: '3', description: 'advertisements a backup may miss before it takes over, 1-255'},
   {name: 'KARP_VIP_PREFIX', default: '32', description: 'prefix length the VIP is added with'},
@@ -44,8 +56,17 @@ export const AGENT_ENV: readonly AgentEnvVar[] = [
   {name: 'KARP_HEALTH_TIMEOUT', default: '1', description: 'seconds one health check may take'},
   {name: 'KARP_HEALTH_FAILURES', default: '2', description: 'consecutive failed checks that make the node give the VIP up'},
   {name: 'KARP_HEALTH_SUCCESSES', default: '2', description: 'consecutive good checks before the node may take the VIP again'},
-  {name: 'KARP_HANDOVER_TIMEOUT', default: 'advbase x (deadratio + 4) + 4', description: 'seconds to wait for a successor before letting the VIP go anyway'},
-  {name: 'KARP_DRAIN_SECONDS', default: '1.2', description: 'the longest a master that yielded keeps the VIP while it waits for the preferred master\'s gratuitous ARP, so clients its last ARP reached are not stranded'},
+  {
+    name: 'KARP_HANDOVER_TIMEOUT',
+    default: 'advbase x (deadratio + 4) + 4',
+    description: 'seconds to wait for a successor before letting the VIP go anyway',
+  },
+  {
+    name: 'KARP_DRAIN_SECONDS',
+    default: '1.2',
+    description:
+      "the longest a master that yielded keeps the VIP while it waits for the preferred master's gratuitous ARP, so clients its last ARP reached are not stranded",
+  },
   {name: 'KARP_REPORT_TIMEOUT', default: '5', description: 'seconds one request to the API server may take (role reports, node checks)'},
   {
     name: 'KARP_NODE_INTERVAL',
@@ -60,7 +81,8 @@ export const AGENT_ENV: readonly AgentEnvVar[] = [
   },
   {
     name: 'KARP_PEER_SELECTOR',
-    description: 'label selector of the agent pods of this DaemonSet, which the agent ranks itself among (with KARP_REVISION); unset: no ranks',
+    description:
+      'label selector of the agent pods of this DaemonSet, which the agent ranks itself among (with KARP_REVISION); unset: no ranks',
   },
   {name: 'KARP_REVISION', description: "the pod's controller-revision-hash label: only agents of the same revision rank together"},
   {

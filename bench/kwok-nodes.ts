@@ -38,6 +38,11 @@ async function pollNodes(api: CoreV1Api, names: string[], timeoutMs = 30_000): P
 export async function createFakeNodes(kubeconfig: KubeConfig | string, nodes: PlainNode[]): Promise<V1Node[]> {
   const api = coreApi(kubeconfig)
   // kwok keeps the addresses and capacity it finds.
-  await Promise.all(nodes.map((node) => api.createNode({body: nodeObject({...node, annotations: {...node.annotations, [KWOK_ANNOTATION]: 'fake'}})})))
-  return pollNodes(api, nodes.map((n) => n.name))
+  await Promise.all(
+    nodes.map((node) => api.createNode({body: nodeObject({...node, annotations: {...node.annotations, [KWOK_ANNOTATION]: 'fake'}})})),
+  )
+  return pollNodes(
+    api,
+    nodes.map((n) => n.name),
+  )
 }

@@ -11,15 +11,7 @@
 // from signal handlers; namespaces left by a run that was SIGKILLed are swept by the next run.
 import {spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -46,8 +38,24 @@ export const API_SERVER_NAMES = ['kubernetes', 'kubernetes.default', 'kubernetes
 export const VHID = '42'
 const PREFIX = 'karpl'
 // What the image gets from busybox; the lab can run the agent with these instead of Debian's tools.
-const BUSYBOX_APPLETS = ['ip', 'arping', 'awk', 'sed', 'grep', 'date', 'head', 'tr', 'wc', 'cat', 'mv', 'rm', 'mkdir', 'sleep', 'mkfifo', 'mktemp']
-
+const BUSYBOX_APPLETS = [
+  'ip',
+  'arping',
+  'awk',
+  'sed',
+  'grep',
+  'date',
+  'head',
+  'tr',
+  'wc',
+  'cat',
+  'mv',
+  'rm',
+  'mkdir',
+  'sleep',
+  'mkfifo',
+  'mktemp',
+]
 
 /** Why the lab cannot run here, or false. Under CI=true a missing prerequisite throws instead. */
 export function labSkipReason(): string | false {
@@ -140,7 +148,12 @@ export class Lab {
   private writePki(): void {
     mkdirSync(dirname(this.pki.ca), {recursive: true})
     const ca = makeCa('karp lab CA', {key: testKey('karp lab CA', 'ec')})
-    const server = makeCertificate({commonName: 'kube-apiserver', key: testKey('karp lab apiserver', 'ec'), issuer: ca, dnsSans: API_SERVER_NAMES})
+    const server = makeCertificate({
+      commonName: 'kube-apiserver',
+      key: testKey('karp lab apiserver', 'ec'),
+      issuer: ca,
+      dnsSans: API_SERVER_NAMES,
+    })
     writeFileSync(this.pki.ca, ca.certPem)
     writeFileSync(this.pki.server.cert, server.certPem)
     writeFileSync(this.pki.server.key, server.key.privatePem, {mode: 0o600})
@@ -184,7 +197,12 @@ export class Lab {
     const tls = opts.tls ?? this.pki.server
     const args = [node.name, String(DEFAULT_API_PORT), String(HEALTH_PORT), join(node.dir, 'token'), this.healthRequestLog(node)]
     if (tls) args.push(tls.cert, tls.key)
-    node.service = this.spawnIn(node.ns, [process.execPath, '--no-warnings', join(here, 'node-service.ts'), ...args], {}, join(node.dir, 'service.log'))
+    node.service = this.spawnIn(
+      node.ns,
+      [process.execPath, '--no-warnings', join(here, 'node-service.ts'), ...args],
+      {},
+      join(node.dir, 'service.log'),
+    )
     node.serviceScheme = tls ? 'https' : 'http'
     return node.service
   }
@@ -192,7 +210,11 @@ export class Lab {
   async waitForService(node: LabNode, timeoutMs = 10_000): Promise<void> {
     const url = `${node.serviceScheme ?? 'https'}://127.0.0.1:${HEALTH_PORT}/readyz`
     await waitFor(`${node.name} service`, timeoutMs, async () => {
-      const r = await execa('ip', ['netns', 'exec', node.ns, 'curl', '-s', '-k', '-H', 'X-Karp-Lab: probe', '-o', '/dev/null', '-w', '%{http_code}', url], {reject: false})
+      const r = await execa(
+        'ip',
+        ['netns', 'exec', node.ns, 'curl', '-s', '-k', '-H', 'X-Karp-Lab: probe', '-o', '/dev/null', '-w', '%{http_code}', url],
+        {reject: false},
+      )
       return r.stdout === '401'
     })
   }
@@ -215,7 +237,12 @@ export class Lab {
 
   /** A server in the node's namespace that accepts connections on host:port and never answers. */
   startSilentServer(node: LabNode, host: string, port: number): Proc {
-    const proc = this.spawnIn(node.ns, [process.execPath, '--no-warnings', join(here, 'silent-server.ts'), host, String(port)], {}, join(node.dir, 'silent.log'))
+    const proc = this.spawnIn(
+      node.ns,
+      [process.execPath, '--no-warnings', join(here, 'silent-server.ts'), host, String(port)],
+      {},
+      join(node.dir, 'silent.log'),
+    )
     node.extra.push(proc)
     return proc
   }
@@ -344,13 +371,18 @@ export class Lab {
   /** Waits until the holder set satisfies the predicate and still does a moment later. */
   async waitForHolders(what: string, pred: (holders: string[]) => boolean, timeoutMs = 20_000, stableMs = 1500): Promise<string[]> {
     let holders: string[] = []
-    await waitFor(what, timeoutMs, async () => {
-      holders = await this.holders()
-      if (!pred(holders)) return false
-      await sleep(stableMs)
-      holders = await this.holders()
-      return pred(holders)
-    }, () => `holders: [${holders.join(', ')}]`)
+    await waitFor(
+      what,
+      timeoutMs,
+      async () => {
+        holders = await this.holders()
+        if (!pred(holders)) return false
+        await sleep(stableMs)
+        holders = await this.holders()
+        return pred(holders)
+      },
+      () => `holders: [${holders.join(', ')}]`,
+    )
     return holders
   }
 
@@ -365,9 +397,13 @@ export class Lab {
 
   /** One TCP connection from the client to VIP:6443; the name the holder's service answered, or null. */
   async probe(): Promise<string | null> {
-    const r = await execa('ip', ['netns', 'exec', this.clientNs, 'socat', '-T', '1', '-u', `TCP:${VIP}:${DEFAULT_API_PORT},connect-timeout=1`, 'STDOUT'], {
-      reject: false,
-    })
+    const r = await execa(
+      'ip',
+      ['netns', 'exec', this.clientNs, 'socat', '-T', '1', '-u', `TCP:${VIP}:${DEFAULT_API_PORT},connect-timeout=1`, 'STDOUT'],
+      {
+        reject: false,
+      },
+    )
     return r.exitCode === 0 && r.stdout.trim() ? r.stdout.trim() : null
   }
 

@@ -13,7 +13,13 @@ interface NamedCluster {
 }
 interface NamedUser {
   name: string
-  user: {'client-certificate-data'?: string; 'client-certificate'?: string; 'client-key-data'?: string; 'client-key'?: string; token?: string}
+  user: {
+    'client-certificate-data'?: string
+    'client-certificate'?: string
+    'client-key-data'?: string
+    'client-key'?: string
+    token?: string
+  }
 }
 interface Kubeconfig {
   'current-context'?: string

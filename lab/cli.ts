@@ -39,7 +39,6 @@ interface LabState {
   memoryMb: number
 }
 
-
 function readState(): LabState | undefined {
   try {
     return JSON.parse(readFileSync(STATE, 'utf8')) as LabState
@@ -103,10 +102,16 @@ async function up(): Promise<void> {
   let exited: number | null | undefined
   child.on('exit', (code) => (exited = code))
   try {
-    await waitFor('the lab', UP_TIMEOUT_MS, () => {
-      if (exited !== undefined) throw new Error(`the lab process exited (${exited})`)
-      return readState() !== undefined
-    }, undefined, 250)
+    await waitFor(
+      'the lab',
+      UP_TIMEOUT_MS,
+      () => {
+        if (exited !== undefined) throw new Error(`the lab process exited (${exited})`)
+        return readState() !== undefined
+      },
+      undefined,
+      250,
+    )
   } catch (err) {
     if (exited === undefined && child.pid) process.kill(child.pid, 'SIGTERM')
     console.error(readFileSync(LOG, 'utf8').trimEnd().split('\n').slice(-30).join('\n'))
@@ -195,13 +200,23 @@ function down(quiet = false): void {
   }
   // A lab process that was SIGKILLed left its namespaces and nodes: the next lab start sweeps those of
   // dead processes (lab/network.ts, lab/node.ts); so does this, through a throwaway sweep.
-  const sweep = spawnSync(process.execPath, ['--import', 'tsx', '-e', "const n = await import('./lab/network.ts'); const k = await import('./lab/node.ts'); n.sweepStale('karpc'); k.sweepStaleNodes()"], {
-    cwd: repoRoot,
-    encoding: 'utf8',
-  })
+  const sweep = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '-e',
+      "const n = await import('./lab/network.ts'); const k = await import('./lab/node.ts'); n.sweepStale('karpc'); k.sweepStaleNodes()",
+    ],
+    {
+      cwd: repoRoot,
+      encoding: 'utf8',
+    },
+  )
   if (sweep.status !== 0 && !quiet) console.error(sweep.stderr.trim())
   // Only what this command made: lab/node.ts and lab/kubelet-host.ts keep records beside it for every lab.
-  for (const path of [STATE, LOG, SOCKET, CLIENT, join(LAB_DIR, 'bin'), join(LAB_DIR, 'cluster')]) rmSync(path, {recursive: true, force: true})
+  for (const path of [STATE, LOG, SOCKET, CLIENT, join(LAB_DIR, 'bin'), join(LAB_DIR, 'cluster')])
+    rmSync(path, {recursive: true, force: true})
   try {
     rmdirSync(LAB_DIR)
   } catch {

@@ -187,7 +187,13 @@ export class Cluster {
         kubectl: (args) => this.kubectl(args),
         dir: join(this.dir, host.name),
       })
-      const proxy = new KubeProxy({net: this.net, host, binDir: this.binDir, dir: join(this.dir, 'kube-proxy', host.name), kubeconfig: proxyConfig})
+      const proxy = new KubeProxy({
+        net: this.net,
+        host,
+        binDir: this.binDir,
+        dir: join(this.dir, 'kube-proxy', host.name),
+        kubeconfig: proxyConfig,
+      })
       this.nodes.push({name: host.name, host, kube, proxy, down: false})
     }
     // A worker has no API server of its own: its kubelet and kube-proxy use node1's, as after a kubeadm join.
@@ -206,12 +212,17 @@ export class Cluster {
       const proxy = new KubeProxy({net: this.net, host, binDir: this.binDir, dir: join(this.dir, 'kube-proxy', host.name), kubeconfig})
       this.workers.push({name: host.name, host, kube, proxy, down: false})
     }
-    await Promise.all(this.allNodes.map(async (n) => {
-      await n.kube.start()
-      n.proxy.start()
-    }))
+    await Promise.all(
+      this.allNodes.map(async (n) => {
+        await n.kube.start()
+        n.proxy.start()
+      }),
+    )
     await Promise.all(this.allNodes.map((n) => n.kube.waitReady(60_000)))
-    this.podLogs = new PodLogKeeper(this.allNodes.map((n) => ({node: n.name, dir: n.kube.podLogsDir})), (ns) => ns !== 'kube-system')
+    this.podLogs = new PodLogKeeper(
+      this.allNodes.map((n) => ({node: n.name, dir: n.kube.podLogsDir})),
+      (ns) => ns !== 'kube-system',
+    )
     await this.markAsKubeadm()
     this.startup.nodes = seconds(phase)
     this.startup.total = seconds(began)
@@ -277,13 +288,14 @@ export class Cluster {
     return {HOME: home, KUBECONFIG: this.kubeconfig, NO_COLOR: '1'}
   }
 
-
   /**
    * Nodes that hold the VIP now: powered and with the VIP on eth0. (A node powered off keeps it on its eth0,
    * unheard; it counts again as soon as its link is back.)
    */
   async holders(): Promise<string[]> {
-    const held = await Promise.all(this.nodes.map(async (n) => (!n.down && (await this.net.hasAddress(n.host, this.vip)) ? n.name : undefined)))
+    const held = await Promise.all(
+      this.nodes.map(async (n) => (!n.down && (await this.net.hasAddress(n.host, this.vip)) ? n.name : undefined)),
+    )
     return held.filter((n): n is string => n !== undefined)
   }
 
@@ -368,7 +380,15 @@ export class Cluster {
     writeFileSync(out, '')
     const proc: Proc = this.net.spawnIn(
       this.clientNs,
-      [process.execPath, '--no-warnings', join(here, 'api-prober.ts'), this.kubeconfig, opts.server ?? `https://${this.vip}:${DEFAULT_API_PORT}`, String(opts.intervalMs ?? 50), '1000'],
+      [
+        process.execPath,
+        '--no-warnings',
+        join(here, 'api-prober.ts'),
+        this.kubeconfig,
+        opts.server ?? `https://${this.vip}:${DEFAULT_API_PORT}`,
+        String(opts.intervalMs ?? 50),
+        '1000',
+      ],
       {logFile: out, cwd: repoRoot},
     )
     return {
@@ -382,7 +402,12 @@ export class Cluster {
   /** RSS (kB) of every process in the node's namespace (control plane, kubelet, containerd, pods). */
   nodeRssKb(name: string): number {
     const n = this.node(name)
-    return rssKb(this.net.pidsIn(n.host.ns).flatMap((pid) => processTree(pid)).filter((p, i, all) => all.indexOf(p) === i))
+    return rssKb(
+      this.net
+        .pidsIn(n.host.ns)
+        .flatMap((pid) => processTree(pid))
+        .filter((p, i, all) => all.indexOf(p) === i),
+    )
   }
 
   /**

@@ -33,7 +33,9 @@ function nodeArg(cluster: Cluster, args: string[], controlPlane = false): string
   const names = (controlPlane ? cluster.nodes : cluster.allNodes).map((n) => n.name)
   const name = args[0]
   if (!name || args.length !== 1 || !names.includes(name)) {
-    throw new Error(`name one ${controlPlane ? 'control-plane ' : ''}node${name ? `, not ${JSON.stringify(args.join(' '))}` : ''}: ${names.join(', ')}`)
+    throw new Error(
+      `name one ${controlPlane ? 'control-plane ' : ''}node${name ? `, not ${JSON.stringify(args.join(' '))}` : ''}: ${names.join(', ')}`,
+    )
   }
   return name
 }
@@ -47,7 +49,8 @@ export async function runCommand(cluster: Cluster, {command, args}: Request): Pr
       const name = nodeArg(cluster, args)
       if (cluster.node(name).down) throw new Error(`${name} is powered off already; restore-node ${name} brings it back`)
       await cluster.powerOff(name)
-      if (cluster.isWorker(name)) return `${name} lost power: kubelet, containerd, kube-proxy killed, link cut. It runs no agent: the VIP stays where it is.`
+      if (cluster.isWorker(name))
+        return `${name} lost power: kubelet, containerd, kube-proxy killed, link cut. It runs no agent: the VIP stays where it is.`
       return `${name} lost power: etcd member, API server, controller-manager, scheduler, kubelet, containerd, agent, kube-proxy killed, link cut.\nAnother node takes the VIP over in about 3 s; the VIP's lease on the dead node runs out within 4 s.`
     }
     case 'restore-node': {

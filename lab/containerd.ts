@@ -28,8 +28,12 @@ export async function runtimeSkipReason(): Promise<string | false> {
   const missing: string[] = []
   if (process.getuid?.() !== 0) missing.push('root')
   missing.push(...missingTools(TOOLS))
-  if (!readFileSync('/proc/filesystems', 'utf8').includes('\toverlay\n') && spawnSync('modprobe', ['overlay']).status !== 0) missing.push('overlayfs')
-  if (!existsSync(join(CGROUP_FS, 'memory', 'memory.limit_in_bytes')) && !readCgroupFile(CGROUP_FS, 'cgroup.controllers')?.split(' ').includes('memory')) {
+  if (!readFileSync('/proc/filesystems', 'utf8').includes('\toverlay\n') && spawnSync('modprobe', ['overlay']).status !== 0)
+    missing.push('overlayfs')
+  if (
+    !existsSync(join(CGROUP_FS, 'memory', 'memory.limit_in_bytes')) &&
+    !readCgroupFile(CGROUP_FS, 'cgroup.controllers')?.split(' ').includes('memory')
+  ) {
     missing.push('the cgroup memory controller')
   }
   if (missing.length === 0) {
@@ -118,7 +122,6 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 `
 }
 
-
 function kill(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(pid, signal)
@@ -128,7 +131,9 @@ function kill(pid: number, signal: NodeJS.Signals): void {
 }
 
 function processes(): number[] {
-  return readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number)
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
 }
 
 function cmdline(pid: number): string[] {
@@ -149,7 +154,9 @@ function comm(pid: number): string {
 
 function inCgroup(pid: number, root: string): boolean {
   try {
-    return readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').some((line) => line.split(':')[2]?.startsWith(`/${root}/`))
+    return readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+      .split('\n')
+      .some((line) => line.split(':')[2]?.startsWith(`/${root}/`))
   } catch {
     return false
   }
@@ -200,7 +207,12 @@ export function removeCgroupTree(root: string): string[] {
   for (const hierarchy of cgroupHierarchies()) {
     const top = join(hierarchy, root)
     if (!existsSync(top)) continue
-    const dirs = [top, ...readdirSync(top, {recursive: true, withFileTypes: true}).filter((d) => d.isDirectory()).map((d) => join(d.parentPath, d.name))]
+    const dirs = [
+      top,
+      ...readdirSync(top, {recursive: true, withFileTypes: true})
+        .filter((d) => d.isDirectory())
+        .map((d) => join(d.parentPath, d.name)),
+    ]
     for (const dir of dirs.sort((a, b) => b.length - a.length)) {
       try {
         rmdirSync(dir)
@@ -352,14 +364,31 @@ export class Containerd {
    */
   async crictl(args: string[], opts: {reject?: boolean; timeoutMs?: number} = {}): Promise<ExecResult> {
     const endpoint = `unix://${this.socket}`
-    const result = await execa('nsenter', [`--net=/run/netns/${this.options.netns}`, this.options.crictl, '--config', '/dev/null', '-r', endpoint, '-i', endpoint, '-t', '60s', ...args], {
-      env: {PATH: SYSTEM_PATH},
-      extendEnv: false,
-      reject: false,
-      timeout: opts.timeoutMs ?? 120_000,
-    })
+    const result = await execa(
+      'nsenter',
+      [
+        `--net=/run/netns/${this.options.netns}`,
+        this.options.crictl,
+        '--config',
+        '/dev/null',
+        '-r',
+        endpoint,
+        '-i',
+        endpoint,
+        '-t',
+        '60s',
+        ...args,
+      ],
+      {
+        env: {PATH: SYSTEM_PATH},
+        extendEnv: false,
+        reject: false,
+        timeout: opts.timeoutMs ?? 120_000,
+      },
+    )
     const out = {exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr)}
-    if (opts.reject !== false && out.exitCode !== 0) throw new Error(`crictl ${args.join(' ')} failed (exit ${out.exitCode}): ${out.stderr.trim()}`)
+    if (opts.reject !== false && out.exitCode !== 0)
+      throw new Error(`crictl ${args.join(' ')} failed (exit ${out.exitCode}): ${out.stderr.trim()}`)
     return out
   }
 
@@ -405,7 +434,9 @@ export class Containerd {
    */
   async cgroupPids(id: string): Promise<() => number[]> {
     const path = (await this.inspect(id)).info.runtimeSpec.linux.cgroupsPath
-    const file = cgroupHierarchies().map((r) => join(r, path, 'cgroup.procs')).find((f) => existsSync(f))
+    const file = cgroupHierarchies()
+      .map((r) => join(r, path, 'cgroup.procs'))
+      .find((f) => existsSync(f))
     if (!file) throw new Error(`no cgroup.procs for container ${id} (${path}) under ${CGROUP_FS}`)
     return () => {
       try {
@@ -422,7 +453,9 @@ export class Containerd {
     const path = info.runtimeSpec.linux.cgroupsPath
     const inContainer = (pid: number) => {
       try {
-        return readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').some((line) => line.split(':').slice(2).join(':') === path)
+        return readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+          .split('\n')
+          .some((line) => line.split(':').slice(2).join(':') === path)
       } catch {
         return false
       }
@@ -488,7 +521,9 @@ export class Containerd {
     if (existsSync(tasks)) {
       for (const id of readdirSync(tasks)) {
         try {
-          const address = readFileSync(join(tasks, id, 'address'), 'utf8').trim().replace(/^unix:\/\//, '')
+          const address = readFileSync(join(tasks, id, 'address'), 'utf8')
+            .trim()
+            .replace(/^unix:\/\//, '')
           if (address.startsWith('/run/containerd/s/')) rmSync(address, {force: true})
         } catch {
           // no shim address recorded

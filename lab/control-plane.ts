@@ -163,10 +163,16 @@ export class ControlPlane {
         cp.spawn(name, 'kube-scheduler')
       }
       const first = names[0] as string
-      await waitFor('both leader leases held', left(), async () => {
-        cp.throwOnCrash(first)
-        return Object.values(await cp.leaseHolders(first)).every(Boolean)
-      }, undefined, 500)
+      await waitFor(
+        'both leader leases held',
+        left(),
+        async () => {
+          cp.throwOnCrash(first)
+          return Object.values(await cp.leaseHolders(first)).every(Boolean)
+        },
+        undefined,
+        500,
+      )
       cp.startup.controllers = seconds(phase)
       cp.startup.total = seconds(began)
       return cp
@@ -279,12 +285,18 @@ export class ControlPlane {
   /** Polls GET /readyz on the node's API server from inside its namespace until it answers ok. */
   async waitReady(name: string, timeoutMs: number): Promise<void> {
     let last = ''
-    await waitFor(`${name}'s kube-apiserver /readyz`, timeoutMs, async () => {
-      this.throwOnCrash(name, ['etcd', 'kube-apiserver'])
-      const result = await this.kubectl(name, ['get', '--raw', '/readyz'], {timeoutMs: 10_000})
-      last = (result.stdout + result.stderr).trim().split('\n').slice(-3).join(' | ')
-      return result.exitCode === 0 && result.stdout.trim() === 'ok'
-    }, () => last, 500)
+    await waitFor(
+      `${name}'s kube-apiserver /readyz`,
+      timeoutMs,
+      async () => {
+        this.throwOnCrash(name, ['etcd', 'kube-apiserver'])
+        const result = await this.kubectl(name, ['get', '--raw', '/readyz'], {timeoutMs: 10_000})
+        last = (result.stdout + result.stderr).trim().split('\n').slice(-3).join(' | ')
+        return result.exitCode === 0 && result.stdout.trim() === 'ok'
+      },
+      () => last,
+      500,
+    )
   }
 
   /** SIGKILLs every component of the node (its etcd data stays). */
@@ -329,12 +341,23 @@ export class ControlPlane {
     if (running?.running) return running
     node.killed.delete(component)
     // A UTS namespace named after the node; `exec` keeps the pid the component's own.
-    const command = ['unshare', '--uts', '--', 'sh', '-c', 'hostname "$0" && exec "$@"', name, join(this.binDir, component), ...node.argv[component]]
+    const command = [
+      'unshare',
+      '--uts',
+      '--',
+      'sh',
+      '-c',
+      'hostname "$0" && exec "$@"',
+      name,
+      join(this.binDir, component),
+      ...node.argv[component],
+    ]
     const proc = this.opts.network.spawnIn(node.host.ns, command, {logFile: this.logFile(name, component)})
     node.procs[component] = proc
     this.startedPids.push(proc.pid)
     void proc.exited.then((code) => {
-      if (!node.killed.has(component) && !this.stopped) this.unexpectedExits.push(`${name} ${component} (pid ${proc.pid}) exited with ${code ?? 'a signal'}`)
+      if (!node.killed.has(component) && !this.stopped)
+        this.unexpectedExits.push(`${name} ${component} (pid ${proc.pid}) exited with ${code ?? 'a signal'}`)
     })
     return proc
   }
@@ -371,7 +394,9 @@ export class ControlPlane {
     for (const component of components) {
       const proc = node.procs[component]
       if (proc && !proc.running && !node.killed.has(component)) {
-        throw new Error(`${name}'s ${component} exited; last lines of ${this.logFile(name, component)}:\n${logTail(this.logFile(name, component))}`)
+        throw new Error(
+          `${name}'s ${component} exited; last lines of ${this.logFile(name, component)}:\n${logTail(this.logFile(name, component))}`,
+        )
       }
     }
   }
@@ -380,12 +405,18 @@ export class ControlPlane {
   private async waitEtcdHealthy(name: string, timeoutMs: number): Promise<void> {
     const ns = this.node(name).host.ns
     let last = ''
-    await waitFor(`${name}'s etcd member healthy`, timeoutMs, async () => {
-      this.throwOnCrash(name, ['etcd'])
-      const result = await this.opts.network.exec(ns, ['curl', '-sS', '--max-time', '3', `${ETCD_METRICS}/health`], {timeoutMs: 5000})
-      last = (result.stdout + result.stderr).trim()
-      return result.exitCode === 0 && (JSON.parse(result.stdout) as {health?: string}).health === 'true'
-    }, () => last, 300)
+    await waitFor(
+      `${name}'s etcd member healthy`,
+      timeoutMs,
+      async () => {
+        this.throwOnCrash(name, ['etcd'])
+        const result = await this.opts.network.exec(ns, ['curl', '-sS', '--max-time', '3', `${ETCD_METRICS}/health`], {timeoutMs: 5000})
+        last = (result.stdout + result.stderr).trim()
+        return result.exitCode === 0 && (JSON.parse(result.stdout) as {health?: string}).health === 'true'
+      },
+      () => last,
+      300,
+    )
   }
 
   private writePki(): {ca: CertificateAuthority; caFile: string; admin: KeyPair} {

@@ -52,7 +52,9 @@ export class KubeProxy {
 
   start(): void {
     if (this.proc?.running) return
-    this.proc = this.o.net.spawnIn(this.o.host.ns, [join(this.o.binDir, 'kube-proxy'), `--config=${this.config}`, '--v=1'], {logFile: this.logFile})
+    this.proc = this.o.net.spawnIn(this.o.host.ns, [join(this.o.binDir, 'kube-proxy'), `--config=${this.config}`, '--v=1'], {
+      logFile: this.logFile,
+    })
   }
 
   async kill(): Promise<void> {

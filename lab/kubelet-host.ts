@@ -7,7 +7,18 @@
 // the changed values, so what the host had before the first one is kept in one ledger file with the pids
 // holding it: the last holder to leave puts it back; holders that died without leaving (SIGKILLed) are
 // dropped by the next process that comes or goes. Synchronous throughout: exit hooks call it.
-import {closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, writeSync} from 'node:fs'
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {alive} from './process.js'
 
@@ -65,7 +76,6 @@ function raiseLabSysctls(): void {
     if (Number(readFileSync(`/proc/sys/${key}`, 'utf8')) < minimum) writeFileSync(`/proc/sys/${key}`, String(minimum))
   }
 }
-
 
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
@@ -201,7 +211,9 @@ export interface HostState {
 /** What the host was like before any lab kubelet ran: the ledger's record while a lab holds it, else the host now. */
 export function hostBeforeLabs(): HostState {
   const ledger = kubeletHostLedger()
-  return ledger ? {sysctls: ledger.sysctls, absentDirs: ledger.absentDirs} : {sysctls: readHostSysctls(), absentDirs: KUBELET_HOST_DIRS.filter((d) => !existsSync(d))}
+  return ledger
+    ? {sysctls: ledger.sysctls, absentDirs: ledger.absentDirs}
+    : {sysctls: readHostSysctls(), absentDirs: KUBELET_HOST_DIRS.filter((d) => !existsSync(d))}
 }
 
 /**

@@ -204,11 +204,14 @@ function removeIfEmpty(dir: string): void {
 
 /** The cgroup root, in every hierarchy. A cpuset cgroup takes no process before its cpus and mems are set. */
 function prepareCgroupRoot(root: string): void {
-  const hierarchies = existsSync(join(CGROUP_FS, 'cgroup.controllers')) ? [CGROUP_FS] : readdirSync(CGROUP_FS).map((h) => join(CGROUP_FS, h))
+  const hierarchies = existsSync(join(CGROUP_FS, 'cgroup.controllers'))
+    ? [CGROUP_FS]
+    : readdirSync(CGROUP_FS).map((h) => join(CGROUP_FS, h))
   for (const hierarchy of hierarchies) mkdirSync(join(hierarchy, root), {recursive: true})
   const cpuset = join(CGROUP_FS, 'cpuset')
   if (existsSync(join(cpuset, 'cpuset.cpus'))) {
-    for (const file of ['cpuset.cpus', 'cpuset.mems']) writeFileSync(join(cpuset, root, file), readFileSync(join(cpuset, file), 'utf8').trim())
+    for (const file of ['cpuset.cpus', 'cpuset.mems'])
+      writeFileSync(join(cpuset, root, file), readFileSync(join(cpuset, file), 'utf8').trim())
   }
 }
 
@@ -378,7 +381,13 @@ export class KubeNode {
       clusterDomain: this.options.clusterDomain ?? 'cluster.local',
       // The lab's nodes share one disk and one memory: the defaults would evict pods or delete the imported
       // images (there is no registry to pull them back from).
-      evictionHard: {'memory.available': '1Mi', 'nodefs.available': '1%', 'nodefs.inodesFree': '1%', 'imagefs.available': '1%', 'imagefs.inodesFree': '1%'},
+      evictionHard: {
+        'memory.available': '1Mi',
+        'nodefs.available': '1%',
+        'nodefs.inodesFree': '1%',
+        'imagefs.available': '1%',
+        'imagefs.inodesFree': '1%',
+      },
       imageGCHighThresholdPercent: 100,
       imageGCLowThresholdPercent: 99,
       // Tightening these only changes the host's defaults it checks; the lab puts the sysctls back instead.

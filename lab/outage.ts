@@ -16,7 +16,10 @@ export interface Outage {
 }
 
 /** Parses probe lines; `isOk` decides what counts as an answer (default: 200 or any non-"-" result). */
-export function parseProbes(text: string, isOk: (result: string) => boolean = (r) => r === '200' || (r !== '-' && !/^\d{3}$/.test(r))): Probe[] {
+export function parseProbes(
+  text: string,
+  isOk: (result: string) => boolean = (r) => r === '200' || (r !== '-' && !/^\d{3}$/.test(r)),
+): Probe[] {
   return text
     .split('\n')
     .filter((line) => /^\d+ \S+$/.test(line))

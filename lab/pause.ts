@@ -26,6 +26,11 @@ export async function buildPauseImage(dir: string): Promise<string> {
   await execa('gcc', ['-static', '-Os', '-s', '-Wall', '-Wextra', '-Werror', '-o', join(rootfs, 'pause'), PAUSE_SOURCE])
   const layout = join(dir, 'oci')
   // ref.name is the full name: `ctr images import` then names the image exactly that.
-  await writeLayout(layout, [{platform: {architecture: nativeArchitecture(), os: 'linux'}, rootfs, config: {Entrypoint: ['/pause']}}], PAUSE_IMAGE, 0)
+  await writeLayout(
+    layout,
+    [{platform: {architecture: nativeArchitecture(), os: 'linux'}, rootfs, config: {Entrypoint: ['/pause']}}],
+    PAUSE_IMAGE,
+    0,
+  )
   return layout
 }

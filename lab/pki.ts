@@ -31,10 +31,7 @@ function newCertificate(publicPem: string, commonName: string, organizations: st
   const now = Date.now()
   cert.validity.notBefore = new Date(now - 60 * 60 * 1000)
   cert.validity.notAfter = new Date(now + 365 * 24 * 60 * 60 * 1000)
-  cert.setSubject([
-    ...organizations.map((value) => ({shortName: 'O', value})),
-    {shortName: 'CN', value: commonName},
-  ])
+  cert.setSubject([...organizations.map((value) => ({shortName: 'O', value})), {shortName: 'CN', value: commonName}])
   return cert
 }
 

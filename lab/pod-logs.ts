@@ -27,7 +27,10 @@ export class PodLogKeeper {
   private readonly timer: NodeJS.Timeout
 
   /** `sources`: each node's kubelet podLogsDir; the pods of `namespaces` are kept. */
-  constructor(private readonly sources: {node: string; dir: string}[], private readonly namespaces: (namespace: string) => boolean) {
+  constructor(
+    private readonly sources: {node: string; dir: string}[],
+    private readonly namespaces: (namespace: string) => boolean,
+  ) {
     this.timer = setInterval(() => this.poll(), POLL_MS)
     this.timer.unref()
   }

@@ -112,7 +112,10 @@ export interface ProcessMemory {
  * the probe's processes, whose parent is the runtime's shim, outside the cgroup).
  */
 export function splitByRoot(parts: ProcessMemory[], root: number): {tree: ProcessMemory[]; others: ProcessMemory[]} {
-  const tree = descendants(parts.map((p): [number, number] => [p.pid, p.ppid]), root)
+  const tree = descendants(
+    parts.map((p): [number, number] => [p.pid, p.ppid]),
+    root,
+  )
   return {tree: parts.filter((p) => tree.has(p.pid)), others: parts.filter((p) => !tree.has(p.pid))}
 }
 
@@ -127,7 +130,13 @@ export function memoryKb(pids: number[]): {rss: number; pss: number; processes: 
     try {
       const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
       const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim()
-      parts.push({pid, ppid: parentOf(pid), comm, rss: Number(/^Rss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0), pss: Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0)})
+      parts.push({
+        pid,
+        ppid: parentOf(pid),
+        comm,
+        rss: Number(/^Rss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0),
+        pss: Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0),
+      })
     } catch {
       // exited while we looked (or a kernel thread: no smaps)
     }

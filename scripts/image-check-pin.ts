@@ -49,9 +49,14 @@ export function pinProblems(facts: PinFacts): string[] {
   const name = domain ? `${domain}/${path}` : path
   if (name !== facts.repository) problems.push(`the CLI's default --image names ${name}, the image is published as ${facts.repository}`)
   if (pinnedTag !== tag) problems.push(`the CLI's default --image has tag ${pinnedTag ?? '(none)'}, the image is tagged ${tag}`)
-  if (!digest) problems.push(`the CLI's default --image ${facts.pinned} is not pinned by digest; the built index is ${facts.builtDigest ?? '(not built)'}`)
+  if (!digest)
+    problems.push(
+      `the CLI's default --image ${facts.pinned} is not pinned by digest; the built index is ${facts.builtDigest ?? '(not built)'}`,
+    )
   else if (facts.builtDigest && digest !== facts.builtDigest) {
-    problems.push(`the CLI's default --image is pinned to ${digest}, but the built index is ${facts.builtDigest}: run \`npm run image -- --pin\` and commit src/lib/config/agent-image.ts`)
+    problems.push(
+      `the CLI's default --image is pinned to ${digest}, but the built index is ${facts.builtDigest}: run \`npm run image -- --pin\` and commit src/lib/config/agent-image.ts`,
+    )
   }
   return problems
 }

@@ -33,23 +33,35 @@ export const instanceFlags = {
  * the same kind of message whichever command or prompt it came through.
  */
 export const vipFlags = {
-  vip: Flags.string({description: 'the virtual IPv4 address for the API server, on the control-plane nodes\' subnet'}),
+  vip: Flags.string({description: "the virtual IPv4 address for the API server, on the control-plane nodes' subnet"}),
   vhid: Flags.string({description: `CARP virtual host id, 1-255, unique per L2 segment (default: ${DEFAULTS.vhid})`}),
   password: Flags.string({description: 'CARP password, 1-19 printable ASCII bytes (default: reuse the installed one, else random)'}),
-  'password-file': Flags.string({description: 'read the CARP password from the first line of this file; - reads stdin (instead of --password)'}),
+  'password-file': Flags.string({
+    description: 'read the CARP password from the first line of this file; - reads stdin (instead of --password)',
+  }),
   interface: Flags.string({description: 'network interface for the VIP (default: the one `ip route get VIP` picks on each node)'}),
   advbase: Flags.string({description: `seconds between CARP advertisements, 1-255 (default: ${DEFAULTS.advbase})`}),
-  preempt: Flags.boolean({description: 'let a node with a lower skew take the VIP back from the current holder', default: DEFAULTS.preempt, allowNo: true}),
-  'health-check': Flags.boolean({description: 'give up the VIP while the local API server fails /readyz', default: DEFAULTS.healthCheck, allowNo: true}),
+  preempt: Flags.boolean({
+    description: 'let a node with a lower skew take the VIP back from the current holder',
+    default: DEFAULTS.preempt,
+    allowNo: true,
+  }),
+  'health-check': Flags.boolean({
+    description: 'give up the VIP while the local API server fails /readyz',
+    default: DEFAULTS.healthCheck,
+    allowNo: true,
+  }),
   'api-port': Flags.string({description: `port the API server listens on, on every node and on the VIP (default: ${DEFAULT_API_PORT})`}),
   'node-selector': Flags.string({description: 'run the agent on nodes with this label, key=value (default: control-plane nodes)'}),
   image: Flags.string({description: `agent image (default: ${DEFAULTS.image.split('@')[0]}, pinned by its digest)`}),
 }
 
 /** The VIP flags, as the text validateVipInput takes. */
-export function vipInputFromFlags(flags: {
-  [K in keyof typeof vipFlags]?: unknown
-} & {namespace?: string; name?: string}) {
+export function vipInputFromFlags(
+  flags: {
+    [K in keyof typeof vipFlags]?: unknown
+  } & {namespace?: string; name?: string},
+) {
   const text = (v: unknown) => (typeof v === 'string' ? v : undefined)
   return {
     name: flags.name,

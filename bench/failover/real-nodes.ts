@@ -112,7 +112,10 @@ class RealNodeBench {
   strandedClients = 0
   readonly memory = new Map<string, {node: number[]; pod: number[]}>()
   /** The memory scenario's samples of each node's VIP pod (kB). */
-  readonly podMemory = new Map<string, {rss: number[]; pss: number[]; withRuntime: number[]; processes: number; peakRss: number; peak: string}>()
+  readonly podMemory = new Map<
+    string,
+    {rss: number[]; pss: number[]; withRuntime: number[]; processes: number; peakRss: number; peak: string}
+  >()
 
   constructor(
     readonly cluster: Cluster,
@@ -201,46 +204,75 @@ class RealNodeBench {
   /** Exactly one node (other than `except`) holds the VIP, still so 1.5 s later; that node. */
   async oneHolder(timeoutMs = 60_000, except?: string): Promise<string> {
     let holders: string[] = []
-    await waitFor(`exactly one VIP holder${except ? ` other than ${except}` : ''}`, timeoutMs, async () => {
-      holders = await this.cluster.holders()
-      if (holders.length !== 1 || holders[0] === except) return false
-      await sleep(1500)
-      const again = await this.cluster.holders()
-      return again.length === 1 && again[0] === holders[0]
-    }, () => `holders: [${holders.join(', ')}]`)
+    await waitFor(
+      `exactly one VIP holder${except ? ` other than ${except}` : ''}`,
+      timeoutMs,
+      async () => {
+        holders = await this.cluster.holders()
+        if (holders.length !== 1 || holders[0] === except) return false
+        await sleep(1500)
+        const again = await this.cluster.holders()
+        return again.length === 1 && again[0] === holders[0]
+      },
+      () => `holders: [${holders.join(', ')}]`,
+    )
     return holders[0] as string
   }
 
   /** Another node than `from` holds the VIP (the first sample that shows one; the prober measures the rest). */
   async otherHolder(from: string, timeoutMs = 60_000): Promise<void> {
-    await waitFor(`a VIP holder other than ${from}`, timeoutMs, async () => (await this.cluster.holders()).some((h) => h !== from), undefined, 100)
+    await waitFor(
+      `a VIP holder other than ${from}`,
+      timeoutMs,
+      async () => (await this.cluster.holders()).some((h) => h !== from),
+      undefined,
+      100,
+    )
   }
 
   async throughVip(timeoutMs = 30_000): Promise<void> {
     let last = ''
-    await waitFor('kubectl get nodes through the VIP', timeoutMs, async () => {
-      const r = await this.cluster.kubectl(['--server', VIP_SERVER, 'get', 'nodes', '-o', 'name', '--request-timeout=2s'])
-      last = r.stderr || r.stdout
-      return r.exitCode === 0
-    }, () => last, 250)
+    await waitFor(
+      'kubectl get nodes through the VIP',
+      timeoutMs,
+      async () => {
+        const r = await this.cluster.kubectl(['--server', VIP_SERVER, 'get', 'nodes', '-o', 'name', '--request-timeout=2s'])
+        last = r.stderr || r.stdout
+        return r.exitCode === 0
+      },
+      () => last,
+      250,
+    )
   }
 
   /** The pod on `node` runs a container started at or after `since` (ms since epoch) and is Ready. */
   async podReadySince(node: string, since: number, timeoutMs = 120_000): Promise<void> {
-    await waitFor(`the ${this.container} pod on ${node} Ready again`, timeoutMs, async () => {
-      const status = (await this.podOn(node))?.status.containerStatuses?.[0]
-      const started = Date.parse(status?.state?.running?.startedAt ?? '')
-      // startedAt has whole seconds.
-      return status?.ready === true && started >= Math.floor(since / 1000) * 1000
-    }, undefined, 500)
+    await waitFor(
+      `the ${this.container} pod on ${node} Ready again`,
+      timeoutMs,
+      async () => {
+        const status = (await this.podOn(node))?.status.containerStatuses?.[0]
+        const started = Date.parse(status?.state?.running?.startedAt ?? '')
+        // startedAt has whole seconds.
+        return status?.ready === true && started >= Math.floor(since / 1000) * 1000
+      },
+      undefined,
+      500,
+    )
   }
 
   /** Every pod Ready, exactly one holder, the client served through the VIP; records memory; the holder. */
   async steady(): Promise<string> {
-    await waitFor(`${this.cluster.nodes.length} Ready ${this.container} pods`, 120_000, async () => {
-      const pods = await this.pods()
-      return pods.length === this.cluster.nodes.length && pods.every((p) => p.status.containerStatuses?.[0]?.ready === true)
-    }, undefined, 1000)
+    await waitFor(
+      `${this.cluster.nodes.length} Ready ${this.container} pods`,
+      120_000,
+      async () => {
+        const pods = await this.pods()
+        return pods.length === this.cluster.nodes.length && pods.every((p) => p.status.containerStatuses?.[0]?.ready === true)
+      },
+      undefined,
+      1000,
+    )
     const holder = await this.oneHolder()
     await this.throughVip()
     await this.sampleMemory()
@@ -280,7 +312,10 @@ class RealNodeBench {
    * `recovered`: the longest outage, whether two nodes that did not hold the VIP before took it together,
    * and the longest time two nodes held it.
    */
-  private async measured(disrupt: () => Promise<void>, recovered: () => Promise<void>): Promise<{outageMs: number; together: number; doubleMs: number}> {
+  private async measured(
+    disrupt: () => Promise<void>,
+    recovered: () => Promise<void>,
+  ): Promise<{outageMs: number; together: number; doubleMs: number}> {
     const probe = this.cluster.startProbe()
     const watch = watchHolders(() => this.cluster.holders())
     let probes: Probe[]
@@ -366,10 +401,16 @@ class RealNodeBench {
           },
           async () => {
             await this.otherHolder(holder)
-            await waitFor(`a new ${this.container} pod on ${holder} Ready`, 120_000, async () => {
-              const now = await this.podOn(holder)
-              return now !== undefined && now.metadata.name !== pod.metadata.name && now.status.containerStatuses?.[0]?.ready === true
-            }, undefined, 500)
+            await waitFor(
+              `a new ${this.container} pod on ${holder} Ready`,
+              120_000,
+              async () => {
+                const now = await this.podOn(holder)
+                return now !== undefined && now.metadata.name !== pod.metadata.name && now.status.containerStatuses?.[0]?.ready === true
+              },
+              undefined,
+              500,
+            )
             replacedMs = Date.now() - deleted
             await this.throughVip()
           },
@@ -409,7 +450,9 @@ class RealNodeBench {
         // Steady state with every core loaded: nothing may move.
         const watch = watchHolders(() => this.cluster.holders())
         const probe = this.cluster.startProbe()
-        const stress = execa('stress-ng', ['--cpu', '0', '--cpu-method', 'matrixprod', '--timeout', `${Math.round(soakMinutes * 60)}s`], {reject: false})
+        const stress = execa('stress-ng', ['--cpu', '0', '--cpu-method', 'matrixprod', '--timeout', `${Math.round(soakMinutes * 60)}s`], {
+          reject: false,
+        })
         let probes: Probe[]
         let seen: HoldersSeen
         let stressed
@@ -424,16 +467,25 @@ class RealNodeBench {
         return {
           outageMs: longestOutage(probes),
           moved: seen.moves > 0,
-          figures: {moves: seen.moves, doubleSamples: seen.doubleSamples, together: seen.promotedTogether.length, samples: seen.samples.length},
+          figures: {
+            moves: seen.moves,
+            doubleSamples: seen.doubleSamples,
+            together: seen.promotedTogether.length,
+            samples: seen.samples.length,
+          },
         }
       }
       case 'memory': {
-        const readers = await Promise.all(this.cluster.nodes.map(async (n) => {
-          const ids = (await n.kube.runtime.crictl(['ps', '-q', '--state', 'Running', '--name', `^${this.container}$`])).stdout.split('\n').filter(Boolean)
-          if (ids.length !== 1) throw new Error(`${n.name}: ${ids.length} running ${this.container} containers`)
-          const id = ids[0] as string
-          return {node: n.name, pids: await n.kube.runtime.cgroupPids(id), main: (await n.kube.runtime.inspect(id)).info.pid}
-        }))
+        const readers = await Promise.all(
+          this.cluster.nodes.map(async (n) => {
+            const ids = (await n.kube.runtime.crictl(['ps', '-q', '--state', 'Running', '--name', `^${this.container}$`])).stdout
+              .split('\n')
+              .filter(Boolean)
+            if (ids.length !== 1) throw new Error(`${n.name}: ${ids.length} running ${this.container} containers`)
+            const id = ids[0] as string
+            return {node: n.name, pids: await n.kube.runtime.cgroupPids(id), main: (await n.kube.runtime.inspect(id)).info.pid}
+          }),
+        )
         const end = Date.now() + memorySeconds * 1000
         while (Date.now() < end) {
           for (const {node, pids, main} of readers) {
@@ -499,12 +551,24 @@ class RealNodeBench {
 
   /** The agent on `node` logged a passing health gate after `since`. */
   private async eligibleSince(node: string, since: number): Promise<void> {
-    await waitFor(`the agent on ${node} eligible again`, 60_000, async () => {
-      const pod = await this.podOn(node)
-      if (!pod) return false
-      const logs = await this.manage(['logs', '-n', this.namespace, pod.metadata.name, `--since-time=${new Date(since - 1000).toISOString()}`])
-      return logs.stdout.includes('health check passed')
-    }, undefined, 500)
+    await waitFor(
+      `the agent on ${node} eligible again`,
+      60_000,
+      async () => {
+        const pod = await this.podOn(node)
+        if (!pod) return false
+        const logs = await this.manage([
+          'logs',
+          '-n',
+          this.namespace,
+          pod.metadata.name,
+          `--since-time=${new Date(since - 1000).toISOString()}`,
+        ])
+        return logs.stdout.includes('health check passed')
+      },
+      undefined,
+      500,
+    )
   }
 
   /** The agents' role changes since `since`, to stderr: what a flap looked like from the nodes. */
@@ -575,7 +639,11 @@ const ROW = {
     replacedMs: 'graceful delete: replacement Ready after',
   },
   heal: {outage: 'CARP partition heals: client outage', healMs: 'CARP partition heals: one holder after'},
-  upgrade: {outage: 'rolling upgrade: client outage', doubleMs: 'rolling upgrade: two holders at most', rolloutMs: 'rolling upgrade: rollout took'},
+  upgrade: {
+    outage: 'rolling upgrade: client outage',
+    doubleMs: 'rolling upgrade: two holders at most',
+    rolloutMs: 'rolling upgrade: rollout took',
+  },
   drain: {outage: 'drain + power loss: client outage', handoverMs: 'drain: VIP on another node after'},
   soak: {
     outage: `soak, every core loaded: longest client outage`,
@@ -592,7 +660,11 @@ async function runConfig(config: Config, imageRef: string, rows: Rows): Promise<
   const cluster = await Cluster.start({log})
   try {
     const s = cluster.startup
-    rows.put('lab up (network, control plane, nodes Ready)', config, `${s.total.toFixed(1)} s (${s.network.toFixed(1)} + ${s.controlPlane.toFixed(1)} + ${s.nodes.toFixed(1)})`)
+    rows.put(
+      'lab up (network, control plane, nodes Ready)',
+      config,
+      `${s.total.toFixed(1)} s (${s.network.toFixed(1)} + ${s.controlPlane.toFixed(1)} + ${s.nodes.toFixed(1)})`,
+    )
     const bench = new RealNodeBench(cluster, config, imageRef)
     const installMs = await bench.install()
     rows.put('install (karp install; plain: kubectl apply) until one holder', config, `${seconds(installMs)} s`)
@@ -606,21 +678,34 @@ async function runConfig(config: Config, imageRef: string, rows: Rows): Promise<
         try {
           const r = await bench.trial(scenario)
           results.push(r)
-          const extra = Object.entries(r.figures).map(([k, v]) => `${k} ${k.endsWith('Ms') ? seconds(v) : v}`).join(', ')
-          console.error(`${config} ${scenario} #${attempt} (${r.path}): outage ${r.moved || scenario === 'soak' ? `${seconds(r.outageMs)} s` : `never moved (${seconds(r.outageMs)} s window)`}${extra ? `, ${extra}` : ''}`)
+          const extra = Object.entries(r.figures)
+            .map(([k, v]) => `${k} ${k.endsWith('Ms') ? seconds(v) : v}`)
+            .join(', ')
+          console.error(
+            `${config} ${scenario} #${attempt} (${r.path}): outage ${r.moved || scenario === 'soak' ? `${seconds(r.outageMs)} s` : `never moved (${seconds(r.outageMs)} s window)`}${extra ? `, ${extra}` : ''}`,
+          )
         } catch (err) {
           failed++
           console.error(`${config} ${scenario} #${attempt}: FAILED: ${(err as Error).message}`)
           await bench.recover()
         }
       }
-      if (scenario === 'heal') rows.put('CARP partition heals: client ARP cache left at a node without the VIP (trials)', config, `${bench.strandedClients}/${results.length}`)
+      if (scenario === 'heal')
+        rows.put(
+          'CARP partition heals: client ARP cache left at a node without the VIP (trials)',
+          config,
+          `${bench.strandedClients}/${results.length}`,
+        )
       const labels = ROW[scenario] as Record<string, string | undefined>
       // In the soak, moving is what must not happen: its outage counts whatever happened.
       const movedTrials = scenario === 'soak' ? results : results.filter((r) => r.moved)
       const never = results.length - movedTrials.length
-      let outage = cell(movedTrials.map((r) => r.outageMs), results.length)
-      if (never === results.length && never > 0) outage = `never moved (${never}/${results.length}; outage = the ${seconds(PLAIN_APISERVER_WINDOW_MS)} s window)`
+      let outage = cell(
+        movedTrials.map((r) => r.outageMs),
+        results.length,
+      )
+      if (never === results.length && never > 0)
+        outage = `never moved (${never}/${results.length}; outage = the ${seconds(PLAIN_APISERVER_WINDOW_MS)} s window)`
       else if (never > 0) outage += `; never moved in ${never}`
       if (failed > 0) outage += `; ${failed} more trial(s) failed`
       if (labels.outage) rows.put(labels.outage, config, outage)
@@ -629,7 +714,8 @@ async function runConfig(config: Config, imageRef: string, rows: Rows): Promise<
         if (key === 'outage' || label === undefined) continue
         const values = results.map((r) => r.figures[key]).filter((v): v is number => v !== undefined)
         if (values.length === 0) continue
-        if (key === 'flaps' || (key === 'together' && scenario !== 'soak')) rows.put(label, config, `${values.filter((v) => v > 0).length}/${values.length}`)
+        if (key === 'flaps' || (key === 'together' && scenario !== 'soak'))
+          rows.put(label, config, `${values.filter((v) => v > 0).length}/${values.length}`)
         else if (scenario === 'soak') rows.put(label, config, String(values.reduce((a, b) => a + b, 0)))
         else rows.put(label, config, cell(values, results.length))
       }
@@ -638,7 +724,11 @@ async function runConfig(config: Config, imageRef: string, rows: Rows): Promise<
       const rss = summarize(m.rss)
       const pss = summarize(m.pss)
       const title = `VIP pod on ${node}, every ${MEMORY_SAMPLE_MS} ms for ${memorySeconds} s (${m.rss.length} samples)`
-      rows.put(`${title}: sum of RSS, the agent's processes (up to ${m.processes} at once)`, config, `${mb2(rss.median)} MB (peak ${mb2(rss.max)})`)
+      rows.put(
+        `${title}: sum of RSS, the agent's processes (up to ${m.processes} at once)`,
+        config,
+        `${mb2(rss.median)} MB (peak ${mb2(rss.max)})`,
+      )
       rows.put(`${title}: sum of PSS, the agent's processes`, config, `${mb2(pss.median)} MB (peak ${mb2(pss.max)})`)
       rows.put(`${title}: sum of RSS with the kubelet's exec probes`, config, `peak ${mb2(Math.max(...m.withRuntime))} MB`)
     }
@@ -647,7 +737,11 @@ async function runConfig(config: Config, imageRef: string, rows: Rows): Promise<
       rows.put(`RSS ${node}: every process of the node`, config, `${mb(whole.median)} MB (max ${mb(whole.max)})`)
       if (m.pod.length > 0) {
         const pod = summarize(m.pod)
-        rows.put(`RSS ${node}: the VIP pod's processes`, config, `${(pod.median / 1024).toFixed(1)} MB (max ${(pod.max / 1024).toFixed(1)})`)
+        rows.put(
+          `RSS ${node}: the VIP pod's processes`,
+          config,
+          `${(pod.median / 1024).toFixed(1)} MB (max ${(pod.max / 1024).toFixed(1)})`,
+        )
       }
     }
   } finally {
@@ -663,8 +757,12 @@ if (skip) {
 const image = await agentImage()
 const imageRef = `${image.name}:${image.tag}@${image.indexDigest}`
 const commit = (await execa('git', ['-C', here, 'describe', '--always', '--dirty', '--abbrev=12'], {reject: false})).stdout || 'unknown'
-console.error(`bench/failover/real-nodes: ${trials} trials x [${scenarios.join(', ')}] x [${configs.join(', ')}], commit ${commit}, image ${imageRef}`)
+console.error(
+  `bench/failover/real-nodes: ${trials} trials x [${scenarios.join(', ')}] x [${configs.join(', ')}], commit ${commit}, image ${imageRef}`,
+)
 const rows: Rows = new SideBySide(configs, CONFIG_TITLES)
 for (const config of configs) await runConfig(config, imageRef, rows)
-console.log(`Commit ${commit}, agent image ${image.tag}@${image.indexDigest.slice(0, 19)}; median (min-max) over ${trials} trials, 3 control-plane nodes, probe every 50 ms.\n`)
+console.log(
+  `Commit ${commit}, agent image ${image.tag}@${image.indexDigest.slice(0, 19)}; median (min-max) over ${trials} trials, 3 control-plane nodes, probe every 50 ms.\n`,
+)
 console.log(rows.markdown())

@@ -132,7 +132,14 @@ class Bench {
       this.lab.startAgent(n, {toolset, env: extraEnv})
       return
     }
-    const args = ['ucarp', `--interface=eth0`, `--srcip=${n.ip}`, `--vhid=${VHID}`, `--passfile=${join(n.dir, 'password')}`, `--addr=${VIP}`]
+    const args = [
+      'ucarp',
+      `--interface=eth0`,
+      `--srcip=${n.ip}`,
+      `--vhid=${VHID}`,
+      `--passfile=${join(n.dir, 'password')}`,
+      `--addr=${VIP}`,
+    ]
     args.push(`--upscript=${join(here, 'plain-up.sh')}`, `--downscript=${join(here, 'plain-down.sh')}`, '--shutdown')
     this.plain.set(n.name, this.lab.spawnIn(n.ns, args, {}, join(n.dir, 'agent.log')))
   }
@@ -349,31 +356,61 @@ async function runConfig(config: Config, rows: SideBySide<Config>): Promise<void
         const r = await bench.trial(scenario)
         results.push(r)
         const rec = r.recoveryMs === null ? 'none' : `${seconds(r.recoveryMs)} s`
-        const staleVip = r.stale ? `, stale VIP ${r.stale.goneMs === null ? 'still there' : `gone after ${seconds(r.stale.goneMs)} s`}, two holders ${seconds(r.stale.doubleMs)} s` : ''
-        console.error(`${config} ${scenario} #${i + 1}: outage ${seconds(r.outageMs)} s, gaps ${r.gaps}, yields ${r.yields}, ${scenario === 'heal' ? 'one holder after' : 'new node answered after'} ${rec}${staleVip}`)
+        const staleVip = r.stale
+          ? `, stale VIP ${r.stale.goneMs === null ? 'still there' : `gone after ${seconds(r.stale.goneMs)} s`}, two holders ${seconds(r.stale.doubleMs)} s`
+          : ''
+        console.error(
+          `${config} ${scenario} #${i + 1}: outage ${seconds(r.outageMs)} s, gaps ${r.gaps}, yields ${r.yields}, ${scenario === 'heal' ? 'one holder after' : 'new node answered after'} ${rec}${staleVip}`,
+        )
         appendFileSync(join(lab.dir, 'trials.jsonl'), `${JSON.stringify({config, scenario, ...r})}\n`)
       }
       const title = TITLES[scenario]
       const n = results.length
-      rows.put(`${title}: client outage`, config, cell(results.map((r) => r.outageMs), n))
+      rows.put(
+        `${title}: client outage`,
+        config,
+        cell(
+          results.map((r) => r.outageMs),
+          n,
+        ),
+      )
       rows.put(`${title}: a second outage gap (trials)`, config, `${results.filter((r) => r.gaps > 1).length}/${n}`)
       // A yield means two masters met: in a heal that is the scenario itself, elsewhere two nodes promoted together.
-      rows.put(`${title}: ${scenario === 'heal' ? 'a master yielded' : 'two nodes promoted together, one yielded'} (trials)`, config, `${results.filter((r) => r.yields > 0).length}/${n}`)
+      rows.put(
+        `${title}: ${scenario === 'heal' ? 'a master yielded' : 'two nodes promoted together, one yielded'} (trials)`,
+        config,
+        `${results.filter((r) => r.yields > 0).length}/${n}`,
+      )
       const recovered = results.flatMap((r) => (r.recoveryMs === null ? [] : [r.recoveryMs]))
       const label = scenario === 'heal' ? 'one holder after' : 'another node answered after'
       rows.put(`${title}: ${label}`, config, recovered.length ? cell(recovered, n) : `never (0/${n})`)
       const stale = results.flatMap((r) => (r.stale ? [r.stale] : []))
       if (stale.length > 0) {
         const gone = stale.flatMap((st) => (st.goneMs === null ? [] : [st.goneMs]))
-        rows.put(`${title}: its VIP gone from the node after`, config, gone.length ? cell(gone, stale.length) : `stays (${stale.length}/${stale.length})`)
-        rows.put(`${title}: two holders for`, config, cell(stale.map((st) => st.doubleMs), stale.length))
+        rows.put(
+          `${title}: its VIP gone from the node after`,
+          config,
+          gone.length ? cell(gone, stale.length) : `stays (${stale.length}/${stale.length})`,
+        )
+        rows.put(
+          `${title}: two holders for`,
+          config,
+          cell(
+            stale.map((st) => st.doubleMs),
+            stale.length,
+          ),
+        )
       }
     }
     for (const node of lab.nodes) {
       const samples = bench.rss.get(node.name) ?? []
       if (samples.length === 0) continue
       const s = summarize(samples)
-      rows.put(`RSS ${node.name}, every agent process (1 s samples)`, config, `${(s.median / 1024).toFixed(1)} MB (max ${(s.max / 1024).toFixed(1)}), ${s.n} samples`)
+      rows.put(
+        `RSS ${node.name}, every agent process (1 s samples)`,
+        config,
+        `${(s.median / 1024).toFixed(1)} MB (max ${(s.max / 1024).toFixed(1)}), ${s.n} samples`,
+      )
     }
   } finally {
     await bench.stop()
@@ -386,7 +423,9 @@ if (skip) {
   console.error(`bench/failover: skipped: ${skip}`)
   process.exit(0)
 }
-console.error(`bench/failover: ${trials} trials x [${scenarios.join(', ')}] x [${configs.join(', ')}], ${nodeCount} nodes, agent toolset ${toolset}${values.env.length ? `, env ${values.env.join(' ')}` : ''}`)
+console.error(
+  `bench/failover: ${trials} trials x [${scenarios.join(', ')}] x [${configs.join(', ')}], ${nodeCount} nodes, agent toolset ${toolset}${values.env.length ? `, env ${values.env.join(' ')}` : ''}`,
+)
 const rows = new SideBySide(configs, CONFIG_TITLES)
 for (const config of configs) await runConfig(config, rows)
 console.log(`Median (min-max) over ${trials} trials, ${nodeCount} nodes, probe every ${PROBE_MS} ms; plain ucarp with default settings.\n`)

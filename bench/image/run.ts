@@ -25,7 +25,9 @@ async function sizes(): Promise<void> {
   for (const [arch, p] of Object.entries(summary.platforms)) {
     const files = p.files.filter((f) => f.type === 'file')
     const unpacked = files.reduce((sum, f) => sum + f.size, 0)
-    console.log(`${arch.padEnd(6)} compressed ${(p.layerSize / 1e6).toFixed(2)} MB, unpacked ${(unpacked / 1e6).toFixed(2)} MB, ${files.length} files, ${p.files.length} entries`)
+    console.log(
+      `${arch.padEnd(6)} compressed ${(p.layerSize / 1e6).toFixed(2)} MB, unpacked ${(unpacked / 1e6).toFixed(2)} MB, ${files.length} files, ${p.files.length} entries`,
+    )
     const biggest = [...files].sort((a, b) => b.size - a.size).slice(0, 6)
     console.log(`       biggest: ${biggest.map((f) => `${f.path} ${(f.size / 1e3).toFixed(0)} kB`).join(', ')}`)
   }
@@ -62,7 +64,9 @@ async function agentMemory(): Promise<void> {
     }
     const r = stats(rss)
     const p = stats(pss)
-    console.log(`agent memory, one node holding the VIP, health check every 0.5 s (${rss.length} samples over ${seconds} s, up to ${most} processes at once)`)
+    console.log(
+      `agent memory, one node holding the VIP, health check every 0.5 s (${rss.length} samples over ${seconds} s, up to ${most} processes at once)`,
+    )
     console.log(`  sum of RSS: median ${mb(r.median)}, peak ${mb(r.max)}`)
     console.log(`  sum of PSS: median ${mb(p.median)}, peak ${mb(p.max)}   (target: <= 8 MB, peaks included)`)
   } finally {

@@ -28,7 +28,10 @@ const proxy = await startApiProxy(cp.adminKubeconfig)
 try {
   console.log(`control plane up in ${cp.startupSeconds} s; ${trials} trials each`)
   // --no-wait: install only needs control-plane nodes to select; nothing has to run on them.
-  await createNodes(cp.adminKubeconfig, [1, 2, 3].map((i) => controlPlaneNode(`bench-cp${i}`, `10.90.0.1${i}`)))
+  await createNodes(
+    cp.adminKubeconfig,
+    [1, 2, 3].map((i) => controlPlaneNode(`bench-cp${i}`, `10.90.0.1${i}`)),
+  )
   const kubectl = join(cp.binDir, 'kubectl')
 
   /** The karp and kubectl commands of install number i, into namespaces of their own, through kubeconfig. */

@@ -62,24 +62,48 @@ current-context: bench
     const connected = api.next()
     const start = performance.now()
     const run = execa(file, args, {reject: false, stdin: 'ignore'})
-    const at = await Promise.race([connected, run.then((r) => Promise.reject(new Error(`${file} ${args.join(' ')} exited ${r.exitCode} before connecting:\n${r.stderr}`)))])
+    const at = await Promise.race([
+      connected,
+      run.then((r) => Promise.reject(new Error(`${file} ${args.join(' ')} exited ${r.exitCode} before connecting:\n${r.stderr}`))),
+    ])
     run.kill('SIGKILL')
     await run
     return at - start
   }
-  const firstRequest = (args: string[]) => firstConnection(process.execPath, [RUN, ...args, '--kubeconfig', kubeconfig, '--request-timeout', '5s'])
+  const firstRequest = (args: string[]) =>
+    firstConnection(process.execPath, [RUN, ...args, '--kubeconfig', kubeconfig, '--request-timeout', '5s'])
 
   // [what, target (ms), kubectl's row it is compared with, measure]
   const rows: Array<[what: string, target: number | undefined, kubectlRow: string | undefined, measure: () => Promise<number>]> = [
     ['node -e 0 (the floor)', undefined, undefined, () => wall(['-e', '0'])],
-    ['import @kubernetes/client-node', undefined, undefined, () => wall(['--input-type=module', '-e', "await import('@kubernetes/client-node')"])],
+    [
+      'import @kubernetes/client-node',
+      undefined,
+      undefined,
+      () => wall(['--input-type=module', '-e', "await import('@kubernetes/client-node')"]),
+    ],
     ['kubectl --help', undefined, undefined, () => timed(kubectl, ['--help'])],
-    ['kubectl get nodes: to its first request', undefined, undefined, () => firstConnection(kubectl, ['get', 'nodes', '--kubeconfig', kubeconfig, '--request-timeout', '5s'])],
+    [
+      'kubectl get nodes: to its first request',
+      undefined,
+      undefined,
+      () => firstConnection(kubectl, ['get', 'nodes', '--kubeconfig', kubeconfig, '--request-timeout', '5s']),
+    ],
     ['karp --help', 150, 'kubectl --help', () => wall([RUN, '--help'])],
     ['karp render', 150, 'kubectl --help', () => wall([RUN, 'render', '--vip', '10.99.0.10', '--password', 'bench'])],
     ['karp status: to its first request', 100, 'kubectl get nodes: to its first request', () => firstRequest(['status', '--no-probe'])],
-    ['karp check-cert: to its first request', 100, 'kubectl get nodes: to its first request', () => firstRequest(['check-cert', '--vip', '10.99.0.10'])],
-    ['karp install: to its first request', 100, 'kubectl get nodes: to its first request', () => firstRequest(['install', '--vip', '10.99.0.10', '--password', 'bench', '--yes'])],
+    [
+      'karp check-cert: to its first request',
+      100,
+      'kubectl get nodes: to its first request',
+      () => firstRequest(['check-cert', '--vip', '10.99.0.10']),
+    ],
+    [
+      'karp install: to its first request',
+      100,
+      'kubectl get nodes: to its first request',
+      () => firstRequest(['install', '--vip', '10.99.0.10', '--password', 'bench', '--yes']),
+    ],
   ]
   console.log(`${trials} trials each, Node ${process.version}; targets are wall time from the process's start`)
   const medians = new Map<string, number>()

@@ -55,7 +55,9 @@ try {
   const kubectl = join(cp.binDir, 'kubectl')
   const masters = [1, 2, 3].map((i) => controlPlaneNode(`cp${i}`, `10.91.0.1${i}`))
   await createFakeNodes(kc, masters)
-  const install = await execa(process.execPath, [RUN, 'install', ...kubeconfig, '--vip', '10.91.0.250', '--yes', '--timeout', '120s'], {reject: false})
+  const install = await execa(process.execPath, [RUN, 'install', ...kubeconfig, '--vip', '10.91.0.250', '--yes', '--timeout', '120s'], {
+    reject: false,
+  })
   if (install.exitCode !== 0) throw new Error(`karp install failed: ${install.stderr}`)
   const core = kc.makeApiClient(CoreV1Api)
   const pods = await core.listNamespacedPod({namespace: 'karp-system'})
@@ -76,8 +78,12 @@ try {
     ['get', 'events', '-A', '--field-selector', `reportingComponent=${AGENT_REPORTING_COMPONENT}`, '-o', 'json'],
     ...nodeSelectors.map((selector) => ['get', 'nodes', ...(selector ? ['-l', selector] : []), '-o', 'json']),
   ]
-  console.log(`control plane up in ${cp.startupSeconds} s; karp lists nodes by ${nodeSelectors.length} label selector(s): ${nodeSelectors.join(' | ')}`)
-  console.log(`${trials} trials per step; kubectl: ${kubectlGets.length} commands one after another (${kubectlGets.map((a) => a.slice(0, 2).join(' ')).join('; ')})`)
+  console.log(
+    `control plane up in ${cp.startupSeconds} s; karp lists nodes by ${nodeSelectors.length} label selector(s): ${nodeSelectors.join(' | ')}`,
+  )
+  console.log(
+    `${trials} trials per step; kubectl: ${kubectlGets.length} commands one after another (${kubectlGets.map((a) => a.slice(0, 2).join(' ')).join('; ')})`,
+  )
 
   let workers = 0
   const rows: Array<{nodes: number; karp: Summary; inProcess: Summary; kubectl: Summary}> = []
@@ -87,7 +93,10 @@ try {
     const fresh = Array.from({length: wanted - workers}, (_, k) => workers + k).map((i) => ({
       apiVersion: 'v1',
       kind: 'Node',
-      metadata: {name: `worker-${String(i).padStart(5, '0')}`, labels: {'node-role.kubernetes.io/worker': 'true', 'topology.kubernetes.io/zone': `z${i % 3}`}},
+      metadata: {
+        name: `worker-${String(i).padStart(5, '0')}`,
+        labels: {'node-role.kubernetes.io/worker': 'true', 'topology.kubernetes.io/zone': `z${i % 3}`},
+      },
       status: {addresses: [{type: 'InternalIP', address: `10.${92 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${i % 256}`}]},
     }))
     const started = Date.now()
@@ -112,7 +121,11 @@ try {
       const verdict = (JSON.parse(run.stdout) as {verdict: string}).verdict
       if (verdict !== 'healthy') throw new Error(`karp status: unexpected verdict ${verdict}: ${run.stdout}`)
       karp.push(run)
-      const part = JSON.parse((await execa(process.execPath, ['--import', 'tsx', IN_PROCESS, cp.adminKubeconfig])).stdout) as {ms: number; verdict: string; grewMiB: number}
+      const part = JSON.parse((await execa(process.execPath, ['--import', 'tsx', IN_PROCESS, cp.adminKubeconfig])).stdout) as {
+        ms: number
+        verdict: string
+        grewMiB: number
+      }
       if (part.verdict !== 'healthy') throw new Error(`in process: unexpected verdict ${part.verdict}`)
       inProcess.push(part)
       // kubectl's commands one after another, as a person would run them; karp makes its lists at once.
@@ -132,8 +145,12 @@ try {
     const target = total === TARGET_AT ? `   target <= ${TARGET_MS} ms: ${s.karp.median <= TARGET_MS ? 'met' : 'not met'}` : ''
     console.log(`  karp status --no-probe (whole command)     ${formatSummary(s.karp)}${target}`)
     console.log(`    in process (gathering and judging)       ${formatSummary(s.inProcess)}`)
-    console.log(`    peak memory (maxRSS)                     ${formatSummary(s.karpRss, 'MiB')}; gathering raised it by ${formatSummary(s.grew, 'MiB', 1)}`)
-    console.log(`  kubectl get of the same objects            ${formatSummary(s.kubectl)}; peak memory ${formatSummary(s.kubectlRss, 'MiB')}`)
+    console.log(
+      `    peak memory (maxRSS)                     ${formatSummary(s.karpRss, 'MiB')}; gathering raised it by ${formatSummary(s.grew, 'MiB', 1)}`,
+    )
+    console.log(
+      `  kubectl get of the same objects            ${formatSummary(s.kubectl)}; peak memory ${formatSummary(s.kubectlRss, 'MiB')}`,
+    )
     console.log(`  ratio karp/kubectl: ${ratio.toFixed(2)}   target <= 1 (never slower than kubectl): ${ratio <= 1 ? 'met' : 'not met'}`)
     rows.push({nodes: total, karp: s.karp, inProcess: s.inProcess, kubectl: s.kubectl})
   }

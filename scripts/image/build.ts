@@ -11,7 +11,17 @@ import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 import {execa} from 'execa'
 import {fetchDeb, sha256} from './debian.js'
-import {DEFINITION_PATH, type ImageDefinition, imageTag, karpVersion, LOCK_PATH, platform, readDefinition, repoRoot, staticallyLinked} from './definition.js'
+import {
+  DEFINITION_PATH,
+  type ImageDefinition,
+  imageTag,
+  karpVersion,
+  LOCK_PATH,
+  platform,
+  readDefinition,
+  repoRoot,
+  staticallyLinked,
+} from './definition.js'
 import {type Lock, lockedPackages, readLock, resolveLock, writeLock} from './lock.js'
 import {type PlatformImage, writeLayout} from './oci.js'
 import {assembleRootfs, selectFiles, unpackDeb} from './rootfs.js'
@@ -41,15 +51,26 @@ export interface ImageSummary {
 
 function listFiles(dir: string): string[] {
   if (!existsSync(dir)) return []
-  return readdirSync(dir, {recursive: true, withFileTypes: false}).map(String).map((f) => join(dir, f)).filter((f) => statSync(f).isFile()).sort()
+  return readdirSync(dir, {recursive: true, withFileTypes: false})
+    .map(String)
+    .map((f) => join(dir, f))
+    .filter((f) => statSync(f).isFile())
+    .sort()
 }
 
 async function toolVersions(): Promise<string> {
-  const tools = [['tar', '--version'], ['gzip', '--version'], ['gcc', '--version'], ['aarch64-linux-gnu-gcc', '--version']]
-  const lines = await Promise.all(tools.map(async ([tool, flag]) => {
-    const {stdout} = await execa(tool as string, [flag as string], {reject: false})
-    return `${tool}: ${String(stdout).split('\n')[0] ?? 'missing'}`
-  }))
+  const tools = [
+    ['tar', '--version'],
+    ['gzip', '--version'],
+    ['gcc', '--version'],
+    ['aarch64-linux-gnu-gcc', '--version'],
+  ]
+  const lines = await Promise.all(
+    tools.map(async ([tool, flag]) => {
+      const {stdout} = await execa(tool as string, [flag as string], {reject: false})
+      return `${tool}: ${String(stdout).split('\n')[0] ?? 'missing'}`
+    }),
+  )
   return lines.join('\n')
 }
 
@@ -77,11 +98,14 @@ export function readSummary(out = DEFAULT_OUT): ImageSummary | undefined {
 }
 
 function tree(root: string): PlatformSummary['files'] {
-  return readdirSync(root, {recursive: true}).map(String).sort().map((name) => {
-    const st = lstatSync(join(root, name))
-    const type = st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : 'file'
-    return {path: `/${name}`, size: type === 'file' ? st.size : 0, type}
-  })
+  return readdirSync(root, {recursive: true})
+    .map(String)
+    .sort()
+    .map((name) => {
+      const st = lstatSync(join(root, name))
+      const type = st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : 'file'
+      return {path: `/${name}`, size: type === 'file' ? st.size : 0, type}
+    })
 }
 
 async function buildPlatform(definition: ImageDefinition, lock: Lock, arch: string, work: string, rootfs: string): Promise<PlatformImage> {
@@ -96,7 +120,10 @@ async function buildPlatform(definition: ImageDefinition, lock: Lock, arch: stri
   const helpers: Record<string, string> = {}
   for (const {name} of definition.helpers.programs) {
     helpers[name] = join(work, arch, name)
-    await execa('bash', [join(repoRoot, definition.helpers.source, 'build.sh'), arch, sysroot, helpers[name]], {stdout: 'inherit', stderr: 'inherit'})
+    await execa('bash', [join(repoRoot, definition.helpers.source, 'build.sh'), arch, sysroot, helpers[name]], {
+      stdout: 'inherit',
+      stderr: 'inherit',
+    })
   }
   const selection = await selectFiles(definition, arch, runtime, Object.values(helpers))
   rmSync(rootfs, {recursive: true, force: true})
@@ -223,7 +250,8 @@ async function build(out: string, opts: BuildOptions): Promise<ImageSummary> {
   writeSboms(out, definition, lock, summary, version)
   writeFileSync(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`)
   rmSync(work, {recursive: true, force: true})
-  for (const [arch, p] of Object.entries(platforms)) log(`${arch}: ${(p.layerSize / 1e6).toFixed(2)} MB compressed, ${p.files.length} entries`)
+  for (const [arch, p] of Object.entries(platforms))
+    log(`${arch}: ${(p.layerSize / 1e6).toFixed(2)} MB compressed, ${p.files.length} entries`)
   log(`built ${summary.reference}`)
   return summary
 }
@@ -235,7 +263,9 @@ function writeSboms(out: string, definition: ImageDefinition, lock: Lock, summar
   mkdirSync(dir, {recursive: true})
   for (const [arch, p] of Object.entries(summary.platforms)) {
     const root = join(out, 'rootfs', arch)
-    const files = karpOwnedPaths(definition).filter((path) => existsSync(join(root, path))).map((path) => ({path, data: readFileSync(join(root, path))}))
+    const files = karpOwnedPaths(definition)
+      .filter((path) => existsSync(join(root, path)))
+      .map((path) => ({path, data: readFileSync(join(root, path))}))
     const image = {name: summary.name, tag: summary.tag, arch, manifestDigest: p.manifestDigest}
     const doc = buildSbom({
       image,
@@ -243,7 +273,9 @@ function writeSboms(out: string, definition: ImageDefinition, lock: Lock, summar
       packages: lockedPackages(lock, arch, definition.packages),
       buildPackages: lockedPackages(lock, arch, definition.buildPackages),
       // The build packages are what the helpers are compiled from; BearSSL's code is linked into those that use it.
-      staticLinks: Object.fromEntries(definition.helpers.programs.filter((p) => p.staticallyLinks.length > 0).map((p) => [p.path, p.staticallyLinks])),
+      staticLinks: Object.fromEntries(
+        definition.helpers.programs.filter((p) => p.staticallyLinks.length > 0).map((p) => [p.path, p.staticallyLinks]),
+      ),
       snapshot: lock.snapshot,
       karp: {version, license: 'Apache-2.0', files},
     })
@@ -259,13 +291,17 @@ export function pin(summary: ImageSummary): void {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const {values} = parseArgs({options: {'update-lock': {type: 'boolean'}, force: {type: 'boolean'}, out: {type: 'string'}, pin: {type: 'boolean'}}})
-  buildImage({out: values.out ? resolve(values.out) : undefined, force: values.force, updateLock: values['update-lock']}).then((summary) => {
-    if (!values.pin) return
-    pin(summary)
-    process.stderr.write(`image: the CLI's default --image is now ${summary.reference}\n`)
-  }).catch((error: Error) => {
-    process.stderr.write(`image: ${error.message}\n`)
-    process.exit(1)
+  const {values} = parseArgs({
+    options: {'update-lock': {type: 'boolean'}, force: {type: 'boolean'}, out: {type: 'string'}, pin: {type: 'boolean'}},
   })
+  buildImage({out: values.out ? resolve(values.out) : undefined, force: values.force, updateLock: values['update-lock']})
+    .then((summary) => {
+      if (!values.pin) return
+      pin(summary)
+      process.stderr.write(`image: the CLI's default --image is now ${summary.reference}\n`)
+    })
+    .catch((error: Error) => {
+      process.stderr.write(`image: ${error.message}\n`)
+      process.exit(1)
+    })
 }

@@ -79,13 +79,26 @@ class Blobs {
 /** The layer tar of a directory tree, byte-for-byte the same for the same tree and epoch. */
 export async function layerTar(rootfs: string, epoch: number): Promise<Buffer> {
   const top = readdirSync(rootfs).sort()
-  const {stdout} = await execa('tar', [
-    '--create', '--file=-', `--directory=${rootfs}`,
-    '--sort=name', '--format=gnu', `--mtime=@${epoch}`,
-    '--owner=0', '--group=0', '--numeric-owner',
-    '--no-acls', '--no-selinux', '--no-xattrs',
-    '--', ...top,
-  ], {encoding: 'buffer', maxBuffer: 1 << 30, env: {LC_ALL: 'C'}})
+  const {stdout} = await execa(
+    'tar',
+    [
+      '--create',
+      '--file=-',
+      `--directory=${rootfs}`,
+      '--sort=name',
+      '--format=gnu',
+      `--mtime=@${epoch}`,
+      '--owner=0',
+      '--group=0',
+      '--numeric-owner',
+      '--no-acls',
+      '--no-selinux',
+      '--no-xattrs',
+      '--',
+      ...top,
+    ],
+    {encoding: 'buffer', maxBuffer: 1 << 30, env: {LC_ALL: 'C'}},
+  )
   return Buffer.from(stdout)
 }
 
@@ -98,7 +111,13 @@ export async function gzipDeterministic(data: Buffer): Promise<Buffer> {
  * Writes `images` as one multi-platform image into the OCI layout `dir` (replaced whole), tagged `tag`:
  * index.json's single entry is the image index, so the index has a digest of its own to pin and push.
  */
-export async function writeLayout(dir: string, images: PlatformImage[], tag: string, epoch: number, annotations: Record<string, string> = {}): Promise<LayoutResult> {
+export async function writeLayout(
+  dir: string,
+  images: PlatformImage[],
+  tag: string,
+  epoch: number,
+  annotations: Record<string, string> = {},
+): Promise<LayoutResult> {
   const staging = `${dir}.partial`
   rmSync(staging, {recursive: true, force: true})
   const blobs = new Blobs(staging)
@@ -117,13 +136,17 @@ export async function writeLayout(dir: string, images: PlatformImage[], tag: str
       rootfs: {type: 'layers', diff_ids: [diffId]},
       history: [{created, created_by: 'karp: scripts/image/build.ts'}],
     })
-    const manifest = blobs.json(MEDIA_TYPES.manifest, {
-      schemaVersion: 2,
-      mediaType: MEDIA_TYPES.manifest,
-      config,
-      layers: [layer],
-      ...(Object.keys(annotations).length > 0 ? {annotations} : {}),
-    }, {platform: image.platform})
+    const manifest = blobs.json(
+      MEDIA_TYPES.manifest,
+      {
+        schemaVersion: 2,
+        mediaType: MEDIA_TYPES.manifest,
+        config,
+        layers: [layer],
+        ...(Object.keys(annotations).length > 0 ? {annotations} : {}),
+      },
+      {platform: image.platform},
+    )
     platforms.push({platform: image.platform, manifest, config, layer, diffId})
   }
   const index = blobs.json(MEDIA_TYPES.index, {

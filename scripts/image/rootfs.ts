@@ -177,7 +177,8 @@ export function assembleRootfs(root: string, inputs: RootfsInputs): void {
     else placeFile(root, path, source)
   }
   for (const applet of definition.busyboxApplets) placeSymlink(root, `/bin/${applet}`, 'busybox')
-  for (const script of definition.agent.scripts) placeFile(root, posix.join(definition.agent.directory, script), join(agentDir, script), 0o755)
+  for (const script of definition.agent.scripts)
+    placeFile(root, posix.join(definition.agent.directory, script), join(agentDir, script), 0o755)
   for (const program of definition.helpers.programs) {
     const built = helpers[program.name]
     if (built === undefined) throw new Error(`helper ${program.name} was not built`)

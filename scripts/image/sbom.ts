@@ -109,7 +109,14 @@ export function debPurl(pkg: LockedPackage): string {
 
 export function imagePurl(image: SbomImage): string {
   const name = posix.basename(image.name)
-  return new PackageURL('oci', undefined, name, image.manifestDigest, {arch: image.arch, repository_url: image.name, tag: image.tag}, undefined).toString()
+  return new PackageURL(
+    'oci',
+    undefined,
+    name,
+    image.manifestDigest,
+    {arch: image.arch, repository_url: image.name, tag: image.tag},
+    undefined,
+  ).toString()
 }
 
 /** SPDX ids allow only letters, digits, '.' and '-': anything else is spelled as its code point. */
@@ -128,7 +135,8 @@ export function packageVerificationCode(fileSha1s: readonly string[]): string {
 
 /** ISO 8601 UTC to the second, the form SPDX requires. */
 export function spdxTimestamp(epochSeconds: number): string {
-  if (!Number.isInteger(epochSeconds) || epochSeconds < 0) throw new Error(`SOURCE_DATE_EPOCH must be a whole number of seconds, got ${epochSeconds}`)
+  if (!Number.isInteger(epochSeconds) || epochSeconds < 0)
+    throw new Error(`SOURCE_DATE_EPOCH must be a whole number of seconds, got ${epochSeconds}`)
   return new Date(epochSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z')
 }
 
@@ -171,7 +179,10 @@ function karpFile(file: KarpFile): SpdxFile {
 
 function checkArch(arch: string, packages: readonly LockedPackage[]): void {
   const foreign = packages.filter((p) => p.arch !== arch && p.arch !== 'all')
-  if (foreign.length > 0) throw new Error(`the ${arch} SBOM was given packages of another architecture: ${foreign.map((p) => `${p.name} (${p.arch})`).join(', ')}`)
+  if (foreign.length > 0)
+    throw new Error(
+      `the ${arch} SBOM was given packages of another architecture: ${foreign.map((p) => `${p.name} (${p.arch})`).join(', ')}`,
+    )
 }
 
 /** STATIC_LINK: the file carries the package's code, so scanners must see that package in this image. */
@@ -185,7 +196,9 @@ function staticLinkRelationships(input: SbomInput, buildDebs: SpdxPackage[]): Sp
       relationships.push({spdxElementId: fileId(path), relationshipType: 'STATIC_LINK', relatedSpdxElement: pkg.SPDXID})
     }
   }
-  return relationships.sort((a, b) => (`${a.spdxElementId} ${a.relatedSpdxElement}` < `${b.spdxElementId} ${b.relatedSpdxElement}` ? -1 : 1))
+  return relationships.sort((a, b) =>
+    `${a.spdxElementId} ${a.relatedSpdxElement}` < `${b.spdxElementId} ${b.relatedSpdxElement}` ? -1 : 1,
+  )
 }
 
 function checkUniqueIds(ids: string[]): void {
@@ -241,7 +254,11 @@ export function buildSbom(input: SbomInput): SpdxDocument {
     {spdxElementId: IMAGE_ID, relationshipType: 'CONTAINS', relatedSpdxElement: KARP_ID},
     ...debs.map((p): SpdxRelationship => ({spdxElementId: IMAGE_ID, relationshipType: 'CONTAINS', relatedSpdxElement: p.SPDXID})),
     ...files.map((f): SpdxRelationship => ({spdxElementId: KARP_ID, relationshipType: 'CONTAINS', relatedSpdxElement: f.SPDXID})),
-    ...buildDebs.map((p): SpdxRelationship => ({spdxElementId: p.SPDXID, relationshipType: 'BUILD_DEPENDENCY_OF', relatedSpdxElement: KARP_ID})),
+    ...buildDebs.map((p): SpdxRelationship => ({
+      spdxElementId: p.SPDXID,
+      relationshipType: 'BUILD_DEPENDENCY_OF',
+      relatedSpdxElement: KARP_ID,
+    })),
     ...staticLinkRelationships(input, buildDebs),
   ]
 
@@ -269,5 +286,8 @@ export function sbomFileName(image: Pick<SbomImage, 'name' | 'arch'>): string {
 
 /** Where karp's own files sit in the image: the agent scripts and its C helpers. */
 export function karpOwnedPaths(definition: Pick<ImageDefinition, 'agent' | 'helpers'>): string[] {
-  return [...definition.agent.scripts.map((s) => posix.join(definition.agent.directory, s)), ...definition.helpers.programs.map((p) => p.path)]
+  return [
+    ...definition.agent.scripts.map((s) => posix.join(definition.agent.directory, s)),
+    ...definition.helpers.programs.map((p) => p.path),
+  ]
 }

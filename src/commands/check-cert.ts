@@ -18,7 +18,7 @@ export type {CheckCertResult} from '../lib/cert/check-cert.js'
 export default class CheckCert extends BaseCommand {
   static override summary = 'check that every API server certificate carries the VIP as an IP SAN'
   static override description =
-    'Reads the certificate served on the VIP and on every control-plane node (any of them can come to hold the VIP) without trusting it or sending credentials, and checks that the VIP is an IP SAN, that the certificate is valid, and that its chain verifies against the kubeconfig\'s CA. When the VIP is missing, says how to add it for the detected distribution. With --server, checks the given endpoints without asking the cluster. Exits 0 when every endpoint is fine, 4 when a check failed or an endpoint was unreachable, 3 when none was reachable.'
+    "Reads the certificate served on the VIP and on every control-plane node (any of them can come to hold the VIP) without trusting it or sending credentials, and checks that the VIP is an IP SAN, that the certificate is valid, and that its chain verifies against the kubeconfig's CA. When the VIP is missing, says how to add it for the detected distribution. With --server, checks the given endpoints without asking the cluster. Exits 0 when every endpoint is fine, 4 when a check failed or an endpoint was unreachable, 3 when none was reachable."
 
   static override examples = [
     '<%= config.bin %> check-cert',
@@ -29,18 +29,27 @@ export default class CheckCert extends BaseCommand {
   static override flags = {
     ...clusterFlags,
     ...requestTimeoutFlag,
-    namespace: Flags.string({char: 'n', description: 'namespace of the karp install whose VIP to check (default: the only install in the cluster)'}),
+    namespace: Flags.string({
+      char: 'n',
+      description: 'namespace of the karp install whose VIP to check (default: the only install in the cluster)',
+    }),
     name: Flags.string({description: 'name of the karp install whose VIP to check (default: the only install in the cluster)'}),
-    vip: Flags.string({description: 'the VIP the certificates must carry (default: the karp install\'s)'}),
-    port: Flags.string({description: `API server port on the VIP, the nodes and a --server without one (default: the install's api port, else ${DEFAULT_API_PORT})`}),
+    vip: Flags.string({description: "the VIP the certificates must carry (default: the karp install's)"}),
+    port: Flags.string({
+      description: `API server port on the VIP, the nodes and a --server without one (default: the install's api port, else ${DEFAULT_API_PORT})`,
+    }),
     server: Flags.string({
-      description: 'check this endpoint, host[:port] with IPv6 in brackets, instead of the cluster\'s (repeatable; needs --vip, no cluster access)',
+      description:
+        "check this endpoint, host[:port] with IPv6 in brackets, instead of the cluster's (repeatable; needs --vip, no cluster access)",
       multiple: true,
       exclusive: ['kubeconfig', 'context', 'namespace', 'name'],
     }),
-    'ca-file': Flags.string({description: 'PEM CA certificate(s) the chains must verify against (default: the kubeconfig cluster\'s CA)'}),
-    timeout: Flags.string({description: 'how long to wait for each endpoint\'s TLS handshake', default: '5s'}),
-    distribution: Flags.string({description: 'give the fix for this distribution instead of detecting it from the nodes', options: [...DISTRIBUTIONS]}),
+    'ca-file': Flags.string({description: "PEM CA certificate(s) the chains must verify against (default: the kubeconfig cluster's CA)"}),
+    timeout: Flags.string({description: "how long to wait for each endpoint's TLS handshake", default: '5s'}),
+    distribution: Flags.string({
+      description: 'give the fix for this distribution instead of detecting it from the nodes',
+      options: [...DISTRIBUTIONS],
+    }),
   }
 
   async run(): Promise<CheckCertResult> {
@@ -60,11 +69,21 @@ export default class CheckCert extends BaseCommand {
     let plan
     if (servers.length > 0) {
       if (vip === undefined) {
-        throw new UsageError('--server needs --vip: without cluster access there is no karp install to read the VIP from', 'e.g. --server 10.0.0.11:6443 --vip 192.168.1.250')
+        throw new UsageError(
+          '--server needs --vip: without cluster access there is no karp install to read the VIP from',
+          'e.g. --server 10.0.0.11:6443 --vip 192.168.1.250',
+        )
       }
       plan = planServerCheck({vip, servers: servers.filter((s) => s !== undefined), ca, distribution})
     } else {
-      plan = await planClusterCheck(Kube.fromOptions({...flags, requestTimeoutMs}), {vip, namespace: flags.namespace, name: flags.name, port, ca, distribution})
+      plan = await planClusterCheck(Kube.fromOptions({...flags, requestTimeoutMs}), {
+        vip,
+        namespace: flags.namespace,
+        name: flags.name,
+        port,
+        ca,
+        distribution,
+      })
     }
     for (const warning of plan.warnings) this.warn(warning)
 

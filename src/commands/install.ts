@@ -40,11 +40,17 @@ export default class Install extends BaseCommand {
     ...requestTimeoutFlag,
     ...instanceFlags,
     ...vipFlags,
-    'subnet-prefix': Flags.string({description: 'prefix length of the subnet the nodes and the VIP share, for preflight checks', default: String(DEFAULT_SUBNET_PREFIX)}),
+    'subnet-prefix': Flags.string({
+      description: 'prefix length of the subnet the nodes and the VIP share, for preflight checks',
+      default: String(DEFAULT_SUBNET_PREFIX),
+    }),
     wait: Flags.boolean({description: 'wait until the agent runs on every selected node', default: true, allowNo: true}),
     timeout: Flags.string({description: 'how long to wait for the rollout', default: '5m'}),
     yes: Flags.boolean({char: 'y', description: 'do not ask for confirmation', default: false}),
-    [ALLOW_SYSTEM_NAMESPACE_FLAG]: Flags.boolean({description: 'allow --namespace to be kube-system, kube-public, kube-node-lease or default', default: false}),
+    [ALLOW_SYSTEM_NAMESPACE_FLAG]: Flags.boolean({
+      description: 'allow --namespace to be kube-system, kube-public, kube-node-lease or default',
+      default: false,
+    }),
   }
 
   async run(): Promise<InstallResult> {
@@ -59,7 +65,10 @@ export default class Install extends BaseCommand {
     const filePassword = checks.take(await passwordFromFile(flags['password-file'], flags.password))
     checks.done()
     if (validated.vip === undefined && !interactive) {
-      throw new UsageError('missing required flag --vip', 'give the virtual IPv4 address, e.g. --vip 192.168.1.250 (prompts only on a terminal without --json)')
+      throw new UsageError(
+        'missing required flag --vip',
+        'give the virtual IPv4 address, e.g. --vip 192.168.1.250 (prompts only on a terminal without --json)',
+      )
     }
 
     const {settings} = validated

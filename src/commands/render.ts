@@ -17,7 +17,7 @@ export type RenderResult = ManifestList & CommandResult
 export default class Render extends BaseCommand {
   static override summary = 'print the Kubernetes objects of a karp install, for GitOps or review'
   static override description =
-    'Never contacts a cluster. The same flags give the same output; without --password or --password-file a random one is generated each time. The Namespace object is printed for karp-system, karp\'s own namespace, and for another namespace only with --create-namespace: applied to a namespace that exists, it would relabel it.'
+    "Never contacts a cluster. The same flags give the same output; without --password or --password-file a random one is generated each time. The Namespace object is printed for karp-system, karp's own namespace, and for another namespace only with --create-namespace: applied to a namespace that exists, it would relabel it."
   static override examples = [
     '<%= config.bin %> render --vip 192.168.1.250 --password s3cret > karp.yaml',
     '<%= config.bin %> render --vip 192.168.1.250 --vhid 42 --output json',
@@ -28,7 +28,10 @@ export default class Render extends BaseCommand {
     ...vipFlags,
     output: Flags.string({char: 'o', description: 'output format', options: ['yaml', 'json'], default: 'yaml'}),
     'create-namespace': Flags.boolean({description: 'print the Namespace object (default: only for karp-system)', allowNo: true}),
-    [ALLOW_SYSTEM_NAMESPACE_FLAG]: Flags.boolean({description: 'allow --namespace to be kube-system, kube-public, kube-node-lease or default', default: false}),
+    [ALLOW_SYSTEM_NAMESPACE_FLAG]: Flags.boolean({
+      description: 'allow --namespace to be kube-system, kube-public, kube-node-lease or default',
+      default: false,
+    }),
   }
 
   async run(): Promise<RenderResult> {
@@ -42,11 +45,21 @@ export default class Render extends BaseCommand {
     const {settings, vip} = validated
     const password = validated.password ?? filePassword
     if (vip === undefined) throw new UsageError('missing required flag --vip', 'give the virtual IPv4 address, e.g. --vip 192.168.1.250')
-    if (password === undefined) this.warn('no --password given: a random CARP password was generated; pass --password or --password-file for reproducible output')
-    const items = renderManifests({...settings, vip, password: password ?? generatePassword()}).filter((o) => o.kind !== 'Namespace' || withNamespace)
+    if (password === undefined)
+      this.warn('no --password given: a random CARP password was generated; pass --password or --password-file for reproducible output')
+    const items = renderManifests({...settings, vip, password: password ?? generatePassword()}).filter(
+      (o) => o.kind !== 'Namespace' || withNamespace,
+    )
     const list: ManifestList = {apiVersion: 'v1', kind: 'List', items}
     if (!this.jsonEnabled()) {
-      this.log(flags.output === 'json' ? JSON.stringify(list, null, 2) : items.map((o) => stringify(o, {lineWidth: 0})).join('---\n').trimEnd())
+      this.log(
+        flags.output === 'json'
+          ? JSON.stringify(list, null, 2)
+          : items
+              .map((o) => stringify(o, {lineWidth: 0}))
+              .join('---\n')
+              .trimEnd(),
+      )
     }
     return {...list, exitCode: ExitCode.ok}
   }

@@ -17,7 +17,11 @@ export default class Status extends BaseCommand {
   static override description =
     'Reads every karp install in the cluster (a list call per kind, and of the nodes only those its DaemonSets may select), judges who holds each VIP (exactly one is healthy, none is an outage, more is a split brain), and probes each VIP from this machine: TCP connect, TLS handshake, and whether its certificate carries the VIP. Exit 0 when healthy, 4 when degraded, down or not installed, 3 when the cluster is unreachable.'
 
-  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --json', '<%= config.bin %> status --watch -n karp-system']
+  static override examples = [
+    '<%= config.bin %> status',
+    '<%= config.bin %> status --json',
+    '<%= config.bin %> status --watch -n karp-system',
+  ]
 
   static override flags = {
     ...clusterFlags,
@@ -28,7 +32,8 @@ export default class Status extends BaseCommand {
     timeout: Flags.string({description: 'how long to wait for each VIP to answer', default: '3s'}),
     watch: Flags.boolean({
       char: 'w',
-      description: 'follow changes through the watch API until interrupted; a server silent for 30 s is reported, and watched again when it answers',
+      description:
+        'follow changes through the watch API until interrupted; a server silent for 30 s is reported, and watched again when it answers',
       default: false,
     }),
   }

@@ -38,7 +38,10 @@ export default class Uninstall extends BaseCommand {
     const kube = Kube.fromOptions({...flags, requestTimeoutMs})
     if (this.canPrompt() && !flags.yes) {
       const {confirm} = await import('@inquirer/prompts')
-      const sure = await confirm({message: `Remove karp ${settings.namespace}/${settings.name} from ${kube.contextName}? The VIP will stop answering.`, default: false})
+      const sure = await confirm({
+        message: `Remove karp ${settings.namespace}/${settings.name} from ${kube.contextName}? The VIP will stop answering.`,
+        default: false,
+      })
       if (!sure) this.declined('nothing was deleted')
     }
     ux.action.start(`Removing karp ${settings.namespace}/${settings.name}`, undefined, {stdout: false})
@@ -55,7 +58,8 @@ export default class Uninstall extends BaseCommand {
     }
     if (!this.jsonEnabled()) {
       for (const o of result.objects) this.log(`${o.kind.toLowerCase()}/${o.name} ${o.action === 'absent' ? 'not found' : o.action}`)
-      if (result.objects.every((o) => o.action !== 'deleted')) this.log(`nothing to remove: no karp install ${settings.namespace}/${settings.name}`)
+      if (result.objects.every((o) => o.action !== 'deleted'))
+        this.log(`nothing to remove: no karp install ${settings.namespace}/${settings.name}`)
     }
     return result
   }

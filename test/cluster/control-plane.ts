@@ -348,8 +348,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         `--manage-nodes-with-annotation-selector=${opts.kwok.nodeAnnotation}`,
       ])
     }
-    const healthy = (port: number) => async () =>
-      (await httpsGet(`https://127.0.0.1:${port}/healthz`, {insecure: true})).status === 200
+    const healthy = (port: number) => async () => (await httpsGet(`https://127.0.0.1:${port}/healthz`, {insecure: true})).status === 200
     await waitFor('kube-controller-manager', 'healthy', healthy(kcmPort))
     await waitFor('kube-scheduler', 'healthy', healthy(schedulerPort))
     // Pods can be created in a namespace only once its ServiceAccount exists.

@@ -106,9 +106,11 @@ export async function deleteNodes(kubeconfig: KubeConfig | string, names: string
     const pods = await api.listPodForAllNamespaces({fieldSelector: `spec.nodeName=${name}`})
     await Promise.all(
       pods.items.map((pod) =>
-        api.deleteNamespacedPod({name: pod.metadata?.name as string, namespace: pod.metadata?.namespace as string, gracePeriodSeconds: 0}).catch((err: unknown) => {
-          if (!notFound(err)) throw err
-        }),
+        api
+          .deleteNamespacedPod({name: pod.metadata?.name as string, namespace: pod.metadata?.namespace as string, gracePeriodSeconds: 0})
+          .catch((err: unknown) => {
+            if (!notFound(err)) throw err
+          }),
       ),
     )
   }

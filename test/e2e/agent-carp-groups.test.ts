@@ -42,7 +42,12 @@ function role(node: LabNode): string {
 /** The agents' transition lines and the holder changes, for a failure message. */
 function story(lab: Lab, samples: string[][] = []): string {
   const changes = samples.map((s, i) => `${i}:[${s.join(',')}]`).filter((c, i) => i === 0 || samples[i]?.join() !== samples[i - 1]?.join())
-  const lines = lab.nodes.flatMap((n) => lab.agentLog(n).split('\n').filter((l) => / karp node=| Bad digest/.test(l) && !/Bad digest/.test(l)))
+  const lines = lab.nodes.flatMap((n) =>
+    lab
+      .agentLog(n)
+      .split('\n')
+      .filter((l) => / karp node=| Bad digest/.test(l) && !/Bad digest/.test(l)),
+  )
   return `holders: ${changes.join(' ')}\n${lines.join('\n')}`
 }
 
@@ -59,8 +64,17 @@ function startForeignGroup(lab: Lab, node: LabNode, vip: string): void {
   node.extra.push(
     lab.spawnIn(
       node.ns,
-      ['ucarp', '--interface=eth0', `--srcip=${node.ip}`, `--vhid=${VHID}`, '--pass=not-karps', `--addr=${vip}`, '--advbase=1',
-        '--upscript=/bin/true', '--downscript=/bin/true'],
+      [
+        'ucarp',
+        '--interface=eth0',
+        `--srcip=${node.ip}`,
+        `--vhid=${VHID}`,
+        '--pass=not-karps',
+        `--addr=${vip}`,
+        '--advbase=1',
+        '--upscript=/bin/true',
+        '--downscript=/bin/true',
+      ],
       {},
       join(node.dir, 'foreign-ucarp.log'),
     ),
@@ -110,7 +124,11 @@ describe('karp agents and another CARP group on the same vhid', {skip}, () => {
     assert.equal(gaps, 0, `samples with no holder: ${gaps} of ${samples.length}\n${story(lab, samples)}`)
     // A node rolled while the old group still had a master listened instead of taking the VIP.
     assert.ok(
-      lab.nodes.some((n) => / role=backup from=\S+ .*reason="another CARP group's master advertises and a node answers for the VIP: listening until that master stops" listening=true/.test(lab.agentLog(n))),
+      lab.nodes.some((n) =>
+        / role=backup from=\S+ .*reason="another CARP group's master advertises and a node answers for the VIP: listening until that master stops" listening=true/.test(
+          lab.agentLog(n),
+        ),
+      ),
       `no agent listened\n${story(lab)}`,
     )
     assert.ok(lab.nodes.some((n) => /warning=foreign-carp-group vhid=42 /.test(lab.agentLog(n))))
@@ -128,7 +146,10 @@ describe('karp agents and another CARP group on the same vhid', {skip}, () => {
     for (const n of [a, b]) lab.startAgent(n, {toolset: 'busybox'})
     const holder = lab.node(await lab.waitForOneHolder(30_000))
     assert.notEqual(holder, other)
-    assert.match(lab.agentLog(holder), /foreign_group=ignored vhid=42 reason="nobody answers for the VIP: the other group holds another address"/)
+    assert.match(
+      lab.agentLog(holder),
+      /foreign_group=ignored vhid=42 reason="nobody answers for the VIP: the other group holds another address"/,
+    )
     assert.equal(await lab.probe(), holder.name)
     for (const n of [a, b]) await lab.stopAgent(n)
   })
@@ -141,14 +162,28 @@ describe('karp agents and another CARP group on the same vhid', {skip}, () => {
     await waitFor('both agents listen', 30_000, () => [a, b].every((n) => / listening=true/.test(lab.agentLog(n))))
     // Listening, neither is ever elected: not by waiting longer than the dead interval, and not by a leaving
     // master of their own group (karp-carp-leave, sent when a holder's API server dies).
-    const leave = await lab.net.exec(other.ns, [join(karpTlsDir(), 'karp-carp-leave'), '--srcip', other.ip, '--vhid', VHID, '--vip', VIP,
-      '--passfile', join(a.dir, 'password'), '--advbase', '4'])
+    const leave = await lab.net.exec(other.ns, [
+      join(karpTlsDir(), 'karp-carp-leave'),
+      '--srcip',
+      other.ip,
+      '--vhid',
+      VHID,
+      '--vip',
+      VIP,
+      '--passfile',
+      join(a.dir, 'password'),
+      '--advbase',
+      '4',
+    ])
     assert.equal(leave.exitCode, 0, leave.stderr)
     for (let i = 0; i < 50; i++) {
       assert.deepEqual(await lab.holders(), [other.name], `a karp node took a VIP another node answers for\n${story(lab)}`)
       await sleep(100)
     }
-    assert.deepEqual([a, b].map((n) => role(n)), ['backup', 'backup'])
+    assert.deepEqual(
+      [a, b].map((n) => role(n)),
+      ['backup', 'backup'],
+    )
     await lab.net.exec(other.ns, ['ip', 'addr', 'del', `${VIP}/32`, 'dev', 'eth0'])
     const holder = lab.node(await lab.waitForOneHolder(20_000))
     assert.match(lab.agentLog(holder), /reason="nobody answers for the VIP" listening=false/)
@@ -172,7 +207,9 @@ describe('karp agents and another CARP group on the same vhid', {skip}, () => {
           assert.equal(await lab.holdsVip(holder), true)
         } else {
           await waitFor(`${holder.name} lets the VIP go`, 15_000, () =>
-            /role=deferred from=master .*reason="00:00:00:00:00:02 answers for the VIP too .*the lower MAC address keeps it" vip_released=now/.test(lab.agentLog(holder)),
+            /role=deferred from=master .*reason="00:00:00:00:00:02 answers for the VIP too .*the lower MAC address keeps it" vip_released=now/.test(
+              lab.agentLog(holder),
+            ),
           )
           assert.deepEqual(await lab.holders(), [other.name])
         }

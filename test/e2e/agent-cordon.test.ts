@@ -37,7 +37,15 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
 
   // What karp ships for the agent's identity, ClusterRole (get nodes) and its binding included.
   const identity = renderManifests({...validateVipInput({namespace}).settings, vip: VIP, password: 'unused'}).filter((o) =>
-    ['ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].includes(o.kind),
+    [
+      'ServiceAccount',
+      'Role',
+      'RoleBinding',
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
+    ].includes(o.kind),
   )
   const clusterRoleBinding = identity.find((o) => o.kind === 'ClusterRoleBinding')!
 
@@ -53,11 +61,20 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
 
   /** The agent's own lines (not ucarp's), from the given offset of its log on. */
   const agentLines = (n: LabNode, from = 0) =>
-    lab.agentLog(n).slice(from).split('\n').filter((l) => / karp node=\S+ /.test(l))
+    lab
+      .agentLog(n)
+      .slice(from)
+      .split('\n')
+      .filter((l) => / karp node=\S+ /.test(l))
 
   const waitEligible = (n: LabNode) => waitFor(`${n.name} running ucarp`, 30_000, () => ucarpRunning(n))
   const waitLogged = (n: LabNode, from: number, line: RegExp) =>
-    waitFor(`${n.name} logging ${line}`, 30_000, () => agentLines(n, from).some((l) => line.test(l)), () => agentLines(n, from).join('\n'))
+    waitFor(
+      `${n.name} logging ${line}`,
+      30_000,
+      () => agentLines(n, from).some((l) => line.test(l)),
+      () => agentLines(n, from).join('\n'),
+    )
 
   /**
    * Samples who holds the VIP (and whether the given nodes run ucarp) as fast as the lab answers, until
@@ -90,16 +107,23 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
   function assertHandedOver(samples: Array<{holders: string[]}>, from: string, to: string): void {
     const shown = samples.map((s) => `[${s.holders.join(',')}]`).join(' ')
     assert.ok(samples.length > 0)
-    assert.ok(samples.every((s) => s.holders.length > 0), `a moment without a holder: ${shown}`)
+    assert.ok(
+      samples.every((s) => s.holders.length > 0),
+      `a moment without a holder: ${shown}`,
+    )
     assert.ok(samples[0]?.holders.includes(from), `${from} did not hold the VIP first: ${shown}`)
     const released = samples.findIndex((s) => !s.holders.includes(from))
     assert.ok(released > 0, `${from} never let the VIP go: ${shown}`)
-    assert.ok(samples.slice(released).every((s) => !s.holders.includes(from)), `${from} took the VIP back: ${shown}`)
+    assert.ok(
+      samples.slice(released).every((s) => !s.holders.includes(from)),
+      `${from} took the VIP back: ${shown}`,
+    )
     assert.deepEqual(samples.at(-1)?.holders, [to], shown)
     const runs: string[] = []
     for (const [i, s] of samples.entries()) {
       const holders = s.holders.join('+')
-      if (i > 0 && holders === samples[i - 1]?.holders.join('+')) runs[runs.length - 1] = runs.at(-1)!.replace(/ x(\d+)$/, (_, n: string) => ` x${Number(n) + 1}`)
+      if (i > 0 && holders === samples[i - 1]?.holders.join('+'))
+        runs[runs.length - 1] = runs.at(-1)!.replace(/ x(\d+)$/, (_, n: string) => ` x${Number(n) + 1}`)
       else runs.push(`${holders} x1`)
     }
     console.error(`holders over ${samples.length} samples: ${runs.join(', ')}`)
@@ -108,7 +132,15 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
   function startForwarders(): void {
     const socket = join(lab.dir, 'api.sock')
     for (const n of lab.nodes) {
-      forwarders.set(n.name, lab.spawnIn(n.ns, ['socat', `TCP-LISTEN:${FORWARD_PORT},bind=127.0.0.1,fork,reuseaddr`, `UNIX-CONNECT:${socket}`], {}, join(n.dir, 'socat.log')))
+      forwarders.set(
+        n.name,
+        lab.spawnIn(
+          n.ns,
+          ['socat', `TCP-LISTEN:${FORWARD_PORT},bind=127.0.0.1,fork,reuseaddr`, `UNIX-CONNECT:${socket}`],
+          {},
+          join(n.dir, 'socat.log'),
+        ),
+      )
     }
   }
 
@@ -124,19 +156,43 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
     lab = await Lab.create(3)
     for (const n of lab.nodes) {
       // Only an object: no kubelet heartbeats it, and the test's Pods are bound to it as DaemonSet pods are.
-      await kubectl(['create', '-f', '-'], JSON.stringify({apiVersion: 'v1', kind: 'Node', metadata: {name: nodeName(n), labels: {'karp-test/cordon': namespace}}}))
+      await kubectl(
+        ['create', '-f', '-'],
+        JSON.stringify({apiVersion: 'v1', kind: 'Node', metadata: {name: nodeName(n), labels: {'karp-test/cordon': namespace}}}),
+      )
       const name = `karp-${n.name}`
       const pod = {
-        apiVersion: 'v1', kind: 'Pod', metadata: {name, namespace},
-        spec: {nodeName: nodeName(n), serviceAccountName: 'karp', tolerations: [{operator: 'Exists'}], containers: [{name: 'agent', image: 'karp.invalid/agent:test'}]},
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: {name, namespace},
+        spec: {
+          nodeName: nodeName(n),
+          serviceAccountName: 'karp',
+          tolerations: [{operator: 'Exists'}],
+          containers: [{name: 'agent', image: 'karp.invalid/agent:test'}],
+        },
       }
       await kubectl(['apply', '-f', '-'], JSON.stringify(pod))
-      const token = (await kubectl(['create', 'token', 'karp', '-n', namespace, '--duration=1h', '--bound-object-kind=Pod', `--bound-object-name=${name}`])).stdout.trim()
+      const token = (
+        await kubectl([
+          'create',
+          'token',
+          'karp',
+          '-n',
+          namespace,
+          '--duration=1h',
+          '--bound-object-kind=Pod',
+          `--bound-object-name=${name}`,
+        ])
+      ).stdout.trim()
       writeFileSync(join(n.dir, 'token'), `${token}\n`, {mode: 0o600})
       copyFileSync(cluster.caFile, join(n.dir, 'ca.crt'))
     }
     const api = new URL(cluster.server)
-    lab.spawnHere(['socat', `UNIX-LISTEN:${join(lab.dir, 'api.sock')},fork,unlink-early`, `TCP:${api.hostname}:${api.port}`], join(lab.dir, 'socat.log'))
+    lab.spawnHere(
+      ['socat', `UNIX-LISTEN:${join(lab.dir, 'api.sock')},fork,unlink-early`, `TCP:${api.hostname}:${api.port}`],
+      join(lab.dir, 'socat.log'),
+    )
     startForwarders()
     for (const n of lab.nodes) lab.startService(n)
     for (const n of lab.nodes) await lab.waitForService(n)
@@ -144,7 +200,12 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
       // Under busybox ash with busybox's tools, as in the image.
       lab.startAgent(n, {
         toolset: 'busybox',
-        env: {KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(FORWARD_PORT), POD_NAMESPACE: namespace, NODE_NAME: nodeName(n)},
+        env: {
+          KUBERNETES_SERVICE_HOST: '127.0.0.1',
+          KUBERNETES_SERVICE_PORT: String(FORWARD_PORT),
+          POD_NAMESPACE: namespace,
+          NODE_NAME: nodeName(n),
+        },
       })
     }
     for (const n of lab.nodes) await waitEligible(n)
@@ -154,7 +215,8 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
     await lab?.destroy()
     await kubectl(['delete', 'nodes', '-l', `karp-test/cordon=${namespace}`, '--wait=false']).catch(() => undefined)
     await kubectl(['delete', 'namespace', namespace, '--wait=false']).catch(() => undefined)
-    for (const o of identity.filter((i) => !i.metadata.namespace)) await kubectl(['delete', o.kind, o.metadata.name, '--ignore-not-found']).catch(() => undefined)
+    for (const o of identity.filter((i) => !i.metadata.namespace))
+      await kubectl(['delete', o.kind, o.metadata.name, '--ignore-not-found']).catch(() => undefined)
   })
 
   it('moves the VIP off a cordoned holder without a moment unheld, keeps the node out of CARP, and takes it back in on uncordon without a flap', async () => {
@@ -168,22 +230,38 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
     const samples = await sampler.stop()
     assertHandedOver(samples, old.name, successor)
     const afterHandover = samples.findIndex((s) => s.holders.length === 1 && s.holders[0] === successor)
-    assert.ok(samples.slice(afterHandover).every((s) => !s.ucarp[0]), 'the cordoned node ran ucarp again')
+    assert.ok(
+      samples.slice(afterHandover).every((s) => !s.ucarp[0]),
+      'the cordoned node ran ucarp again',
+    )
     assert.equal(ucarpRunning(old), false)
     assert.deepEqual(await lab.holders(), [successor])
     assert.ok(
-      agentLines(old, logFrom).some((l) => new RegExp(`role=backup from=master vip=${VIP.replaceAll('.', '\\.')} iface=eth0 reason="node cordoned" successor=seen vip_released=now`).test(l)),
+      agentLines(old, logFrom).some((l) =>
+        new RegExp(
+          `role=backup from=master vip=${VIP.replaceAll('.', '\\.')} iface=eth0 reason="node cordoned" successor=seen vip_released=now`,
+        ).test(l),
+      ),
       agentLines(old, logFrom).join('\n'),
     )
     assert.equal(await lab.healthcheck(old), 0, 'a cordoned agent stays live and ready')
     assert.equal(readFileSync(join(old.dir, 'state', 'gated'), 'utf8').trim(), 'node cordoned')
     // Reported as the other transitions are: the pod condition, and an Event with the reason.
     await waitFor(`${old.name} reported backup because cordoned`, 20_000, async () => {
-      const pod = JSON.parse((await kubectl(['get', 'pod', `karp-${old.name}`, '-n', namespace, '-o', 'json'])).stdout) as {status: {conditions?: Array<{type: string; reason?: string}>}}
-      const events = JSON.parse((await kubectl(['get', 'events', '-n', namespace, '-o', 'json'])).stdout) as {items: Array<{reason: string; message: string; involvedObject: {name: string}}>}
+      const pod = JSON.parse((await kubectl(['get', 'pod', `karp-${old.name}`, '-n', namespace, '-o', 'json'])).stdout) as {
+        status: {conditions?: Array<{type: string; reason?: string}>}
+      }
+      const events = JSON.parse((await kubectl(['get', 'events', '-n', namespace, '-o', 'json'])).stdout) as {
+        items: Array<{reason: string; message: string; involvedObject: {name: string}}>
+      }
       return (
         pod.status.conditions?.find((c) => c.type === ROLE_CONDITION)?.reason === 'Backup' &&
-        events.items.some((e) => e.involvedObject.name === `karp-${old.name}` && e.reason === 'BecameBackup' && e.message === `${nodeName(old)} is backup for ${VIP}: node cordoned`)
+        events.items.some(
+          (e) =>
+            e.involvedObject.name === `karp-${old.name}` &&
+            e.reason === 'BecameBackup' &&
+            e.message === `${nodeName(old)} is backup for ${VIP}: node cordoned`,
+        )
       )
     })
 
@@ -196,11 +274,14 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
     // No flap: preempt is off, so the VIP stays where it went.
     await sleep(3 * NODE_INTERVAL_MS)
     const after = await steady.stop()
-    assert.ok(after.every((s) => s.holders.length === 1 && s.holders[0] === successor), `holders after the uncordon: ${after.map((s) => s.holders.join(',')).join(' ')}`)
+    assert.ok(
+      after.every((s) => s.holders.length === 1 && s.holders[0] === successor),
+      `holders after the uncordon: ${after.map((s) => s.holders.join(',')).join(' ')}`,
+    )
     assert.ok(!lab.nodes.some((n) => agentLines(n).some((l) => /warning=node-check-failing/.test(l))), 'every node check got an answer')
   })
 
-  it('keeps a cordoned holder\'s VIP while no other node can take it, and lets it go as soon as one can', async () => {
+  it("keeps a cordoned holder's VIP while no other node can take it, and lets it go as soon as one can", async () => {
     const holder = lab.node(await lab.waitForOneHolder())
     const [first, second] = lab.nodes.filter((n) => n !== holder) as [LabNode, LabNode]
     const sampler = sample([holder])
@@ -213,13 +294,20 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
     // The last eligible node cordoned: its API server is fine, so letting the VIP go would only cut clients off.
     let from = lab.agentLog(holder).length
     await cordon(holder)
-    await waitLogged(holder, from, /role=master from=master .*reason="node cordoned, but no other node took the VIP within 11 s: holding it until one does" successor=timeout vip_released=no eligible=false/)
+    await waitLogged(
+      holder,
+      from,
+      /role=master from=master .*reason="node cordoned, but no other node took the VIP within 11 s: holding it until one does" successor=timeout vip_released=no eligible=false/,
+    )
     assert.equal(ucarpRunning(holder), false)
     assert.deepEqual(await lab.holders(), [holder.name])
     // Through the 7 s wait and after it, still a lease, which the agent keeps renewing out of CARP.
     const lifetimes: Array<number | 'forever' | undefined> = []
     for (const end = Date.now() + (LIFETIME_S + 2) * 1000; Date.now() < end; await sleep(200)) lifetimes.push(await lab.vipLifetime(holder))
-    assert.ok(lifetimes.every((l) => typeof l === 'number' && l <= LIFETIME_S), `valid_lft while holding: ${lifetimes.join(' ')}`)
+    assert.ok(
+      lifetimes.every((l) => typeof l === 'number' && l <= LIFETIME_S),
+      `valid_lft while holding: ${lifetimes.join(' ')}`,
+    )
 
     // Uncordoned while holding: ucarp starts without running its down script, and is elected.
     from = lab.agentLog(holder).length
@@ -234,10 +322,17 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
     await waitLogged(holder, from, /role=master from=master .*holding it until one does/)
     await uncordon(first)
     await lab.waitForOneHolder(30_000, holder.name)
-    await waitLogged(holder, from, /role=backup from=master .*reason="node cordoned: another node took the VIP" successor=seen vip_released=now/)
+    await waitLogged(
+      holder,
+      from,
+      /role=backup from=master .*reason="node cordoned: another node took the VIP" successor=seen vip_released=now/,
+    )
     const samples = await sampler.stop()
     assertHandedOver(samples, holder.name, first.name)
-    assert.ok(samples.every((s) => s.holders.length > 0), 'never without a holder')
+    assert.ok(
+      samples.every((s) => s.holders.length > 0),
+      'never without a holder',
+    )
 
     for (const n of [holder, second]) {
       await uncordon(n)
@@ -262,8 +357,14 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
     assert.deepEqual(await lab.holders(), [holder.name], 'the holder did not learn of its cordon, and kept the VIP')
     assert.ok(ucarpRunning(holder) && ucarpRunning(other))
     assert.equal(ucarpRunning(outside), false, 'the node that cannot see its uncordon stays out')
-    assert.match(agentLines(outside, from.get(outside.name)).join('\n'), /warning=node-check-failing reason="HTTP status 403" assumed=cordoned/)
-    assert.match(agentLines(holder, from.get(holder.name)).join('\n'), /warning=node-check-failing reason="HTTP status 403" assumed=uncordoned/)
+    assert.match(
+      agentLines(outside, from.get(outside.name)).join('\n'),
+      /warning=node-check-failing reason="HTTP status 403" assumed=cordoned/,
+    )
+    assert.match(
+      agentLines(holder, from.get(holder.name)).join('\n'),
+      /warning=node-check-failing reason="HTTP status 403" assumed=uncordoned/,
+    )
 
     // No answer at all: connections refused on two nodes, a server that never answers on the third. (The
     // binding comes back only once the agents cannot reach the API server any more.)
@@ -271,7 +372,13 @@ describe('the agent hands the VIP over when its Node is cordoned', {skip: skip |
     const silent = lab.startSilentServer(outside, '127.0.0.1', FORWARD_PORT)
     await kubectl(['apply', '-f', '-'], JSON.stringify(clusterRoleBinding))
     for (const n of lab.nodes) {
-      await waitLogged(n, from.get(n.name)!, n === outside ? /warning=node-check-failing reason="karp-tls: timed out[^"]*" assumed=cordoned/ : /warning=node-check-failing reason="karp-tls: cannot connect to 127\.0\.0\.1 port 6445: Connection refused"/)
+      await waitLogged(
+        n,
+        from.get(n.name)!,
+        n === outside
+          ? /warning=node-check-failing reason="karp-tls: timed out[^"]*" assumed=cordoned/
+          : /warning=node-check-failing reason="karp-tls: cannot connect to 127\.0\.0\.1 port 6445: Connection refused"/,
+      )
     }
     await sleep(3 * NODE_INTERVAL_MS)
     assert.deepEqual(await lab.holders(), [holder.name])

@@ -8,7 +8,20 @@ import {join} from 'node:path'
 import {after, afterEach, before, describe, it} from 'node:test'
 import {TERMINATION_GRACE_PERIOD_SECONDS} from '../../agent/env.js'
 import {makeCa, makeCertificate, testKey} from '../helpers/certs.js'
-import {API_SERVER_NAMES, HEALTH_PORT, IP, killGroup, Lab, labSkipReason, sleep, SYSTEM_PATH, VIP, waitFor, type HealthRequest, type LabNode} from '../../lab/agent-lab.js'
+import {
+  API_SERVER_NAMES,
+  HEALTH_PORT,
+  IP,
+  killGroup,
+  Lab,
+  labSkipReason,
+  sleep,
+  SYSTEM_PATH,
+  VIP,
+  waitFor,
+  type HealthRequest,
+  type LabNode,
+} from '../../lab/agent-lab.js'
 
 const skip = labSkipReason()
 const GRACE_MS = TERMINATION_GRACE_PERIOD_SECONDS * 1000
@@ -94,9 +107,16 @@ describe('karp agent under faults', {skip}, () => {
         [],
         `the agent sent its token to a server the pod CA did not sign: ${JSON.stringify(seen)}`,
       )
-      assert.ok(seen.every((r) => r.tlsError), `the agent completed a request to the rogue server: ${JSON.stringify(seen)}`)
+      assert.ok(
+        seen.every((r) => r.tlsError),
+        `the agent completed a request to the rogue server: ${JSON.stringify(seen)}`,
+      )
       // Gated from the start, the node says why, once for as long as the reason stays the same.
-      const failing = lab.agentLog(node).slice(logFrom).split('\n').filter((l) => l.includes('warning=health-check-failing'))
+      const failing = lab
+        .agentLog(node)
+        .slice(logFrom)
+        .split('\n')
+        .filter((l) => l.includes('warning=health-check-failing'))
       assert.equal(failing.length, 1, failing.join('\n'))
       assert.match(failing[0] ?? '', /reason="karp-tls: the server's certificate is not signed by a CA of --ca" eligible=false$/)
       assert.equal(lab.statePid(node, 'ucarp.pid'), undefined, 'ucarp stays stopped while the health check fails')
@@ -128,7 +148,6 @@ describe('karp agent under faults', {skip}, () => {
   })
 
   describe('graceful stop with the API server (the role-report target) blackholed', () => {
-
     it('hands the VIP over and exits within the grace period', async () => {
       for (const n of lab.nodes) {
         lab.startSilentServer(n, '127.0.0.1', BLACKHOLE_PORT)
@@ -222,7 +241,7 @@ exec "${IP}" "$@"
       assert.equal(readFileSync(join(node.dir, 'state', 'role'), 'utf8').trim(), 'backup')
     })
 
-    it('leaves no VIP when up.sh is held past the agent\'s patience and goes on after the agent let the VIP go', async () => {
+    it("leaves no VIP when up.sh is held past the agent's patience and goes on after the agent let the VIP go", async () => {
       const node = lab.nodes[0] as LabNode
       const {gate} = await agentHeldInUpScript(node)
       const from = lab.agentLog(node).length

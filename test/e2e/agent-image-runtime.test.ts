@@ -74,13 +74,18 @@ describe('the agent image under containerd + runc with the DaemonSet settings', 
   const requestLog = () => join(dir, 'api-requests.jsonl')
   const requests = (): ApiRequest[] => {
     try {
-      return readFileSync(requestLog(), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as ApiRequest)
+      return readFileSync(requestLog(), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as ApiRequest)
     } catch {
       return []
     }
   }
   const rolePatches = (reason: string) =>
-    requests().filter((r) => r.method === 'PATCH' && r.body?.status?.conditions?.some((c) => c.type === ROLE_CONDITION && c.reason === reason))
+    requests().filter(
+      (r) => r.method === 'PATCH' && r.body?.status?.conditions?.some((c) => c.type === ROLE_CONDITION && c.reason === reason),
+    )
   const containerLog = () => {
     try {
       return readFileSync(join(containerd.dir, 'pod', 'logs', agent.name, '0.log'), 'utf8')
@@ -99,7 +104,13 @@ describe('the agent image under containerd + runc with the DaemonSet settings', 
     mkdirSync(dir)
 
     const ca = makeCa('karp runtime test CA', {key: testKey('karp runtime test CA', 'ec')})
-    const server = makeCertificate({commonName: 'kube-apiserver', key: testKey('karp runtime apiserver', 'ec'), issuer: ca, dnsSans: API_SERVER_NAMES, ipSans: [SERVICE_HOST]})
+    const server = makeCertificate({
+      commonName: 'kube-apiserver',
+      key: testKey('karp runtime apiserver', 'ec'),
+      issuer: ca,
+      dnsSans: API_SERVER_NAMES,
+      ipSans: [SERVICE_HOST],
+    })
     const pki = {ca: join(dir, 'ca.crt'), cert: join(dir, 'apiserver.crt'), key: join(dir, 'apiserver.key'), token: join(dir, 'token')}
     writeFileSync(pki.ca, ca.certPem)
     writeFileSync(pki.cert, server.certPem)
@@ -108,11 +119,22 @@ describe('the agent image under containerd + runc with the DaemonSet settings', 
     writeFileSync(pki.token, token, {mode: 0o600})
     apiServer = lab.spawnIn(
       node.ns,
-      [process.execPath, '--no-warnings', join(here, 'fixtures', 'recording-api-server.ts'), `127.0.0.1,${SERVICE_HOST}`, String(DEFAULT_API_PORT), pki.cert, pki.key, pki.token, requestLog()],
+      [
+        process.execPath,
+        '--no-warnings',
+        join(here, 'fixtures', 'recording-api-server.ts'),
+        `127.0.0.1,${SERVICE_HOST}`,
+        String(DEFAULT_API_PORT),
+        pki.cert,
+        pki.key,
+        pki.token,
+        requestLog(),
+      ],
       {},
       join(dir, 'api-server.log'),
     )
-    const serving = () => (existsSync(join(dir, 'api-server.log')) ? readFileSync(join(dir, 'api-server.log'), 'utf8').match(/^serving /gm)?.length : 0)
+    const serving = () =>
+      existsSync(join(dir, 'api-server.log')) ? readFileSync(join(dir, 'api-server.log'), 'utf8').match(/^serving /gm)?.length : 0
     await waitFor('the API server stand-in', 10_000, () => serving() === 2)
 
     const pauseLayout = await buildPauseImage(join(dir, 'pause-image'))
@@ -126,7 +148,22 @@ describe('the agent image under containerd + runc with the DaemonSet settings', 
     await containerd.importImage(IMAGE_LAYOUT, image.name)
 
     const password = randomBytes(8).toString('hex')
-    const rendered = await karp(['render', '--vip', VIP, '--vhid', VHID, '--password', password, '--health-check', '--api-port', String(DEFAULT_API_PORT), '--image', image.reference, '-o', 'json'])
+    const rendered = await karp([
+      'render',
+      '--vip',
+      VIP,
+      '--vhid',
+      VHID,
+      '--password',
+      password,
+      '--health-check',
+      '--api-port',
+      String(DEFAULT_API_PORT),
+      '--image',
+      image.reference,
+      '-o',
+      'json',
+    ])
     assert.equal(rendered.exitCode, 0, rendered.stderr)
     const list = JSON.parse(rendered.stdout) as ManifestList
     const daemonSet = list.items.find((o) => o.kind === 'DaemonSet')
@@ -169,7 +206,9 @@ describe('the agent image under containerd + runc with the DaemonSet settings', 
     const platform = image.platforms[nativeArchitecture()]
     assert.ok(platform, `the image has a ${nativeArchitecture()} variant`)
     const byDigest = image.reference.replace(/:[^:/@]+@/, '@')
-    const inspected = JSON.parse((await containerd.crictl(['inspecti', '-o', 'json', byDigest])).stdout) as {status: {id: string; repoDigests: string[]}}
+    const inspected = JSON.parse((await containerd.crictl(['inspecti', '-o', 'json', byDigest])).stdout) as {
+      status: {id: string; repoDigests: string[]}
+    }
     assert.equal(inspected.status.id, platform.configDigest)
     assert.ok(inspected.status.repoDigests.includes(byDigest), inspected.status.repoDigests.join(', '))
     const {status} = await containerd.inspect(containerId)
@@ -177,10 +216,20 @@ describe('the agent image under containerd + runc with the DaemonSet settings', 
   })
 
   it('starts ucarp in the container, and the VIP appears on the node', async (t) => {
-    await waitFor('ucarp in the container', 30_000, async () => (await containerd.processes(containerId)).some((p) => p.comm === 'ucarp'), containerLog)
+    await waitFor(
+      'ucarp in the container',
+      30_000,
+      async () => (await containerd.processes(containerId)).some((p) => p.comm === 'ucarp'),
+      containerLog,
+    )
     await waitFor(`${VIP} on ${node.name}'s eth0`, 30_000, () => lab.holdsVip(node), containerLog)
     const addr = await execa(IP, ['-n', node.ns, '-4', '-o', 'addr', 'show', 'dev', 'eth0'])
-    t.diagnostic(addr.stdout.split('\n').filter((l) => l.includes(` ${VIP}/`)).join('; '))
+    t.diagnostic(
+      addr.stdout
+        .split('\n')
+        .filter((l) => l.includes(` ${VIP}/`))
+        .join('; '),
+    )
     // A lease (the image's busybox ip takes valid_lft), renewed: still one after longer than its lifetime.
     const lifetime = await lab.vipLifetime(node)
     assert.equal(typeof lifetime, 'number', addr.stdout)
@@ -193,7 +242,10 @@ describe('the agent image under containerd + runc with the DaemonSet settings', 
 
   it('holds NET_ADMIN and NET_RAW only, with no_new_privs and the runtime default seccomp filter, in every process', async (t) => {
     const procs = await containerd.processes(containerId)
-    assert.ok(procs.some((p) => p.comm === 'ucarp'), JSON.stringify(procs))
+    assert.ok(
+      procs.some((p) => p.comm === 'ucarp'),
+      JSON.stringify(procs),
+    )
     const checked: string[] = []
     for (const {pid, comm} of procs) {
       const status = procStatus(pid)
@@ -234,14 +286,23 @@ describe('the agent image under containerd + runc with the DaemonSet settings', 
   })
 
   it('checks the API server with the mounted token over verified TLS and reports its role there', async () => {
-    await waitFor('a role report (Master)', 30_000, () => rolePatches('Master').length > 0, () => JSON.stringify(requests().map((r) => [r.method, r.path, r.auth])))
+    await waitFor(
+      'a role report (Master)',
+      30_000,
+      () => rolePatches('Master').length > 0,
+      () => JSON.stringify(requests().map((r) => [r.method, r.path, r.auth])),
+    )
     const [patch] = rolePatches('Master')
     assert.ok(patch?.path?.endsWith(`/pods/${(plan.sandbox.metadata as {name: string}).name}/status`), patch?.path)
     assert.equal(patch?.auth, 'token')
     const health = requests().filter((r) => r.path === '/readyz')
     assert.ok(health.length >= 2, 'the health gate checked /readyz')
     const all = requests()
-    assert.deepEqual(all.filter((r) => r.tlsError !== undefined || r.auth !== 'token'), [], 'every request carried the token; no handshake failed')
+    assert.deepEqual(
+      all.filter((r) => r.tlsError !== undefined || r.auth !== 'token'),
+      [],
+      'every request carried the token; no handshake failed',
+    )
   })
 
   it('lets the VIP go on a graceful stop (CRI StopContainer with the grace period) and reports it', async () => {

@@ -24,15 +24,20 @@ describe('the automatic skew', {skip}, () => {
   /** The arguments of the ucarp that the agent on `node` runs, once it runs one. */
   const ucarpArgs = async (node: LabNode): Promise<string> => {
     let args = ''
-    await waitFor(`ucarp running on ${node.name}`, 20_000, () => {
-      const pid = lab.statePid(node, 'ucarp.pid')
-      try {
-        args = pid ? readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ') : ''
-      } catch {
-        args = ''
-      }
-      return args.includes('ucarp')
-    }, () => lab.agentLog(node))
+    await waitFor(
+      `ucarp running on ${node.name}`,
+      20_000,
+      () => {
+        const pid = lab.statePid(node, 'ucarp.pid')
+        try {
+          args = pid ? readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ') : ''
+        } catch {
+          args = ''
+        }
+        return args.includes('ucarp')
+      },
+      () => lab.agentLog(node),
+    )
     return args
   }
 
@@ -40,10 +45,16 @@ describe('the automatic skew', {skip}, () => {
     const [at16, at17] = lab.nodes as [LabNode, LabNode]
     assert.match(at16.ip, /\.16$/)
     for (const n of lab.nodes) lab.startAgent(n, {health: false})
-    const expected: [LabNode, number][] = [[at16, 1], [at17, 5]]
+    const expected: [LabNode, number][] = [
+      [at16, 1],
+      [at17, 5],
+    ]
     for (const [node, skew] of expected) {
       assert.match(await ucarpArgs(node), new RegExp(`--advskew=${skew} `), `${node.name} (${node.ip}) runs ucarp with skew ${skew}`)
-      assert.match(lab.agentLog(node), new RegExp(`starting vip=\\S+ vhid=\\S+ iface=\\S+ src=${node.ip.replaceAll('.', '\\.')} advbase=1 advskew=${skew} `))
+      assert.match(
+        lab.agentLog(node),
+        new RegExp(`starting vip=\\S+ vhid=\\S+ iface=\\S+ src=${node.ip.replaceAll('.', '\\.')} advbase=1 advskew=${skew} `),
+      )
     }
   })
 })

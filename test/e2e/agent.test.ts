@@ -6,7 +6,19 @@ import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {execa} from 'execa'
 import {watchHolders} from '../../lab/holders.js'
-import {agentDir, agentInstallDir, killGroup, Lab, labSkipReason, sleep, VHID, VIP, waitFor, type AgentOptions, type LabNode} from '../../lab/agent-lab.js'
+import {
+  agentDir,
+  agentInstallDir,
+  killGroup,
+  Lab,
+  labSkipReason,
+  sleep,
+  VHID,
+  VIP,
+  waitFor,
+  type AgentOptions,
+  type LabNode,
+} from '../../lab/agent-lab.js'
 
 const skip = labSkipReason()
 /**
@@ -31,7 +43,10 @@ function ucarpArgs(lab: Lab, node: LabNode): string[] {
 function agentProcesses(lab: Lab, node: LabNode): number[] {
   return lab.net.pidsIn(node.ns).filter((pid) => {
     try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(agentInstallDir()) || readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'ucarp'
+      return (
+        readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(agentInstallDir()) ||
+        readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'ucarp'
+      )
     } catch {
       return false
     }
@@ -107,7 +122,11 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
       ['KARP_PREEMPT', 'true\n', /KARP_PREEMPT=true\\x0a is not true or false/],
       ['KARP_INTERFACE', '-eth0', /KARP_INTERFACE=-eth0 is not an interface name/],
       ['KARP_INTERFACE', 'eth0\nlo', /KARP_INTERFACE=eth0\\x0alo is not an interface name/],
-      ['KARP_HEALTH_URL', 'https://127.0.0.1:6444/readyz\nx', /KARP_HEALTH_URL=https:\/\/127\.0\.0\.1:6444\/readyz\\x0ax is not an http:\/\/ or https:\/\/ URL/],
+      [
+        'KARP_HEALTH_URL',
+        'https://127.0.0.1:6444/readyz\nx',
+        /KARP_HEALTH_URL=https:\/\/127\.0\.0\.1:6444\/readyz\\x0ax is not an http:\/\/ or https:\/\/ URL/,
+      ],
       ['KARP_HEALTH_URL', 'https://u@127.0.0.1:6444/readyz', /KARP_HEALTH_URL=https:\/\/u@127\.0\.0\.1:6444\/readyz is not/],
       ['KARP_REPORT_TIMEOUT', '5\n', /KARP_REPORT_TIMEOUT=5\\x0a is not a number of seconds/],
       // The lease must outlast the dead interval (advbase 1 x deadratio 3) and the rest: 4 s at least.
@@ -140,8 +159,15 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
       assert.ok(args.includes(`--passfile=${join(n.dir, 'password')}`), args.join(' '))
       assert.ok(!args.some((a) => a.startsWith('--pass=') || a.includes('lab-secret')), 'no password on the command line')
       const lines = transitions(lab, n)
-      assert.ok(lines.some((l) => /role=backup from=init .*reason="started/.test(l)), lines.join('\n'))
-      if (n.name === holder) assert.ok(lines.some((l) => /role=master .*vip=10\.77\.0\.10\/32 .*reason="elected/.test(l)), lines.join('\n'))
+      assert.ok(
+        lines.some((l) => /role=backup from=init .*reason="started/.test(l)),
+        lines.join('\n'),
+      )
+      if (n.name === holder)
+        assert.ok(
+          lines.some((l) => /role=master .*vip=10\.77\.0\.10\/32 .*reason="elected/.test(l)),
+          lines.join('\n'),
+        )
     }
     const held = await execa('ip', ['-n', lab.node(holder).ns, '-4', 'addr', 'show', 'dev', 'eth0'])
     assert.match(held.stdout, /inet 10\.77\.0\.10\/32 /)
@@ -229,7 +255,10 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     assert.equal(code, 0)
     // Make-before-break: when the agent has exited, a successor already holds the VIP.
     const holders = await lab.holders()
-    assert.ok(holders.some((n) => n !== old.name), `holders right after the stop: ${holders.join(', ')}`)
+    assert.ok(
+      holders.some((n) => n !== old.name),
+      `holders right after the stop: ${holders.join(', ')}`,
+    )
     assert.equal(await lab.holdsVip(old), false)
     const last = transitions(lab, old).at(-1) ?? ''
     assert.match(last, /role=stopped from=master .*reason="shutdown: handed the VIP over" successor=seen vip_released=now/)
@@ -240,7 +269,7 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     await lab.waitForOneHolder()
   })
 
-  it('moves the VIP when the holder\'s API server stops answering, and the node rejoins once healthy', async () => {
+  it("moves the VIP when the holder's API server stops answering, and the node rejoins once healthy", async () => {
     const old = lab.node(await lab.waitForOneHolder())
     const others = lab.nodes.filter((n) => n !== old)
     const before = new Map(others.map((n) => [n.name, transitions(lab, n).length]))
@@ -251,17 +280,33 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     const seen = await watch.stop()
     assert.equal(await lab.probe(), holder)
     assert.equal(await lab.healthcheck(old), 0, 'a node gated by its health check stays live')
-    assert.match(transitions(lab, old).join('\n'), /role=backup from=master .*reason="health check failed 2 times: karp-tls: cannot connect to 127\.0\.0\.1 port 6444: Connection refused" successor=seen/)
+    assert.match(
+      transitions(lab, old).join('\n'),
+      /role=backup from=master .*reason="health check failed 2 times: karp-tls: cannot connect to 127\.0\.0\.1 port 6444: Connection refused" successor=seen/,
+    )
     // Its API server dead, it told the backups to take over now (karp-carp-leave), and one did at once.
     assert.match(lab.agentLog(old), /carp_leave=sent advbase=4 /)
     assert.match(lab.agentLog(lab.node(holder)), /Putting MASTER DOWN \(going to time out\)/)
     // The backups' skews differ (.12 and .13): the other one held that advertisement back longer, read the new
     // master's first advertisement meanwhile, and never took over (karp-pcap-immediate.so).
     const other = others.find((n) => n.name !== holder) as LabNode
-    assert.match(lab.agentLog(other), new RegExp(`karp-pcap-immediate: dropped the leaving advertisement of vhid ${VHID} from ${old.ip.replaceAll('.', '\\.')}: ${lab.node(holder).ip.replaceAll('.', '\\.')} advertised`))
-    assert.ok(!transitions(lab, other).slice(before.get(other.name)).some((l) => / role=master /.test(l)), `${other.name} took over too`)
+    assert.match(
+      lab.agentLog(other),
+      new RegExp(
+        `karp-pcap-immediate: dropped the leaving advertisement of vhid ${VHID} from ${old.ip.replaceAll('.', '\\.')}: ${lab.node(holder).ip.replaceAll('.', '\\.')} advertised`,
+      ),
+    )
+    assert.ok(
+      !transitions(lab, other)
+        .slice(before.get(other.name))
+        .some((l) => / role=master /.test(l)),
+      `${other.name} took over too`,
+    )
     // The old holder keeps the VIP until its successor answers for it (Graceful stop); of the others, one at most.
-    assert.ok(seen.samples.every((h) => h.filter((n) => n !== old.name).length <= 1), `two successors at once: ${JSON.stringify(seen.samples)}`)
+    assert.ok(
+      seen.samples.every((h) => h.filter((n) => n !== old.name).length <= 1),
+      `two successors at once: ${JSON.stringify(seen.samples)}`,
+    )
     assert.equal(lab.statePid(old, 'ucarp.pid'), undefined, 'ucarp stays stopped while unhealthy')
     // Gated, it renews nothing: no VIP comes back over more than a lifetime.
     await assertNeverHolds(lab, old, (LIFETIME_S + 1) * 1000)
@@ -302,7 +347,9 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     assert.match(waiting.output, /^not ready: ucarp not started yet, waiting for the first healthy check$/m)
     assert.equal(await lab.healthcheck(node, 'live'), 0, 'waiting for the first check is no reason to restart')
     // Two checks failed (KARP_HEALTH_FAILURES): out of CARP for a known reason, which waiting longer would not change.
-    await waitFor(`${node.name} concluding that its API server fails`, 20_000, () => readFileSync(gatedFile, 'utf8').startsWith('health check failed'))
+    await waitFor(`${node.name} concluding that its API server fails`, 20_000, () =>
+      readFileSync(gatedFile, 'utf8').startsWith('health check failed'),
+    )
     const out = await lab.probeResult(node, 'ready')
     assert.equal(out.code, 0, out.output)
     assert.match(out.output, /^ucarp stopped on purpose: health check failed 2 times: /m)
@@ -317,15 +364,20 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     await waitFor(`${node.name} ready with its API server answering`, 20_000, async () => (await lab.healthcheck(node, 'ready')) === 0)
     // Ready as soon as ucarp runs; its role is "init" until ucarp's first down.sh (a few ms later) says backup.
     let said = ''
-    await waitFor(`${node.name} ready as a backup`, 5_000, async () => {
-      const ready = await lab.probeResult(node, 'ready')
-      said = ready.output
-      return ready.code === 0 && /^ucarp running \(role backup\)$/m.test(ready.output)
-    }, () => said)
+    await waitFor(
+      `${node.name} ready as a backup`,
+      5_000,
+      async () => {
+        const ready = await lab.probeResult(node, 'ready')
+        said = ready.output
+        return ready.code === 0 && /^ucarp running \(role backup\)$/m.test(ready.output)
+      },
+      () => said,
+    )
     assert.equal(await lab.waitForOneHolder(), holder)
   })
 
-  it('moves the VIP when the holder\'s link is cut, and has one holder once it is back', async () => {
+  it("moves the VIP when the holder's link is cut, and has one holder once it is back", async () => {
     const old = lab.node(await lab.waitForOneHolder())
     await lab.cutLink(old)
     await lab.waitForOneHolder(20_000, old.name)
@@ -345,17 +397,24 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     await lab.rejoin(old)
     const holder = await lab.waitForOneHolder(20_000)
     const loser = split.find((n) => n !== holder) as string
-    assert.match(transitions(lab, lab.node(loser)).at(-1) ?? '', /role=backup from=master .*reason="a preferred master advertised" vip_released=on-successor-announcement/)
+    assert.match(
+      transitions(lab, lab.node(loser)).at(-1) ?? '',
+      /role=backup from=master .*reason="a preferred master advertised" vip_released=on-successor-announcement/,
+    )
     // The yielding master let go once the preferred one announced itself (its reassertion when it read the
     // yielding master's advertisement), not after a fixed drain.
     const holderMac = lab.node(holder).mac
     await waitFor(`${loser} released the VIP on ${holder}'s gratuitous ARP`, 5000, () =>
-      lab.agentLog(lab.node(loser)).includes(`reason="gratuitous ARP from ${holderMac}"`))
+      lab.agentLog(lab.node(loser)).includes(`reason="gratuitous ARP from ${holderMac}"`),
+    )
     // No gratuitous ARP from the node that yielded may outlive its VIP: the client's cache ends on the holder.
     await sleep(3000)
     const seen = await watch.stop()
     // Two masters, one of them yields: never a third holder, and once one node holds the VIP it stays the only one.
-    assert.ok(seen.samples.every((h) => h.length <= 2), `three holders: ${JSON.stringify(seen.samples)}`)
+    assert.ok(
+      seen.samples.every((h) => h.length <= 2),
+      `three holders: ${JSON.stringify(seen.samples)}`,
+    )
     const firstSingle = seen.samples.findIndex((h) => h.length === 1)
     assert.ok(firstSingle >= 0)
     assert.deepEqual([...new Set(seen.samples.slice(firstSingle).map((h) => h.join()))], [holder], 'one holder from then on')
@@ -363,7 +422,7 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     assert.equal(await lab.probe(), holder)
   })
 
-  it('resolves two backups that promote together: one yields, lets go on the other\'s ARP, and the client ends there', async () => {
+  it("resolves two backups that promote together: one yields, lets go on the other's ARP, and the client ends there", async () => {
     // Equal skews: the two backups' timers start from the same advertisement and fire together.
     await Promise.all(lab.nodes.map((n) => lab.stopAgent(n)))
     await startAll(lab, {env: {KARP_ADVSKEW: '8'}})
@@ -375,7 +434,11 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     const holder = await lab.waitForOneHolder(20_000, old.name)
     await sleep(3000)
     const seen = await watch.stop()
-    const promoted = others.filter((n) => transitions(lab, n).slice(before.get(n.name)).some((l) => / role=master from=backup /.test(l)))
+    const promoted = others.filter((n) =>
+      transitions(lab, n)
+        .slice(before.get(n.name))
+        .some((l) => / role=master from=backup /.test(l)),
+    )
     assert.deepEqual(promoted.map((n) => n.name).sort(), others.map((n) => n.name).sort(), 'both backups promoted')
     // ucarp's rule for equal advertisement intervals: the lower source address stays master.
     const [lower, higher] = others
@@ -385,7 +448,10 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     // yielded, once it let go, never held the VIP again; the one that stayed, once it held it, always did.
     const live = seen.samples.map((h) => h.filter((n) => n !== old.name))
     const shown = JSON.stringify(seen.samples)
-    assert.ok(live.every((h) => h.length <= 2), shown)
+    assert.ok(
+      live.every((h) => h.length <= 2),
+      shown,
+    )
     const span = (name: string) => {
       const first = live.findIndex((h) => h.includes(name))
       const last = live.findLastIndex((h) => h.includes(name))
@@ -436,9 +502,12 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
     await lab.waitForOneHolder()
   })
 
-  it('printed no shell error in any run above (its log is all its own lines and ucarp\'s)', () => {
+  it("printed no shell error in any run above (its log is all its own lines and ucarp's)", () => {
     for (const node of lab.nodes) {
-      const errors = lab.agentLog(node).split('\n').filter((line) => /^\S*sh: /.test(line))
+      const errors = lab
+        .agentLog(node)
+        .split('\n')
+        .filter((line) => /^\S*sh: /.test(line))
       assert.ok(lab.agentLog(node).includes(' karp node='), `${node.name} has an agent log`)
       assert.deepEqual(errors, [], `${node.name}'s agent printed shell errors`)
     }
@@ -447,7 +516,10 @@ describe('karp agent in a network-namespace lab', {skip}, () => {
   it('leaves no VIP anywhere when every agent stops', async () => {
     await lab.waitForOneHolder()
     const codes = await Promise.all(lab.nodes.map((n) => lab.stopAgent(n)))
-    assert.deepEqual(codes, lab.nodes.map(() => 0))
+    assert.deepEqual(
+      codes,
+      lab.nodes.map(() => 0),
+    )
     assert.deepEqual(await lab.holders(), [])
     // No delayed action puts a VIP back (a renewal would add a missing one), over more than a lifetime.
     const end = Date.now() + (LIFETIME_S + 1) * 1000

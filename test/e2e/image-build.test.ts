@@ -94,7 +94,9 @@ describe('agent image build', () => {
   })
 
   test('the layout holds one index over linux/amd64 and linux/arm64/v8, every blob under its own digest', () => {
-    const top = JSON.parse(readFileSync(join(IMAGE_LAYOUT, 'index.json'), 'utf8')) as Index & {manifests: {annotations?: Record<string, string>}[]}
+    const top = JSON.parse(readFileSync(join(IMAGE_LAYOUT, 'index.json'), 'utf8')) as Index & {
+      manifests: {annotations?: Record<string, string>}[]
+    }
     assert.deepEqual(JSON.parse(readFileSync(join(IMAGE_LAYOUT, 'oci-layout'), 'utf8')), {imageLayoutVersion: '1.0.0'})
     assert.equal(top.manifests.length, 1)
     assert.equal(top.manifests[0]?.mediaType, 'application/vnd.oci.image.index.v1+json')
@@ -104,10 +106,13 @@ describe('agent image build', () => {
       assert.equal(sha256(readBlob(IMAGE_LAYOUT, blob)), `sha256:${blob}`, `blob ${blob}`)
     }
     const index = json<Index>(IMAGE_LAYOUT, summary.indexDigest)
-    assert.deepEqual(index.manifests.map((m) => m.platform), [
-      {architecture: 'amd64', os: 'linux'},
-      {architecture: 'arm64', os: 'linux', variant: 'v8'},
-    ])
+    assert.deepEqual(
+      index.manifests.map((m) => m.platform),
+      [
+        {architecture: 'amd64', os: 'linux'},
+        {architecture: 'arm64', os: 'linux', variant: 'v8'},
+      ],
+    )
     for (const entry of index.manifests) {
       const manifest = json<Manifest>(IMAGE_LAYOUT, entry.digest)
       const config = json<Config>(IMAGE_LAYOUT, manifest.config.digest)
@@ -135,7 +140,10 @@ describe('agent image build', () => {
         if (interpreter) assert.ok(resolveInRoot(root, interpreter), `${path}: loader ${interpreter} missing`)
         for (const [, lib] of out.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)) {
           const dirs = [`/lib/${triplet(arch)}`, `/usr/lib/${triplet(arch)}`]
-          assert.ok(dirs.some((d) => resolveInRoot(root, `${d}/${lib}`)), `${path} needs ${lib}, not in the image`)
+          assert.ok(
+            dirs.some((d) => resolveInRoot(root, `${d}/${lib}`)),
+            `${path} needs ${lib}, not in the image`,
+          )
         }
       }
       assert.ok(elves >= 4, `only ${elves} ELF files`)
@@ -144,7 +152,15 @@ describe('agent image build', () => {
     test(`${arch}: the agent and its tools, and nothing of a package manager or curl`, () => {
       const root = imageRootfs(arch)
       const files = new Set(walk(root))
-      for (const needed of ['/usr/sbin/ucarp', '/bin/busybox', '/usr/local/bin/karp-tls', '/etc/os-release', ...staticallyLinked(definition).map((p) => `/usr/share/doc/${p}/copyright`), '/usr/local/lib/karp/karp-pcap-immediate.so', ...definition.agent.scripts.map((s) => `/usr/local/lib/karp/${s}`)]) {
+      for (const needed of [
+        '/usr/sbin/ucarp',
+        '/bin/busybox',
+        '/usr/local/bin/karp-tls',
+        '/etc/os-release',
+        ...staticallyLinked(definition).map((p) => `/usr/share/doc/${p}/copyright`),
+        '/usr/local/lib/karp/karp-pcap-immediate.so',
+        ...definition.agent.scripts.map((s) => `/usr/local/lib/karp/${s}`),
+      ]) {
         assert.ok(files.has(needed), `${needed} missing`)
       }
       assert.equal(readlinkSync(join(root, 'bin', 'sh')), 'busybox')
@@ -156,7 +172,10 @@ describe('agent image build', () => {
         const hits = programs.filter((f) => posix.basename(f) === forbidden)
         assert.deepEqual(hits, [], `${forbidden} in the image`)
       }
-      assert.deepEqual([...files].filter((f) => f.startsWith('/usr/share/man') || f.startsWith('/usr/share/locale')), [])
+      assert.deepEqual(
+        [...files].filter((f) => f.startsWith('/usr/share/man') || f.startsWith('/usr/share/locale')),
+        [],
+      )
     })
 
     test(`${arch}: each locked package has its copyright and a dpkg status entry with the locked version`, () => {
@@ -173,7 +192,10 @@ describe('agent image build', () => {
   }
 
   test('the amd64 image runs here: its own busybox and ucarp start inside its root', () => {
-    const out = execFileSync('chroot', [imageRootfs('amd64'), '/bin/sh', '-c', 'ucarp --help 2>&1; echo shell=$0'], {encoding: 'utf8', timeout: 10_000})
+    const out = execFileSync('chroot', [imageRootfs('amd64'), '/bin/sh', '-c', 'ucarp --help 2>&1; echo shell=$0'], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    })
     assert.match(out, /^ucarp 1\.5\.2/m)
     assert.match(out, /shell=\/bin\/sh/)
   })

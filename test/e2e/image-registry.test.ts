@@ -62,14 +62,17 @@ async function startRegistry(dir: string, password: string): Promise<Registry> {
   const hashed = ok(run('htpasswd', ['-B', '-i', '-n', USER], password), 'htpasswd')
   writeFileSync(join(dir, 'htpasswd'), hashed)
   const config = join(dir, 'config.yml')
-  writeFileSync(config, [
-    'version: 0.1',
-    'log: {level: warn, accesslog: {disabled: true}}',
-    `storage: {filesystem: {rootdirectory: ${JSON.stringify(join(dir, 'storage'))}}}`,
-    `http: {addr: "127.0.0.1:${port}", secret: ${randomBytes(16).toString('hex')}}`,
-    `auth: {htpasswd: {realm: karp-test, path: ${JSON.stringify(join(dir, 'htpasswd'))}}}`,
-    '',
-  ].join('\n'))
+  writeFileSync(
+    config,
+    [
+      'version: 0.1',
+      'log: {level: warn, accesslog: {disabled: true}}',
+      `storage: {filesystem: {rootdirectory: ${JSON.stringify(join(dir, 'storage'))}}}`,
+      `http: {addr: "127.0.0.1:${port}", secret: ${randomBytes(16).toString('hex')}}`,
+      `auth: {htpasswd: {realm: karp-test, path: ${JSON.stringify(join(dir, 'htpasswd'))}}}`,
+      '',
+    ].join('\n'),
+  )
   let output = ''
   const child = spawn('docker-registry', ['serve', config], {stdio: ['ignore', 'pipe', 'pipe']})
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()))
@@ -78,7 +81,10 @@ async function startRegistry(dir: string, password: string): Promise<Registry> {
   const deadline = Date.now() + 20_000
   for (;;) {
     // 401 is the registry answering: /v2/ needs the password like everything else.
-    const status = await fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.status, () => 0)
+    const status = await fetch(`http://127.0.0.1:${port}/v2/`).then(
+      (r) => r.status,
+      () => 0,
+    )
     if (status === 401) break
     const gone = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 100))])
     if (gone || Date.now() > deadline) throw new Error(`docker-registry did not come up on 127.0.0.1:${port}:\n${output}`)
@@ -99,15 +105,24 @@ async function stop(child: ChildProcess): Promise<void> {
  * A registry that moved the tag: passes everything through, except that reading `repository:tag` returns the
  * manifest `served` instead (what a registry that lost or rewrote the push would answer).
  */
-async function tagMovingProxy(upstream: string, repository: string, tag: string, served: string): Promise<{host: string; close: () => Promise<void>}> {
+async function tagMovingProxy(
+  upstream: string,
+  repository: string,
+  tag: string,
+  served: string,
+): Promise<{host: string; close: () => Promise<void>}> {
   const [upstreamHost, upstreamPort] = upstream.split(':')
   const server = http.createServer((req, res) => {
     let path = req.url ?? '/'
-    if ((req.method === 'GET' || req.method === 'HEAD') && path === `/v2/${repository}/manifests/${tag}`) path = `/v2/${repository}/manifests/${served}`
-    const forward = http.request({host: upstreamHost, port: Number(upstreamPort), method: req.method, path, headers: req.headers}, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers)
-      answer.pipe(res)
-    })
+    if ((req.method === 'GET' || req.method === 'HEAD') && path === `/v2/${repository}/manifests/${tag}`)
+      path = `/v2/${repository}/manifests/${served}`
+    const forward = http.request(
+      {host: upstreamHost, port: Number(upstreamPort), method: req.method, path, headers: req.headers},
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        answer.pipe(res)
+      },
+    )
     forward.on('error', () => res.destroy())
     req.pipe(forward)
   })
@@ -169,7 +184,14 @@ describe('publishing the agent image to a registry', {skip}, () => {
     registry = await startRegistry(scratch, password)
     authfile = join(scratch, 'auth.json')
     // What the release does with its token: log in from stdin into an auth file, publish with that file.
-    ok(run('skopeo', ['login', '--tls-verify=false', '--authfile', authfile, '--username', USER, '--password-stdin', registry.host], password), 'skopeo login')
+    ok(
+      run(
+        'skopeo',
+        ['login', '--tls-verify=false', '--authfile', authfile, '--username', USER, '--password-stdin', registry.host],
+        password,
+      ),
+      'skopeo login',
+    )
     published = publish(['--authfile', authfile, IMAGE_LAYOUT, summary.tag, `${registry.host}/${REPOSITORY}`])
   })
 
@@ -192,7 +214,12 @@ describe('publishing the agent image to a registry', {skip}, () => {
     assert.deepEqual(readBlob(pulled, summary.indexDigest), readBlob(IMAGE_LAYOUT, summary.indexDigest))
     const local = imageDigests(IMAGE_LAYOUT, summary.indexDigest)
     assert.deepEqual(imageDigests(pulled, summary.indexDigest), local)
-    assert.deepEqual(local.manifests.sort(), Object.values(summary.platforms).map((p) => p.manifestDigest).sort())
+    assert.deepEqual(
+      local.manifests.sort(),
+      Object.values(summary.platforms)
+        .map((p) => p.manifestDigest)
+        .sort(),
+    )
     assert.equal(local.manifests.length, 2)
     assert.deepEqual(blobs(pulled), blobs(IMAGE_LAYOUT))
   })
@@ -201,12 +228,28 @@ describe('publishing the agent image to a registry', {skip}, () => {
     const pulled = join(scratch, 'by-tag')
     ok(copy(`docker://${registry.host}/${REPOSITORY}:${summary.tag}`, `oci:${pulled}:${summary.tag}`), 'skopeo copy by tag')
     assert.equal(layoutEntry(pulled).digest, summary.indexDigest)
-    const raw = ok(run('skopeo', ['inspect', '--raw', '--tls-verify=false', '--authfile', authfile, `docker://${registry.host}/${REPOSITORY}:${summary.tag}`]), 'skopeo inspect')
+    const raw = ok(
+      run('skopeo', [
+        'inspect',
+        '--raw',
+        '--tls-verify=false',
+        '--authfile',
+        authfile,
+        `docker://${registry.host}/${REPOSITORY}:${summary.tag}`,
+      ]),
+      'skopeo inspect',
+    )
     assert.equal(sha256(Buffer.from(raw)), summary.indexDigest)
   })
 
   test('the registry really wants the password: publishing without the auth file fails', () => {
-    const anonymous = run('bash', ['scripts/image-publish.sh', '--tls-verify=false', IMAGE_LAYOUT, summary.tag, `${registry.host}/${REPOSITORY}-anonymous`])
+    const anonymous = run('bash', [
+      'scripts/image-publish.sh',
+      '--tls-verify=false',
+      IMAGE_LAYOUT,
+      summary.tag,
+      `${registry.host}/${REPOSITORY}-anonymous`,
+    ])
     assert.notEqual(anonymous.status, 0)
     assert.match(anonymous.stderr, /authentication required|unauthorized/i)
   })
@@ -219,11 +262,22 @@ describe('publishing the agent image to a registry', {skip}, () => {
       const login = ['login', '--tls-verify=false', '--authfile', authfile, '--username', USER, '--password-stdin', proxy.host]
       const loggedIn = await execa('skopeo', login, {input: password, reject: false, timeout: 60_000})
       assert.equal(loggedIn.exitCode, 0, loggedIn.stderr)
-      const args = ['scripts/image-publish.sh', '--tls-verify=false', '--authfile', authfile, IMAGE_LAYOUT, summary.tag, `${proxy.host}/${REPOSITORY}-moved`]
+      const args = [
+        'scripts/image-publish.sh',
+        '--tls-verify=false',
+        '--authfile',
+        authfile,
+        IMAGE_LAYOUT,
+        summary.tag,
+        `${proxy.host}/${REPOSITORY}-moved`,
+      ]
       const moved = await execa('bash', args, {cwd: repoRoot, reject: false, timeout: 180_000})
       assert.equal(moved.exitCode, 1, moved.stderr)
       assert.equal(moved.stdout, '')
-      assert.ok(moved.stderr.includes(`${REPOSITORY}-moved:${summary.tag} is ${amd64}, the layout's index is ${summary.indexDigest}`), moved.stderr)
+      assert.ok(
+        moved.stderr.includes(`${REPOSITORY}-moved:${summary.tag} is ${amd64}, the layout's index is ${summary.indexDigest}`),
+        moved.stderr,
+      )
     } finally {
       await proxy.close()
     }
@@ -243,7 +297,17 @@ describe('publishing the agent image to a registry', {skip}, () => {
       const doc = JSON.parse(readFileSync(join(IMAGE_DIR, 'sbom', `karp-agent-${arch}.spdx.json`), 'utf8')) as SpdxDocument
       const image = doc.packages.find((p) => p.SPDXID === 'SPDXRef-Image')
       assert.equal(`sha256:${image?.checksums?.[0]?.checksumValue}`, platform.manifestDigest, arch)
-      const raw = ok(run('skopeo', ['inspect', '--raw', '--tls-verify=false', '--authfile', authfile, `docker://${registry.host}/${REPOSITORY}@${platform.manifestDigest}`]), `skopeo inspect ${arch}`)
+      const raw = ok(
+        run('skopeo', [
+          'inspect',
+          '--raw',
+          '--tls-verify=false',
+          '--authfile',
+          authfile,
+          `docker://${registry.host}/${REPOSITORY}@${platform.manifestDigest}`,
+        ]),
+        `skopeo inspect ${arch}`,
+      )
       assert.equal(sha256(Buffer.from(raw)), platform.manifestDigest, arch)
     }
   })
@@ -258,7 +322,12 @@ describe('publishing the agent image to a registry', {skip}, () => {
     const rootfs = join(scratch, 'other-rootfs')
     mkdirSync(join(rootfs, 'etc'), {recursive: true})
     writeFileSync(join(rootfs, 'etc', 'other'), 'not the agent\n')
-    const other = await writeLayout(join(scratch, 'other-oci'), [{platform: {architecture: 'amd64', os: 'linux'}, rootfs, config: {}}], summary.tag, summary.sourceDateEpoch)
+    const other = await writeLayout(
+      join(scratch, 'other-oci'),
+      [{platform: {architecture: 'amd64', os: 'linux'}, rootfs, config: {}}],
+      summary.tag,
+      summary.sourceDateEpoch,
+    )
     const failed = checkPin(['--tag', summary.tag, '--layout', join(scratch, 'other-oci')])
     assert.equal(failed.status, 1)
     assert.ok(failed.stderr.includes(summary.indexDigest) && failed.stderr.includes(other.index.digest), failed.stderr)

@@ -80,13 +80,18 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
   /** Waits until exactly one node holds the VIP (other than `except`), still so 1.5 s later; that node. */
   const oneHolder = async (timeoutMs = 40_000, except?: string): Promise<string> => {
     let holders: string[] = []
-    await waitFor(`exactly one VIP holder${except ? ` other than ${except}` : ''}`, timeoutMs, async () => {
-      holders = await cluster.holders()
-      if (holders.length !== 1 || holders[0] === except) return false
-      await sleep(1500)
-      const again = await cluster.holders()
-      return again.length === 1 && again[0] === holders[0]
-    }, () => `holders: [${holders.join(', ')}]`)
+    await waitFor(
+      `exactly one VIP holder${except ? ` other than ${except}` : ''}`,
+      timeoutMs,
+      async () => {
+        holders = await cluster.holders()
+        if (holders.length !== 1 || holders[0] === except) return false
+        await sleep(1500)
+        const again = await cluster.holders()
+        return again.length === 1 && again[0] === holders[0]
+      },
+      () => `holders: [${holders.join(', ')}]`,
+    )
     return holders[0] as string
   }
 
@@ -98,24 +103,35 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
   const statusHolder = async (except?: string, certFixed = true): Promise<string> => {
     let last: StatusResult | undefined
     let exit = -1
-    await waitFor(`karp status naming one holder${except ? ` other than ${except}` : ''}`, 60_000, async () => {
-      const r = await cluster.karp(['status', '--json'])
-      exit = r.exitCode
-      try {
-        last = JSON.parse(r.stdout) as StatusResult
-      } catch {
-        return false
-      }
-      const install = last.installs?.[0]
-      if (install?.holder !== 'one' || install.holders[0] === except) return false
-      if (!certFixed && install.holders[0] === NO_VIP_NODE) {
-        return r.exitCode === 4 && install.state === 'degraded' && install.problems.length === 1 && /^VIP \S+ is not an IP SAN /.test(install.problems[0]!)
-      }
-      return r.exitCode === 0 && last.verdict === 'healthy'
-    }, () => {
-      const install = last?.installs?.[0]
-      return `exit ${exit}: ${JSON.stringify(install ? {holders: install.holders, state: install.state, problems: install.problems} : last)}`
-    }, 1000)
+    await waitFor(
+      `karp status naming one holder${except ? ` other than ${except}` : ''}`,
+      60_000,
+      async () => {
+        const r = await cluster.karp(['status', '--json'])
+        exit = r.exitCode
+        try {
+          last = JSON.parse(r.stdout) as StatusResult
+        } catch {
+          return false
+        }
+        const install = last.installs?.[0]
+        if (install?.holder !== 'one' || install.holders[0] === except) return false
+        if (!certFixed && install.holders[0] === NO_VIP_NODE) {
+          return (
+            r.exitCode === 4 &&
+            install.state === 'degraded' &&
+            install.problems.length === 1 &&
+            /^VIP \S+ is not an IP SAN /.test(install.problems[0]!)
+          )
+        }
+        return r.exitCode === 0 && last.verdict === 'healthy'
+      },
+      () => {
+        const install = last?.installs?.[0]
+        return `exit ${exit}: ${JSON.stringify(install ? {holders: install.holders, state: install.state, problems: install.problems} : last)}`
+      },
+      1000,
+    )
     const install = last!.installs[0]!
     assert.equal(install.vipProbe?.reachable, true, 'karp status reaches the VIP from the client')
     return install.holders[0]!
@@ -134,28 +150,48 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
 
   /** The command line of the ucarp that the agent on `node` runs. */
   const ucarpArgs = async (node: string): Promise<string> => {
-    const r = await cluster.kubectl(['exec', '-n', NAMESPACE, (await podOn(node)).metadata.name, '--', 'sh', '-c', 'tr "\\0" " " </proc/$(cat /run/karp/ucarp.pid)/cmdline'])
+    const r = await cluster.kubectl([
+      'exec',
+      '-n',
+      NAMESPACE,
+      (await podOn(node)).metadata.name,
+      '--',
+      'sh',
+      '-c',
+      'tr "\\0" " " </proc/$(cat /run/karp/ucarp.pid)/cmdline',
+    ])
     return r.exitCode === 0 ? r.stdout : `exit ${r.exitCode}: ${r.stderr}`
   }
 
   /** The agent on `node` runs in a container started after `since` and is Ready (a status from before a power loss says Ready too). */
   const agentBackSince = async (node: string, since: number): Promise<void> => {
-    await waitFor(`the agent on ${node} started again and Ready`, 90_000, async () => {
-      const status = (await podOn(node)).status.containerStatuses?.[0]
-      const started = Date.parse(status?.state?.running?.startedAt ?? '')
-      // startedAt has whole seconds.
-      return status?.ready === true && started >= Math.floor(since / 1000) * 1000
-    }, undefined, 1000)
+    await waitFor(
+      `the agent on ${node} started again and Ready`,
+      90_000,
+      async () => {
+        const status = (await podOn(node)).status.containerStatuses?.[0]
+        const started = Date.parse(status?.state?.running?.startedAt ?? '')
+        // startedAt has whole seconds.
+        return status?.ready === true && started >= Math.floor(since / 1000) * 1000
+      },
+      undefined,
+      1000,
+    )
   }
 
   /** kubectl through the VIP (the rewritten kubeconfig) succeeds within the timeout. */
   const kubectlThroughVipWorks = async (timeoutMs = 15_000): Promise<void> => {
     let last = ''
-    await waitFor('kubectl get nodes through the VIP', timeoutMs, async () => {
-      const r = await cluster.kubectl(['get', 'nodes', '-o', 'name', '--request-timeout=2s'])
-      last = r.stderr || r.stdout
-      return r.exitCode === 0 && r.stdout.trim().split('\n').length === cluster.allNodes.length
-    }, () => last)
+    await waitFor(
+      'kubectl get nodes through the VIP',
+      timeoutMs,
+      async () => {
+        const r = await cluster.kubectl(['get', 'nodes', '-o', 'name', '--request-timeout=2s'])
+        last = r.stderr || r.stdout
+        return r.exitCode === 0 && r.stdout.trim().split('\n').length === cluster.allNodes.length
+      },
+      () => last,
+    )
   }
 
   before(async () => {
@@ -164,7 +200,9 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     imageRef = `${image.name}:${image.tag}@${image.indexDigest}`
     cluster = await Cluster.start({log, certWithoutVip: [NO_VIP_NODE], workers: 1})
     const memory = cluster.allNodes.map((n) => `${n.name} ${(cluster.nodeRssKb(n.name) / 1024).toFixed(0)} MB`).join(', ')
-    log(`lab up in ${cluster.startup.total.toFixed(1)} s (control plane ${cluster.startup.controlPlane.toFixed(1)} s, nodes ${cluster.startup.nodes.toFixed(1)} s); RSS per node: ${memory}`)
+    log(
+      `lab up in ${cluster.startup.total.toFixed(1)} s (control plane ${cluster.startup.controlPlane.toFixed(1)} s, nodes ${cluster.startup.nodes.toFixed(1)} s); RSS per node: ${memory}`,
+    )
   })
 
   after(async () => {
@@ -182,7 +220,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     assert.deepEqual(hostAfter, hostBefore, 'host sysctls and directories as they were')
   })
 
-  step('1. karp install: refused for a VIP off the nodes\' subnet, then the real kubelets run the agents', async () => {
+  step("1. karp install: refused for a VIP off the nodes' subnet, then the real kubelets run the agents", async () => {
     const wrong = await cluster.karp(['install', '--vip', '10.88.0.10', '--image', imageRef, '--yes'])
     assert.equal(wrong.exitCode, 4, wrong.stderr)
     for (const n of cluster.nodes) assert.match(wrong.stderr, new RegExp(n.host.ip.replaceAll('.', '\\.')))
@@ -191,10 +229,17 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     const result = await karpJson<InstallResult>(['install', '--vip', VIP, '--image', imageRef, '--yes', '--timeout', '3m'])
     assert.equal(result.vip, VIP)
     // The control-plane nodes, by their kubeadm label: the worker, a Ready node of the same subnet, is left alone.
-    assert.deepEqual([...result.nodes].sort(), cluster.nodes.map((n) => n.name))
+    assert.deepEqual(
+      [...result.nodes].sort(),
+      cluster.nodes.map((n) => n.name),
+    )
     assert.equal(result.rollout?.available, cluster.nodes.length)
     const nodesOfPods = (await pods()).map((p) => p.spec.nodeName).sort()
-    assert.deepEqual(nodesOfPods, cluster.nodes.map((n) => n.name), `agents run on the control-plane nodes only, not on ${cluster.workers.map((w) => w.name).join(', ')}`)
+    assert.deepEqual(
+      nodesOfPods,
+      cluster.nodes.map((n) => n.name),
+      `agents run on the control-plane nodes only, not on ${cluster.workers.map((w) => w.name).join(', ')}`,
+    )
     for (const pod of await pods()) {
       assert.equal(pod.status.phase, 'Running', `${pod.metadata.name} runs`)
       assert.equal(pod.status.containerStatuses?.[0]?.ready, true, `${pod.metadata.name} is ready (its probes pass)`)
@@ -207,10 +252,16 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     // would with skew 1, rank 1 waits 4 advertisement periods more and keeps its per-node skew.
     const [first, second] = cluster.nodes.map((n) => n.name).filter((n) => n !== holder)
     let args: string[] = []
-    await waitFor('the backups running ucarp with their ranks\' dead ratio and skew', 60_000, async () => {
-      args = await Promise.all([first!, second!].map(ucarpArgs))
-      return /--advskew=1 --deadratio=3 /.test(args[0]!) && /--advskew=(?!1 )\d+ --deadratio=7 /.test(args[1]!)
-    }, () => args.join(' | '), 1000)
+    await waitFor(
+      "the backups running ucarp with their ranks' dead ratio and skew",
+      60_000,
+      async () => {
+        args = await Promise.all([first!, second!].map(ucarpArgs))
+        return /--advskew=1 --deadratio=3 /.test(args[0]!) && /--advskew=(?!1 )\d+ --deadratio=7 /.test(args[1]!)
+      },
+      () => args.join(' | '),
+      1000,
+    )
   })
 
   step('2. kubectl exec and logs reach the agents; they run with NET_ADMIN and NET_RAW only, read-only root, the Secret 0400', async () => {
@@ -242,18 +293,27 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     const failing = await karpJson<CheckCertResult>(['check-cert'], 4)
     const bad = failing.endpoints.filter((e) => e.status !== 'ok').map((e) => e.endpoint)
     // The VIP serves the holder's certificate: bad too when that node holds it (the election decides).
-    const expected = [`${cluster.node(NO_VIP_NODE).host.ip}:${DEFAULT_API_PORT}`, ...(holder === NO_VIP_NODE ? [`${VIP}:${DEFAULT_API_PORT}`] : [])]
+    const expected = [
+      `${cluster.node(NO_VIP_NODE).host.ip}:${DEFAULT_API_PORT}`,
+      ...(holder === NO_VIP_NODE ? [`${VIP}:${DEFAULT_API_PORT}`] : []),
+    ]
     assert.deepEqual(bad.sort(), expected.sort(), JSON.stringify(failing.endpoints.map((e) => [e.endpoint, e.status])))
     assert.equal(failing.advice?.distribution, 'kubeadm', JSON.stringify(failing.distribution))
     assert.match(failing.advice?.steps.join('\n') ?? '', /certSANs|apiserver/)
     // What the advice leads to: a serving certificate with the VIP; the API server reloads it from disk.
     cluster.controlPlane.reissueServingCert(NO_VIP_NODE)
     let fine: CheckCertResult | undefined
-    await waitFor('check-cert fine on the VIP and all three nodes', 30_000, async () => {
-      const r = await cluster.karp(['check-cert', '--json'])
-      fine = JSON.parse(r.stdout) as CheckCertResult
-      return r.exitCode === 0
-    }, () => JSON.stringify(fine?.endpoints.map((e) => [e.endpoint, e.status])), 1000)
+    await waitFor(
+      'check-cert fine on the VIP and all three nodes',
+      30_000,
+      async () => {
+        const r = await cluster.karp(['check-cert', '--json'])
+        fine = JSON.parse(r.stdout) as CheckCertResult
+        return r.exitCode === 0
+      },
+      () => JSON.stringify(fine?.endpoints.map((e) => [e.endpoint, e.status])),
+      1000,
+    )
     assert.equal(fine!.endpoints.length, 4, 'the VIP and every node')
   })
 
@@ -261,7 +321,10 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     const rewrite = await cluster.karp(['kubeconfig', 'rewrite', '--vip', VIP, '--kubeconfig', cluster.kubeconfig])
     assert.equal(rewrite.exitCode, 0, rewrite.stderr)
     const config = parse(readFileSync(cluster.kubeconfig, 'utf8')) as {clusters: {cluster: {server: string}}[]}
-    assert.deepEqual(config.clusters.map((c) => c.cluster.server), [`https://${VIP}:${DEFAULT_API_PORT}`])
+    assert.deepEqual(
+      config.clusters.map((c) => c.cluster.server),
+      [`https://${VIP}:${DEFAULT_API_PORT}`],
+    )
     await kubectlThroughVipWorks()
   })
 
@@ -284,15 +347,21 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     // The lost node's pod still shows Running with its last report (until the node controller notices):
     // karp status must name the survivor, and say why it does not believe the other.
     let reported: StatusResult['installs'][number] | undefined
-    await waitFor(`karp status naming ${holder} the holder while ${lost} is down`, 30_000, async () => {
-      const r = await cluster.karp(['status', '--json'])
-      try {
-        reported = (JSON.parse(r.stdout) as StatusResult).installs[0]
-      } catch {
-        return false
-      }
-      return reported?.holder === 'one' && reported.holders[0] === holder
-    }, () => JSON.stringify(reported && {holders: reported.holders, problems: reported.problems}), 1000)
+    await waitFor(
+      `karp status naming ${holder} the holder while ${lost} is down`,
+      30_000,
+      async () => {
+        const r = await cluster.karp(['status', '--json'])
+        try {
+          reported = (JSON.parse(r.stdout) as StatusResult).installs[0]
+        } catch {
+          return false
+        }
+        return reported?.holder === 'one' && reported.holders[0] === holder
+      },
+      () => JSON.stringify(reported && {holders: reported.holders, problems: reported.problems}),
+      1000,
+    )
     assert.ok(
       reported?.problems.some((p) => p.startsWith(`node ${lost} last reported holding the VIP, but ${holder} took it at `)),
       JSON.stringify(reported?.problems),
@@ -300,11 +369,30 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     // status --watch comes to the same verdict: it notices its dead connections (at most 30 s of silence),
     // watches on through the new holder, and reads the two nodes' Leases again every 10 s.
     let watched: StatusResult['installs'][number] | undefined
-    await waitFor(`karp status --watch naming ${holder} the holder while ${lost} is down`, 90_000, () => {
-      const lines = statusWatch.output().split('\n').filter((l) => l.startsWith('{'))
-      watched = lines.length > 0 ? (JSON.parse(lines.at(-1) as string) as StatusResult).installs[0] : undefined
-      return watched?.holder === 'one' && watched.holders[0] === holder && watched.problems.some((p) => p.startsWith(`node ${lost} last reported holding the VIP`))
-    }, () => JSON.stringify(watched && {holders: watched.holders, problems: watched.problems}) + statusWatch.output().split('\n').filter((l) => !l.startsWith('{')).join(' | '), 1000)
+    await waitFor(
+      `karp status --watch naming ${holder} the holder while ${lost} is down`,
+      90_000,
+      () => {
+        const lines = statusWatch
+          .output()
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+        watched = lines.length > 0 ? (JSON.parse(lines.at(-1) as string) as StatusResult).installs[0] : undefined
+        return (
+          watched?.holder === 'one' &&
+          watched.holders[0] === holder &&
+          watched.problems.some((p) => p.startsWith(`node ${lost} last reported holding the VIP`))
+        )
+      },
+      () =>
+        JSON.stringify(watched && {holders: watched.holders, problems: watched.problems}) +
+        statusWatch
+          .output()
+          .split('\n')
+          .filter((l) => !l.startsWith('{'))
+          .join(' | '),
+      1000,
+    )
     log(`status --watch named ${holder} the holder ${((Date.now() - lostAt) / 1000).toFixed(1)} s after the power loss`)
     await statusWatch.stop()
     await sleep(1000)
@@ -322,11 +410,14 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     const seen = await watch.stop()
     log(`node back: two holders for at most ${seen.doubleMs} ms (sampled every 100 ms; target <= 1 s)`)
     assert.equal(seen.zeroAfterFirst, 0, 'the VIP was on some node at every sample')
-    assert.ok(seen.samples.every((h) => h.length === 1 && h[0] === holder), `only ${holder} held the VIP while ${lost} came back: ${JSON.stringify(seen.samples.filter((h) => h.length !== 1).slice(0, 5))}`)
+    assert.ok(
+      seen.samples.every((h) => h.length === 1 && h[0] === holder),
+      `only ${holder} held the VIP while ${lost} came back: ${JSON.stringify(seen.samples.filter((h) => h.length !== 1).slice(0, 5))}`,
+    )
     assert.equal(await statusHolder(), holder)
   })
 
-  step('6. the holder\'s kube-apiserver dies: the agent gives the VIP up; back, the node is eligible and nothing flaps', async () => {
+  step("6. the holder's kube-apiserver dies: the agent gives the VIP up; back, the node is eligible and nothing flaps", async () => {
     const sick = holder
     const probe = cluster.startProbe()
     const takeover = watchHolders(() => cluster.holders())
@@ -343,13 +434,25 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
 
     const watch = watchHolders(() => cluster.holders())
     await cluster.startApiServer(sick)
-    await waitFor(`the agent on ${sick} eligible again`, 60_000, async () => (await cluster.kubectl(['logs', '-n', NAMESPACE, (await podOn(sick)).metadata.name, '--tail=20'])).stdout.includes('health check passed'), undefined, 1000)
+    await waitFor(
+      `the agent on ${sick} eligible again`,
+      60_000,
+      async () =>
+        (await cluster.kubectl(['logs', '-n', NAMESPACE, (await podOn(sick)).metadata.name, '--tail=20'])).stdout.includes(
+          'health check passed',
+        ),
+      undefined,
+      1000,
+    )
     await sleep(5000)
     const seen = await watch.stop()
-    assert.ok(seen.samples.every((h) => h.length === 1 && h[0] === holder), `no flap after the API server came back: ${JSON.stringify(seen.samples.filter((h) => h.length !== 1 || h[0] !== holder).slice(0, 5))}`)
+    assert.ok(
+      seen.samples.every((h) => h.length === 1 && h[0] === holder),
+      `no flap after the API server came back: ${JSON.stringify(seen.samples.filter((h) => h.length !== 1 || h[0] !== holder).slice(0, 5))}`,
+    )
   })
 
-  step('7. graceful: deleting the holder\'s pod hands the VIP over', async () => {
+  step("7. graceful: deleting the holder's pod hands the VIP over", async () => {
     const from = holder
     const pod = await podOn(from)
     const probe = cluster.startProbe()
@@ -360,10 +463,16 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     holder = await waitForOther(from)
     await sleep(5000)
     oneBackupTookOver(await takeover.stop(), `the graceful delete on ${from}`)
-    await waitFor(`a new agent on ${from}`, 60_000, async () => {
-      const p = await podOn(from)
-      return p.metadata.name !== pod.metadata.name && p.status.containerStatuses?.[0]?.ready === true
-    }, undefined, 1000)
+    await waitFor(
+      `a new agent on ${from}`,
+      60_000,
+      async () => {
+        const p = await podOn(from)
+        return p.metadata.name !== pod.metadata.name && p.status.containerStatuses?.[0]?.ready === true
+      },
+      undefined,
+      1000,
+    )
     const outage = await probe.stop()
     log(`graceful delete of ${pod.metadata.name} (${from} -> ${holder}): ${describeOutage(outage)} (target 0)`)
     assert.ok(outage.at(-1)?.ok)
@@ -403,9 +512,24 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     const before = new Set((await pods()).map((p) => p.metadata.name))
     const probe = cluster.startProbe()
     const watch = watchHolders(() => cluster.holders())
-    const result = await karpJson<InstallResult>(['install', '--vip', VIP, '--image', imageRef, '--password', 'rolled-over-9', '--yes', '--timeout', '5m'])
+    const result = await karpJson<InstallResult>([
+      'install',
+      '--vip',
+      VIP,
+      '--image',
+      imageRef,
+      '--password',
+      'rolled-over-9',
+      '--yes',
+      '--timeout',
+      '5m',
+    ])
     assert.equal(result.rollout?.updated, cluster.nodes.length)
-    assert.deepEqual(result.warnings.filter((w) => /password/.test(w)), [], 'nothing to warn about a password change')
+    assert.deepEqual(
+      result.warnings.filter((w) => /password/.test(w)),
+      [],
+      'nothing to warn about a password change',
+    )
     await oneHolder()
     const seen = await watch.stop()
     const outage = await probe.stop()
@@ -413,9 +537,21 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     assert.equal(seen.zeroAfterFirst, 0, 'the VIP was on some node at every sample')
     oneBackupTookOver(seen, 'the rolling upgrade')
     const now = await pods()
-    assert.ok(now.every((p) => !before.has(p.metadata.name)), 'every pod was replaced')
+    assert.ok(
+      now.every((p) => !before.has(p.metadata.name)),
+      'every pod was replaced',
+    )
     for (const pod of now) {
-      const same = await cluster.kubectl(['exec', '-n', NAMESPACE, pod.metadata.name, '--', 'sh', '-c', 'test "$(cat /etc/karp/password)" = rolled-over-9'])
+      const same = await cluster.kubectl([
+        'exec',
+        '-n',
+        NAMESPACE,
+        pod.metadata.name,
+        '--',
+        'sh',
+        '-c',
+        'test "$(cat /etc/karp/password)" = rolled-over-9',
+      ])
       assert.equal(same.exitCode, 0, `${pod.metadata.name} has the new password`)
     }
     // An agent on the new password that heard the old group's master while a node held the VIP only listened
@@ -423,7 +559,9 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     // agent overlaps the old group; whether it heard the old master before that master's node was rolled
     // depends on timing. The agent lab's test rolls one out step by step and asserts it.
     const logs = await Promise.all(now.map(async (p) => (await cluster.kubectl(['logs', '-n', NAMESPACE, p.metadata.name])).stdout))
-    log(`rolling upgrade: ${logs.filter((l) => / listening=true/.test(l)).length} of ${logs.length} agents on the new password listened to the old group`)
+    log(
+      `rolling upgrade: ${logs.filter((l) => / listening=true/.test(l)).length} of ${logs.length} agents on the new password listened to the old group`,
+    )
     holder = await statusHolder()
   })
 
@@ -432,13 +570,19 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     const killed = await cluster.killAgent(node)
     assert.ok(killed >= 2, `the entrypoint and ucarp at least (${killed} processes)`)
     let restarts = 0
-    await waitFor(`karp status showing the restart on ${node}`, 90_000, async () => {
-      const r = await cluster.karp(['status', '--json'])
-      const agent = (JSON.parse(r.stdout) as StatusResult).installs[0]?.agents.find((a) => a.node === node)
-      restarts = agent?.pod?.restarts ?? 0
-      return restarts >= 1 && agent?.pod?.ready === true
-    }, () => `restarts ${restarts}`, 1000)
-    assert.equal(await oneHolder(), holder, 'a backup\'s crash does not move the VIP')
+    await waitFor(
+      `karp status showing the restart on ${node}`,
+      90_000,
+      async () => {
+        const r = await cluster.karp(['status', '--json'])
+        const agent = (JSON.parse(r.stdout) as StatusResult).installs[0]?.agents.find((a) => a.node === node)
+        restarts = agent?.pod?.restarts ?? 0
+        return restarts >= 1 && agent?.pod?.ready === true
+      },
+      () => `restarts ${restarts}`,
+      1000,
+    )
+    assert.equal(await oneHolder(), holder, "a backup's crash does not move the VIP")
   })
 
   step('11. karp uninstall: no VIP on any node, no karp object, the namespace gone', async () => {
@@ -451,8 +595,23 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
     assert.equal(backups.length, 1, `one backup of the rewritten kubeconfig: ${backups.join(', ')}`)
     const direct = join(dirname(cluster.kubeconfig), backups[0]!)
     await waitFor('no VIP on any node', 60_000, async () => (await cluster.holders()).length === 0, undefined, 500)
-    await waitFor(`namespace ${NAMESPACE} gone`, 60_000, async () => (await cluster.kubectl(['--kubeconfig', direct, 'get', 'namespace', NAMESPACE])).exitCode === 1, undefined, 1000)
-    const leftovers = await cluster.kubectl(['--kubeconfig', direct, 'get', 'clusterroles,clusterrolebindings,validatingadmissionpolicies,validatingadmissionpolicybindings', '-l', `${MANAGED_BY_LABEL}=${MANAGED_BY}`, '-o', 'name'])
+    await waitFor(
+      `namespace ${NAMESPACE} gone`,
+      60_000,
+      async () => (await cluster.kubectl(['--kubeconfig', direct, 'get', 'namespace', NAMESPACE])).exitCode === 1,
+      undefined,
+      1000,
+    )
+    const leftovers = await cluster.kubectl([
+      '--kubeconfig',
+      direct,
+      'get',
+      'clusterroles,clusterrolebindings,validatingadmissionpolicies,validatingadmissionpolicybindings',
+      '-l',
+      `${MANAGED_BY_LABEL}=${MANAGED_BY}`,
+      '-o',
+      'name',
+    ])
     assert.equal(leftovers.exitCode, 0, leftovers.stderr)
     assert.equal(leftovers.stdout.trim(), '', 'no cluster-scoped karp object left')
     const status = await cluster.karp(['status', '--json', '--kubeconfig', direct])

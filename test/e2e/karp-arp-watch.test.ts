@@ -53,8 +53,17 @@ describe('karp-arp-watch', {skip}, () => {
     const w = watch(['--iface', 'eth0', '--ip', VIP, '--timeout', '15'])
     const ucarp = lab.spawnIn(
       other.ns,
-      ['ucarp', '--interface=eth0', `--srcip=${other.ip}`, `--vhid=${VHID}`, '--pass=arp-watch', `--addr=${VIP}`, '--advbase=1',
-        '--upscript=/bin/true', '--downscript=/bin/true'],
+      [
+        'ucarp',
+        '--interface=eth0',
+        `--srcip=${other.ip}`,
+        `--vhid=${VHID}`,
+        '--pass=arp-watch',
+        `--addr=${VIP}`,
+        '--advbase=1',
+        '--upscript=/bin/true',
+        '--downscript=/bin/true',
+      ],
       {},
       join(other.dir, 'ucarp.log'),
     )
@@ -68,14 +77,25 @@ describe('karp-arp-watch', {skip}, () => {
     }
   })
 
-  it('starts COMMAND once it listens: the gratuitous ARP a yielding master\'s advertisement provokes is seen', async () => {
+  it("starts COMMAND once it listens: the gratuitous ARP a yielding master's advertisement provokes is seen", async () => {
     // The other node is ucarp master and has long sent its own announcements: without a provocation, none comes.
     const password = join(watcher.dir, 'carp-password')
     writeFileSync(password, 'arp-watch\n')
     const ucarp = lab.spawnIn(
       other.ns,
-      ['env', `LD_PRELOAD=${join(agentInstallDir(), 'karp-pcap-immediate.so')}`, 'ucarp', '--interface=eth0', `--srcip=${other.ip}`,
-        `--vhid=${VHID}`, '--pass=arp-watch', `--addr=${VIP}`, '--advbase=1', '--upscript=/bin/true', '--downscript=/bin/true'],
+      [
+        'env',
+        `LD_PRELOAD=${join(agentInstallDir(), 'karp-pcap-immediate.so')}`,
+        'ucarp',
+        '--interface=eth0',
+        `--srcip=${other.ip}`,
+        `--vhid=${VHID}`,
+        '--pass=arp-watch',
+        `--addr=${VIP}`,
+        '--advbase=1',
+        '--upscript=/bin/true',
+        '--downscript=/bin/true',
+      ],
       {},
       join(other.dir, 'ucarp-provoked.log'),
     )
@@ -86,8 +106,21 @@ describe('karp-arp-watch', {skip}, () => {
       const quiet = await watch(['--iface', 'eth0', '--ip', VIP, '--timeout', '2']).done
       assert.equal(quiet.code, 1, 'a master announces nothing unprovoked')
       // As down.sh does after a yield: this node's advertisement, less preferred than the master's (skew 200).
-      const leave = [join(karpTlsDir(), 'karp-carp-leave'), '--srcip', watcher.ip, '--vhid', VHID, '--vip', VIP, '--passfile', password,
-        '--advbase', '1', '--advskew', '200']
+      const leave = [
+        join(karpTlsDir(), 'karp-carp-leave'),
+        '--srcip',
+        watcher.ip,
+        '--vhid',
+        VHID,
+        '--vip',
+        VIP,
+        '--passfile',
+        password,
+        '--advbase',
+        '1',
+        '--advskew',
+        '200',
+      ]
       const {code, out} = await watch(['--iface', 'eth0', '--ip', VIP, '--timeout', '3', '--', ...leave]).done
       assert.equal(code, 0, out)
       assert.equal(out.trim(), other.mac)
@@ -98,7 +131,7 @@ describe('karp-arp-watch', {skip}, () => {
     }
   })
 
-  it('ignores its own node\'s announcements, other addresses and ordinary ARP requests, and times out with 1', async () => {
+  it("ignores its own node's announcements, other addresses and ordinary ARP requests, and times out with 1", async () => {
     await lab.net.exec(watcher.ns, ['ip', 'addr', 'replace', `${VIP}/32`, 'dev', 'eth0'])
     await lab.net.exec(other.ns, ['ip', 'addr', 'replace', `${OTHER_ADDRESS}/32`, 'dev', 'eth0'])
     try {
@@ -122,10 +155,18 @@ describe('karp-arp-watch', {skip}, () => {
     [['--iface', 'eth0', '--ip', VIP, '--timeout', '0'], /--timeout "0" is not a number of seconds above 0, at most 86400/, 2],
     [['--iface', 'eth0', '--ip', VIP, '--timeout', '1s'], /--timeout "1s" is not a number of seconds/, 2],
     [['--iface', 'eth0', '--ip', VIP], /usage: karp-arp-watch --iface NAME --ip ADDRESS --timeout SECONDS/, 2],
-    [['--iface', 'a-very-long-interface-name', '--ip', VIP, '--timeout', '1'], /--iface "a-very-long-interface-name" is not an interface name/, 2],
+    [
+      ['--iface', 'a-very-long-interface-name', '--ip', VIP, '--timeout', '1'],
+      /--iface "a-very-long-interface-name" is not an interface name/,
+      2,
+    ],
     [['--iface', 'nosuch0', '--ip', VIP, '--timeout', '1'], /no interface named "nosuch0"/, 3],
     [['--iface', 'eth0', '--ip', VIP, '--timeout', '1', '--'], /usage: karp-arp-watch .* \[-- COMMAND \[ARGUMENT\.\.\.\]\]/, 2],
-    [['--iface', 'eth0', '--ip', VIP, '--timeout', '1', '--', '/nonexistent/provoke'], /cannot start "\/nonexistent\/provoke": No such file or directory/, 3],
+    [
+      ['--iface', 'eth0', '--ip', VIP, '--timeout', '1', '--', '/nonexistent/provoke'],
+      /cannot start "\/nonexistent\/provoke": No such file or directory/,
+      3,
+    ],
   ] as const) {
     it(`refuses ${args.join(' ')} with exit ${exit}`, async () => {
       const r = await lab.net.exec(watcher.ns, [join(karpTlsDir(), 'karp-arp-watch'), ...args])

@@ -34,8 +34,19 @@ describe('karp-pcap-immediate.so in ucarp', {skip}, () => {
     // env sets LD_PRELOAD for ucarp alone, as the agent does (`LD_PRELOAD=... ucarp`).
     const ucarp = lab.spawnIn(
       node.ns,
-      ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), 'ucarp', '--interface=eth0', `--srcip=${node.ip}`, `--vhid=${VHID}`, '--pass=pcap-test', `--addr=${VIP}`, '--advbase=1',
-        `--upscript=${up}`, '--downscript=/bin/true'],
+      [
+        'env',
+        ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+        'ucarp',
+        '--interface=eth0',
+        `--srcip=${node.ip}`,
+        `--vhid=${VHID}`,
+        '--pass=pcap-test',
+        `--addr=${VIP}`,
+        '--advbase=1',
+        `--upscript=${up}`,
+        '--downscript=/bin/true',
+      ],
       {},
       join(node.dir, `${name}.log`),
     )
@@ -55,7 +66,7 @@ describe('karp-pcap-immediate.so in ucarp', {skip}, () => {
     await lab?.destroy()
   })
 
-  it('is loaded into ucarp, opens a small ring instead of libpcap\'s 2 MiB, and leaves the hooks\' environment', async () => {
+  it("is loaded into ucarp, opens a small ring instead of libpcap's 2 MiB, and leaves the hooks' environment", async () => {
     const {ucarp, upEnv} = await startUcarp('preloaded', {LD_PRELOAD: preload()})
     try {
       assert.match(readFileSync(`/proc/${ucarp.pid}/maps`, 'utf8'), /karp-pcap-immediate\.so/)
@@ -68,7 +79,7 @@ describe('karp-pcap-immediate.so in ucarp', {skip}, () => {
     }
   })
 
-  it('ucarp without it, for comparison: libpcap\'s default ring of 2 MiB', async () => {
+  it("ucarp without it, for comparison: libpcap's default ring of 2 MiB", async () => {
     const {ucarp} = await startUcarp('plain', {})
     try {
       assert.ok(ringKb(ucarp.pid) >= 2048, `capture ring ${ringKb(ucarp.pid)} kB`)
@@ -84,13 +95,16 @@ describe('karp-pcap-immediate.so in ucarp', {skip}, () => {
     assert.equal(r.stdout.trim(), 'fine')
   })
 
-  it('refuses an interface libpcap cannot capture on with libpcap\'s own message, and ucarp exits', async () => {
+  it("refuses an interface libpcap cannot capture on with libpcap's own message, and ucarp exits", async () => {
     // A veth pair of the test's own in the node's namespace, left down: capture needs an interface that is up.
     await lab.net.exec(node.ns, ['ip', 'link', 'add', 'down0', 'type', 'veth', 'peer', 'name', 'down1'])
     try {
       const run = (env: string[]) =>
-        lab.net.exec(node.ns, ['env', ...env, 'ucarp', '--interface=down0', '--srcip=10.77.0.250', `--vhid=${VHID}`, '--pass=pcap-test',
-          `--addr=${VIP}`], {timeoutMs: 10_000})
+        lab.net.exec(
+          node.ns,
+          ['env', ...env, 'ucarp', '--interface=down0', '--srcip=10.77.0.250', `--vhid=${VHID}`, '--pass=pcap-test', `--addr=${VIP}`],
+          {timeoutMs: 10_000},
+        )
       const preloaded = await run([`LD_PRELOAD=${preload()}`])
       const plain = await run([])
       assert.equal(preloaded.exitCode, 2)
@@ -103,7 +117,7 @@ describe('karp-pcap-immediate.so in ucarp', {skip}, () => {
   })
 })
 
-describe('karp-pcap-immediate.so holding back a leaving master\'s advertisement', {skip}, () => {
+describe("karp-pcap-immediate.so holding back a leaving master's advertisement", {skip}, () => {
   let lab: Lab
   let passfile: string
   const preload = () => join(agentInstallDir(), 'karp-pcap-immediate.so')
@@ -117,8 +131,20 @@ describe('karp-pcap-immediate.so holding back a leaving master\'s advertisement'
     const log = join(node.dir, 'hold.log')
     const ucarp = lab.spawnIn(
       node.ns,
-      ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), 'ucarp', '--interface=eth0', `--srcip=${node.ip}`, `--vhid=${VHID}`, `--passfile=${passfile}`,
-        `--addr=${VIP}`, '--advbase=1', `--advskew=${skew}`, `--upscript=${up}`, '--downscript=/bin/true'],
+      [
+        'env',
+        ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+        'ucarp',
+        '--interface=eth0',
+        `--srcip=${node.ip}`,
+        `--vhid=${VHID}`,
+        `--passfile=${passfile}`,
+        `--addr=${VIP}`,
+        '--advbase=1',
+        `--advskew=${skew}`,
+        `--upscript=${up}`,
+        '--downscript=/bin/true',
+      ],
       {},
       log,
     )
@@ -130,8 +156,19 @@ describe('karp-pcap-immediate.so holding back a leaving master\'s advertisement'
   const leave = async (node: LabNode, ucarp: Proc) => {
     process.kill(ucarp.pid, 'SIGKILL')
     await ucarp.exited
-    const sent = await lab.net.exec(node.ns, [join(karpTlsDir(), 'karp-carp-leave'), '--srcip', node.ip, '--vhid', VHID, '--vip', VIP,
-      '--passfile', passfile, '--advbase', '4'])
+    const sent = await lab.net.exec(node.ns, [
+      join(karpTlsDir(), 'karp-carp-leave'),
+      '--srcip',
+      node.ip,
+      '--vhid',
+      VHID,
+      '--vip',
+      VIP,
+      '--passfile',
+      passfile,
+      '--advbase',
+      '4',
+    ])
     assert.equal(sent.exitCode, 0, sent.stderr)
   }
 
@@ -146,7 +183,7 @@ describe('karp-pcap-immediate.so holding back a leaving master\'s advertisement'
     await lab?.destroy()
   })
 
-  it('lets the backup that holds it back least take over, and the other drops it on that one\'s advertisement', async () => {
+  it("lets the backup that holds it back least take over, and the other drops it on that one's advertisement", async () => {
     const [master, slow, fast] = lab.nodes as [LabNode, LabNode, LabNode]
     const old = startUcarp(master, 0, {})
     await waitFor('the skew-0 ucarp elected', 10_000, () => old.upRan())
@@ -156,13 +193,18 @@ describe('karp-pcap-immediate.so holding back a leaving master\'s advertisement'
     assert.ok(!waiting.upRan() && !first.upRan(), 'the backups stayed backups while the master advertised')
     await leave(master, old.ucarp)
     // ucarp logs why after its up script ran.
-    await waitFor(`${fast.name} elected on the leaving advertisement`, 5000, () => /Putting MASTER DOWN \(going to time out\)/.test(first.log()))
+    await waitFor(`${fast.name} elected on the leaving advertisement`, 5000, () =>
+      /Putting MASTER DOWN \(going to time out\)/.test(first.log()),
+    )
     assert.ok(first.upRan())
     // Like LD_PRELOAD, the settings leave the environment that ucarp's hooks inherit.
     assert.doesNotMatch(readFileSync(join(fast.dir, 'hold.up-ran'), 'utf8'), /PCAP_IMMEDIATE_|LD_PRELOAD/)
     assert.match(first.log(), /karp-pcap-immediate: passed on the leaving advertisement of vhid 42 from 10\.77\.0\.11 after \d+ ms/)
     await waitFor(`${slow.name} to drop what it held`, 5000, () => /karp-pcap-immediate: dropped/.test(waiting.log()))
-    assert.match(waiting.log(), /karp-pcap-immediate: dropped the leaving advertisement of vhid 42 from 10\.77\.0\.11: 10\.77\.0\.13 advertised \d+ ms later/)
+    assert.match(
+      waiting.log(),
+      /karp-pcap-immediate: dropped the leaving advertisement of vhid 42 from 10\.77\.0\.11: 10\.77\.0\.13 advertised \d+ ms later/,
+    )
     // Past the dead interval: it reads the new master's advertisements and never took over.
     await sleep(4000)
     assert.ok(!waiting.upRan(), `${slow.name} took over too:\n${waiting.log()}`)
@@ -176,7 +218,9 @@ describe('karp-pcap-immediate.so holding back a leaving master\'s advertisement'
     const master = ucarps.at(-1) as Proc
     const waiting = () => readFileSync(join(slow.dir, 'hold.log'), 'utf8')
     await leave(fast, master)
-    await waitFor(`${slow.name} elected on the leaving advertisement`, 5000, () => /Putting MASTER DOWN \(going to time out\)/.test(waiting()))
+    await waitFor(`${slow.name} elected on the leaving advertisement`, 5000, () =>
+      /Putting MASTER DOWN \(going to time out\)/.test(waiting()),
+    )
     assert.ok(existsSync(join(slow.dir, 'hold.up-ran')))
     const passed = [...waiting().matchAll(/passed on the leaving advertisement of vhid 42 from 10\.77\.0\.13 after (\d+) ms/g)]
     assert.equal(passed.length, 1, waiting())

@@ -25,7 +25,6 @@ interface Member {
   clientURLs?: string[]
 }
 
-
 describe('the lab control plane: three stacked control-plane nodes in network namespaces', {skip}, () => {
   let net: Network
   let cp: ControlPlane
@@ -42,8 +41,21 @@ describe('the lab control plane: three stacked control-plane nodes in network na
   const etcdMembers = async (node: string): Promise<Member[]> => {
     const tls = cp.etcdClientTls(node)
     const result = await net.exec(net.host(node).ns, [
-      'curl', '-sS', '--max-time', '5', '--cacert', tls.caFile, '--cert', tls.certFile, '--key', tls.keyFile,
-      '-X', 'POST', '-d', '{}', 'https://127.0.0.1:2379/v3/cluster/member/list',
+      'curl',
+      '-sS',
+      '--max-time',
+      '5',
+      '--cacert',
+      tls.caFile,
+      '--cert',
+      tls.certFile,
+      '--key',
+      tls.keyFile,
+      '-X',
+      'POST',
+      '-d',
+      '{}',
+      'https://127.0.0.1:2379/v3/cluster/member/list',
     ])
     assert.equal(result.exitCode, 0, result.stderr)
     return (JSON.parse(result.stdout) as {members: Member[]}).members
@@ -74,12 +86,20 @@ describe('the lab control plane: three stacked control-plane nodes in network na
     t.diagnostic(`startup (s): ${JSON.stringify(cp.startup)}`)
     for (const node of NODES) {
       const pids = cp.pids(node)
-      t.diagnostic(`${node} RSS (MB): ${Object.entries(cp.memoryKb(node)).map(([c, kb]) => `${c} ${Math.round(kb / 1024)}`).join(', ')}`)
+      t.diagnostic(
+        `${node} RSS (MB): ${Object.entries(cp.memoryKb(node))
+          .map(([c, kb]) => `${c} ${Math.round(kb / 1024)}`)
+          .join(', ')}`,
+      )
       const inNamespace = new Set(net.pidsIn(net.host(node).ns))
       for (const component of COMPONENTS) {
         const pid = pids[component]
         assert.ok(pid, `${node} runs ${component}`)
-        assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '', new RegExp(`/${component}$`), `pid ${pid} is ${component} itself`)
+        assert.match(
+          readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '',
+          new RegExp(`/${component}$`),
+          `pid ${pid} is ${component} itself`,
+        )
         assert.ok(inNamespace.has(pid), `${node}'s ${component} runs in ${node}'s namespace`)
       }
       // Through the node's own address with an admin kubeconfig made for it, from inside its namespace.
@@ -90,17 +110,30 @@ describe('the lab control plane: three stacked control-plane nodes in network na
     // Each API server adds itself once its lease is written, which may come a moment after /readyz.
     const expected = NODES.map((n) => net.host(n).ip).join(' ')
     let endpoints = ''
-    await waitFor('the kubernetes endpoints naming every API server', 30_000, async () => {
-      endpoints = (await kubectlOk('node2', ['get', 'endpoints', 'kubernetes', '-o', 'jsonpath={.subsets[*].addresses[*].ip}'])).split(' ').sort().join(' ')
-      return endpoints === expected
-    }, () => endpoints, 500)
+    await waitFor(
+      'the kubernetes endpoints naming every API server',
+      30_000,
+      async () => {
+        endpoints = (await kubectlOk('node2', ['get', 'endpoints', 'kubernetes', '-o', 'jsonpath={.subsets[*].addresses[*].ip}']))
+          .split(' ')
+          .sort()
+          .join(' ')
+        return endpoints === expected
+      },
+      () => endpoints,
+      500,
+    )
   })
 
   it('hands out credentials the API servers know: a kubelet per node, limited by the Node authorizer, and any user', async () => {
     for (const node of NODES) {
       const kubelet = cp.kubeletCredentials(node)
       assert.equal(kubelet.server, `https://${net.host(node).ip}:6443`)
-      const whoami = await kubectlOk(node, ['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username} {.status.userInfo.groups}'], kubelet.kubeconfig)
+      const whoami = await kubectlOk(
+        node,
+        ['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username} {.status.userInfo.groups}'],
+        kubelet.kubeconfig,
+      )
       assert.equal(whoami, `system:node:${node} ["system:nodes","system:authenticated"]`)
       const secrets = await cp.kubectl(node, ['get', 'secrets', '--all-namespaces'], {kubeconfig: kubelet.kubeconfig})
       assert.match(secrets.stderr, /Forbidden.*system:node:/)
@@ -119,7 +152,19 @@ describe('the lab control plane: three stacked control-plane nodes in network na
     for (const node of NODES) {
       const {ns, ip} = net.host(node)
       const tls = cp.etcdClientTls(node)
-      const health = await net.exec(ns, ['curl', '-sS', '--max-time', '5', '--cacert', tls.caFile, '--cert', tls.certFile, '--key', tls.keyFile, `https://${ip}:2379/health`])
+      const health = await net.exec(ns, [
+        'curl',
+        '-sS',
+        '--max-time',
+        '5',
+        '--cacert',
+        tls.caFile,
+        '--cert',
+        tls.certFile,
+        '--key',
+        tls.keyFile,
+        `https://${ip}:2379/health`,
+      ])
       assert.equal((JSON.parse(health.stdout) as {health: string}).health, 'true', `${node}: ${health.stdout}${health.stderr}`)
       const anonymous = await net.exec(ns, ['curl', '-sS', '--max-time', '5', '--cacert', tls.caFile, `https://${ip}:2379/health`])
       assert.notEqual(anonymous.exitCode, 0, `${node}'s member refuses a client without a certificate`)
@@ -132,7 +177,9 @@ describe('the lab control plane: three stacked control-plane nodes in network na
     assert.deepEqual(await cp.leaseHolders('node2'), holders)
     assert.deepEqual(await cp.leaseHolders('node3'), holders)
     for (const lease of LEADER_LEASES) {
-      const leaders = NODES.filter((n) => readFileSync(cp.logFile(n, lease), 'utf8').includes(`successfully acquired lease kube-system/${lease}`))
+      const leaders = NODES.filter((n) =>
+        readFileSync(cp.logFile(n, lease), 'utf8').includes(`successfully acquired lease kube-system/${lease}`),
+      )
       assert.deepEqual(leaders, [holders[lease].split('_')[0]], `only the holder of ${lease} ever led`)
     }
   })
@@ -143,7 +190,12 @@ describe('the lab control plane: three stacked control-plane nodes in network na
       const cert = await servingCert(node)
       assert.ok(cert.checkIssued(ca) && cert.verify(ca.publicKey), `${node}'s certificate is signed by the cluster CA`)
       const sans = (cert.subjectAltName ?? '').split(', ')
-      for (const san of [`IP Address:${net.host(node).ip}`, 'IP Address:127.0.0.1', 'IP Address:10.96.0.1', 'DNS:kubernetes.default.svc.cluster.local']) {
+      for (const san of [
+        `IP Address:${net.host(node).ip}`,
+        'IP Address:127.0.0.1',
+        'IP Address:10.96.0.1',
+        'DNS:kubernetes.default.svc.cluster.local',
+      ]) {
         assert.ok(sans.includes(san), `${node}: ${san} in ${cert.subjectAltName}`)
       }
       assert.equal(sans.includes(`IP Address:${VIP}`), node !== WITHOUT_VIP, `${node}: VIP in ${cert.subjectAltName}`)

@@ -17,7 +17,14 @@ import forge from 'node-forge'
 import {stringify} from 'yaml'
 import {labSkipReason} from '../../lab/agent-lab.js'
 import {agentImage} from '../../lab/image.js'
-import {CONTAINER_LOG_LINKS, hostAfterLabs, hostBeforeLabs, type HostState, KUBELET_SYSCTLS, readKubeletSysctls} from '../../lab/kubelet-host.js'
+import {
+  CONTAINER_LOG_LINKS,
+  hostAfterLabs,
+  hostBeforeLabs,
+  type HostState,
+  KUBELET_SYSCTLS,
+  readKubeletSysctls,
+} from '../../lab/kubelet-host.js'
 import {Network} from '../../lab/network.js'
 import {CONTROL_PLANE_LABEL, KubeNode, nodeSkipReason, type CommandResult} from '../../lab/node.js'
 import {issueClientCert} from '../../lab/pki.js'
@@ -37,7 +44,6 @@ interface PodObject {
     containerStatuses?: Array<{containerID?: string; ready: boolean; restartCount: number; state: {running?: unknown}}>
   }
 }
-
 
 function comm(pid: number): string {
   try {
@@ -83,7 +89,11 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
   let podContainerId = ''
 
   const kubectl = async (args: string[], input?: string): Promise<CommandResult> => {
-    const result = await execa(join(cluster.binDir, 'kubectl'), ['--kubeconfig', cluster.kubeconfig, ...args], {input, reject: false, timeout: 60_000})
+    const result = await execa(join(cluster.binDir, 'kubectl'), ['--kubeconfig', cluster.kubeconfig, ...args], {
+      input,
+      reject: false,
+      timeout: 60_000,
+    })
     return {exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr)}
   }
   const kubectlOk = async (args: string[], input?: string): Promise<string> => {
@@ -96,7 +106,8 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
   const remember = (node: KubeNode) => {
     for (const pid of node.pids()) seenPids.add(pid)
   }
-  const pod = async (): Promise<PodObject> => JSON.parse(await kubectlOk(['-n', namespace, 'get', 'pod', 'agent-image', '-o', 'json'])) as PodObject
+  const pod = async (): Promise<PodObject> =>
+    JSON.parse(await kubectlOk(['-n', namespace, 'get', 'pod', 'agent-image', '-o', 'json'])) as PodObject
   const podReady = (p: PodObject) => p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false
 
   before(async () => {
@@ -109,14 +120,20 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
 
     net = await Network.create('karpn', '10.79.0')
     const apiSocket = join(work, 'api.sock')
-    net.spawnHere(['socat', `UNIX-LISTEN:${apiSocket},fork,mode=600`, `TCP:127.0.0.1:${new URL(cluster.server).port}`], {logFile: join(work, 'bridge.log')})
+    net.spawnHere(['socat', `UNIX-LISTEN:${apiSocket},fork,mode=600`, `TCP:127.0.0.1:${new URL(cluster.server).port}`], {
+      logFile: join(work, 'bridge.log'),
+    })
     for (const i of [1, 2]) {
       const host = await net.addHost(`node${i}`, 10 + i)
       // Each node's end of the API bridge, inside its namespace.
-      net.spawnIn(host.ns, ['socat', `TCP-LISTEN:${DEFAULT_API_PORT},bind=127.0.0.1,fork,reuseaddr`, `UNIX-CONNECT:${apiSocket}`], {logFile: join(work, `bridge-node${i}.log`)})
+      net.spawnIn(host.ns, ['socat', `TCP-LISTEN:${DEFAULT_API_PORT},bind=127.0.0.1,fork,reuseaddr`, `UNIX-CONNECT:${apiSocket}`], {
+        logFile: join(work, `bridge-node${i}.log`),
+      })
       const name = `${net.prefix}-node${i}`
       const kubeconfig = join(work, `node${i}.kubeconfig`)
-      writeFileSync(kubeconfig, kubeconfigFor(`system:node:${name}`, caPem, issueClientCert(ca, `system:node:${name}`, ['system:nodes'])), {mode: 0o600})
+      writeFileSync(kubeconfig, kubeconfigFor(`system:node:${name}`, caPem, issueClientCert(ca, `system:node:${name}`, ['system:nodes'])), {
+        mode: 0o600,
+      })
       nodes.push(new KubeNode({network: net, host, name, kubeconfig, caFile: cluster.caFile, kubectl}))
     }
   })
@@ -136,7 +153,9 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
     await Promise.all(nodes.map((n) => n.waitReady(90_000)))
     // The kubelets set the host's sysctls to theirs (the last test checks they are put back).
     assert.deepEqual(readKubeletSysctls(), KUBELET_SYSCTLS)
-    t.diagnostic(`both nodes started (images imported, registered, labelled) in ${((registered - started) / 1000).toFixed(1)} s, Ready ${((performance.now() - started) / 1000).toFixed(1)} s after start()`)
+    t.diagnostic(
+      `both nodes started (images imported, registered, labelled) in ${((registered - started) / 1000).toFixed(1)} s, Ready ${((performance.now() - started) / 1000).toFixed(1)} s after start()`,
+    )
     for (const node of nodes) {
       const object = await node.node()
       assert.equal(object?.metadata.labels?.[CONTROL_PLANE_LABEL], '', `${node.name} carries the control-plane label`)
@@ -154,7 +173,9 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
       for (const pid of [kubelet, containerd]) assert.equal(netnsInode(`/proc/${pid}/ns/net`), nodeNs)
       remember(node)
       const mib = (kb: number) => `${Math.round(kb / 1024)} MiB`
-      t.diagnostic(`${node.name}: kubelet ${kubelet} (${mib(rssKb([kubelet]))}), containerd ${containerd} (${mib(rssKb([containerd]))}), node ${mib(node.rssKb())}`)
+      t.diagnostic(
+        `${node.name}: kubelet ${kubelet} (${mib(rssKb([kubelet]))}), containerd ${containerd} (${mib(rssKb([containerd]))}), node ${mib(node.rssKb())}`,
+      )
     }
   })
 
@@ -177,8 +198,15 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
             image: image.reference,
             imagePullPolicy: 'IfNotPresent',
             // Exits (never Ready) when the root filesystem is writable; copies the Secret into the emptyDir.
-            command: ['/bin/sh', '-c', 'if touch /written 2>/dev/null; then exit 1; fi; cat /secret/password > /state/copy && exec sleep 3600'],
-            readinessProbe: {exec: {command: ['/bin/sh', '-c', 'test -s /state/copy && test "$(cat /state/copy)" = "$(cat /secret/password)"']}, periodSeconds: 1},
+            command: [
+              '/bin/sh',
+              '-c',
+              'if touch /written 2>/dev/null; then exit 1; fi; cat /secret/password > /state/copy && exec sleep 3600',
+            ],
+            readinessProbe: {
+              exec: {command: ['/bin/sh', '-c', 'test -s /state/copy && test "$(cat /state/copy)" = "$(cat /secret/password)"']},
+              periodSeconds: 1,
+            },
             securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {drop: ['ALL']}},
             volumeMounts: [
               {name: 'secret', mountPath: '/secret', readOnly: true},
@@ -194,7 +222,12 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
     }
     const created = performance.now()
     await kubectlOk(['apply', '-f', '-'], JSON.stringify(manifest))
-    await waitFor('the pod Ready', 90_000, async () => podReady(await pod()), () => node1().kubeletLogTail())
+    await waitFor(
+      'the pod Ready',
+      90_000,
+      async () => podReady(await pod()),
+      () => node1().kubeletLogTail(),
+    )
     t.diagnostic(`pod Ready ${((performance.now() - created) / 1000).toFixed(1)} s after it was created`)
     const status = (await pod()).status.containerStatuses?.[0]
     podContainerId = status?.containerID ?? ''
@@ -204,17 +237,36 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
     for (const ref of [`${image.name}:${image.tag}`, `${image.name}@${image.indexDigest}`]) {
       assert.equal((await node1().runtime.crictl(['inspecti', ref], {reject: false})).exitCode, 0, `crictl inspecti ${ref}`)
     }
-    const events = await kubectlOk(['-n', namespace, 'get', 'events', '--field-selector', 'involvedObject.name=agent-image', '-o', 'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}'])
+    const events = await kubectlOk([
+      '-n',
+      namespace,
+      'get',
+      'events',
+      '--field-selector',
+      'involvedObject.name=agent-image',
+      '-o',
+      'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}',
+    ])
     assert.match(events, /^Pulled: .*already present on machine/m)
     assert.doesNotMatch(events, /^Pulling:/m)
 
     // The container's process runs on node 1, in node 1's network namespace (hostNetwork).
-    const sleeper = node1().pids().find((pid) => comm(pid) === 'sleep')
-    assert.ok(sleeper, `a sleep process among node 1's: ${node1().pids().map((p) => `${p} ${comm(p)}`).join(', ')}`)
+    const sleeper = node1()
+      .pids()
+      .find((pid) => comm(pid) === 'sleep')
+    assert.ok(
+      sleeper,
+      `a sleep process among node 1's: ${node1()
+        .pids()
+        .map((p) => `${p} ${comm(p)}`)
+        .join(', ')}`,
+    )
     assert.equal(netnsInode(`/proc/${sleeper}/ns/net`), netnsInode(`/run/netns/${node1().host.ns}`))
     assert.ok(!node2().pids().includes(sleeper), 'not a process of node 2')
     remember(node1())
-    t.diagnostic(`RSS with the pod: node 1 ${Math.round(node1().rssKb() / 1024)} MiB (${node1().pids().length} processes), node 2 ${Math.round(node2().rssKb() / 1024)} MiB`)
+    t.diagnostic(
+      `RSS with the pod: node 1 ${Math.round(node1().rssKb() / 1024)} MiB (${node1().pids().length} processes), node 2 ${Math.round(node2().rssKb() / 1024)} MiB`,
+    )
   })
 
   it('kill(): no process of the node is left, node 2 and the namespace are untouched', async () => {
@@ -224,8 +276,15 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
     assert.ok(before1.length >= 5, `kubelet, containerd, shim, pause, sleep: ${before1.map((p) => `${p} ${comm(p)}`).join(', ')}`)
     node1().kill()
     assert.deepEqual(node1().pids(), [])
-    assert.deepEqual(before1.filter(alive).map((p) => `${p} ${comm(p)}`), [])
-    assert.deepEqual(before2.filter((p) => !alive(p)), [], 'every process of node 2 still runs')
+    assert.deepEqual(
+      before1.filter(alive).map((p) => `${p} ${comm(p)}`),
+      [],
+    )
+    assert.deepEqual(
+      before2.filter((p) => !alive(p)),
+      [],
+      'every process of node 2 still runs',
+    )
     assert.ok(await net?.hasAddress(node1().host, node1().host.ip), 'node 1 keeps its address')
   })
 
@@ -244,8 +303,15 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
       },
       () => node1().kubeletLogTail(),
     )
-    t.diagnostic(`node Ready ${((ready - started) / 1000).toFixed(1)} s after restart(), pod Ready again after ${((performance.now() - started) / 1000).toFixed(1)} s`)
-    assert.ok(node1().pids().some((pid) => comm(pid) === 'sleep'), 'the container runs again')
+    t.diagnostic(
+      `node Ready ${((ready - started) / 1000).toFixed(1)} s after restart(), pod Ready again after ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    )
+    assert.ok(
+      node1()
+        .pids()
+        .some((pid) => comm(pid) === 'sleep'),
+      'the container runs again',
+    )
     remember(node1())
   })
 
@@ -259,15 +325,27 @@ describe('a real node in a lab namespace: containerd + runc and a kubelet', {ski
     await net?.destroy()
     net = undefined
 
-    assert.deepEqual((await execa('ip', ['netns', 'list'])).stdout.split('\n').filter((l) => l.startsWith(prefix)), [])
+    assert.deepEqual(
+      (await execa('ip', ['netns', 'list'])).stdout.split('\n').filter((l) => l.startsWith(prefix)),
+      [],
+    )
     for (const dir of dirs) {
       assert.deepEqual(mountsUnder(dir), [])
       assert.ok(!existsSync(dir), `${dir} removed`)
     }
-    for (const root of cgroupRoots) assert.deepEqual(readdirSync('/sys/fs/cgroup').filter((h) => existsSync(join('/sys/fs/cgroup', h, root))), [])
-    assert.deepEqual([...seenPids].filter(alive).map((p) => `${p} ${comm(p)}`), [])
+    for (const root of cgroupRoots)
+      assert.deepEqual(
+        readdirSync('/sys/fs/cgroup').filter((h) => existsSync(join('/sys/fs/cgroup', h, root))),
+        [],
+      )
+    assert.deepEqual(
+      [...seenPids].filter(alive).map((p) => `${p} ${comm(p)}`),
+      [],
+    )
     if (existsSync(CONTAINER_LOG_LINKS)) {
-      const ours = readdirSync(CONTAINER_LOG_LINKS).filter((l) => dirs.some((d) => readlinkSync(join(CONTAINER_LOG_LINKS, l)).startsWith(d)))
+      const ours = readdirSync(CONTAINER_LOG_LINKS).filter((l) =>
+        dirs.some((d) => readlinkSync(join(CONTAINER_LOG_LINKS, l)).startsWith(d)),
+      )
       assert.deepEqual(ours, [])
     }
     // The last kubelet of the last lab process puts the host back; while another lab process runs kubelets,

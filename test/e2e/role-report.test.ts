@@ -34,14 +34,19 @@ describe('role reporting through a real API server', {skip: skip || cluster.skip
   type Condition = {type: string; status: string; reason?: string; lastTransitionTime?: string}
   async function podRoles(): Promise<Record<string, string | undefined>> {
     const out = await kubectl(['get', 'pods', '-n', namespace, '-o', 'json'])
-    const pods = JSON.parse(out.stdout) as {items: {metadata: {name: string; labels?: Record<string, string>}; status?: {conditions?: Condition[]}}[]}
+    const pods = JSON.parse(out.stdout) as {
+      items: {metadata: {name: string; labels?: Record<string, string>}; status?: {conditions?: Condition[]}}[]
+    }
     const roles: Record<string, string | undefined> = {}
     for (const p of pods.items) {
       const role = p.status?.conditions?.find((c) => c.type === ROLE_CONDITION)
       // Every role comes with the time it changed, which karp status shows and judges staleness by.
       if (role) {
         const at = role.lastTransitionTime
-        assert.ok(at && Math.abs(Date.now() - Date.parse(at)) < 10 * 60_000, `${p.metadata.name}: role ${role.reason} without a recent lastTransitionTime (${at})`)
+        assert.ok(
+          at && Math.abs(Date.now() - Date.parse(at)) < 10 * 60_000,
+          `${p.metadata.name}: role ${role.reason} without a recent lastTransitionTime (${at})`,
+        )
         assert.equal(role.status, 'True')
       }
       assert.equal(p.metadata.labels?.[ROLE_CONDITION], undefined, 'no role label: the agent may not change labels')
@@ -57,10 +62,15 @@ describe('role reporting through a real API server', {skip: skip || cluster.skip
 
   async function waitForRoles(master: string): Promise<void> {
     let roles: Record<string, string | undefined> = {}
-    await waitFor(`pod conditions naming ${master} master`, 20_000, async () => {
-      roles = await podRoles()
-      return lab.nodes.every((n) => roles[`karp-${n.name}`] === (n.name === master ? 'master' : 'backup'))
-    }, () => JSON.stringify(roles))
+    await waitFor(
+      `pod conditions naming ${master} master`,
+      20_000,
+      async () => {
+        roles = await podRoles()
+        return lab.nodes.every((n) => roles[`karp-${n.name}`] === (n.name === master ? 'master' : 'backup'))
+      },
+      () => JSON.stringify(roles),
+    )
   }
 
   // What karp ships for the agent's identity: its ServiceAccount, Role, RoleBinding and admission policy.
@@ -75,10 +85,26 @@ describe('role reporting through a real API server', {skip: skip || cluster.skip
     lab = await Lab.create(3)
     for (const n of lab.nodes) {
       const name = `karp-${n.name}`
-      const pod = {apiVersion: 'v1', kind: 'Pod', metadata: {name, namespace}, spec: {serviceAccountName: 'karp', containers: [{name: 'agent', image: 'karp.invalid/agent:test'}]}}
+      const pod = {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: {name, namespace},
+        spec: {serviceAccountName: 'karp', containers: [{name: 'agent', image: 'karp.invalid/agent:test'}]},
+      }
       await kubectl(['apply', '-f', '-'], JSON.stringify(pod))
       // As the kubelet mounts it: bound to the pod, so the policy lets the agent report on this pod only.
-      const token = (await kubectl(['create', 'token', 'karp', '-n', namespace, '--duration=1h', '--bound-object-kind=Pod', `--bound-object-name=${name}`])).stdout.trim()
+      const token = (
+        await kubectl([
+          'create',
+          'token',
+          'karp',
+          '-n',
+          namespace,
+          '--duration=1h',
+          '--bound-object-kind=Pod',
+          `--bound-object-name=${name}`,
+        ])
+      ).stdout.trim()
       writeFileSync(join(n.dir, 'token'), `${token}\n`, {mode: 0o600})
       copyFileSync(cluster.caFile, join(n.dir, 'ca.crt'))
     }
@@ -95,7 +121,15 @@ describe('role reporting through a real API server', {skip: skip || cluster.skip
   const socket = () => join(lab.dir, 'api.sock')
   const forwarders = new Map<string, Proc>()
   function startForwarder(n: LabNode): void {
-    forwarders.set(n.name, lab.spawnIn(n.ns, ['socat', `TCP-LISTEN:${FORWARD_PORT},bind=127.0.0.1,fork,reuseaddr`, `UNIX-CONNECT:${socket()}`], {}, join(n.dir, 'socat.log')))
+    forwarders.set(
+      n.name,
+      lab.spawnIn(
+        n.ns,
+        ['socat', `TCP-LISTEN:${FORWARD_PORT},bind=127.0.0.1,fork,reuseaddr`, `UNIX-CONNECT:${socket()}`],
+        {},
+        join(n.dir, 'socat.log'),
+      ),
+    )
   }
   function startAgent(n: LabNode): void {
     lab.startAgent(n, {env: {KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: FORWARD_PORT, POD_NAMESPACE: namespace}})
@@ -104,7 +138,8 @@ describe('role reporting through a real API server', {skip: skip || cluster.skip
   after(async () => {
     await lab?.destroy()
     await kubectl(['delete', 'namespace', namespace, '--wait=false']).catch(() => undefined)
-    for (const o of identity.filter((i) => !i.metadata.namespace)) await kubectl(['delete', o.kind, o.metadata.name, '--ignore-not-found']).catch(() => undefined)
+    for (const o of identity.filter((i) => !i.metadata.namespace))
+      await kubectl(['delete', o.kind, o.metadata.name, '--ignore-not-found']).catch(() => undefined)
   })
 
   it('reports the holder master and the others backup, and records each transition as an Event', async () => {
@@ -114,7 +149,11 @@ describe('role reporting through a real API server', {skip: skip || cluster.skip
       (await events()).some((e) => e.reason === 'BecameMaster' && e.involvedObject.name === `karp-${holder}`),
     )
     const backups = (await events()).filter((e) => e.reason === 'BecameBackup')
-    for (const n of lab.nodes) assert.ok(backups.some((e) => e.involvedObject.name === `karp-${n.name}`), `no BecameBackup event for ${n.name}`)
+    for (const n of lab.nodes)
+      assert.ok(
+        backups.some((e) => e.involvedObject.name === `karp-${n.name}`),
+        `no BecameBackup event for ${n.name}`,
+      )
     const master = (await events()).find((e) => e.reason === 'BecameMaster' && e.involvedObject.name === `karp-${holder}`)
     assert.match(master?.message ?? '', new RegExp(`^${holder} is master for 10\\.77\\.0\\.10: elected`))
     for (const n of lab.nodes) assert.doesNotMatch(lab.agentLog(n), /warning=report/)
@@ -125,10 +164,15 @@ describe('role reporting through a real API server', {skip: skip || cluster.skip
     await lab.stopAgent(lab.node(old))
     const holder = await lab.waitForOneHolder(20_000, old)
     let roles: Record<string, string | undefined> = {}
-    await waitFor(`${holder} reported master and ${old} backup`, 20_000, async () => {
-      roles = await podRoles()
-      return roles[`karp-${holder}`] === 'master' && roles[`karp-${old}`] === 'backup'
-    }, () => JSON.stringify(roles))
+    await waitFor(
+      `${holder} reported master and ${old} backup`,
+      20_000,
+      async () => {
+        roles = await podRoles()
+        return roles[`karp-${holder}`] === 'master' && roles[`karp-${old}`] === 'backup'
+      },
+      () => JSON.stringify(roles),
+    )
     assert.equal(Object.values(roles).filter((r) => r === 'master').length, 1)
   })
 
@@ -141,13 +185,20 @@ describe('role reporting through a real API server', {skip: skip || cluster.skip
     }
     await lab.stopAgent(lab.node(old))
     const holder = lab.node(await lab.waitForOneHolder(20_000, old))
-    await waitFor(`${holder.name} failed to report master`, 20_000, () => /warning=report-role http=000 role=master/.test(lab.agentLog(holder)))
+    await waitFor(`${holder.name} failed to report master`, 20_000, () =>
+      /warning=report-role http=000 role=master/.test(lab.agentLog(holder)),
+    )
     for (const n of lab.nodes) startForwarder(n)
     let roles: Record<string, string | undefined> = {}
-    await waitFor(`${holder.name} reported master once the API server was back`, 30_000, async () => {
-      roles = await podRoles()
-      return roles[`karp-${holder.name}`] === 'master'
-    }, () => JSON.stringify(roles))
+    await waitFor(
+      `${holder.name} reported master once the API server was back`,
+      30_000,
+      async () => {
+        roles = await podRoles()
+        return roles[`karp-${holder.name}`] === 'master'
+      },
+      () => JSON.stringify(roles),
+    )
     assert.match(lab.agentLog(holder), /report_role=sent role=master failures=[1-9]/)
     startAgent(lab.node(old))
     await waitForRoles(holder.name)

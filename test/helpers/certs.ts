@@ -26,7 +26,8 @@ export function testKey(label: string, kind: KeyKind = 'rsa'): TestKey {
   const id = `${kind}:${label}`
   let key = keys.get(id)
   if (!key) {
-    const {privateKey, publicKey} = kind === 'rsa' ? generateKeyPairSync('rsa', {modulusLength: 2048}) : generateKeyPairSync('ec', {namedCurve: 'prime256v1'})
+    const {privateKey, publicKey} =
+      kind === 'rsa' ? generateKeyPairSync('rsa', {modulusLength: 2048}) : generateKeyPairSync('ec', {namedCurve: 'prime256v1'})
     key = {kind, privateKey, publicKey, privatePem: privateKey.export({type: 'pkcs8', format: 'pem'}).toString()}
     keys.set(id, key)
   }
@@ -67,7 +68,10 @@ function algorithmIdentifier(kind: KeyKind): forge.asn1.Asn1 {
 const binary = (bytes: forge.util.ByteStringBuffer) => Buffer.from(bytes.getBytes(), 'binary')
 
 export function toPem(der: Buffer): string {
-  return `-----BEGIN CERTIFICATE-----\n${der.toString('base64').match(/.{1,64}/g)?.join('\n')}\n-----END CERTIFICATE-----\n`
+  return `-----BEGIN CERTIFICATE-----\n${der
+    .toString('base64')
+    .match(/.{1,64}/g)
+    ?.join('\n')}\n-----END CERTIFICATE-----\n`
 }
 
 export function makeCertificate(spec: CertificateSpec): TestCertificate {

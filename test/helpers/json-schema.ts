@@ -47,7 +47,10 @@ export function assertMatchesSchema(name: SchemaName, value: unknown, dir = SCHE
  * A command's --json output, whichever it printed: its result or the error shape, each matching its schema
  * and declaring the exit code the process ended with.
  */
-export function assertJsonOutput(name: Exclude<SchemaName, 'error'>, run: {exitCode: number; json: unknown; stdout?: string; stderr?: string}): void {
+export function assertJsonOutput(
+  name: Exclude<SchemaName, 'error'>,
+  run: {exitCode: number; json: unknown; stdout?: string; stderr?: string},
+): void {
   assert.ok(run.json !== undefined, `no JSON output (exit ${run.exitCode})\nstdout: ${run.stdout ?? ''}\nstderr: ${run.stderr ?? ''}`)
   const failed = typeof run.json === 'object' && run.json !== null && 'error' in run.json
   assertMatchesSchema(failed ? 'error' : name, run.json)

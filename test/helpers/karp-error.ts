@@ -3,7 +3,12 @@ import assert from 'node:assert/strict'
 import {KarpError} from '../../src/lib/errors.js'
 
 /** Awaits a promise that must fail with a KarpError of this exit code and message, and returns the error. */
-export async function rejectsWithKarpError(promise: Promise<unknown>, exitCode: number, message: RegExp, options: {oneLine?: boolean} = {}): Promise<KarpError> {
+export async function rejectsWithKarpError(
+  promise: Promise<unknown>,
+  exitCode: number,
+  message: RegExp,
+  options: {oneLine?: boolean} = {},
+): Promise<KarpError> {
   let caught: unknown
   await promise.catch((e: unknown) => (caught = e))
   assert.ok(caught instanceof KarpError, `expected a KarpError, got ${String(caught)}`)

@@ -50,6 +50,11 @@ export function roleCondition(role: 'master' | 'backup', at = new Date()) {
   }
 }
 
-export async function reportRole(agent: CoreV1Api, pod: {name: string; namespace: string}, role: 'master' | 'backup', at?: Date): Promise<V1Pod> {
+export async function reportRole(
+  agent: CoreV1Api,
+  pod: {name: string; namespace: string},
+  role: 'master' | 'backup',
+  at?: Date,
+): Promise<V1Pod> {
   return agent.patchNamespacedPodStatus({...pod, body: {status: {conditions: [roleCondition(role, at)]}}}, strategicMerge)
 }

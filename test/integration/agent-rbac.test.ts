@@ -36,7 +36,7 @@ async function refusal(call: () => Promise<unknown>): Promise<{code: number; mes
   }
 }
 
-describe('the agent\'s token: its own pod\'s conditions and a list of its peers, nothing else', {skip: cluster.skip}, () => {
+describe("the agent's token: its own pod's conditions and a list of its peers, nothing else", {skip: cluster.skip}, () => {
   let admin: CoreV1Api
   let kc: KubeConfig
   let own: V1Pod
@@ -50,7 +50,21 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
     admin = kc.makeApiClient(CoreV1Api)
     await createNodes(kc, nodes)
     // --no-wait: no agent ever becomes ready where nothing runs it.
-    const installed = await karp(['install', '--kubeconfig', cluster.kubeconfig, '-n', NS, '--vip', '10.79.0.250', '--vhid', '41', '--node-selector', `${LABEL}=yes`, '--no-wait', '--json'])
+    const installed = await karp([
+      'install',
+      '--kubeconfig',
+      cluster.kubeconfig,
+      '-n',
+      NS,
+      '--vip',
+      '10.79.0.250',
+      '--vhid',
+      '41',
+      '--node-selector',
+      `${LABEL}=yes`,
+      '--no-wait',
+      '--json',
+    ])
     assert.equal(installed.exitCode, 0, installed.stderr)
     assertMatchesSchema('install', installed.json)
     let pods: V1Pod[] = []
@@ -64,13 +78,21 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
       () => pods.map((p) => `${p.metadata?.name} on ${p.spec?.nodeName ?? '(unscheduled)'}`).join(', '),
     )
     ;[own, other] = pods.sort((a, b) => (a.spec?.nodeName ?? '').localeCompare(b.spec?.nodeName ?? '')) as [V1Pod, V1Pod]
-    assert.deepEqual([own.spec?.nodeName, other.spec?.nodeName], nodes.map((n) => n.name))
+    assert.deepEqual(
+      [own.spec?.nodeName, other.spec?.nodeName],
+      nodes.map((n) => n.name),
+    )
     agent = clientWithToken(cluster, await serviceAccountToken(admin, own)).core
     // The API server loads a new policy through a watch, a moment after it is created: wait until it is in
     // force, probing with a dry run (admission applies, nothing is written). Should it never be, the tests
     // below say what the token could do.
-    for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
-      const probe = await refusal(() => agent.patchNamespacedPodStatus({...ref(other), body: {status: {conditions: [roleCondition('master')]}}, dryRun: 'All'}, strategicMerge))
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
+      const probe = await refusal(() =>
+        agent.patchNamespacedPodStatus(
+          {...ref(other), body: {status: {conditions: [roleCondition('master')]}}, dryRun: 'All'},
+          strategicMerge,
+        ),
+      )
       if (/the karp agent may only report on its own pod/.test(probe.message)) break
       await new Promise((resolve) => setTimeout(resolve, 200))
     }
@@ -80,15 +102,21 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
     if (!kc) return
     // No kubelet confirms the pods' end: deleteNodes removes them.
     const uninstalled = await karp(['uninstall', '--kubeconfig', cluster.kubeconfig, '-n', NS, '--yes', '--no-wait', '--json'])
-    await deleteNodes(kc, nodes.map((n) => n.name))
+    await deleteNodes(
+      kc,
+      nodes.map((n) => n.name),
+    )
     assert.equal(uninstalled.exitCode, 0, uninstalled.stderr)
     assertMatchesSchema('uninstall', uninstalled.json)
   })
 
-  it('reports its own role as a pod condition, leaving the scheduler\'s condition as it was', async () => {
+  it("reports its own role as a pod condition, leaving the scheduler's condition as it was", async () => {
     const before = await admin.readNamespacedPodStatus(ref(own))
     // No kubelet runs the pod, so it has no Ready or ContainersReady: PodScheduled is the condition to keep.
-    assert.deepEqual(before.status?.conditions?.map((c) => [c.type, c.status]), [['PodScheduled', 'True']])
+    assert.deepEqual(
+      before.status?.conditions?.map((c) => [c.type, c.status]),
+      [['PodScheduled', 'True']],
+    )
     const patched = await reportRole(agent, ref(own), 'master')
     const condition = patched.status?.conditions?.find((c) => c.type === ROLE_CONDITION)
     assert.deepEqual([condition?.status, condition?.reason], ['True', 'Master'])
@@ -96,16 +124,21 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
     assert.equal(others(patched), others(before))
     // And again, as the next transition: the condition is replaced, not added.
     const again = await reportRole(agent, ref(own), 'backup')
-    assert.deepEqual(again.status?.conditions?.filter((c) => c.type === ROLE_CONDITION).map((c) => c.reason), ['Backup'])
+    assert.deepEqual(
+      again.status?.conditions?.filter((c) => c.type === ROLE_CONDITION).map((c) => c.reason),
+      ['Backup'],
+    )
   })
 
   it('may not touch another karp pod', async () => {
     const refused = await refusal(() => reportRole(agent, ref(other), 'master'))
-    assert.notEqual(refused.code, 0, 'patched another pod\'s status')
+    assert.notEqual(refused.code, 0, "patched another pod's status")
     assert.match(refused.message, /the karp agent may only report on its own pod/)
     const after = await admin.readNamespacedPodStatus(ref(other))
     assert.ok(!after.status?.conditions?.some((c) => c.type === ROLE_CONDITION && c.reason === 'Master'))
-    const labelled = await refusal(() => agent.patchNamespacedPod({...ref(other), body: {metadata: {labels: {[ROLE_CONDITION]: 'master'}}}}, merge))
+    const labelled = await refusal(() =>
+      agent.patchNamespacedPod({...ref(other), body: {metadata: {labels: {[ROLE_CONDITION]: 'master'}}}}, merge),
+    )
     assert.equal(labelled.code, 403)
   })
 
@@ -118,7 +151,12 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
     // Through pods/status the API server drops any spec change; whatever the answer, the image stays.
     await refusal(() => agent.patchNamespacedPodStatus({...ref(own), body}, strategicMerge))
     for (const pod of [own, other]) assert.equal((await admin.readNamespacedPod(ref(pod))).spec?.containers[0]?.image, image)
-    const replaced = await refusal(() => agent.replaceNamespacedPod({...ref(own), body: {...own, spec: {...own.spec!, containers: [{name: 'agent', image: 'evil.example/agent:latest'}]}}}))
+    const replaced = await refusal(() =>
+      agent.replaceNamespacedPod({
+        ...ref(own),
+        body: {...own, spec: {...own.spec!, containers: [{name: 'agent', image: 'evil.example/agent:latest'}]}},
+      }),
+    )
     assert.equal(replaced.code, 403)
   })
 
@@ -128,10 +166,26 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
       ['an annotation', {metadata: {annotations: {'karp.io/note': 'x'}}}, /may not change its pod's labels, annotations or finalizers/],
       ['a finalizer', {metadata: {finalizers: ['karp.io/stuck']}}, /may not change its pod's labels, annotations or finalizers/],
       ['the phase', {status: {phase: 'Failed'}}, /may only change its own conditions \(karp.io\/role, karp.io\/eligible\)/],
-      ['a container status', {status: {containerStatuses: [{name: 'agent', ready: false, restartCount: 99}]}}, /may only change its own conditions \(karp.io\/role, karp.io\/eligible\)/],
-      ['the status message', {status: {message: 'all is well', reason: 'Fine'}}, /may only change its own conditions \(karp.io\/role, karp.io\/eligible\)/],
-      ['the Ready condition', {status: {conditions: [{type: 'Ready', status: 'False'}]}}, /may only change its own conditions \(karp.io\/role, karp.io\/eligible\)/],
-      ['a condition of its own choosing', {status: {conditions: [{type: 'example.com/other', status: 'True'}]}}, /may only change its own conditions \(karp.io\/role, karp.io\/eligible\)/],
+      [
+        'a container status',
+        {status: {containerStatuses: [{name: 'agent', ready: false, restartCount: 99}]}},
+        /may only change its own conditions \(karp.io\/role, karp.io\/eligible\)/,
+      ],
+      [
+        'the status message',
+        {status: {message: 'all is well', reason: 'Fine'}},
+        /may only change its own conditions \(karp.io\/role, karp.io\/eligible\)/,
+      ],
+      [
+        'the Ready condition',
+        {status: {conditions: [{type: 'Ready', status: 'False'}]}},
+        /may only change its own conditions \(karp.io\/role, karp.io\/eligible\)/,
+      ],
+      [
+        'a condition of its own choosing',
+        {status: {conditions: [{type: 'example.com/other', status: 'True'}]}},
+        /may only change its own conditions \(karp.io\/role, karp.io\/eligible\)/,
+      ],
     ]
     const before = await admin.readNamespacedPod(ref(own))
     for (const [what, body, message] of attempts) {
@@ -140,19 +194,28 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
       assert.match(refused.message, message, what)
     }
     const after = await admin.readNamespacedPod(ref(own))
-    assert.deepEqual([after.metadata?.labels, after.metadata?.annotations, after.metadata?.finalizers, after.status], [
-      before.metadata?.labels, before.metadata?.annotations, before.metadata?.finalizers, before.status,
-    ])
+    assert.deepEqual(
+      [after.metadata?.labels, after.metadata?.annotations, after.metadata?.finalizers, after.status],
+      [before.metadata?.labels, before.metadata?.annotations, before.metadata?.finalizers, before.status],
+    )
   })
 
   it('reports whether it may take the VIP (karp.io/eligible) on its own pod, the role condition kept', async () => {
-    const eligible = (status: 'True' | 'False') => ({status: {conditions: [{type: ELIGIBLE_CONDITION, status, reason: status === 'True' ? 'Eligible' : 'Gated'}]}})
+    const eligible = (status: 'True' | 'False') => ({
+      status: {conditions: [{type: ELIGIBLE_CONDITION, status, reason: status === 'True' ? 'Eligible' : 'Gated'}]},
+    })
     await reportRole(agent, ref(own), 'backup')
     const patched = await agent.patchNamespacedPodStatus({...ref(own), body: eligible('False')}, strategicMerge)
-    assert.deepEqual(patched.status?.conditions?.filter((c) => c.type.startsWith('karp.io/')).map((c) => [c.type, c.status, c.reason]).sort(), [
-      [ELIGIBLE_CONDITION, 'False', 'Gated'],
-      [ROLE_CONDITION, 'True', 'Backup'],
-    ])
+    assert.deepEqual(
+      patched.status?.conditions
+        ?.filter((c) => c.type.startsWith('karp.io/'))
+        .map((c) => [c.type, c.status, c.reason])
+        .sort(),
+      [
+        [ELIGIBLE_CONDITION, 'False', 'Gated'],
+        [ROLE_CONDITION, 'True', 'Backup'],
+      ],
+    )
     const refused = await refusal(() => agent.patchNamespacedPodStatus({...ref(other), body: eligible('False')}, strategicMerge))
     assert.match(refused.message, /may only report on its own pod/)
   })
@@ -169,7 +232,7 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
       // A list of its peers, yes (above); one pod by name or a watch of them, no.
       ['its own pod', () => agent.readNamespacedPod(ref(own))],
       ['a watch of pods', () => agent.listNamespacedPod({namespace: NS, watch: true, timeoutSeconds: 1})],
-      ['another namespace\'s pods', () => agent.listNamespacedPod({namespace: 'kube-system'})],
+      ["another namespace's pods", () => agent.listNamespacedPod({namespace: 'kube-system'})],
       ['pods cluster-wide', () => agent.listPodForAllNamespaces()],
     ] as const) {
       const refused = await refusal(call)
@@ -185,7 +248,10 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
     for (const [what, call] of [
       ['list Nodes', () => agent.listNode()],
       ['cordon its Node', () => agent.patchNode({name: own.spec?.nodeName as string, body: {spec: {unschedulable: true}}}, merge)],
-      ['change a Node\'s status', () => agent.patchNodeStatus({name: own.spec?.nodeName as string, body: {status: {conditions: []}}}, merge)],
+      [
+        "change a Node's status",
+        () => agent.patchNodeStatus({name: own.spec?.nodeName as string, body: {status: {conditions: []}}}, merge),
+      ],
       ['delete a Node', () => agent.deleteNode({name: other.spec?.nodeName as string})],
     ] as const) {
       const refused = await refusal(call)
@@ -197,7 +263,12 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
     const event = (pod: V1Pod) => ({
       metadata: {generateName: `${pod.metadata?.name}.`},
       involvedObject: {apiVersion: 'v1', kind: 'Pod', name: pod.metadata?.name, namespace: NS},
-      reason: 'BecameMaster', message: 'test', type: 'Normal', source: {component: 'karp-agent'}, reportingComponent: AGENT_REPORTING_COMPONENT, reportingInstance: 'x',
+      reason: 'BecameMaster',
+      message: 'test',
+      type: 'Normal',
+      source: {component: 'karp-agent'},
+      reportingComponent: AGENT_REPORTING_COMPONENT,
+      reportingInstance: 'x',
     })
     const created = await agent.createNamespacedEvent({namespace: NS, body: event(own)})
     assert.ok(created.metadata?.name)
@@ -205,7 +276,7 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
     assert.match(refused.message, /may only post Events about its own pod/)
   })
 
-  it('refuses a token that is not bound to a pod, even for the agent\'s own ServiceAccount', async () => {
+  it("refuses a token that is not bound to a pod, even for the agent's own ServiceAccount", async () => {
     const unbound = clientWithToken(cluster, await serviceAccountToken(admin, own, false)).core
     const refused = await refusal(() => reportRole(unbound, ref(own), 'master'))
     assert.notEqual(refused.code, 0)
@@ -219,10 +290,19 @@ describe('the agent\'s token: its own pod\'s conditions and a list of its peers,
     const run = await karp(['status', '--kubeconfig', cluster.kubeconfig, '-n', NS, '--no-probe', '--json'])
     assertMatchesSchema('status', run.json)
     const install = (run.json as StatusResult).installs[0]
-    assert.deepEqual(install?.agents.map((a) => [a.node, a.pod?.role]), [[own.spec?.nodeName, 'master'], [other.spec?.nodeName, 'backup']])
+    assert.deepEqual(
+      install?.agents.map((a) => [a.node, a.pod?.role]),
+      [
+        [own.spec?.nodeName, 'master'],
+        [other.spec?.nodeName, 'backup'],
+      ],
+    )
     // Nothing runs these pods, and karp status trusts no report from a pod that does not run: no holder.
     // Holders from running agents' reports: status.test.ts, on the lab's real nodes.
-    assert.deepEqual(install?.agents.map((a) => a.pod?.stale), [true, true])
+    assert.deepEqual(
+      install?.agents.map((a) => a.pod?.stale),
+      [true, true],
+    )
     assert.deepEqual(install?.holders, [])
     assert.equal(install?.state, 'down')
     assert.equal(run.exitCode, 4, run.stdout + run.stderr)

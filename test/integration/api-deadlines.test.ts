@@ -26,7 +26,17 @@ describe('deadlines against a real API server that stops answering', {skip: clus
   let kc: KubeConfig
   let proxy: ApiProxy
   // Each install its own VIP and vhid: preflight refuses two installs sharing either.
-  const installArgs = (namespace: string, vhid: number) => ['install', '-n', namespace, '--vip', `10.79.0.${200 + vhid}`, '--vhid', String(vhid), '--node-selector', `${LABEL}=yes`]
+  const installArgs = (namespace: string, vhid: number) => [
+    'install',
+    '-n',
+    namespace,
+    '--vip',
+    `10.79.0.${200 + vhid}`,
+    '--vhid',
+    String(vhid),
+    '--node-selector',
+    `${LABEL}=yes`,
+  ]
 
   before(async () => {
     kc = new KubeConfig()
@@ -38,8 +48,12 @@ describe('deadlines against a real API server that stops answering', {skip: clus
   after(async () => {
     await proxy?.close()
     if (!kc) return
-    for (const ns of ['dl-install', 'dl-uninstall', 'dl-watch']) await karp(['uninstall', '--kubeconfig', cluster.kubeconfig, '-n', ns, '--yes', '--no-wait'])
-    await deleteNodes(kc, nodes.map((n) => n.name))
+    for (const ns of ['dl-install', 'dl-uninstall', 'dl-watch'])
+      await karp(['uninstall', '--kubeconfig', cluster.kubeconfig, '-n', ns, '--yes', '--no-wait'])
+    await deleteNodes(
+      kc,
+      nodes.map((n) => n.name),
+    )
   })
 
   it('install --timeout ends the rollout wait on time though the API server stops answering', async () => {
@@ -50,11 +64,17 @@ describe('deadlines against a real API server that stops answering', {skip: clus
       if (method === 'PATCH' && path.startsWith(daemonSet) && !path.includes('dryRun')) applied = true
       return applied && method === 'GET' && path.split('?')[0] === daemonSet
     })
-    const run = await karp([...installArgs('dl-install', 41), '--kubeconfig', proxy.kubeconfig, '--timeout', '5s', '--request-timeout', '60s'], {timeoutMs: 45_000})
+    const run = await karp(
+      [...installArgs('dl-install', 41), '--kubeconfig', proxy.kubeconfig, '--timeout', '5s', '--request-timeout', '60s'],
+      {timeoutMs: 45_000},
+    )
     proxy.holdWhen(() => false)
     assert.ok(applied, 'the DaemonSet was applied through the proxy')
     assert.equal(run.exitCode, 4, run.stderr)
-    assert.match(run.stderr, /^error: DaemonSet dl-install\/karp not rolled out after 5 s: .*; the API server did not answer the last read before the --timeout$/m)
+    assert.match(
+      run.stderr,
+      /^error: DaemonSet dl-install\/karp not rolled out after 5 s: .*; the API server did not answer the last read before the --timeout$/m,
+    )
   })
 
   it('uninstall --timeout ends the wait for the pods on time though the API server stops answering', async () => {
@@ -65,21 +85,31 @@ describe('deadlines against a real API server that stops answering', {skip: clus
       if (method === 'DELETE' && path.startsWith('/apis/apps/v1/namespaces/dl-uninstall/daemonsets/karp')) deleted = true
       return deleted && method === 'GET' && path.startsWith('/api/v1/namespaces/dl-uninstall/pods')
     })
-    const run = await karp(['uninstall', '-n', 'dl-uninstall', '--yes', '--kubeconfig', proxy.kubeconfig, '--timeout', '5s', '--request-timeout', '60s'], {timeoutMs: 45_000})
+    const run = await karp(
+      ['uninstall', '-n', 'dl-uninstall', '--yes', '--kubeconfig', proxy.kubeconfig, '--timeout', '5s', '--request-timeout', '60s'],
+      {timeoutMs: 45_000},
+    )
     proxy.holdWhen(() => false)
     assert.ok(deleted, 'the DaemonSet was deleted through the proxy')
     assert.equal(run.exitCode, 4, run.stderr)
-    assert.match(run.stderr, /^error: karp pods in dl-uninstall not confirmed gone after 5 s: the API server did not answer before the --timeout$/m)
+    assert.match(
+      run.stderr,
+      /^error: karp pods in dl-uninstall not confirmed gone after 5 s: the API server did not answer before the --timeout$/m,
+    )
   })
 
   it('status --watch keeps a quiet watch open, reports a server gone silent, and carries on when it answers again', async () => {
     const installed = await karp([...installArgs('dl-watch', 43), '--kubeconfig', cluster.kubeconfig, '--no-wait'])
     assert.equal(installed.exitCode, 0, installed.stderr)
-    const child = execa(process.execPath, [karpBin, 'status', '--watch', '--json', '--no-probe', '-n', 'dl-watch', '--kubeconfig', proxy.kubeconfig], {
-      reject: false,
-      stdin: 'ignore',
-      env: {NO_COLOR: '1'},
-    })
+    const child = execa(
+      process.execPath,
+      [karpBin, 'status', '--watch', '--json', '--no-probe', '-n', 'dl-watch', '--kubeconfig', proxy.kubeconfig],
+      {
+        reject: false,
+        stdin: 'ignore',
+        env: {NO_COLOR: '1'},
+      },
+    )
     const updates: StatusResult[] = []
     let stderr = ''
     let buffer = ''
@@ -102,15 +132,30 @@ describe('deadlines against a real API server that stops answering', {skip: clus
       await new Promise((r) => setTimeout(r, 35_000))
       assert.equal(stderr, '', 'nothing reported while the server answers')
       const apps = kc.makeApiClient(AppsV1Api)
-      await apps.patchNamespacedDaemonSet({name: 'karp', namespace: 'dl-watch', body: {metadata: {annotations: {[VIP_ANNOTATION]: '10.79.0.251'}}}}, merge)
+      await apps.patchNamespacedDaemonSet(
+        {name: 'karp', namespace: 'dl-watch', body: {metadata: {annotations: {[VIP_ANNOTATION]: '10.79.0.251'}}}},
+        merge,
+      )
       await until('the change made after the quiet spell', () => updates.at(-1)?.installs[0]?.vip === '10.79.0.251', 20_000)
 
       proxy.holdAll()
-      await until('the report of the silent server', () => /^warning: watching the cluster: no answer from https:\/\/127\.0\.0\.1:\d+ within 30 s; retrying until it answers$/m.test(stderr), 70_000)
+      await until(
+        'the report of the silent server',
+        () =>
+          /^warning: watching the cluster: no answer from https:\/\/127\.0\.0\.1:\d+ within 30 s; retrying until it answers$/m.test(stderr),
+        70_000,
+      )
       assert.equal(stderr.match(/no answer from/g)?.length, 1, `one report per outage: ${stderr}`)
       proxy.release()
-      await until('the report that it answers again', () => /^warning: watching the cluster: https:\/\/127\.0\.0\.1:\d+ answers again$/m.test(stderr), 70_000)
-      await apps.patchNamespacedDaemonSet({name: 'karp', namespace: 'dl-watch', body: {metadata: {annotations: {[VIP_ANNOTATION]: '10.79.0.252'}}}}, merge)
+      await until(
+        'the report that it answers again',
+        () => /^warning: watching the cluster: https:\/\/127\.0\.0\.1:\d+ answers again$/m.test(stderr),
+        70_000,
+      )
+      await apps.patchNamespacedDaemonSet(
+        {name: 'karp', namespace: 'dl-watch', body: {metadata: {annotations: {[VIP_ANNOTATION]: '10.79.0.252'}}}},
+        merge,
+      )
       await until('a change after the outage', () => updates.at(-1)?.installs[0]?.vip === '10.79.0.252', 20_000)
     } finally {
       proxy.release()

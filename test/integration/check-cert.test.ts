@@ -74,14 +74,18 @@ describe('karp check-cert against a real API server', {skip: cluster.skip}, () =
     controlPlane = await startControlPlane({binDir: cluster.binDir, extraSans: [VIP_IN_CERT]})
     const server = new URL(controlPlane.server)
     port = Number(server.port)
-    for (const address of [VIP_IN_CERT, VIP_NOT_IN_CERT, SECOND_NODE]) forwards.push(await forward(address, port, {host: server.hostname, port}))
+    for (const address of [VIP_IN_CERT, VIP_NOT_IN_CERT, SECOND_NODE])
+      forwards.push(await forward(address, port, {host: server.hostname, port}))
     const kc = new KubeConfig()
     kc.loadFromFile(controlPlane.adminKubeconfig)
     const core = kc.makeApiClient(CoreV1Api)
     const apps = kc.makeApiClient(AppsV1Api)
     for (const namespace of ['karp-system', 'karp-other']) {
       await core.createNamespace({body: {metadata: {name: namespace}}})
-      await apps.createNamespacedDaemonSet({namespace, body: karpDaemonSet(namespace, namespace === 'karp-system' ? VIP_IN_CERT : VIP_NOT_IN_CERT, port)})
+      await apps.createNamespacedDaemonSet({
+        namespace,
+        body: karpDaemonSet(namespace, namespace === 'karp-system' ? VIP_IN_CERT : VIP_NOT_IN_CERT, port),
+      })
     }
     // kubeadm's mark on its nodes: check-cert's evidence of the distribution.
     const annotations = {[KUBEADM_CRI_SOCKET]: 'unix:///run/containerd/containerd.sock'}
@@ -123,26 +127,49 @@ describe('karp check-cert against a real API server', {skip: cluster.skip}, () =
       assert.ok(endpoint.certificate?.ipSans.includes(VIP_IN_CERT))
       assert.deepEqual(endpoint.checks?.trust, {status: 'pass', state: 'trusted', message: 'issued by the CA "CN=karp-test-ca"'})
     }
-    assert.deepEqual(result.distribution, {id: 'kubeadm', name: 'kubeadm', source: 'nodes', evidence: `node cc-cp1: annotation ${KUBEADM_CRI_SOCKET}`})
+    assert.deepEqual(result.distribution, {
+      id: 'kubeadm',
+      name: 'kubeadm',
+      source: 'nodes',
+      evidence: `node cc-cp1: annotation ${KUBEADM_CRI_SOCKET}`,
+    })
     assert.equal(result.advice, undefined)
   })
 
-  it('fails with exit 4 and the kubeadm fix when the certificate lacks the install\'s VIP', async () => {
+  it("fails with exit 4 and the kubeadm fix when the certificate lacks the install's VIP", async () => {
     const run = await checkCert(['--namespace', 'karp-other', '--name', 'karp'])
     assert.equal(run.exitCode, 4, run.stderr)
     const lines = run.stdout.split('\n')
     assert.match(lines[0] ?? '', /^ENDPOINT +TARGET +VIP SAN +EXPIRES +CA +STATUS$/)
     assert.match(lines[1] ?? '', new RegExp(`^${VIP_NOT_IN_CERT}:${port} +VIP +NO +\\S+ +trusted +FAILED$`))
     assert.match(lines[2] ?? '', new RegExp(`^127\\.0\\.0\\.1:${port} +node cc-cp1 +NO +\\S+ +trusted +FAILED$`))
-    assert.match(run.stdout, new RegExp(`^${SECOND_NODE}:${port} \\(node cc-cp2\\): VIP ${VIP_NOT_IN_CERT} is not an IP SAN \\(IP SANs: [^)]*127\\.0\\.0\\.1`, 'm'))
-    assert.match(run.stdout, new RegExp(`^To add the VIP on kubeadm \\(node cc-cp1: annotation ${KUBEADM_CRI_SOCKET}\\): add ${VIP_NOT_IN_CERT} to apiServer\\.certSANs`, 'm'))
+    assert.match(
+      run.stdout,
+      new RegExp(
+        `^${SECOND_NODE}:${port} \\(node cc-cp2\\): VIP ${VIP_NOT_IN_CERT} is not an IP SAN \\(IP SANs: [^)]*127\\.0\\.0\\.1`,
+        'm',
+      ),
+    )
+    assert.match(
+      run.stdout,
+      new RegExp(
+        `^To add the VIP on kubeadm \\(node cc-cp1: annotation ${KUBEADM_CRI_SOCKET}\\): add ${VIP_NOT_IN_CERT} to apiServer\\.certSANs`,
+        'm',
+      ),
+    )
     assert.match(run.stdout, /sudo kubeadm init phase certs apiserver --config kubeadm\.yaml/)
   })
 
   it('asks which install when the cluster has several', async () => {
     const run = await checkCert([])
     assert.equal(run.exitCode, 2)
-    assert.match(run.stderr, new RegExp(`^error: 2 karp installs found: karp-other/karp \\(VIP ${VIP_NOT_IN_CERT}\\), karp-system/karp \\(VIP ${VIP_IN_CERT}\\)$`, 'm'))
+    assert.match(
+      run.stderr,
+      new RegExp(
+        `^error: 2 karp installs found: karp-other/karp \\(VIP ${VIP_NOT_IN_CERT}\\), karp-system/karp \\(VIP ${VIP_IN_CERT}\\)$`,
+        'm',
+      ),
+    )
     assert.match(run.stderr, /^hint: choose one with --name and -n\/--namespace, or pass --vip$/m)
   })
 
@@ -156,7 +183,7 @@ describe('karp check-cert against a real API server', {skip: cluster.skip}, () =
     assert.match(run.stderr, /^error: listing (karp DaemonSets in all namespaces|nodes): .*cannot list resource "(daemonsets|nodes)"/m)
   })
 
-  it('reads the shared control plane\'s certificate with --server alone: no VIP among its SANs', async () => {
+  it("reads the shared control plane's certificate with --server alone: no VIP among its SANs", async () => {
     const server = new URL(cluster.server)
     const run = await karp(['check-cert', '--server', server.host, '--vip', '192.168.1.250', '--ca-file', cluster.caFile, '--json'])
     assert.equal(run.exitCode, 4, run.stderr)

@@ -18,8 +18,7 @@ export interface ClusterEnv {
 export function clusterOrSkip(): ClusterEnv {
   const env = process.env
   const reason =
-    env.KARP_TEST_CLUSTER_SKIP ||
-    (env.KARP_TEST_KUBECONFIG ? '' : 'no control plane: run through test/global-setup.ts (npm test)')
+    env.KARP_TEST_CLUSTER_SKIP || (env.KARP_TEST_KUBECONFIG ? '' : 'no control plane: run through test/global-setup.ts (npm test)')
   if (reason && env.CI === 'true' && !env.KARP_TEST_CLUSTER_SKIP) throw new Error(reason)
   return {
     skip: reason ? `no Kubernetes control plane: ${reason}` : false,

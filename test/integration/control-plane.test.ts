@@ -82,9 +82,7 @@ describe('control plane lifecycle', {skip: cluster.skip}, () => {
       const pgids = readFileSync(pgidsFile, 'utf8').trim().split('\n').map(Number)
       assert.ok(pgids.every(groupAlive))
       starter.kill('SIGKILL')
-      await until('components and temp dir gone', 15_000, () =>
-        pgids.some(groupAlive) || clusterDirs().length > 0 ? undefined : true,
-      )
+      await until('components and temp dir gone', 15_000, () => (pgids.some(groupAlive) || clusterDirs().length > 0 ? undefined : true))
     } finally {
       rmSync(parentTmp, {recursive: true, force: true})
     }

@@ -28,7 +28,18 @@ const LABEL = 'karp-test/install-requests'
 const group = uniqueName('rq')
 const nodes = [1, 2, 3].map((i) => controlPlaneNode(`${group}-cp${i}`, `10.81.0.1${i}`, {[LABEL]: 'yes'}))
 /** Objects of an install, in the order karp reports them. */
-const KINDS = ['Namespace', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Secret', 'DaemonSet']
+const KINDS = [
+  'Namespace',
+  'ServiceAccount',
+  'ValidatingAdmissionPolicy',
+  'ValidatingAdmissionPolicyBinding',
+  'Role',
+  'RoleBinding',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'Secret',
+  'DaemonSet',
+]
 /** The policy that makes the API server refuse one object of an install, dry run or not. */
 const DENY = 'karp-test-install-requests-deny'
 /** An install into a namespace that exists, whose DaemonSet the policy refuses. */
@@ -51,8 +62,21 @@ describe('karp install, request by request', {skip: cluster.skip}, () => {
   let kc: KubeConfig
   let proxy: ApiProxy
   const installArgs = (namespace: string, vhid: number, kubeconfig = proxy.kubeconfig) => [
-    'install', '--kubeconfig', kubeconfig, '-n', namespace, '--vip', `10.81.0.${100 + vhid}`, '--vhid', String(vhid),
-    '--node-selector', `${LABEL}=yes`, '--password', 'rq-secret', '--no-wait', '--json',
+    'install',
+    '--kubeconfig',
+    kubeconfig,
+    '-n',
+    namespace,
+    '--vip',
+    `10.81.0.${100 + vhid}`,
+    '--vhid',
+    String(vhid),
+    '--node-selector',
+    `${LABEL}=yes`,
+    '--password',
+    'rq-secret',
+    '--no-wait',
+    '--json',
   ]
   /** Runs karp install through the proxy; the requests it made, in order. */
   async function installThroughProxy(namespace: string, vhid: number, extra: string[] = []) {
@@ -70,17 +94,30 @@ describe('karp install, request by request', {skip: cluster.skip}, () => {
     const objects = KubernetesObjectApi.makeApiClient(kc)
     const scoped = `karp-agent.${ns}.karp`
     const headers: Array<[string, string, string, string | undefined]> = [
-      ['v1', 'Namespace', ns, undefined], ['v1', 'ServiceAccount', 'karp', ns],
-      ['admissionregistration.k8s.io/v1', 'ValidatingAdmissionPolicy', scoped, undefined], ['admissionregistration.k8s.io/v1', 'ValidatingAdmissionPolicyBinding', scoped, undefined],
-      ['rbac.authorization.k8s.io/v1', 'Role', 'karp', ns], ['rbac.authorization.k8s.io/v1', 'RoleBinding', 'karp', ns],
-      ['rbac.authorization.k8s.io/v1', 'ClusterRole', scoped, undefined], ['rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', scoped, undefined],
-      ['v1', 'Secret', 'karp', ns], ['apps/v1', 'DaemonSet', 'karp', ns],
+      ['v1', 'Namespace', ns, undefined],
+      ['v1', 'ServiceAccount', 'karp', ns],
+      ['admissionregistration.k8s.io/v1', 'ValidatingAdmissionPolicy', scoped, undefined],
+      ['admissionregistration.k8s.io/v1', 'ValidatingAdmissionPolicyBinding', scoped, undefined],
+      ['rbac.authorization.k8s.io/v1', 'Role', 'karp', ns],
+      ['rbac.authorization.k8s.io/v1', 'RoleBinding', 'karp', ns],
+      ['rbac.authorization.k8s.io/v1', 'ClusterRole', scoped, undefined],
+      ['rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', scoped, undefined],
+      ['v1', 'Secret', 'karp', ns],
+      ['apps/v1', 'DaemonSet', 'karp', ns],
     ]
-    const read = await Promise.all(headers.map(([apiVersion, kind, name, namespace]) => objects.read({apiVersion, kind, metadata: {name, ...(namespace ? {namespace} : {})}})))
-    return Object.fromEntries(read.map((o: KubernetesObject): [string, string | undefined] => [
-      String(o.kind),
-      o.kind === 'DaemonSet' ? JSON.stringify([o.metadata?.generation, o.metadata?.labels, o.metadata?.annotations]) : o.metadata?.resourceVersion,
-    ]))
+    const read = await Promise.all(
+      headers.map(([apiVersion, kind, name, namespace]) =>
+        objects.read({apiVersion, kind, metadata: {name, ...(namespace ? {namespace} : {})}}),
+      ),
+    )
+    return Object.fromEntries(
+      read.map((o: KubernetesObject): [string, string | undefined] => [
+        String(o.kind),
+        o.kind === 'DaemonSet'
+          ? JSON.stringify([o.metadata?.generation, o.metadata?.labels, o.metadata?.annotations])
+          : o.metadata?.resourceVersion,
+      ]),
+    )
   }
   const uninstall = (ns: string) => karp(['uninstall', '--kubeconfig', cluster.kubeconfig, '-n', ns, '--yes', '--no-wait'])
 
@@ -98,20 +135,30 @@ describe('karp install, request by request', {skip: cluster.skip}, () => {
     await admission.deleteValidatingAdmissionPolicyBinding({name: DENY}).catch(() => undefined)
     await admission.deleteValidatingAdmissionPolicy({name: DENY}).catch(() => undefined)
     for (const ns of [FRESH, DENIED_DAEMONSET_NS, DENIED_BINDING_NS, RBAC_NS]) await uninstall(ns)
-    await kc.makeApiClient(CoreV1Api).deleteNamespace({name: DENIED_DAEMONSET_NS}).catch(() => undefined)
+    await kc
+      .makeApiClient(CoreV1Api)
+      .deleteNamespace({name: DENIED_DAEMONSET_NS})
+      .catch(() => undefined)
     const rbac = kc.makeApiClient(RbacAuthorizationV1Api)
     await rbac.deleteClusterRoleBinding({name: 'karp-test-install-requests'}).catch(() => undefined)
     await rbac.deleteClusterRole({name: 'karp-test-install-requests'}).catch(() => undefined)
-    await deleteNodes(kc, nodes.map((n) => n.name))
+    await deleteNodes(
+      kc,
+      nodes.map((n) => n.name),
+    )
   })
 
   it('checks, reads and dry-runs before its first write, reads no object before applying it, and reports from the answers', async () => {
     const fresh = await installThroughProxy(FRESH, 61)
     assert.equal(fresh.run.exitCode, 0, fresh.run.stderr)
-    assert.deepEqual((fresh.run.json as InstallJson).objects.map((o) => [o.kind, o.action]), KINDS.map((k) => [k, 'created']))
+    assert.deepEqual(
+      (fresh.run.json as InstallJson).objects.map((o) => [o.kind, o.action]),
+      KINDS.map((k) => [k, 'created']),
+    )
     const stored = await versions(FRESH)
 
-    const daemonSetVersion = async () => (await kc.makeApiClient(AppsV1Api).readNamespacedDaemonSet({namespace: FRESH, name: 'karp'})).metadata?.resourceVersion
+    const daemonSetVersion = async () =>
+      (await kc.makeApiClient(AppsV1Api).readNamespacedDaemonSet({namespace: FRESH, name: 'karp'})).metadata?.resourceVersion
     const statusBefore = await daemonSetVersion()
     const again = await installThroughProxy(FRESH, 61)
     assert.equal(again.run.exitCode, 0, again.run.stderr)
@@ -119,22 +166,37 @@ describe('karp install, request by request', {skip: cluster.skip}, () => {
     // resourceVersion too, and karp reports "configured": then only versions() can tell.
     const statusMoved = (await daemonSetVersion()) !== statusBefore
     const againActions = (again.run.json as InstallJson).objects.map((o) => [o.kind, o.action])
-    assert.deepEqual(againActions, KINDS.map((k) => [k, k === 'DaemonSet' && statusMoved ? againActions.at(-1)?.[1] : 'unchanged']))
+    assert.deepEqual(
+      againActions,
+      KINDS.map((k) => [k, k === 'DaemonSet' && statusMoved ? againActions.at(-1)?.[1] : 'unchanged']),
+    )
     assert.deepEqual(await versions(FRESH), stored, 'nothing was written')
 
     for (const {requests} of [fresh, again]) {
       // The only reads: API discovery for the admission policy, and preflight's nodes, installs, namespace and Secret.
-      const reads = requests.filter((r) => r.method === 'GET').map((r) => r.path).sort()
+      const reads = requests
+        .filter((r) => r.method === 'GET')
+        .map((r) => r.path)
+        .sort()
       assert.deepEqual(reads, [
-        `/api/v1/namespaces/${FRESH}`, `/api/v1/namespaces/${FRESH}/secrets/karp`, '/api/v1/nodes',
-        '/apis/admissionregistration.k8s.io/v1', `/apis/apps/v1/daemonsets?labelSelector=${encodeURIComponent(KARP_SELECTOR)}`,
+        `/api/v1/namespaces/${FRESH}`,
+        `/api/v1/namespaces/${FRESH}/secrets/karp`,
+        '/api/v1/nodes',
+        '/apis/admissionregistration.k8s.io/v1',
+        `/apis/apps/v1/daemonsets?labelSelector=${encodeURIComponent(KARP_SELECTOR)}`,
       ])
       const writes = requests.filter(isWrite)
       const firstWrite = writes.findIndex((r) => !isDryRun(r))
       assert.ok(firstWrite > 0, 'dry runs come first')
-      assert.ok(writes.slice(firstWrite).every((r) => !isDryRun(r)), 'every dry run before the first write')
+      assert.ok(
+        writes.slice(firstWrite).every((r) => !isDryRun(r)),
+        'every dry run before the first write',
+      )
       const accessReviews = requests.filter((r) => r.path.startsWith('/apis/authorization.k8s.io/v1/selfsubjectaccessreviews'))
-      assert.ok(requests.indexOf(accessReviews.at(-1) as HeldRequest) < requests.indexOf(writes[0] as HeldRequest), 'every access review before the first dry run')
+      assert.ok(
+        requests.indexOf(accessReviews.at(-1) as HeldRequest) < requests.indexOf(writes[0] as HeldRequest),
+        'every access review before the first dry run',
+      )
       // 25 access reviews, 5 reads, a dry run and an apply per object: a read per object would pass this.
       assert.ok(requests.length <= 48, `${requests.length} requests: ${requests.map((r) => `${r.method} ${r.path}`).join('\n')}`)
     }
@@ -160,17 +222,26 @@ describe('karp install, request by request', {skip: cluster.skip}, () => {
           matchConstraints: {
             resourceRules: [
               {apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['daemonsets']},
-              {apiGroups: ['rbac.authorization.k8s.io'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['clusterrolebindings']},
+              {
+                apiGroups: ['rbac.authorization.k8s.io'],
+                apiVersions: ['v1'],
+                operations: ['CREATE', 'UPDATE'],
+                resources: ['clusterrolebindings'],
+              },
             ],
           },
-          validations: [{
-            expression: `object.metadata.name != '${deniedBinding}' && !(namespaceObject != null && namespaceObject.metadata.name == '${DENIED_DAEMONSET_NS}')`,
-            message: 'refused by the test policy',
-          }],
+          validations: [
+            {
+              expression: `object.metadata.name != '${deniedBinding}' && !(namespaceObject != null && namespaceObject.metadata.name == '${DENIED_DAEMONSET_NS}')`,
+              message: 'refused by the test policy',
+            },
+          ],
         },
       },
     })
-    await admission.createValidatingAdmissionPolicyBinding({body: {metadata: {name: DENY}, spec: {policyName: DENY, validationActions: ['Deny']}}})
+    await admission.createValidatingAdmissionPolicyBinding({
+      body: {metadata: {name: DENY}, spec: {policyName: DENY, validationActions: ['Deny']}},
+    })
     // A new policy takes effect once the API server has loaded it: until a dry run of the binding is refused.
     const probe: V1ClusterRoleBinding = {
       metadata: {name: deniedBinding},
@@ -178,26 +249,47 @@ describe('karp install, request by request', {skip: cluster.skip}, () => {
       subjects: [{kind: 'User', name: 'nobody', apiGroup: 'rbac.authorization.k8s.io'}],
     }
     const rbac = kc.makeApiClient(RbacAuthorizationV1Api)
-    for (let refused = false, start = Date.now(); !refused; ) {
+    for (let refused = false, start = Date.now(); !refused;) {
       assert.ok(Date.now() - start < 30_000, 'the test policy took effect within 30 s')
-      refused = await rbac.createClusterRoleBinding({body: probe, dryRun: 'All'}).then(() => false, () => true)
+      refused = await rbac.createClusterRoleBinding({body: probe, dryRun: 'All'}).then(
+        () => false,
+        () => true,
+      )
       if (!refused) await new Promise((resolve) => setTimeout(resolve, 200))
     }
 
     const fresh = await installThroughProxy(DENIED_BINDING_NS, 62)
     assert.notEqual(fresh.run.exitCode, 0, fresh.run.stderr)
-    assert.match(errorOf(fresh.run), new RegExp(`dry-run apply of ClusterRoleBinding ${deniedBinding.replaceAll('.', '\\.')} \\(nothing was applied\\): .*refused by the test policy`))
-    assert.deepEqual(fresh.requests.filter((r) => isWrite(r) && !isDryRun(r)), [], 'no write but dry runs')
+    assert.match(
+      errorOf(fresh.run),
+      new RegExp(
+        `dry-run apply of ClusterRoleBinding ${deniedBinding.replaceAll('.', '\\.')} \\(nothing was applied\\): .*refused by the test policy`,
+      ),
+    )
+    assert.deepEqual(
+      fresh.requests.filter((r) => isWrite(r) && !isDryRun(r)),
+      [],
+      'no write but dry runs',
+    )
     assert.equal(await namespaceExists(DENIED_BINDING_NS), false)
 
     await kc.makeApiClient(CoreV1Api).createNamespace({body: {metadata: {name: DENIED_DAEMONSET_NS}}})
     const existing = await installThroughProxy(DENIED_DAEMONSET_NS, 63)
     assert.notEqual(existing.run.exitCode, 0, existing.run.stderr)
-    assert.match(errorOf(existing.run), new RegExp(`dry-run apply of DaemonSet ${DENIED_DAEMONSET_NS}/karp \\(nothing was applied\\): .*refused by the test policy`))
-    assert.deepEqual(existing.requests.filter((r) => isWrite(r) && !isDryRun(r)), [], 'no write but dry runs')
+    assert.match(
+      errorOf(existing.run),
+      new RegExp(`dry-run apply of DaemonSet ${DENIED_DAEMONSET_NS}/karp \\(nothing was applied\\): .*refused by the test policy`),
+    )
+    assert.deepEqual(
+      existing.requests.filter((r) => isWrite(r) && !isDryRun(r)),
+      [],
+      'no write but dry runs',
+    )
     // Every other object's dry run was sent too, and passed: the policy refused only the DaemonSet.
     assert.equal(existing.requests.filter(isDryRun).length, KINDS.length - 1)
-    const accounts = await kc.makeApiClient(CoreV1Api).listNamespacedServiceAccount({namespace: DENIED_DAEMONSET_NS, labelSelector: KARP_SELECTOR})
+    const accounts = await kc
+      .makeApiClient(CoreV1Api)
+      .listNamespacedServiceAccount({namespace: DENIED_DAEMONSET_NS, labelSelector: KARP_SELECTOR})
     assert.deepEqual(accounts.items, [])
   })
 
@@ -209,7 +301,21 @@ describe('karp install, request by request', {skip: cluster.skip}, () => {
       body: {
         metadata: {name: 'karp-test-install-requests'},
         rules: [
-          {apiGroups: groups, resources: ['namespaces', 'serviceaccounts', 'secrets', 'roles', 'rolebindings', 'clusterroles', 'clusterrolebindings', 'validatingadmissionpolicies', 'validatingadmissionpolicybindings'], verbs: ['get', 'create', 'patch']},
+          {
+            apiGroups: groups,
+            resources: [
+              'namespaces',
+              'serviceaccounts',
+              'secrets',
+              'roles',
+              'rolebindings',
+              'clusterroles',
+              'clusterrolebindings',
+              'validatingadmissionpolicies',
+              'validatingadmissionpolicybindings',
+            ],
+            verbs: ['get', 'create', 'patch'],
+          },
           {apiGroups: ['apps'], resources: ['daemonsets'], verbs: ['get', 'patch']},
           {apiGroups: [''], resources: ['nodes'], verbs: ['list']},
         ],
@@ -225,7 +331,10 @@ describe('karp install, request by request', {skip: cluster.skip}, () => {
     const run = await karp(installArgs(RBAC_NS, 64, cluster.userKubeconfig))
     assert.equal(run.exitCode, 3, run.stderr + run.stdout)
     const message = (run.json as {error: {message: string}}).error.message
-    assert.match(message, /^forbidden: .* may not list daemonsets\.apps \(cluster-wide\); create daemonsets\.apps in namespace [a-z0-9-]+-rbac; nothing was applied$/)
+    assert.match(
+      message,
+      /^forbidden: .* may not list daemonsets\.apps \(cluster-wide\); create daemonsets\.apps in namespace [a-z0-9-]+-rbac; nothing was applied$/,
+    )
     assert.equal(await namespaceExists(RBAC_NS), false)
   })
 })

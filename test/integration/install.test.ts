@@ -14,12 +14,29 @@ import {agentImage} from '../../lab/image.js'
 import {waitFor} from '../../lab/process.js'
 import {assertJsonOutput} from '../helpers/json-schema.js'
 import {kubectlJson, labKarp, labKarpOnTerminal, labKubectl, labObjectExists, labUserKubeconfig} from '../helpers/lab.js'
-import {APP_NAME, CREATED_BY_ANNOTATION, INSTANCE_LABEL, KARP_SELECTOR, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, PASSWORD_FINGERPRINT_ANNOTATION} from '../../src/lib/constants.js'
+import {
+  APP_NAME,
+  CREATED_BY_ANNOTATION,
+  INSTANCE_LABEL,
+  KARP_SELECTOR,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  NAME_LABEL,
+  PASSWORD_FINGERPRINT_ANNOTATION,
+} from '../../src/lib/constants.js'
 
 const skip = await clusterSkipReason()
 
 type Applied = {kind: string; name: string; namespace?: string; action: string}
-type InstallJson = {vip: string; vhid: number; passwordSource: string; nodes: string[]; objects: Applied[]; rollout: {desired: number; updated: number; available: number} | null; warnings: string[]}
+type InstallJson = {
+  vip: string
+  vhid: number
+  passwordSource: string
+  nodes: string[]
+  objects: Applied[]
+  rollout: {desired: number; updated: number; available: number} | null
+  warnings: string[]
+}
 type EnvVar = {name: string; value?: string; valueFrom?: unknown}
 type Meta = {
   name: string
@@ -43,7 +60,18 @@ type List<T> = {items: T[]}
 const CONTROL_PLANE = ['node1', 'node2', 'node3']
 const VIP = '10.78.0.10'
 /** What an install consists of, in the order karp applies it. */
-const KINDS = ['Namespace', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Secret', 'DaemonSet']
+const KINDS = [
+  'Namespace',
+  'ServiceAccount',
+  'ValidatingAdmissionPolicy',
+  'ValidatingAdmissionPolicyBinding',
+  'Role',
+  'RoleBinding',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'Secret',
+  'DaemonSet',
+]
 const INSTANCE = `${INSTANCE_LABEL}=karp`
 /** A rolling update replaces one agent at a time, each after a graceful CARP handover. */
 const ROLLOUT_S = 300
@@ -58,7 +86,16 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
   let imageRef = ''
 
   const base = (namespace: string, extra: string[] = []) => [
-    '--kubeconfig', cluster.kubeconfig, '--namespace', namespace, '--image', imageRef, '--timeout', `${ROLLOUT_S}s`, '--json', ...extra,
+    '--kubeconfig',
+    cluster.kubeconfig,
+    '--namespace',
+    namespace,
+    '--image',
+    imageRef,
+    '--timeout',
+    `${ROLLOUT_S}s`,
+    '--json',
+    ...extra,
   ]
   /** Every --json run: its output matches its schema (or the error's) and declares the exit code it ended with. */
   const checked = async <T extends {exitCode: number; json: unknown}>(command: 'install' | 'uninstall', run: Promise<T>): Promise<T> => {
@@ -67,9 +104,22 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
     return done
   }
   const install = (namespace: string, extra: string[] = [], input?: string) =>
-    checked('install', labKarp(cluster, ['install', ...base(namespace, extra)], {timeoutMs: ROLLOUT_S * 1000 + CLI_MS, ...(input === undefined ? {} : {input})}))
+    checked(
+      'install',
+      labKarp(cluster, ['install', ...base(namespace, extra)], {
+        timeoutMs: ROLLOUT_S * 1000 + CLI_MS,
+        ...(input === undefined ? {} : {input}),
+      }),
+    )
   const uninstall = (namespace: string, extra: string[] = []) =>
-    checked('uninstall', labKarp(cluster, ['uninstall', '--kubeconfig', cluster.kubeconfig, '--namespace', namespace, '--json', '--timeout', `${UNINSTALL_S}s`, ...extra], {timeoutMs: UNINSTALL_S * 1000 + CLI_MS}))
+    checked(
+      'uninstall',
+      labKarp(
+        cluster,
+        ['uninstall', '--kubeconfig', cluster.kubeconfig, '--namespace', namespace, '--json', '--timeout', `${UNINSTALL_S}s`, ...extra],
+        {timeoutMs: UNINSTALL_S * 1000 + CLI_MS},
+      ),
+    )
   /** The CLI for what neither waits nor applies. */
   const karp = (args: string[]) => labKarp(cluster, args, {timeoutMs: CLI_MS})
   const namespaceExists = (namespace: string) => labObjectExists(cluster, ['namespace', namespace])
@@ -90,23 +140,42 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
   async function writes(namespace: string, name = 'karp'): Promise<Record<string, string>> {
     const scoped = `karp-agent.${namespace}.${name}`
     const list = await kubectlJson<List<{kind: string; metadata: Meta}>>(cluster, [
-      'get', '-n', namespace, `namespace/${namespace}`,
-      `validatingadmissionpolicy/${scoped}`, `validatingadmissionpolicybinding/${scoped}`, `clusterrole/${scoped}`, `clusterrolebinding/${scoped}`,
-      `serviceaccount/${name}`, `role/${name}`, `rolebinding/${name}`, `secret/${name}`, `daemonset/${name}`,
+      'get',
+      '-n',
+      namespace,
+      `namespace/${namespace}`,
+      `validatingadmissionpolicy/${scoped}`,
+      `validatingadmissionpolicybinding/${scoped}`,
+      `clusterrole/${scoped}`,
+      `clusterrolebinding/${scoped}`,
+      `serviceaccount/${name}`,
+      `role/${name}`,
+      `rolebinding/${name}`,
+      `secret/${name}`,
+      `daemonset/${name}`,
     ])
     assert.equal(list.items.length, 10, list.items.map((o) => o.kind).join(', '))
-    return Object.fromEntries(list.items.map(({kind, metadata}) => [
-      kind,
-      kind === 'DaemonSet'
-        ? JSON.stringify([metadata.generation, metadata.managedFields?.filter((f) => f.subresource !== 'status').map((f) => [f.manager, f.operation, f.time])])
-        : metadata.resourceVersion ?? '',
-    ]))
+    return Object.fromEntries(
+      list.items.map(({kind, metadata}) => [
+        kind,
+        kind === 'DaemonSet'
+          ? JSON.stringify([
+              metadata.generation,
+              metadata.managedFields?.filter((f) => f.subresource !== 'status').map((f) => [f.manager, f.operation, f.time]),
+            ])
+          : (metadata.resourceVersion ?? ''),
+      ]),
+    )
   }
 
-  const agentPods = async (namespace: string) => (await kubectlJson<List<Pod>>(cluster, ['get', 'pods', '-n', namespace, '-l', INSTANCE])).items
+  const agentPods = async (namespace: string) =>
+    (await kubectlJson<List<Pod>>(cluster, ['get', 'pods', '-n', namespace, '-l', INSTANCE])).items
   const daemonSet = (namespace: string) => kubectlJson<DaemonSet>(cluster, ['get', 'daemonset', 'karp', '-n', namespace])
   const secretPassword = async (namespace: string) =>
-    Buffer.from((await kubectlJson<{data: {password: string}}>(cluster, ['get', 'secret', 'karp', '-n', namespace])).data.password, 'base64').toString()
+    Buffer.from(
+      (await kubectlJson<{data: {password: string}}>(cluster, ['get', 'secret', 'karp', '-n', namespace])).data.password,
+      'base64',
+    ).toString()
 
   /**
    * One Running, Ready agent on each control-plane node and none on the worker, none of them a pod of
@@ -121,18 +190,38 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
     // Every agent was Ready when karp's rollout ended, but on a busy node an exec probe can time out (the
     // default 1 s) and take an agent out of Ready for a while, at any time: each pod is watched until it
     // has been seen Running and Ready, not all of them at one instant.
-    await waitFor(`every agent in ${namespace} seen Running and Ready`, 300_000, async () => {
-      pods = await agentPods(namespace)
-      for (const p of pods.filter(ready)) seenReady.add(p.metadata.uid)
-      return pods.every((p) => seenReady.has(p.metadata.uid))
-    }, () => pods.map((p) => `${p.metadata.name}@${p.spec.nodeName} ${p.status.phase} ready=${p.status.containerStatuses?.[0]?.ready}`).join(', '), 1000)
-    assert.deepEqual(pods.map((p) => p.spec.nodeName).sort(), CONTROL_PLANE, `agents on the control-plane nodes only, none on worker1: ${pods.map((p) => `${p.metadata.name}@${p.spec.nodeName}`).join(', ')}`)
+    await waitFor(
+      `every agent in ${namespace} seen Running and Ready`,
+      300_000,
+      async () => {
+        pods = await agentPods(namespace)
+        for (const p of pods.filter(ready)) seenReady.add(p.metadata.uid)
+        return pods.every((p) => seenReady.has(p.metadata.uid))
+      },
+      () =>
+        pods
+          .map((p) => `${p.metadata.name}@${p.spec.nodeName} ${p.status.phase} ready=${p.status.containerStatuses?.[0]?.ready}`)
+          .join(', '),
+      1000,
+    )
+    assert.deepEqual(
+      pods.map((p) => p.spec.nodeName).sort(),
+      CONTROL_PLANE,
+      `agents on the control-plane nodes only, none on worker1: ${pods.map((p) => `${p.metadata.name}@${p.spec.nodeName}`).join(', ')}`,
+    )
     const old = new Set(before.map((p) => p.metadata.uid))
     for (const pod of pods) {
       assert.ok(!old.has(pod.metadata.uid), `${pod.metadata.name} on ${pod.spec.nodeName} was replaced`)
       assert.equal(pod.metadata.deletionTimestamp, undefined, `${pod.metadata.name} is not terminating`)
-      assert.deepEqual(pod.spec.containers[0]?.env, ds.spec.template.spec.containers[0]?.env, `${pod.metadata.name} has the DaemonSet's environment`)
-      assert.equal(pod.metadata.annotations?.[PASSWORD_FINGERPRINT_ANNOTATION], ds.spec.template.metadata.annotations?.[PASSWORD_FINGERPRINT_ANNOTATION])
+      assert.deepEqual(
+        pod.spec.containers[0]?.env,
+        ds.spec.template.spec.containers[0]?.env,
+        `${pod.metadata.name} has the DaemonSet's environment`,
+      )
+      assert.equal(
+        pod.metadata.annotations?.[PASSWORD_FINGERPRINT_ANNOTATION],
+        ds.spec.template.metadata.annotations?.[PASSWORD_FINGERPRINT_ANNOTATION],
+      )
     }
     return pods
   }
@@ -143,11 +232,26 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
       let last = ''
       // Asked again while the exec cannot get in (a busy node's kubelet restarting the container); a wrong
       // password fails every time.
-      await waitFor(`${pod.metadata.name} having the new password`, 60_000, async () => {
-        const same = await cluster.kubectl(['exec', '-n', namespace, pod.metadata.name, '--', 'sh', '-c', `test "$(cat /etc/karp/password)" = '${password}'`])
-        last = `exit ${same.exitCode} ${same.stderr.trim()}`
-        return same.exitCode === 0
-      }, () => last, 1000)
+      await waitFor(
+        `${pod.metadata.name} having the new password`,
+        60_000,
+        async () => {
+          const same = await cluster.kubectl([
+            'exec',
+            '-n',
+            namespace,
+            pod.metadata.name,
+            '--',
+            'sh',
+            '-c',
+            `test "$(cat /etc/karp/password)" = '${password}'`,
+          ])
+          last = `exit ${same.exitCode} ${same.stderr.trim()}`
+          return same.exitCode === 0
+        },
+        () => last,
+        1000,
+      )
     }
   }
 
@@ -171,14 +275,23 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
     const run = await install('inst-a', ['--vip', VIP])
     assert.equal(run.exitCode, 0, run.stderr)
     const result = run.json as InstallJson
-    assert.deepEqual(result.objects.map((o) => [o.kind, o.action]), KINDS.map((kind) => [kind, 'created']))
+    assert.deepEqual(
+      result.objects.map((o) => [o.kind, o.action]),
+      KINDS.map((kind) => [kind, 'created']),
+    )
     assert.deepEqual([...result.nodes].sort(), CONTROL_PLANE)
     assert.equal(result.passwordSource, 'generated')
     assert.deepEqual(result.rollout && [result.rollout.desired, result.rollout.available], [3, 3])
     await assertAgentsRolledOut('inst-a')
     // The real agents elect one holder among themselves.
     let held: string[] = []
-    await waitFor(`one node holding ${VIP}`, 60_000, async () => (held = await holders(VIP)).length === 1, () => `holders: [${held.join(', ')}]`, 500)
+    await waitFor(
+      `one node holding ${VIP}`,
+      60_000,
+      async () => (held = await holders(VIP)).length === 1,
+      () => `holders: [${held.join(', ')}]`,
+      500,
+    )
     const ns = await kubectlJson<{metadata: Meta}>(cluster, ['get', 'namespace', 'inst-a'])
     assert.equal(ns.metadata.labels?.['pod-security.kubernetes.io/enforce'], 'privileged')
     assert.equal(ns.metadata.annotations?.[CREATED_BY_ANNOTATION], MANAGED_BY)
@@ -186,10 +299,16 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
     // resourceVersion), which the next tests compare: this waits for that, once.
     type Policy = {metadata: Meta; status?: {observedGeneration?: number; typeChecking?: {expressionWarnings?: unknown[]}}}
     let policy: Policy | undefined
-    await waitFor('the API server type-checking the policy', 30_000, async () => {
-      policy = await kubectlJson<Policy>(cluster, ['get', 'validatingadmissionpolicy', 'karp-agent.inst-a.karp'])
-      return policy.status?.observedGeneration === policy.metadata.generation
-    }, undefined, 200)
+    await waitFor(
+      'the API server type-checking the policy',
+      30_000,
+      async () => {
+        policy = await kubectlJson<Policy>(cluster, ['get', 'validatingadmissionpolicy', 'karp-agent.inst-a.karp'])
+        return policy.status?.observedGeneration === policy.metadata.generation
+      },
+      undefined,
+      200,
+    )
     assert.deepEqual(policy?.status?.typeChecking?.expressionWarnings ?? [], [], 'the policy type-checks without warnings')
   })
 
@@ -206,11 +325,18 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
     // update by the DaemonSet controller in between (an agent's readiness changing, which a busy node's probe
     // timeouts cause) shows an unchanged DaemonSet as "configured". Then only writes() below can tell.
     const daemonSetAction = result.objects.find((o) => o.kind === 'DaemonSet')?.action
-    assert.deepEqual(result.objects.map((o) => [o.kind, o.action]), KINDS.map((kind) => [kind, kind === 'DaemonSet' && statusMoved ? daemonSetAction : 'unchanged']))
+    assert.deepEqual(
+      result.objects.map((o) => [o.kind, o.action]),
+      KINDS.map((kind) => [kind, kind === 'DaemonSet' && statusMoved ? daemonSetAction : 'unchanged']),
+    )
     assert.equal(result.passwordSource, 'cluster')
     assert.deepEqual(await writes('inst-a'), before)
     assert.equal(await secretPassword('inst-a'), passwordBefore)
-    assert.deepEqual((await agentPods('inst-a')).map((p) => p.metadata.uid).sort(), podsBefore.map((p) => p.metadata.uid).sort(), 'no agent pod was replaced')
+    assert.deepEqual(
+      (await agentPods('inst-a')).map((p) => p.metadata.uid).sort(),
+      podsBefore.map((p) => p.metadata.uid).sort(),
+      'no agent pod was replaced',
+    )
   })
 
   it('upgrades in place when the input changes, and only what changed, rolling the agents onto it', async () => {
@@ -221,8 +347,16 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
     const result = run.json as InstallJson
     const actions = Object.fromEntries(result.objects.map((o) => [o.kind, o.action]))
     assert.deepEqual(actions, {
-      Namespace: 'unchanged', ServiceAccount: 'unchanged', ValidatingAdmissionPolicy: 'unchanged', ValidatingAdmissionPolicyBinding: 'unchanged',
-      Role: 'unchanged', RoleBinding: 'unchanged', ClusterRole: 'unchanged', ClusterRoleBinding: 'unchanged', Secret: 'unchanged', DaemonSet: 'configured',
+      Namespace: 'unchanged',
+      ServiceAccount: 'unchanged',
+      ValidatingAdmissionPolicy: 'unchanged',
+      ValidatingAdmissionPolicyBinding: 'unchanged',
+      Role: 'unchanged',
+      RoleBinding: 'unchanged',
+      ClusterRole: 'unchanged',
+      ClusterRoleBinding: 'unchanged',
+      Secret: 'unchanged',
+      DaemonSet: 'configured',
     })
     const after = await writes('inst-a')
     assert.notEqual(after.DaemonSet, before.DaemonSet)
@@ -230,7 +364,8 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
     assert.deepEqual(result.rollout && [result.rollout.desired, result.rollout.updated, result.rollout.available], [3, 3, 3])
     assert.equal(envValue((await daemonSet('inst-a')).spec.template.spec.containers[0]?.env, 'KARP_ADVBASE'), '2')
     const pods = await assertAgentsRolledOut('inst-a', podsBefore)
-    for (const pod of pods) assert.equal(envValue(pod.spec.containers[0]?.env, 'KARP_ADVBASE'), '2', `${pod.metadata.name} runs with advbase 2`)
+    for (const pod of pods)
+      assert.equal(envValue(pod.spec.containers[0]?.env, 'KARP_ADVBASE'), '2', `${pod.metadata.name} runs with advbase 2`)
   })
 
   it('replaces the password only when --password is given, rolling the pods', async () => {
@@ -242,12 +377,15 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
     assert.equal(actions.DaemonSet, 'configured')
     assert.equal(await secretPassword('inst-a'), 'n3w-secret')
     // The agents on the new password listen while an old one holds the VIP (agent/README.md): nothing to warn about.
-    assert.deepEqual((run.json as InstallJson).warnings.filter((w) => /password/.test(w)), [])
+    assert.deepEqual(
+      (run.json as InstallJson).warnings.filter((w) => /password/.test(w)),
+      [],
+    )
     const pods = await assertAgentsRolledOut('inst-a', podsBefore)
     await assertAgentsHavePassword('inst-a', pods, 'n3w-secret')
   })
 
-  it('takes the password from --password-file, here stdin, and rolls the pods with a digest that is not the password\'s hash', async () => {
+  it("takes the password from --password-file, here stdin, and rolls the pods with a digest that is not the password's hash", async () => {
     const podsBefore = await agentPods('inst-a')
     const digestBefore = (await daemonSet('inst-a')).spec.template.metadata.annotations?.[PASSWORD_FINGERPRINT_ANNOTATION]
     const run = await install('inst-a', ['--vip', VIP, '--advbase', '2', '--password-file', '-'], 'fr0m-stdin\n')
@@ -264,13 +402,23 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
   })
 
   const refusals: Array<[string, string[], number, RegExp]> = [
-    ['a VIP outside the nodes\' subnet', ['--vip', '10.77.0.250'], 4, /VIP 10\.77\.0\.250 is outside node node1's subnet 10\.78\.0\.0\/24/],
+    ["a VIP outside the nodes' subnet", ['--vip', '10.77.0.250'], 4, /VIP 10\.77\.0\.250 is outside node node1's subnet 10\.78\.0\.0\/24/],
     ['a VIP that is a node address', ['--vip', '10.78.0.21'], 4, /VIP 10\.78\.0\.21 is already an address of node worker1/],
     ['the broadcast address', ['--vip', '10.78.0.255'], 4, /broadcast address of 10\.78\.0\.0\/24/],
     ['a vhid another install uses', ['--vip', '10.78.0.249'], 4, /vhid 10 is already used by karp install inst-a\/karp/],
-    ['a selector no node matches', ['--vip', '10.78.0.249', '--vhid', '11', '--node-selector', 'karp-test/install=nobody'], 4, /no node matches the node selection \(--node-selector karp-test\/install=nobody\)/],
+    [
+      'a selector no node matches',
+      ['--vip', '10.78.0.249', '--vhid', '11', '--node-selector', 'karp-test/install=nobody'],
+      4,
+      /no node matches the node selection \(--node-selector karp-test\/install=nobody\)/,
+    ],
     ['an invalid vhid', ['--vip', '10.78.0.249', '--vhid', '256'], 2, /invalid --vhid "256"/],
-    ['an unknown context', ['--vip', '10.78.0.249', '--vhid', '11', '--context', 'nope'], 2, /invalid --context "nope": no such context .*; contexts: /],
+    [
+      'an unknown context',
+      ['--vip', '10.78.0.249', '--vhid', '11', '--context', 'nope'],
+      2,
+      /invalid --context "nope": no such context .*; contexts: /,
+    ],
   ]
   for (const [what, args, code, message] of refusals) {
     it(`refuses ${what} with exit ${code}, applying nothing`, async () => {
@@ -304,12 +452,18 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
 
   it('refuses an identity RBAC forbids with exit 3, naming the missing permissions, applying nothing', async () => {
     const nobody = labUserKubeconfig(cluster, 'karp-install-test-nobody')
-    const run = await karp(['install', ...base('inst-rbac', ['--vip', '10.78.0.248', '--vhid', '12']).map((a) => (a === cluster.kubeconfig ? nobody : a))])
+    const run = await karp([
+      'install',
+      ...base('inst-rbac', ['--vip', '10.78.0.248', '--vhid', '12']).map((a) => (a === cluster.kubeconfig ? nobody : a)),
+    ])
     assert.equal(run.exitCode, 3, run.stderr + run.stdout)
     const message = (run.json as {error: {message: string}}).error.message
     assert.match(message, /forbidden: .* may not /)
     assert.match(message, /create daemonsets\.apps in namespace inst-rbac/)
-    assert.match(message, /create clusterroles\.rbac\.authorization\.k8s\.io \(cluster-wide\); .*create clusterrolebindings\.rbac\.authorization\.k8s\.io \(cluster-wide\)/)
+    assert.match(
+      message,
+      /create clusterroles\.rbac\.authorization\.k8s\.io \(cluster-wide\); .*create clusterrolebindings\.rbac\.authorization\.k8s\.io \(cluster-wide\)/,
+    )
     assert.match(message, /nothing was applied/)
     assert.equal(await namespaceExists('inst-rbac'), false)
   })
@@ -323,7 +477,11 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
     const message = (run.json as {error: {message: string}}).error.message
     assert.match(message, /^forbidden: .* may not delete daemonsets\.apps in namespace inst-a; .*nothing was deleted$/)
     assert.deepEqual(await writes('inst-a'), before)
-    assert.deepEqual((await agentPods('inst-a')).map((p) => p.metadata.uid).sort(), podsBefore.map((p) => p.metadata.uid).sort(), 'the agents run on')
+    assert.deepEqual(
+      (await agentPods('inst-a')).map((p) => p.metadata.uid).sort(),
+      podsBefore.map((p) => p.metadata.uid).sort(),
+      'the agents run on',
+    )
   })
 
   it('installs into a namespace it does not own without relabelling it, and uninstall keeps it', async () => {
@@ -334,7 +492,10 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
       assert.equal(run.exitCode, 0, run.stderr)
       assert.equal((run.json as InstallJson).objects.find((o) => o.kind === 'Namespace')?.action, 'unchanged')
       const ns = await kubectlJson<{metadata: Meta}>(cluster, ['get', 'namespace', 'inst-owned'])
-      assert.deepEqual([ns.metadata.labels, ns.metadata.annotations, ns.metadata.resourceVersion], [before.metadata.labels, before.metadata.annotations, before.metadata.resourceVersion])
+      assert.deepEqual(
+        [ns.metadata.labels, ns.metadata.annotations, ns.metadata.resourceVersion],
+        [before.metadata.labels, before.metadata.annotations, before.metadata.resourceVersion],
+      )
       const removed = await uninstall('inst-owned')
       assert.equal(removed.exitCode, 0, removed.stderr)
       const result = removed.json as {objects: Applied[]; podsRemaining: number}
@@ -346,9 +507,14 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
     }
   })
 
-  it('never deletes a namespace it did not create, even one carrying karp\'s labels', async () => {
+  it("never deletes a namespace it did not create, even one carrying karp's labels", async () => {
     // As an earlier `karp render -n team-ns | kubectl apply` left it, or a hand-made copy of karp's labels.
-    const labels = {team: 'infra', [NAME_LABEL]: APP_NAME, [MANAGED_BY_LABEL]: MANAGED_BY, 'pod-security.kubernetes.io/enforce': 'privileged'}
+    const labels = {
+      team: 'infra',
+      [NAME_LABEL]: APP_NAME,
+      [MANAGED_BY_LABEL]: MANAGED_BY,
+      'pod-security.kubernetes.io/enforce': 'privileged',
+    }
     await createNamespace('inst-labelled', labels)
     try {
       await kubectl(['create', 'configmap', 'team-data', '-n', 'inst-labelled', '--from-literal=keep=me'])
@@ -360,24 +526,40 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
       const ns = await kubectlJson<{metadata: Meta; status: {phase: string}}>(cluster, ['get', 'namespace', 'inst-labelled'])
       assert.equal(ns.status.phase, 'Active')
       assert.equal(ns.metadata.deletionTimestamp, undefined)
-      assert.equal((await kubectlJson<{data: Record<string, string>}>(cluster, ['get', 'configmap', 'team-data', '-n', 'inst-labelled'])).data.keep, 'me')
+      assert.equal(
+        (await kubectlJson<{data: Record<string, string>}>(cluster, ['get', 'configmap', 'team-data', '-n', 'inst-labelled'])).data.keep,
+        'me',
+      )
     } finally {
       await cluster.kubectl(['delete', 'namespace', 'inst-labelled', '--wait=false'])
     }
   })
 
   it('refuses a namespace whose Pod Security level rejects the agent, with the command that allows it', async () => {
-    const labels = {team: 'infra', 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest'}
+    const labels = {
+      team: 'infra',
+      'pod-security.kubernetes.io/enforce': 'restricted',
+      'pod-security.kubernetes.io/enforce-version': 'latest',
+    }
     await createNamespace('inst-restricted', labels)
     try {
       const run = await install('inst-restricted', ['--vip', '10.78.0.244', '--vhid', '16', '--no-wait'])
       assert.equal(run.exitCode, 4, run.stderr + run.stdout)
       const message = (run.json as {error: {message: string}}).error.message
-      assert.match(message, /^preflight failed, nothing was applied:\n {2}- namespace inst-restricted enforces Pod Security level "restricted", which rejects the agent/)
-      const command = /allow it with: (kubectl label namespace inst-restricted pod-security\.kubernetes\.io\/enforce=privileged --overwrite)$/m.exec(message)?.[1]
+      assert.match(
+        message,
+        /^preflight failed, nothing was applied:\n {2}- namespace inst-restricted enforces Pod Security level "restricted", which rejects the agent/,
+      )
+      const command =
+        /allow it with: (kubectl label namespace inst-restricted pod-security\.kubernetes\.io\/enforce=privileged --overwrite)$/m.exec(
+          message,
+        )?.[1]
       assert.ok(command, message)
       // Nothing applied: no karp object in the namespace, its labels as they were.
-      assert.equal((await kubectlJson<List<unknown>>(cluster, ['get', 'serviceaccounts', '-n', 'inst-restricted', '-l', KARP_SELECTOR])).items.length, 0)
+      assert.equal(
+        (await kubectlJson<List<unknown>>(cluster, ['get', 'serviceaccounts', '-n', 'inst-restricted', '-l', KARP_SELECTOR])).items.length,
+        0,
+      )
       assert.equal((await kubectlJson<List<unknown>>(cluster, ['get', 'daemonsets', '-n', 'inst-restricted'])).items.length, 0)
       const ns = await kubectlJson<{metadata: Meta}>(cluster, ['get', 'namespace', 'inst-restricted'])
       assert.deepEqual(ns.metadata.labels, {...labels, 'kubernetes.io/metadata.name': 'inst-restricted'})
@@ -396,10 +578,14 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
 
   it('refuses a system namespace unless --allow-system-namespace, and never labels or deletes it', async () => {
     const before = await kubectlJson<{metadata: Meta}>(cluster, ['get', 'namespace', 'kube-system'])
-    const karpObjects = async (kind: string) => (await kubectlJson<List<unknown>>(cluster, ['get', kind, '-n', 'kube-system', '-l', KARP_SELECTOR])).items.length
+    const karpObjects = async (kind: string) =>
+      (await kubectlJson<List<unknown>>(cluster, ['get', kind, '-n', 'kube-system', '-l', KARP_SELECTOR])).items.length
     const refused = await install('kube-system', ['--vip', '10.78.0.243', '--vhid', '17', '--no-wait'])
     assert.equal(refused.exitCode, 2, refused.stderr + refused.stdout)
-    assert.match((refused.json as {error: {message: string}}).error.message, /^invalid --namespace "kube-system": a system namespace, .*; pass --allow-system-namespace to install there anyway$/)
+    assert.match(
+      (refused.json as {error: {message: string}}).error.message,
+      /^invalid --namespace "kube-system": a system namespace, .*; pass --allow-system-namespace to install there anyway$/,
+    )
     assert.equal(await karpObjects('daemonsets'), 0)
     assert.equal(await karpObjects('serviceaccounts'), 0)
 
@@ -410,23 +596,50 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
     assert.equal((removed.json as {objects: Applied[]}).objects.find((o) => o.kind === 'Namespace')?.action, 'kept')
     assert.equal(await karpObjects('pods'), 0)
     const after = await kubectlJson<{metadata: Meta; status: {phase: string}}>(cluster, ['get', 'namespace', 'kube-system'])
-    assert.deepEqual([after.metadata.labels, after.metadata.annotations, after.status.phase], [before.metadata.labels, before.metadata.annotations, 'Active'])
+    assert.deepEqual(
+      [after.metadata.labels, after.metadata.annotations, after.status.phase],
+      [before.metadata.labels, before.metadata.annotations, 'Active'],
+    )
   })
 
   it('on a terminal, shows the selected nodes, asks for the VIP until valid, and confirms before applying', async () => {
-    const args = ['install', '--kubeconfig', cluster.kubeconfig, '--namespace', 'inst-tty', '--vhid', '14', '--image', imageRef, '--no-wait']
-    const declined = await labKarpOnTerminal(cluster, args, [[/Virtual IP for the API server/, '10.78.0.246'], [/Apply\?/, 'n']], CLI_MS)
+    const args = [
+      'install',
+      '--kubeconfig',
+      cluster.kubeconfig,
+      '--namespace',
+      'inst-tty',
+      '--vhid',
+      '14',
+      '--image',
+      imageRef,
+      '--no-wait',
+    ]
+    const declined = await labKarpOnTerminal(
+      cluster,
+      args,
+      [
+        [/Virtual IP for the API server/, '10.78.0.246'],
+        [/Apply\?/, 'n'],
+      ],
+      CLI_MS,
+    )
     // Declining is the person's decision carried out, not a failure (exit 0, as kubectl delete --interactive).
     assert.equal(declined.exitCode, 0, declined.output)
     assert.match(declined.output, /cancelled; nothing was applied/)
     assert.equal(await namespaceExists('inst-tty'), false)
 
-    const run = await labKarpOnTerminal(cluster, args, [
-      [/Virtual IP for the API server/, '10.78.0.999'],
-      // The prompt keeps the rejected text: erase it (DEL, as a terminal sends for Backspace), then retype.
-      [/invalid --vip "10\.78\.0\.999"/, `${'\x7f'.repeat(11)}10.78.0.246`],
-      [/Apply\?/, 'y'],
-    ], CLI_MS)
+    const run = await labKarpOnTerminal(
+      cluster,
+      args,
+      [
+        [/Virtual IP for the API server/, '10.78.0.999'],
+        // The prompt keeps the rejected text: erase it (DEL, as a terminal sends for Backspace), then retype.
+        [/invalid --vip "10\.78\.0\.999"/, `${'\x7f'.repeat(11)}10.78.0.246`],
+        [/Apply\?/, 'y'],
+      ],
+      CLI_MS,
+    )
     assert.equal(run.exitCode, 0, run.output)
     for (const node of cluster.nodes) assert.match(run.output, new RegExp(`${node.name}\\s+${node.host.ip.replaceAll('.', '\\.')}`))
     assert.doesNotMatch(run.output, /worker1/)
@@ -440,15 +653,32 @@ describe('karp install / uninstall against a real HA cluster', {skip}, () => {
     const run = await uninstall('inst-a')
     assert.equal(run.exitCode, 0, run.stderr)
     const result = run.json as {objects: Applied[]; podsRemaining: number}
-    assert.deepEqual(result.objects.map((o) => [o.kind, o.action]), [
-      ['DaemonSet', 'deleted'], ['Secret', 'deleted'], ['ClusterRoleBinding', 'deleted'], ['ClusterRole', 'deleted'], ['RoleBinding', 'deleted'], ['Role', 'deleted'],
-      ['ValidatingAdmissionPolicyBinding', 'deleted'], ['ValidatingAdmissionPolicy', 'deleted'], ['ServiceAccount', 'deleted'], ['Namespace', 'deleted'],
-    ])
+    assert.deepEqual(
+      result.objects.map((o) => [o.kind, o.action]),
+      [
+        ['DaemonSet', 'deleted'],
+        ['Secret', 'deleted'],
+        ['ClusterRoleBinding', 'deleted'],
+        ['ClusterRole', 'deleted'],
+        ['RoleBinding', 'deleted'],
+        ['Role', 'deleted'],
+        ['ValidatingAdmissionPolicyBinding', 'deleted'],
+        ['ValidatingAdmissionPolicy', 'deleted'],
+        ['ServiceAccount', 'deleted'],
+        ['Namespace', 'deleted'],
+      ],
+    )
     assert.equal(result.podsRemaining, 0)
     assert.equal((await agentPods('inst-a')).length, 0)
     // The VIP leaves with the last agent (released on its way out, or when its lease runs out).
     let held: string[] = []
-    await waitFor(`no node holding ${VIP}`, 60_000, async () => (held = await holders(VIP)).length === 0, () => `holders: [${held.join(', ')}]`, 500)
+    await waitFor(
+      `no node holding ${VIP}`,
+      60_000,
+      async () => (held = await holders(VIP)).length === 0,
+      () => `holders: [${held.join(', ')}]`,
+      500,
+    )
     const again = await uninstall('inst-a')
     assert.equal(again.exitCode, 0, again.stderr)
     assert.ok((again.json as {objects: Applied[]}).objects.every((o) => o.action === 'absent' || o.kind === 'Namespace'))

@@ -129,7 +129,9 @@ describe('karp-tls', {skip}, () => {
     })
 
     it('finds the signing CA in a bundle of several, and accepts an RSA chain', async () => {
-      const server = await tlsServer([makeCertificate({commonName: 'rsa server', key: testKey('karp-tls RSA server', 'rsa'), issuer: rsaCa, dnsSans: ['kubernetes']})])
+      const server = await tlsServer([
+        makeCertificate({commonName: 'rsa server', key: testKey('karp-tls RSA server', 'rsa'), issuer: rsaCa, dnsSans: ['kubernetes']}),
+      ])
       const r = await verified(server, 'kubernetes', bundleFile)
       assert.equal(r.code, EXIT.done, r.stderr)
       assert.equal(r.stdout.toString('latin1'), ANSWER)
@@ -143,7 +145,12 @@ describe('karp-tls', {skip}, () => {
     })
 
     it('follows a chain through an intermediate CA the server sends', async () => {
-      const intermediate = makeCertificate({commonName: 'karp-tls intermediate', key: testKey('karp-tls intermediate', 'ec'), issuer: ca, ca: true})
+      const intermediate = makeCertificate({
+        commonName: 'karp-tls intermediate',
+        key: testKey('karp-tls intermediate', 'ec'),
+        issuer: ca,
+        ca: true,
+      })
       const server = await tlsServer([serverCert({dnsSans: ['kubernetes'], issuer: intermediate}), intermediate])
       const r = await verified(server, 'kubernetes')
       assert.equal(r.code, EXIT.done, r.stderr)
@@ -151,15 +158,69 @@ describe('karp-tls', {skip}, () => {
     })
 
     const refusals: [string, () => Promise<Recorder>, string, string, RegExp][] = [
-      ['a certificate another CA signed, even one naming the server', () => tlsServer([serverCert({dnsSans: ['kubernetes'], ipSans: ['127.0.0.1'], issuer: otherCa})]), 'kubernetes', caFile, /not signed by a CA of --ca/],
-      ['a certificate for another name', () => tlsServer([serverCert({dnsSans: ['kubernetes.default.svc', 'other']})]), 'kubernetes', caFile, /does not name kubernetes/],
-      ['a certificate whose subject CN is the name but whose subjectAltName is not', () => tlsServer([serverCert({commonName: 'kubernetes', dnsSans: ['other']})]), 'kubernetes', caFile, /does not name kubernetes/],
-      ['a certificate with the name only as its CN and no subjectAltName at all', () => tlsServer([serverCert({commonName: 'kubernetes'})]), 'kubernetes', caFile, /does not name kubernetes/],
-      ['an expired certificate', () => tlsServer([serverCert({dnsSans: ['kubernetes'], notBefore: daysFromNow(-30), notAfter: daysFromNow(-1)})]), 'kubernetes', caFile, /expired or not yet valid/],
-      ['a certificate not valid yet', () => tlsServer([serverCert({dnsSans: ['kubernetes'], notBefore: daysFromNow(2), notAfter: daysFromNow(30)})]), 'kubernetes', caFile, /expired or not yet valid/],
-      ['an IP address written as a dNSName (the IP check takes iPAddress entries only)', () => tlsServer([serverCert({dnsSans: ['127.0.0.1']})]), '127.0.0.1', caFile, /does not name 127\.0\.0\.1/],
-      ['another IP address', () => tlsServer([serverCert({ipSans: ['127.0.0.2'], dnsSans: ['kubernetes']})]), '127.0.0.1', caFile, /does not name 127\.0\.0\.1/],
-      ['a wildcard for one label used for two', () => tlsServer([serverCert({dnsSans: ['*.example.test']})]), 'a.b.example.test', caFile, /does not name a\.b\.example\.test/],
+      [
+        'a certificate another CA signed, even one naming the server',
+        () => tlsServer([serverCert({dnsSans: ['kubernetes'], ipSans: ['127.0.0.1'], issuer: otherCa})]),
+        'kubernetes',
+        caFile,
+        /not signed by a CA of --ca/,
+      ],
+      [
+        'a certificate for another name',
+        () => tlsServer([serverCert({dnsSans: ['kubernetes.default.svc', 'other']})]),
+        'kubernetes',
+        caFile,
+        /does not name kubernetes/,
+      ],
+      [
+        'a certificate whose subject CN is the name but whose subjectAltName is not',
+        () => tlsServer([serverCert({commonName: 'kubernetes', dnsSans: ['other']})]),
+        'kubernetes',
+        caFile,
+        /does not name kubernetes/,
+      ],
+      [
+        'a certificate with the name only as its CN and no subjectAltName at all',
+        () => tlsServer([serverCert({commonName: 'kubernetes'})]),
+        'kubernetes',
+        caFile,
+        /does not name kubernetes/,
+      ],
+      [
+        'an expired certificate',
+        () => tlsServer([serverCert({dnsSans: ['kubernetes'], notBefore: daysFromNow(-30), notAfter: daysFromNow(-1)})]),
+        'kubernetes',
+        caFile,
+        /expired or not yet valid/,
+      ],
+      [
+        'a certificate not valid yet',
+        () => tlsServer([serverCert({dnsSans: ['kubernetes'], notBefore: daysFromNow(2), notAfter: daysFromNow(30)})]),
+        'kubernetes',
+        caFile,
+        /expired or not yet valid/,
+      ],
+      [
+        'an IP address written as a dNSName (the IP check takes iPAddress entries only)',
+        () => tlsServer([serverCert({dnsSans: ['127.0.0.1']})]),
+        '127.0.0.1',
+        caFile,
+        /does not name 127\.0\.0\.1/,
+      ],
+      [
+        'another IP address',
+        () => tlsServer([serverCert({ipSans: ['127.0.0.2'], dnsSans: ['kubernetes']})]),
+        '127.0.0.1',
+        caFile,
+        /does not name 127\.0\.0\.1/,
+      ],
+      [
+        'a wildcard for one label used for two',
+        () => tlsServer([serverCert({dnsSans: ['*.example.test']})]),
+        'a.b.example.test',
+        caFile,
+        /does not name a\.b\.example\.test/,
+      ],
     ]
     for (const [what, start, name, ca, message] of refusals) {
       it(`refuses ${what}: exit ${EXIT.handshake}, and the server gets no byte of stdin`, async () => {
@@ -264,7 +325,14 @@ describe('karp-tls', {skip}, () => {
 
     it('sends GET PATH over HTTP/1.0 with Host and the first line of --token-file as a bearer token, ignoring stdin', async () => {
       const server = await tlsServer([serverCert({dnsSans: ['kubernetes']})])
-      const r = await verified(server, 'kubernetes', caFile, ['--get', '/api/v1/nodes/node1', '--host', '10.96.0.1:443', '--token-file', tokenFile])
+      const r = await verified(server, 'kubernetes', caFile, [
+        '--get',
+        '/api/v1/nodes/node1',
+        '--host',
+        '10.96.0.1:443',
+        '--token-file',
+        tokenFile,
+      ])
       assert.equal(r.code, EXIT.done, r.stderr)
       assert.equal(r.stdout.toString('latin1'), ANSWER)
       assert.equal(server.received(), getRequest('10.96.0.1:443', TOKEN))
@@ -272,7 +340,14 @@ describe('karp-tls', {skip}, () => {
 
     it('sends no Authorization header when the token file cannot be read (no token mounted)', async () => {
       const server = await tlsServer([serverCert({dnsSans: ['kubernetes']})])
-      const r = await verified(server, 'kubernetes', caFile, ['--get', '/api/v1/nodes/node1', '--host', 'kubernetes', '--token-file', '/nonexistent/token'])
+      const r = await verified(server, 'kubernetes', caFile, [
+        '--get',
+        '/api/v1/nodes/node1',
+        '--host',
+        'kubernetes',
+        '--token-file',
+        '/nonexistent/token',
+      ])
       assert.equal(r.code, EXIT.done, r.stderr)
       assert.equal(server.received(), getRequest('kubernetes'))
     })
@@ -286,7 +361,14 @@ describe('karp-tls', {skip}, () => {
 
     it('refuses a token whose first line carries a byte a header cannot, with exit 2 and no request', async () => {
       const server = await tlsServer([serverCert({dnsSans: ['kubernetes']})])
-      const r = await verified(server, 'kubernetes', caFile, ['--get', '/readyz', '--host', 'kubernetes', '--token-file', writeTempFile('bad-token', 'abc def\n')])
+      const r = await verified(server, 'kubernetes', caFile, [
+        '--get',
+        '/readyz',
+        '--host',
+        'kubernetes',
+        '--token-file',
+        writeTempFile('bad-token', 'abc def\n'),
+      ])
       assert.equal(r.code, EXIT.usage, r.stderr)
       assert.match(r.stderr, /--token-file/)
       assert.equal(server.received(), '')
@@ -294,7 +376,10 @@ describe('karp-tls', {skip}, () => {
 
     it('writes the request without TLS for --plain', async () => {
       const server = await plainServer()
-      const r = await karpTlsRun(['--connect', server.address, '--plain', '--get', '/api/v1/nodes/node1', '--host', server.address], 'stdin is not read')
+      const r = await karpTlsRun(
+        ['--connect', server.address, '--plain', '--get', '/api/v1/nodes/node1', '--host', server.address],
+        'stdin is not read',
+      )
       assert.equal(r.code, EXIT.done, r.stderr)
       assert.equal(r.stdout.toString('latin1'), ANSWER)
       assert.equal(server.received(), getRequest(server.address))
@@ -330,8 +415,14 @@ describe('karp-tls', {skip}, () => {
       ['--get with a path that is not absolute', ['--connect', '127.0.0.1:1', '--plain', '--get', 'readyz', '--host', 'a']],
       ['--get with a space in the path', ['--connect', '127.0.0.1:1', '--plain', '--get', '/a b', '--host', 'a']],
       ['--host with a line break', ['--connect', '127.0.0.1:1', '--plain', '--get', '/readyz', '--host', 'a\r\nX-Evil: 1']],
-      ['--token-file without --get', ['--connect', '127.0.0.1:1', '--name', 'kubernetes', '--ca', '/dev/null', '--token-file', '/dev/null']],
-      ['--token-file with --plain (a token never goes out unencrypted)', ['--connect', '127.0.0.1:1', '--plain', '--get', '/readyz', '--host', 'a', '--token-file', '/dev/null']],
+      [
+        '--token-file without --get',
+        ['--connect', '127.0.0.1:1', '--name', 'kubernetes', '--ca', '/dev/null', '--token-file', '/dev/null'],
+      ],
+      [
+        '--token-file with --plain (a token never goes out unencrypted)',
+        ['--connect', '127.0.0.1:1', '--plain', '--get', '/readyz', '--host', 'a', '--token-file', '/dev/null'],
+      ],
     ]
     for (const [what, args] of bad) {
       it(`refuses ${what} with exit 2`, async () => {

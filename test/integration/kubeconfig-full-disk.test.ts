@@ -65,12 +65,16 @@ async function onNearlyFullDisk(freePages: number, fn: (dir: string, file: strin
 }
 
 async function rewrite(file: string, flags: string[]) {
-  const result = await execa('unshare', ['--net', '--', process.execPath, karpBin, 'kubeconfig', 'rewrite', '--kubeconfig', file, '--vip', VIP, '--force', ...flags], {
-    reject: false,
-    stdin: 'ignore',
-    env: {NO_COLOR: '1'},
-    timeout: 60_000,
-  })
+  const result = await execa(
+    'unshare',
+    ['--net', '--', process.execPath, karpBin, 'kubeconfig', 'rewrite', '--kubeconfig', file, '--vip', VIP, '--force', ...flags],
+    {
+      reject: false,
+      stdin: 'ignore',
+      env: {NO_COLOR: '1'},
+      timeout: 60_000,
+    },
+  )
   return {exitCode: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr}
 }
 

@@ -83,7 +83,11 @@ describe('kubeconfig paths and contents that are not kubeconfigs: exit 2, one li
   })
 
   const hostile: Array<{label: string; file: string; what: RegExp}> = [
-    {label: 'a FIFO nothing writes (reading it would wait forever)', file: path('fifo'), what: /is a FIFO \(named pipe\), not a regular file/},
+    {
+      label: 'a FIFO nothing writes (reading it would wait forever)',
+      file: path('fifo'),
+      what: /is a FIFO \(named pipe\), not a regular file/,
+    },
     {label: '/dev/zero (endless)', file: '/dev/zero', what: /is a character device, not a regular file/},
     {label: 'a directory', file: path('a-directory'), what: /is a directory, not a regular file/},
     {label: 'a listening unix socket', file: path('socket'), what: /is a socket, not a regular file/},

@@ -61,12 +61,16 @@ async function interruptMidWrite(flags: string[], signal: NodeJS.Signals): Promi
   const file = join(dir, 'config')
   writeFileSync(file, KUBECONFIG, {mode: 0o600})
   const withBackup = !flags.includes('--no-backup')
-  const child = execa(process.execPath, [karpBin, 'kubeconfig', 'rewrite', '--kubeconfig', file, '--vip', VIP, '--force', '--no-verify', ...flags], {
-    reject: false,
-    stdin: 'ignore',
-    env: {NO_COLOR: '1'},
-    timeout: 120_000,
-  })
+  const child = execa(
+    process.execPath,
+    [karpBin, 'kubeconfig', 'rewrite', '--kubeconfig', file, '--vip', VIP, '--force', '--no-verify', ...flags],
+    {
+      reject: false,
+      stdin: 'ignore',
+      env: {NO_COLOR: '1'},
+      timeout: 120_000,
+    },
+  )
   const pid = child.pid ?? -1
   let frozen = false
   await new Promise<void>((resolve) => {
@@ -119,7 +123,10 @@ function judge(run: Interrupted, signal: NodeJS.Signals, withBackup: boolean): b
   if (!run.caught) return false
   const names = readdirSync(run.dir).sort()
   const content = readFileSync(run.file, 'utf8')
-  assert.ok(run.signal === signal || run.exitCode === 128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1), `ended by ${signal}: ${run.signal ?? run.exitCode}\n${run.stderr}`)
+  assert.ok(
+    run.signal === signal || run.exitCode === 128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1),
+    `ended by ${signal}: ${run.signal ?? run.exitCode}\n${run.stderr}`,
+  )
   assert.ok(!names.includes('config.lock'), `no lock left: ${names.join(', ')}`)
   assert.deepEqual(names.filter(isTemp), [], 'no temporary file left')
   if (content === KUBECONFIG) {
@@ -160,7 +167,13 @@ describe('kubeconfig rewrite interrupted mid-write (real process, real signals)'
 
     const refused = await karp(['kubeconfig', 'rewrite', '--kubeconfig', run.file, '--vip', VIP, '--force', '--no-verify', '--no-backup'])
     assert.equal(refused.exitCode, 4, refused.stderr)
-    assert.match(refused.stderr, new RegExp(`^error: .*/config\\.lock is stale: process ${run.pid}, which created it \\d+ s ago, is no longer running, so nothing is writing .*/config; remove the lock: rm -- '.*/config\\.lock'$`, 'm'))
+    assert.match(
+      refused.stderr,
+      new RegExp(
+        `^error: .*/config\\.lock is stale: process ${run.pid}, which created it \\d+ s ago, is no longer running, so nothing is writing .*/config; remove the lock: rm -- '.*/config\\.lock'$`,
+        'm',
+      ),
+    )
     assert.equal(readFileSync(run.file, 'utf8'), KUBECONFIG)
 
     const command = /rm -- '[^']*'/.exec(refused.stderr)?.[0] ?? ''

@@ -64,16 +64,23 @@ describe('kubeconfig rewrite against the real API server', {skip: cluster.skip},
     const port = await freePort()
     const error = await rejection(rewriteKubeconfig({kubeconfig: file, vip: '127.0.0.1', port, force: true, env: {}, timeoutMs: 5000}))
     assert.equal(error.exitCode, ExitCode.unreachable)
-    assert.match(error.message, /^the API server did not answer through https:\/\/127\.0\.0\.1:\d+ \(GET .*\/version: ECONNREFUSED.*\); .* was restored to its original content$/)
+    assert.match(
+      error.message,
+      /^the API server did not answer through https:\/\/127\.0\.0\.1:\d+ \(GET .*\/version: ECONNREFUSED.*\); .* was restored to its original content$/,
+    )
     assert.equal(readFileSync(file, 'utf8'), original)
     assert.deepEqual(strayFiles(dir, ['config']), [])
   })
 
-  it('verifies with the context\'s own credentials: refused credentials restore the file (exit 3)', async () => {
+  it("verifies with the context's own credentials: refused credentials restore the file (exit 3)", async () => {
     // Same cluster and CA, a token the API server does not know: /version is public, but a bad token is refused.
     const port = Number(new URL(cluster.server).port)
     const file = join(tempDir(), 'config')
-    const bogus = loopbackKubeconfig({server: `https://localhost:${port}`, caPem: readFileSync(cluster.caFile, 'utf8'), token: 'not-a-valid-token'})
+    const bogus = loopbackKubeconfig({
+      server: `https://localhost:${port}`,
+      caPem: readFileSync(cluster.caFile, 'utf8'),
+      token: 'not-a-valid-token',
+    })
     writeFileSync(file, bogus)
     const error = await rejection(rewriteKubeconfig({kubeconfig: file, vip: '127.0.0.1', port, env: {}, timeoutMs: 10_000}))
     assert.equal(error.exitCode, ExitCode.unreachable)

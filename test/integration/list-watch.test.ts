@@ -3,7 +3,16 @@
 // in for any kind: the helper only knows a path, a selector and a list call.
 import assert from 'node:assert/strict'
 import {after, before, describe, it} from 'node:test'
-import {ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1ConfigMap, type V1PodSpec, Watch} from '@kubernetes/client-node'
+import {
+  ApiextensionsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1ConfigMap,
+  type V1PodSpec,
+  Watch,
+} from '@kubernetes/client-node'
 
 import {ListWatch, type ListWatchOptions} from '../../src/lib/kube/list-watch.js'
 import {nodeLabelSelectors, podSpecSelectsNode} from '../../src/lib/manifests/node-selection.js'
@@ -37,7 +46,10 @@ describe('ListWatch against the real API server', {skip: cluster.skip}, () => {
   after(async () => {
     await Promise.all(running.map((w) => w.stop()))
     await core?.deleteNamespace({name: namespace}).catch(() => undefined)
-    await kc?.makeApiClient(ApiextensionsV1Api).deleteCustomResourceDefinition({name: `probes.${GROUP}`}).catch(() => undefined)
+    await kc
+      ?.makeApiClient(ApiextensionsV1Api)
+      .deleteCustomResourceDefinition({name: `probes.${GROUP}`})
+      .catch(() => undefined)
   })
 
   const configMap = (name: string, labelled: boolean, data = 'x') =>
@@ -72,7 +84,14 @@ describe('ListWatch against the real API server', {skip: cluster.skip}, () => {
         group: GROUP,
         names: {kind: 'Probe', plural: 'probes', singular: 'probe', listKind: 'ProbeList'},
         scope: 'Namespaced',
-        versions: [{name: 'v1', served: true, storage: true, schema: {openAPIV3Schema: {type: 'object', 'x-kubernetes-preserve-unknown-fields': true}}}],
+        versions: [
+          {
+            name: 'v1',
+            served: true,
+            storage: true,
+            schema: {openAPIV3Schema: {type: 'object', 'x-kubernetes-preserve-unknown-fields': true}},
+          },
+        ],
       },
     }
     await crds.createCustomResourceDefinition({body}).catch((error: {code?: number}) => {
@@ -104,7 +123,7 @@ describe('ListWatch against the real API server', {skip: cluster.skip}, () => {
     assert.deepEqual(counts.failures, [])
   })
 
-  it('moves its resourceVersion on with the server\'s bookmarks, with no event and no list', async () => {
+  it("moves its resourceVersion on with the server's bookmarks, with no event and no list", async () => {
     const {w, counts} = watchConfigMaps()
     await w.start()
     const started = BigInt(w.resourceVersion)
@@ -128,7 +147,14 @@ describe('ListWatch against the real API server', {skip: cluster.skip}, () => {
     // the server started, still serves resourceVersion 1 on a young cluster.)
     await createProbeKind()
     const probes = kc.makeApiClient(CustomObjectsApi)
-    const probe = (name: string) => probes.createNamespacedCustomObject({group: GROUP, version: 'v1', namespace, plural: 'probes', body: {apiVersion: `${GROUP}/v1`, kind: 'Probe', metadata: {name}}})
+    const probe = (name: string) =>
+      probes.createNamespacedCustomObject({
+        group: GROUP,
+        version: 'v1',
+        namespace,
+        plural: 'probes',
+        body: {apiVersion: `${GROUP}/v1`, kind: 'Probe', metadata: {name}},
+      })
     await probe('before-expiry')
     const counts = {lists: 0, changes: 0, failures: [] as unknown[]}
     const w = new ListWatch<KubernetesObject>(new Watch(kc), {
@@ -136,7 +162,10 @@ describe('ListWatch against the real API server', {skip: cluster.skip}, () => {
       query: {},
       list: async () => {
         counts.lists++
-        const list = (await probes.listNamespacedCustomObject({group: GROUP, version: 'v1', namespace, plural: 'probes'})) as {items: KubernetesObject[]; metadata?: {resourceVersion?: string}}
+        const list = (await probes.listNamespacedCustomObject({group: GROUP, version: 'v1', namespace, plural: 'probes'})) as {
+          items: KubernetesObject[]
+          metadata?: {resourceVersion?: string}
+        }
         return {items: list.items, resourceVersion: list.metadata?.resourceVersion ?? ''}
       },
       from: {items: [], resourceVersion: '1'},
@@ -188,18 +217,46 @@ describe('node label selectors of a DaemonSet, listed by the real API server', {
   })
 
   after(async () => {
-    if (core) await deleteNodes(cluster.kubeconfig, nodes.map((n) => n.name))
+    if (core)
+      await deleteNodes(
+        cluster.kubeconfig,
+        nodes.map((n) => n.name),
+      )
   })
 
   const term = (...matchExpressions: Array<{key: string; operator: string; values?: string[]}>) => ({matchExpressions})
-  const affinity = (...terms: Array<ReturnType<typeof term>>) => ({nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: terms}}})
+  const affinity = (...terms: Array<ReturnType<typeof term>>) => ({
+    nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: terms}},
+  })
   // The letters of the nodes each spec selects, worked out by hand.
   const specs: Array<[string, Pick<V1PodSpec, 'nodeSelector' | 'affinity'>, string]> = [
     ['nodeSelector with an empty value', {nodeSelector: {[KEY]: ''}}, 'a'],
-    ['ORed terms: Exists, In', {affinity: affinity(term({key: KEY, operator: 'Exists'}), term({key: ZONE, operator: 'In', values: ['z3', 'z9']}))}, 'abcd'],
-    ['NotIn and DoesNotExist', {affinity: affinity(term({key: ZONE, operator: 'NotIn', values: ['z1']}, {key: GPU, operator: 'DoesNotExist'}))}, 'de'],
-    ['Gt, which no selector says: left to the judge', {nodeSelector: {[ZONE]: 'z2'}, affinity: affinity(term({key: GPU, operator: 'Gt', values: ['2']}), term({key: KEY, operator: 'In', values: ['other']}))}, 'b'],
-    ['nodeSelector ANDed with every term', {nodeSelector: {[KEY]: 'true'}, affinity: affinity(term({key: ZONE, operator: 'Exists'}), term({key: GPU, operator: 'In', values: ['1']}))}, 'b'],
+    [
+      'ORed terms: Exists, In',
+      {affinity: affinity(term({key: KEY, operator: 'Exists'}), term({key: ZONE, operator: 'In', values: ['z3', 'z9']}))},
+      'abcd',
+    ],
+    [
+      'NotIn and DoesNotExist',
+      {affinity: affinity(term({key: ZONE, operator: 'NotIn', values: ['z1']}, {key: GPU, operator: 'DoesNotExist'}))},
+      'de',
+    ],
+    [
+      'Gt, which no selector says: left to the judge',
+      {
+        nodeSelector: {[ZONE]: 'z2'},
+        affinity: affinity(term({key: GPU, operator: 'Gt', values: ['2']}), term({key: KEY, operator: 'In', values: ['other']})),
+      },
+      'b',
+    ],
+    [
+      'nodeSelector ANDed with every term',
+      {
+        nodeSelector: {[KEY]: 'true'},
+        affinity: affinity(term({key: ZONE, operator: 'Exists'}), term({key: GPU, operator: 'In', values: ['1']})),
+      },
+      'b',
+    ],
     ['no selection at all', {}, 'abcde'],
   ]
 
@@ -207,15 +264,27 @@ describe('node label selectors of a DaemonSet, listed by the real API server', {
     it(`lists every node the DaemonSet selects: ${what}`, async () => {
       const listed = new Map<string, Record<string, string>>()
       for (const labelSelector of nodeLabelSelectors(spec)) {
-        for (const n of (await core.listNode({labelSelector})).items) if (ours.has(n.metadata?.name ?? '')) listed.set(n.metadata?.name ?? '', n.metadata?.labels ?? {})
+        for (const n of (await core.listNode({labelSelector})).items)
+          if (ours.has(n.metadata?.name ?? '')) listed.set(n.metadata?.name ?? '', n.metadata?.labels ?? {})
       }
-      const judged = [...listed].filter(([, labels]) => podSpecSelectsNode(spec, labels)).map(([name]) => name).sort()
-      assert.deepEqual(judged, [...expected].map((letter) => `${prefix}-${letter}`))
+      const judged = [...listed]
+        .filter(([, labels]) => podSpecSelectsNode(spec, labels))
+        .map(([name]) => name)
+        .sort()
+      assert.deepEqual(
+        judged,
+        [...expected].map((letter) => `${prefix}-${letter}`),
+      )
     })
   }
 
   it('narrows the list: the default control-plane affinity lists none of these workers', () => {
-    const selectors = nodeLabelSelectors({affinity: affinity(term({key: 'node-role.kubernetes.io/control-plane', operator: 'Exists'}), term({key: 'node-role.kubernetes.io/controlplane', operator: 'In', values: ['true']}))})
+    const selectors = nodeLabelSelectors({
+      affinity: affinity(
+        term({key: 'node-role.kubernetes.io/control-plane', operator: 'Exists'}),
+        term({key: 'node-role.kubernetes.io/controlplane', operator: 'In', values: ['true']}),
+      ),
+    })
     assert.deepEqual(selectors, ['node-role.kubernetes.io/control-plane', 'node-role.kubernetes.io/controlplane in (true)'])
   })
 })

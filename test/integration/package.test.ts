@@ -53,8 +53,18 @@ describe('the packed CLI, without node_modules', () => {
 
   it('holds the bundle, the templates, the manifest and the --json schemas, and no node_modules', async () => {
     const files = await readdir(join(work, 'package'), {recursive: true})
-    const schemas = ['check-cert', 'install', 'kubeconfig rewrite', 'render', 'status', 'uninstall', 'error'].map((name) => `schemas/${schemaFile(name)}`)
-    for (const file of ['bin/run.js', 'dist/oclif.js', 'dist/commands/install.js', 'templates/daemonset.yaml', 'oclif.manifest.json', 'package.json', ...schemas]) {
+    const schemas = ['check-cert', 'install', 'kubeconfig rewrite', 'render', 'status', 'uninstall', 'error'].map(
+      (name) => `schemas/${schemaFile(name)}`,
+    )
+    for (const file of [
+      'bin/run.js',
+      'dist/oclif.js',
+      'dist/commands/install.js',
+      'templates/daemonset.yaml',
+      'oclif.manifest.json',
+      'package.json',
+      ...schemas,
+    ]) {
       assert.ok(files.includes(file), `${file} is in the package (files: ${files.filter((f) => !f.includes('chunks/')).join(', ')})`)
     }
     assert.ok(!files.some((f) => f.startsWith('node_modules')), 'no node_modules in the package')

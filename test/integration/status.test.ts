@@ -52,32 +52,50 @@ describe('karp status on a real HA cluster', {skip}, () => {
   }
 
   /** karp status, again every 2 s until `done` holds for it; that run. */
-  const statusUntil = async (what: string, args: string[], done: (run: StatusRun, install: Install | undefined) => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<StatusRun> => {
+  const statusUntil = async (
+    what: string,
+    args: string[],
+    done: (run: StatusRun, install: Install | undefined) => boolean | Promise<boolean>,
+    timeoutMs = 60_000,
+  ): Promise<StatusRun> => {
     let last: StatusRun | undefined
-    await waitFor(what, timeoutMs, async () => {
-      last = await status(args)
-      return last.result !== undefined && (await done(last, last.result.installs?.[0]))
-    }, () => {
-      const install = last?.result?.installs?.[0]
-      return `exit ${last?.exitCode}: ${install ? JSON.stringify({holders: install.holders, state: install.state, problems: install.problems}) : (last?.result?.summary ?? last?.stderr)}`
-    }, 2000)
+    await waitFor(
+      what,
+      timeoutMs,
+      async () => {
+        last = await status(args)
+        return last.result !== undefined && (await done(last, last.result.installs?.[0]))
+      },
+      () => {
+        const install = last?.result?.installs?.[0]
+        return `exit ${last?.exitCode}: ${install ? JSON.stringify({holders: install.holders, state: install.state, problems: install.problems}) : (last?.result?.summary ?? last?.stderr)}`
+      },
+      2000,
+    )
     return last as StatusRun
   }
 
   /** Nodes with `vip` on their eth0 now (cluster.holders() knows the lab's own VIP only). */
   const holdersOf = async (vip: string): Promise<string[]> => {
-    const held = await Promise.all(cluster.allNodes.map(async (n) => (!n.down && (await cluster.net.hasAddress(n.host, vip)) ? n.name : undefined)))
+    const held = await Promise.all(
+      cluster.allNodes.map(async (n) => (!n.down && (await cluster.net.hasAddress(n.host, vip)) ? n.name : undefined)),
+    )
     return held.filter((n): n is string => n !== undefined)
   }
 
   /** Waits until status calls st-a healthy with one holder, the node that really has the VIP; that node. */
   const healthyHolder = async (timeoutMs = 180_000): Promise<string> => {
     let holder = ''
-    await statusUntil(`${NS} healthy, its holder the node with the VIP`, ['-n', NS, '--no-probe'], async (run, install) => {
-      if (run.exitCode !== 0 || install?.state !== 'healthy' || install.holders.length !== 1) return false
-      holder = install.holders[0] as string
-      return (await cluster.holders()).join() === holder
-    }, timeoutMs)
+    await statusUntil(
+      `${NS} healthy, its holder the node with the VIP`,
+      ['-n', NS, '--no-probe'],
+      async (run, install) => {
+        if (run.exitCode !== 0 || install?.state !== 'healthy' || install.holders.length !== 1) return false
+        holder = install.holders[0] as string
+        return (await cluster.holders()).join() === holder
+      },
+      timeoutMs,
+    )
     return holder
   }
 
@@ -87,7 +105,11 @@ describe('karp status on a real HA cluster', {skip}, () => {
     const image = await agentImage()
     imageRef = `${image.name}:${image.tag}@${image.indexDigest}`
     cluster = await Cluster.start({log, workers: 1})
-    const installed = await labKarp(cluster, ['install', '-n', NS, '--vip', VIP, '--vhid', String(VHID), '--image', imageRef, '--yes', '--timeout', '3m', '--json'], {timeoutMs: 240_000})
+    const installed = await labKarp(
+      cluster,
+      ['install', '-n', NS, '--vip', VIP, '--vhid', String(VHID), '--image', imageRef, '--yes', '--timeout', '3m', '--json'],
+      {timeoutMs: 240_000},
+    )
     assert.equal(installed.exitCode, 0, installed.stderr)
     assertJsonOutput('install', installed)
     const holder = await healthyHolder()
@@ -116,9 +138,15 @@ describe('karp status on a real HA cluster', {skip}, () => {
       install?.agents.map((a) => [a.node, a.nodeReady, a.cordoned, a.selected, a.pod?.role, a.pod?.phase, a.pod?.ready, a.pod?.stale]),
       cluster.nodes.map((n) => [n.name, true, false, true, n.name === holder ? 'master' : 'backup', 'Running', true, false]),
     )
-    assert.ok(install?.agents.every((a) => a.pod?.roleChangedAt), 'every agent reported its role')
+    assert.ok(
+      install?.agents.every((a) => a.pod?.roleChangedAt),
+      'every agent reported its role',
+    )
     assert.deepEqual(install?.problems, [])
-    assert.ok(install?.events.some((e) => e.reason === 'BecameMaster'), `the holder's Event: ${JSON.stringify(install?.events)}`)
+    assert.ok(
+      install?.events.some((e) => e.reason === 'BecameMaster'),
+      `the holder's Event: ${JSON.stringify(install?.events)}`,
+    )
   })
 
   it('prints a table for people, without colour when not on a terminal', async () => {
@@ -132,7 +160,10 @@ describe('karp status on a real HA cluster', {skip}, () => {
     assert.match(run.stdout, /^ {2}NODE\s+STATUS\s+POD\s+PHASE\s+READY\s+RESTARTS\s+AGE\s+ROLE\s+ROLE SINCE$/m)
     for (const n of cluster.nodes) {
       const role = n.name === holder ? 'master' : 'backup'
-      assert.match(run.stdout, new RegExp(`^ {2}${n.name}\\s+Ready\\s+karp-\\S+\\s+Running\\s+true\\s+\\d+\\s+\\d+[smhd]\\s+${role}\\s+\\d+[smhd]$`, 'm'))
+      assert.match(
+        run.stdout,
+        new RegExp(`^ {2}${n.name}\\s+Ready\\s+karp-\\S+\\s+Running\\s+true\\s+\\d+\\s+\\d+[smhd]\\s+${role}\\s+\\d+[smhd]$`, 'm'),
+      )
     }
     assert.match(run.stdout, /^karp is healthy$/m)
     assert.ok(!run.stdout.includes('\x1b['), 'no colour codes')
@@ -158,7 +189,11 @@ describe('karp status on a real HA cluster', {skip}, () => {
     await cluster.carpCut(deaf, true)
     let run: StatusRun
     try {
-      run = await statusUntil(`a split brain of ${holder} and ${deaf}`, ['-n', NS, '--no-probe'], (_, install) => install?.holder === 'split-brain')
+      run = await statusUntil(
+        `a split brain of ${holder} and ${deaf}`,
+        ['-n', NS, '--no-probe'],
+        (_, install) => install?.holder === 'split-brain',
+      )
       const real = await cluster.holders()
       assert.deepEqual(real, [holder, deaf].sort(), 'both nodes have the VIP on eth0')
     } finally {
@@ -168,9 +203,14 @@ describe('karp status on a real HA cluster', {skip}, () => {
     assert.equal(run.result.verdict, 'degraded')
     const install = run.result.installs[0]
     assert.deepEqual(install?.holders, [holder, deaf].sort())
-    assert.deepEqual(install?.agents.filter((a) => a.pod?.role === 'master').map((a) => a.node), [holder, deaf].sort())
+    assert.deepEqual(
+      install?.agents.filter((a) => a.pod?.role === 'master').map((a) => a.node),
+      [holder, deaf].sort(),
+    )
     assert.ok(
-      install?.problems.includes(`split brain: ${[holder, deaf].sort().join(' and ')} all report holding VIP ${VIP}; check that their CARP advertisements reach each other (same L2 segment, vhid, password)`),
+      install?.problems.includes(
+        `split brain: ${[holder, deaf].sort().join(' and ')} all report holding VIP ${VIP}; check that their CARP advertisements reach each other (same L2 segment, vhid, password)`,
+      ),
       JSON.stringify(install?.problems),
     )
     const healed = await healthyHolder()
@@ -185,7 +225,12 @@ describe('karp status on a real HA cluster', {skip}, () => {
     let run: StatusRun
     try {
       // The node controller's grace period (about 40-50 s) before it marks the node NotReady.
-      run = await statusUntil(`node ${lost} NotReady`, ['-n', NS, '--no-probe'], (_, install) => install?.agents.find((a) => a.node === lost)?.nodeReady === false, 150_000)
+      run = await statusUntil(
+        `node ${lost} NotReady`,
+        ['-n', NS, '--no-probe'],
+        (_, install) => install?.agents.find((a) => a.node === lost)?.nodeReady === false,
+        150_000,
+      )
     } finally {
       await cluster.node(lost).kube.restart()
     }
@@ -193,7 +238,7 @@ describe('karp status on a real HA cluster', {skip}, () => {
     const install = run.result.installs[0]
     assert.ok(install?.problems.includes(`node ${lost} is NotReady`), JSON.stringify(install?.problems))
     assert.equal(install?.agents.find((a) => a.node === lost)?.selected, true)
-    assert.deepEqual(install?.holders, [holder], 'a backup\'s node going away leaves the holder as it is')
+    assert.deepEqual(install?.holders, [holder], "a backup's node going away leaves the holder as it is")
     assert.deepEqual(await cluster.holders(), [holder])
 
     await cluster.node(lost).kube.waitReady(90_000)
@@ -203,24 +248,44 @@ describe('karp status on a real HA cluster', {skip}, () => {
   it('follows changes through the watch API: the VIP leaving a cordoned holder', async () => {
     const from = await healthyHolder()
     const watch = cluster.startKarp(['status', '--watch', '--json', '--no-probe', '-n', NS])
-    const results = (): StatusResult[] => watch.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as StatusResult)
+    const results = (): StatusResult[] =>
+      watch
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as StatusResult)
     let to: string | undefined
     try {
-      await waitFor('the first status --watch result', 30_000, () => results().length > 0, () => watch.output(), 500)
+      await waitFor(
+        'the first status --watch result',
+        30_000,
+        () => results().length > 0,
+        () => watch.output(),
+        500,
+      )
       await kubectl('cordon', from)
       // Two backups may both take over and one then yield: wait for the node that really has the VIP.
-      await waitFor(`status --watch naming a holder other than ${from}, the node with the VIP`, 60_000, async () => {
-        const install = results().at(-1)?.installs[0]
-        to = install?.holder === 'one' && install.holders[0] !== from ? install.holders[0] : undefined
-        return to !== undefined && (await cluster.holders()).join() === to
-      }, () => JSON.stringify(results().at(-1)?.installs[0]?.holders), 500)
+      await waitFor(
+        `status --watch naming a holder other than ${from}, the node with the VIP`,
+        60_000,
+        async () => {
+          const install = results().at(-1)?.installs[0]
+          to = install?.holder === 'one' && install.holders[0] !== from ? install.holders[0] : undefined
+          return to !== undefined && (await cluster.holders()).join() === to
+        },
+        () => JSON.stringify(results().at(-1)?.installs[0]?.holders),
+        500,
+      )
     } finally {
       await watch.stop()
       await kubectl('uncordon', from)
     }
     for (const line of results()) assertMatchesSchema('status', line)
     assert.deepEqual(results()[0]?.installs[0]?.holders, [from])
-    assert.ok(results().some((r) => r.installs[0]?.agents.find((a) => a.node === from)?.cordoned), 'the cordon itself was seen')
+    assert.ok(
+      results().some((r) => r.installs[0]?.agents.find((a) => a.node === from)?.cordoned),
+      'the cordon itself was seen',
+    )
     assert.equal(await healthyHolder(), to, 'uncordoned, the node does not take the VIP back')
   })
 
@@ -229,12 +294,35 @@ describe('karp status on a real HA cluster', {skip}, () => {
     await kubectl('taint', 'node', 'worker1', NO_AGENT_TAINT)
     await kubectl('cordon', ...NODES_B)
     try {
-      const installed = await labKarp(cluster, [
-        'install', '-n', NS_B, '--vip', VIP_B, '--vhid', String(VHID_B), '--node-selector', `${LABEL_B}=yes`, '--image', imageRef, '--yes', '--timeout', '3m', '--json',
-      ], {timeoutMs: 240_000})
+      const installed = await labKarp(
+        cluster,
+        [
+          'install',
+          '-n',
+          NS_B,
+          '--vip',
+          VIP_B,
+          '--vhid',
+          String(VHID_B),
+          '--node-selector',
+          `${LABEL_B}=yes`,
+          '--image',
+          imageRef,
+          '--yes',
+          '--timeout',
+          '3m',
+          '--json',
+        ],
+        {timeoutMs: 240_000},
+      )
       assert.equal(installed.exitCode, 0, installed.stderr)
       // Ready means each agent read its Node and knows it must not take the VIP.
-      const {exitCode, result} = await statusUntil(`${NS_B}'s agents ready`, ['-n', NS_B, '--no-probe'], (_, install) => install?.daemonSet?.ready === NODES_B.length, 150_000)
+      const {exitCode, result} = await statusUntil(
+        `${NS_B}'s agents ready`,
+        ['-n', NS_B, '--no-probe'],
+        (_, install) => install?.daemonSet?.ready === NODES_B.length,
+        150_000,
+      )
       assert.equal(exitCode, 4)
       assert.equal(result.verdict, 'down')
       const install = result.installs[0]
@@ -242,8 +330,14 @@ describe('karp status on a real HA cluster', {skip}, () => {
       assert.equal(install?.holder, 'none')
       assert.deepEqual(install?.holders, [])
       assert.equal(install?.problems[0], `no node holds VIP ${VIP_B}: the API server is not reachable through it`)
-      assert.deepEqual(install?.agents.filter((a) => a.pod).map((a) => [a.node, a.cordoned, a.pod?.ready]), NODES_B.map((n) => [n, true, true]))
-      assert.ok(install?.agents.every((a) => a.pod?.role !== 'master'), JSON.stringify(install?.agents.map((a) => a.pod?.role)))
+      assert.deepEqual(
+        install?.agents.filter((a) => a.pod).map((a) => [a.node, a.cordoned, a.pod?.ready]),
+        NODES_B.map((n) => [n, true, true]),
+      )
+      assert.ok(
+        install?.agents.every((a) => a.pod?.role !== 'master'),
+        JSON.stringify(install?.agents.map((a) => a.pod?.role)),
+      )
       assert.deepEqual(await holdersOf(VIP_B), [], 'no node has the VIP')
     } finally {
       await kubectl('uncordon', ...NODES_B)
@@ -253,10 +347,15 @@ describe('karp status on a real HA cluster', {skip}, () => {
   it('reports a selected node without a pod: a taint the DaemonSet does not tolerate', async () => {
     // Uncordoned, the agents elect a holder; both must run as they should (a probe that timed out on the busy
     // lab restarts an agent, which status reports too).
-    const {exitCode, result} = await statusUntil(`${NS_B} with a holder and both agents ready once uncordoned`, ['-n', NS_B, '--no-probe'], async (_, install) => {
-      const running = install?.daemonSet?.available === NODES_B.length && install.agents.every((a) => !a.pod?.stale)
-      return running && install?.holder === 'one' && (await holdersOf(VIP_B)).join() === install.holders[0]
-    }, 150_000)
+    const {exitCode, result} = await statusUntil(
+      `${NS_B} with a holder and both agents ready once uncordoned`,
+      ['-n', NS_B, '--no-probe'],
+      async (_, install) => {
+        const running = install?.daemonSet?.available === NODES_B.length && install.agents.every((a) => !a.pod?.stale)
+        return running && install?.holder === 'one' && (await holdersOf(VIP_B)).join() === install.holders[0]
+      },
+      150_000,
+    )
     assert.equal(exitCode, 4)
     assert.equal(result.verdict, 'degraded')
     const install = result.installs[0]
@@ -275,18 +374,35 @@ describe('karp status on a real HA cluster', {skip}, () => {
     const replaced = before.result.installs[0]?.agents.find((a) => a.node === node)?.pod?.name as string
     // The new env reaches only the pod recreated by hand (OnDelete): a rolling update would also replace the
     // other node's agent whenever a slow probe had it unready for a moment.
-    await kubectl('patch', 'daemonset', 'karp', '-n', NS_B, '--type=merge', '-p', '{"spec":{"updateStrategy":{"type":"OnDelete","rollingUpdate":null}}}')
+    await kubectl(
+      'patch',
+      'daemonset',
+      'karp',
+      '-n',
+      NS_B,
+      '--type=merge',
+      '-p',
+      '{"spec":{"updateStrategy":{"type":"OnDelete","rollingUpdate":null}}}',
+    )
     await kubectl('set', 'env', 'daemonset/karp', '-n', NS_B, 'KARP_ADVSKEW=not-a-number')
     await kubectl('delete', 'pod', '-n', NS_B, replaced)
-    const {exitCode, result} = await statusUntil(`the new agent on ${node} crash-looping after two restarts`, ['-n', NS_B, '--no-probe'], (_, install) => {
-      const pod = install?.agents.find((a) => a.node === node)?.pod
-      return pod?.name !== replaced && pod?.crashLooping === true && pod.restarts >= 2 && install?.holders.join() === holder
-    }, 150_000)
+    const {exitCode, result} = await statusUntil(
+      `the new agent on ${node} crash-looping after two restarts`,
+      ['-n', NS_B, '--no-probe'],
+      (_, install) => {
+        const pod = install?.agents.find((a) => a.node === node)?.pod
+        return pod?.name !== replaced && pod?.crashLooping === true && pod.restarts >= 2 && install?.holders.join() === holder
+      },
+      150_000,
+    )
     const install = result.installs[0]
     const looping = install?.agents.find((a) => a.node === node)?.pod
     assert.equal(exitCode, 4)
     assert.equal(result.verdict, 'degraded')
-    assert.ok(install?.problems.includes(`pod ${looping?.name} on ${node} is crash-looping (${looping?.restarts} restarts)`), JSON.stringify(install?.problems))
+    assert.ok(
+      install?.problems.includes(`pod ${looping?.name} on ${node} is crash-looping (${looping?.restarts} restarts)`),
+      JSON.stringify(install?.problems),
+    )
     assert.equal(looping?.ready, false)
     assert.deepEqual(install?.holders, [holder])
     assert.deepEqual(await holdersOf(VIP_B), [holder])
@@ -306,11 +422,18 @@ describe('karp status on a real HA cluster', {skip}, () => {
   it('reports agents left behind by a deleted DaemonSet', async () => {
     const holder = await healthyHolder()
     await kubectl('delete', 'daemonset', 'karp', '-n', NS, '--cascade=orphan')
-    const {exitCode, result} = await statusUntil('the DaemonSet gone', ['-n', NS, '--no-probe'], (_, install) => install?.daemonSet === null)
+    const {exitCode, result} = await statusUntil(
+      'the DaemonSet gone',
+      ['-n', NS, '--no-probe'],
+      (_, install) => install?.daemonSet === null,
+    )
     assert.equal(exitCode, 4)
     assert.equal(result.verdict, 'degraded')
     const install = result.installs[0]
-    assert.equal(install?.problems[0], `DaemonSet ${NS}/karp is missing: 3 agent pods left without it; run karp install again, or karp uninstall`)
+    assert.equal(
+      install?.problems[0],
+      `DaemonSet ${NS}/karp is missing: 3 agent pods left without it; run karp install again, or karp uninstall`,
+    )
     assert.equal(install?.agents.length, 3)
     assert.deepEqual(install?.holders, [holder], 'the orphaned agents go on holding the VIP')
     assert.deepEqual(await cluster.holders(), [holder])
@@ -332,7 +455,10 @@ describe('karp status on a real HA cluster', {skip}, () => {
     assert.equal(exitCode, 4)
     assert.equal(result.verdict, 'not-installed')
     assert.deepEqual(result.installs, [])
-    assert.match(result.summary, /^no karp install found in context \S+ \(namespace st-nothing-here\); install one with: karp install --vip ADDRESS$/)
+    assert.match(
+      result.summary,
+      /^no karp install found in context \S+ \(namespace st-nothing-here\); install one with: karp install --vip ADDRESS$/,
+    )
   })
 
   it('names the missing permission for an unprivileged identity (exit 3)', async () => {
@@ -341,7 +467,12 @@ describe('karp status on a real HA cluster', {skip}, () => {
     assert.equal(run.exitCode, 3, run.stderr)
     const message = (run.json as {error: {message: string}}).error.message
     assert.match(message, new RegExp(`^forbidden: ${user} \\(context ${user}@kubernetes\\) may not `))
-    for (const need of ['list daemonsets.apps (cluster-wide)', 'list pods (cluster-wide)', 'list nodes (cluster-wide)', 'list events (cluster-wide)']) {
+    for (const need of [
+      'list daemonsets.apps (cluster-wide)',
+      'list pods (cluster-wide)',
+      'list nodes (cluster-wide)',
+      'list events (cluster-wide)',
+    ]) {
       assert.ok(message.includes(need), `${need} missing from: ${message}`)
     }
     assert.match(message, /nothing could be read$/)

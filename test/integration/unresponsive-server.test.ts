@@ -43,12 +43,16 @@ const variants: Variant[] = [
   },
   {
     name: 'speaks plain HTTP on the https port',
-    start: () => createTcpServer((socket) => socket.on('error', () => undefined).on('data', () => socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n'))),
+    start: () =>
+      createTcpServer((socket) =>
+        socket.on('error', () => undefined).on('data', () => socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n')),
+      ),
     says: /the TLS handshake with https:\/\/127\.0\.0\.1:\d+ failed: the server does not speak TLS on this port \(plain HTTP\?\)/,
   },
   {
     name: 'offers only TLS 1.0 and 1.1',
-    start: () => createTlsServer({...tls, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0'}, (socket) => socket.end()),
+    start: () =>
+      createTlsServer({...tls, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0'}, (socket) => socket.end()),
     says: /the TLS handshake with https:\/\/127\.0\.0\.1:\d+ failed: no TLS version in common/,
   },
   {
@@ -74,7 +78,9 @@ const variants: Variant[] = [
   {
     name: 'sends garbage bytes instead of HTTP',
     start: () =>
-      createTlsServer(tls, (socket) => socket.on('error', () => undefined).on('data', () => socket.end(Buffer.from(`${HOSTILE}garbage\xff\xfe\r\n\r\n`, 'latin1')))),
+      createTlsServer(tls, (socket) =>
+        socket.on('error', () => undefined).on('data', () => socket.end(Buffer.from(`${HOSTILE}garbage\xff\xfe\r\n\r\n`, 'latin1'))),
+      ),
     says: /https:\/\/127\.0\.0\.1:\d+ does not answer like a Kubernetes API server: its answer is not HTTP/,
   },
 ]
@@ -153,7 +159,7 @@ describe('a server that is not a working Kubernetes API server', () => {
     assertJsonOutput('status', run)
     const error = (run.json as {error: {message: string; exitCode: number}}).error
     assert.ok(error.message.includes(`https://127.0.0.1:${port} does not answer like a Kubernetes API server`), error.message)
-    assert.doesNotMatch(run.stdout, /\\u001b|\\u0007/, 'the answer\'s control characters were escaped before JSON')
+    assert.doesNotMatch(run.stdout, /\\u001b|\\u0007/, "the answer's control characters were escaped before JSON")
   })
 
   it('check-cert, finding the VIP through the cluster, ends the same way', async () => {

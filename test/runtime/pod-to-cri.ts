@@ -65,8 +65,17 @@ const DEFAULT_PROBE_TIMEOUT_SECONDS = 1
 const NODE_CRITICAL_OOM_SCORE_ADJ = -997
 // What the kubelet sends for procMount Default; containerd would mask much the same on its own.
 const MASKED_PATHS = [
-  '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
-  '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
+  '/proc/asound',
+  '/proc/acpi',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
+  '/sys/devices/virtual/powercap',
 ]
 const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger']
 const FIELD_REFS = ['metadata.name', 'metadata.namespace', 'metadata.uid', 'spec.nodeName', 'spec.serviceAccountName'] as const
@@ -75,7 +84,10 @@ type Json = Record<string, unknown>
 
 class Fields {
   private readonly seen = new Set<string>()
-  constructor(private readonly object: Json, readonly path: string) {
+  constructor(
+    private readonly object: Json,
+    readonly path: string,
+  ) {
     if (typeof object !== 'object' || object === null || Array.isArray(object)) throw new Error(`${path}: expected an object`)
   }
 
@@ -127,7 +139,8 @@ export function milliCpu(quantity: unknown, path: string): number {
 }
 
 function mode(value: unknown, path: string): number {
-  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 0o777) throw new Error(`${path}: a file mode must be 0-0777, got ${JSON.stringify(value)}`)
+  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 0o777)
+    throw new Error(`${path}: a file mode must be 0-0777, got ${JSON.stringify(value)}`)
   return value as number
 }
 
@@ -140,7 +153,8 @@ function volumePlans(spec: Fields, ctx: PodContext): VolumePlan[] {
     const secret = v.sub('secret')
     const emptyDir = v.sub('emptyDir')
     if (secret) {
-      const defaultMode = secret.get('defaultMode') === undefined ? DEFAULT_FILE_MODE : mode(secret.get('defaultMode'), `${secret.path}.defaultMode`)
+      const defaultMode =
+        secret.get('defaultMode') === undefined ? DEFAULT_FILE_MODE : mode(secret.get('defaultMode'), `${secret.path}.defaultMode`)
       const items = secret.get<Json[]>('items')
       if (!items) throw new Error(`${secret.path}: only secrets with items are supported (the kubelet would project every key)`)
       plan = {
@@ -223,7 +237,12 @@ function containerEnv(c: Fields, ctx: PodContext, serviceAccountName: string): A
     return {key, value}
   })
   const own = new Set(envs.map((e) => e.key))
-  return [...envs, ...Object.entries(ctx.serviceEnv).filter(([k]) => !own.has(k)).map(([key, value]) => ({key, value}))]
+  return [
+    ...envs,
+    ...Object.entries(ctx.serviceEnv)
+      .filter(([k]) => !own.has(k))
+      .map(([key, value]) => ({key, value})),
+  ]
 }
 
 function securityContext(c: Fields): Json {
@@ -265,7 +284,8 @@ function resources(c: Fields, oomScoreAdj: number): Json {
   const limits = res.sub('limits')
   const requestCpu = requests?.get('cpu') ?? limits?.get('cpu')
   // The kubelet's cgroupfs numbers: shares from the request (at least 2), a CFS quota from the limit.
-  result.cpu_shares = requestCpu === undefined ? 2 : Math.max(2, Math.floor((milliCpu(requestCpu, `${res.path}.requests.cpu`) * 1024) / 1000))
+  result.cpu_shares =
+    requestCpu === undefined ? 2 : Math.max(2, Math.floor((milliCpu(requestCpu, `${res.path}.requests.cpu`) * 1024) / 1000))
   if (limits?.get('cpu') !== undefined) {
     result.cpu_period = 100_000
     result.cpu_quota = Math.floor((milliCpu(limits.get('cpu'), `${limits.path}.cpu`) * 100_000) / 1000)
@@ -298,7 +318,15 @@ function probes(c: Fields): ContainerPlan['probes'] {
   return result
 }
 
-function containerPlan(raw: Json, index: number, spec: Fields, ctx: PodContext, volumes: VolumePlan[], podLabels: Json, oomScoreAdj: number): ContainerPlan {
+function containerPlan(
+  raw: Json,
+  index: number,
+  spec: Fields,
+  ctx: PodContext,
+  volumes: VolumePlan[],
+  podLabels: Json,
+  oomScoreAdj: number,
+): ContainerPlan {
   const c = new Fields(raw, `spec.containers[${index}]`)
   const name = String(c.get('name'))
   const image = c.get('image')
@@ -319,8 +347,19 @@ function containerPlan(raw: Json, index: number, spec: Fields, ctx: PodContext, 
   if (account) mounts.push({container_path: SERVICE_ACCOUNT_MOUNT, host_path: account.hostPath, readonly: true})
   // Files the kubelet mounts into every container on its own: the node's hosts file (host network) and
   // the termination-message file.
-  const hosts: VolumePlan = {name: `${name}-etc-hosts`, kind: 'file', hostPath: join(ctx.podDir, 'etc-hosts'), copyOf: '/etc/hosts', mode: 0o644}
-  const terminationLog: VolumePlan = {name: `${name}-termination-log`, kind: 'file', hostPath: join(ctx.podDir, 'containers', name, 'termination-log'), mode: 0o666}
+  const hosts: VolumePlan = {
+    name: `${name}-etc-hosts`,
+    kind: 'file',
+    hostPath: join(ctx.podDir, 'etc-hosts'),
+    copyOf: '/etc/hosts',
+    mode: 0o644,
+  }
+  const terminationLog: VolumePlan = {
+    name: `${name}-termination-log`,
+    kind: 'file',
+    hostPath: join(ctx.podDir, 'containers', name, 'termination-log'),
+    mode: 0o666,
+  }
   if (!volumes.some((v) => v.hostPath === hosts.hostPath)) volumes.push(hosts)
   volumes.push(terminationLog)
   mounts.push({container_path: '/etc/hosts', host_path: hosts.hostPath, readonly: false})
@@ -353,11 +392,19 @@ function oomScoreAdj(spec: Fields): number {
 }
 
 function namespaceOptions(spec: Fields): Json {
-  return {network: spec.get('hostNetwork') === true ? NamespaceMode.NODE : NamespaceMode.POD, pid: NamespaceMode.CONTAINER, ipc: NamespaceMode.POD}
+  return {
+    network: spec.get('hostNetwork') === true ? NamespaceMode.NODE : NamespaceMode.POD,
+    pid: NamespaceMode.CONTAINER,
+    ipc: NamespaceMode.POD,
+  }
 }
 
 function dnsConfig(spec: Fields, ctx: PodContext): Json | undefined {
-  const policy = oneOf(spec.get('dnsPolicy') ?? 'ClusterFirst', ['ClusterFirst', 'ClusterFirstWithHostNet', 'Default'] as const, 'spec.dnsPolicy')
+  const policy = oneOf(
+    spec.get('dnsPolicy') ?? 'ClusterFirst',
+    ['ClusterFirst', 'ClusterFirstWithHostNet', 'Default'] as const,
+    'spec.dnsPolicy',
+  )
   // The kubelet hands a host-network pod the node's resolver unless it asks for the cluster's explicitly.
   if (policy === 'Default' || (policy === 'ClusterFirst' && spec.get('hostNetwork') === true)) return undefined
   const domain = ctx.clusterDomain

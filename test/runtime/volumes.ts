@@ -41,11 +41,14 @@ export async function prepareVolumes(plans: VolumePlan[], sources: VolumeSources
         const secret = sources.secrets[plan.secretName]
         if (!secret) throw new Error(`volume ${plan.name}: no data for secret ${plan.secretName}`)
         await mountTmpfs(plan.hostPath, [])
-        writeAtomically(plan.hostPath, plan.items.map((item) => {
-          const data = secret[item.key]
-          if (data === undefined) throw new Error(`volume ${plan.name}: secret ${plan.secretName} has no key ${item.key}`)
-          return {path: item.path, data, mode: item.mode}
-        }))
+        writeAtomically(
+          plan.hostPath,
+          plan.items.map((item) => {
+            const data = secret[item.key]
+            if (data === undefined) throw new Error(`volume ${plan.name}: secret ${plan.secretName} has no key ${item.key}`)
+            return {path: item.path, data, mode: item.mode}
+          }),
+        )
         break
       }
       case 'serviceAccount':
@@ -57,7 +60,8 @@ export async function prepareVolumes(plans: VolumePlan[], sources: VolumeSources
         ])
         break
       case 'emptyDir':
-        if (plan.medium === 'Memory') await mountTmpfs(plan.hostPath, plan.sizeLimitBytes === undefined ? [] : [`size=${plan.sizeLimitBytes}`])
+        if (plan.medium === 'Memory')
+          await mountTmpfs(plan.hostPath, plan.sizeLimitBytes === undefined ? [] : [`size=${plan.sizeLimitBytes}`])
         else mkdirSync(plan.hostPath, {recursive: true})
         chmodSync(plan.hostPath, 0o777)
         break

@@ -9,7 +9,11 @@ import {makeCa, writeTempFile} from '../helpers/certs.js'
 
 const ca = makeCa('kubeconfig-ca')
 
-function kubeconfig(cluster: {'certificate-authority-data'?: string; 'certificate-authority'?: string; 'insecure-skip-tls-verify'?: boolean}): KubeConfig {
+function kubeconfig(cluster: {
+  'certificate-authority-data'?: string
+  'certificate-authority'?: string
+  'insecure-skip-tls-verify'?: boolean
+}): KubeConfig {
   const kc = new KubeConfig()
   kc.loadFromString(
     JSON.stringify({
@@ -32,7 +36,11 @@ describe('caFromKubeConfig', () => {
 
   it('reads the certificate-authority file', () => {
     const file = writeTempFile('ca.crt', ca.certPem)
-    assert.deepEqual(caFromKubeConfig(kubeconfig({'certificate-authority': file})), {source: 'kubeconfig', description: `certificate-authority ${file} of kubeconfig cluster "prod"`, pem: ca.certPem})
+    assert.deepEqual(caFromKubeConfig(kubeconfig({'certificate-authority': file})), {
+      source: 'kubeconfig',
+      description: `certificate-authority ${file} of kubeconfig cluster "prod"`,
+      pem: ca.certPem,
+    })
   })
 
   it('says when the cluster names no CA, and why', () => {
@@ -43,10 +51,14 @@ describe('caFromKubeConfig', () => {
   })
 
   it('refuses a CA that is missing or holds no certificate, naming where it looked', () => {
-    assert.throws(() => caFromKubeConfig(kubeconfig({'certificate-authority': '/nonexistent/ca.crt'})), (e: UsageError) => e.message === 'cannot read certificate-authority /nonexistent/ca.crt of kubeconfig cluster "prod": ENOENT')
+    assert.throws(
+      () => caFromKubeConfig(kubeconfig({'certificate-authority': '/nonexistent/ca.crt'})),
+      (e: UsageError) => e.message === 'cannot read certificate-authority /nonexistent/ca.crt of kubeconfig cluster "prod": ENOENT',
+    )
     assert.throws(
       () => caFromKubeConfig(kubeconfig({'certificate-authority-data': Buffer.from('garbage').toString('base64')})),
-      (e: UsageError) => e.exitCode === 2 && e.message === 'certificate-authority-data of kubeconfig cluster "prod" is not valid: no PEM certificate in it',
+      (e: UsageError) =>
+        e.exitCode === 2 && e.message === 'certificate-authority-data of kubeconfig cluster "prod" is not valid: no PEM certificate in it',
     )
   })
 })
@@ -60,6 +72,9 @@ describe('caFromFile', () => {
 
   it('refuses a PEM block that is not a certificate', () => {
     const file = writeTempFile('bad.crt', '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n')
-    assert.throws(() => caFromFile(file), (e: UsageError) => e.exitCode === 2 && e.message.startsWith(`invalid --ca-file ${JSON.stringify(file)}: `))
+    assert.throws(
+      () => caFromFile(file),
+      (e: UsageError) => e.exitCode === 2 && e.message.startsWith(`invalid --ca-file ${JSON.stringify(file)}: `),
+    )
   })
 })

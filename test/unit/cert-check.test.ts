@@ -25,8 +25,17 @@ const VIP = '192.168.1.250'
 const ca = makeCa('cluster-ca')
 const servers: RunningServer[] = []
 
-function leaf(overrides: {ipSans?: string[]; dnsSans?: string[]; notBefore?: Date; notAfter?: Date; issuer?: TestCertificate} = {}): TestCertificate {
-  return makeCertificate({commonName: 'kube-apiserver', key: testKey('apiserver'), issuer: ca, ipSans: ['10.0.0.11', VIP], dnsSans: ['kubernetes'], ...overrides})
+function leaf(
+  overrides: {ipSans?: string[]; dnsSans?: string[]; notBefore?: Date; notAfter?: Date; issuer?: TestCertificate} = {},
+): TestCertificate {
+  return makeCertificate({
+    commonName: 'kube-apiserver',
+    key: testKey('apiserver'),
+    issuer: ca,
+    ipSans: ['10.0.0.11', VIP],
+    dnsSans: ['kubernetes'],
+    ...overrides,
+  })
 }
 
 async function serve(chain: TestCertificate[], host?: string): Promise<RunningServer> {
@@ -69,7 +78,11 @@ describe('checkEndpoint on a served certificate', () => {
   it('fails a certificate with DNS SANs only, listing that it has no IP SAN', async () => {
     const report = await check(await serve([leaf({ipSans: [], dnsSans: ['api.example.com', 'kubernetes.default.svc']})]))
     assert.equal(report.status, 'failed')
-    assert.deepEqual(report.checks?.vipSan, {status: 'fail', state: 'absent', message: `VIP ${VIP} is not an IP SAN (the certificate has no IP SAN)`})
+    assert.deepEqual(report.checks?.vipSan, {
+      status: 'fail',
+      state: 'absent',
+      message: `VIP ${VIP} is not an IP SAN (the certificate has no IP SAN)`,
+    })
     assert.equal(report.checks?.trust.status, 'pass')
     assert.deepEqual(report.certificate?.dnsSans, ['api.example.com', 'kubernetes.default.svc'])
   })
@@ -79,12 +92,19 @@ describe('checkEndpoint on a served certificate', () => {
     assert.equal(report.status, 'failed')
     assert.equal(report.checks?.vipSan.status, 'fail')
     assert.equal(report.checks?.vipSan.state, 'dns-san-only')
-    assert.match(report.checks?.vipSan.message ?? '', /^VIP 192\.168\.1\.250 is only a DNS SAN; .* must be an IP SAN \(IP SANs: 10\.0\.0\.11\)$/)
+    assert.match(
+      report.checks?.vipSan.message ?? '',
+      /^VIP 192\.168\.1\.250 is only a DNS SAN; .* must be an IP SAN \(IP SANs: 10\.0\.0\.11\)$/,
+    )
   })
 
   it('fails a VIP missing among other IP SANs, naming them', async () => {
     const report = await check(await serve([leaf({ipSans: ['10.0.0.11', '10.96.0.1']})]))
-    assert.deepEqual(report.checks?.vipSan, {status: 'fail', state: 'absent', message: `VIP ${VIP} is not an IP SAN (IP SANs: 10.0.0.11, 10.96.0.1)`})
+    assert.deepEqual(report.checks?.vipSan, {
+      status: 'fail',
+      state: 'absent',
+      message: `VIP ${VIP} is not an IP SAN (IP SANs: 10.0.0.11, 10.96.0.1)`,
+    })
   })
 
   it('reads IPv6 SANs in canonical form, over IPv6 too, and matches an IPv4 VIP written IPv4-mapped', async () => {
@@ -125,8 +145,15 @@ describe('checkEndpoint on a served certificate', () => {
     const cert = leaf({issuer: intermediate})
     const full = await check(await serve([cert, intermediate]))
     assert.equal(full.status, 'ok', JSON.stringify(full.checks))
-    assert.deepEqual(full.checks?.trust, {status: 'pass', state: 'trusted', message: 'issued by the CA "CN=cluster-ca" through "CN=cluster-intermediate"'})
-    assert.deepEqual(full.chain?.map((c) => c.subject), ['CN=cluster-intermediate'])
+    assert.deepEqual(full.checks?.trust, {
+      status: 'pass',
+      state: 'trusted',
+      message: 'issued by the CA "CN=cluster-ca" through "CN=cluster-intermediate"',
+    })
+    assert.deepEqual(
+      full.chain?.map((c) => c.subject),
+      ['CN=cluster-intermediate'],
+    )
     assert.equal(full.chain?.[0]?.isCa, true)
 
     const leafOnly = await check(await serve([cert]))
@@ -217,7 +244,7 @@ describe('checkEndpoint on endpoints that give no certificate', () => {
 })
 
 describe('runCertCheck: the check-cert result', () => {
-  it('matches schemas/check-cert.schema.json, and its table shows each check\'s state', async () => {
+  it("matches schemas/check-cert.schema.json, and its table shows each check's state", async () => {
     const cases = [
       leaf(),
       leaf({ipSans: ['10.0.0.11'], dnsSans: [VIP]}),
@@ -227,7 +254,10 @@ describe('runCertCheck: the check-cert result', () => {
     ]
     const served = await Promise.all(cases.map((cert) => serve([cert])))
     const servers = [...served, {host: '127.0.0.1', port: await unusedPort()}]
-    const result = await runCertCheck(planServerCheck({vip: VIP, servers, ca: {source: 'file', description: 'ca.crt', pem: ca.certPem}, distribution: 'k3s'}), {timeoutMs: 3000})
+    const result = await runCertCheck(
+      planServerCheck({vip: VIP, servers, ca: {source: 'file', description: 'ca.crt', pem: ca.certPem}, distribution: 'k3s'}),
+      {timeoutMs: 3000},
+    )
     assertMatchesSchema('check-cert', result)
     assert.deepEqual(
       result.endpoints.map((e) => [e.checks?.vipSan.state, e.checks?.validity.state, e.checks?.trust.state, e.error?.kind]),
@@ -242,7 +272,9 @@ describe('runCertCheck: the check-cert result', () => {
     )
     assert.equal(result.exitCode, 4)
     assert.ok(result.advice, 'a certificate lacks the VIP: advice for k3s')
-    const rows = formatCertReport(result).slice(1, 1 + servers.length).map((line) => line.split(/ {2,}/).slice(2, 4))
+    const rows = formatCertReport(result)
+      .slice(1, 1 + servers.length)
+      .map((line) => line.split(/ {2,}/).slice(2, 4))
     const day = (i: number) => result.endpoints[i]?.certificate?.notAfter.slice(0, 10)
     assert.deepEqual(rows, [
       ['yes', day(0)],
@@ -255,7 +287,9 @@ describe('runCertCheck: the check-cert result', () => {
   })
 
   it('matches the schema when no endpoint answers (exit 3)', async () => {
-    const result = await runCertCheck(planServerCheck({vip: VIP, servers: [{host: '127.0.0.1', port: await unusedPort()}]}), {timeoutMs: 1000})
+    const result = await runCertCheck(planServerCheck({vip: VIP, servers: [{host: '127.0.0.1', port: await unusedPort()}]}), {
+      timeoutMs: 1000,
+    })
     assertMatchesSchema('check-cert', result)
     assert.equal(result.exitCode, 3)
   })
@@ -267,7 +301,10 @@ describe('verifyChain', () => {
   it('refuses an intermediate that is not a CA certificate', () => {
     const notCa = makeCertificate({commonName: 'not-a-ca', key: testKey('not-a-ca'), issuer: root})
     const cert = makeCertificate({commonName: 'kube-apiserver', key: testKey('apiserver'), issuer: notCa})
-    assert.deepEqual(verifyChain([cert.der, notCa.der], [root.der]), {trusted: false, reason: 'intermediate "CN=not-a-ca" is not a CA certificate'})
+    assert.deepEqual(verifyChain([cert.der, notCa.der], [root.der]), {
+      trusted: false,
+      reason: 'intermediate "CN=not-a-ca" is not a CA certificate',
+    })
   })
 
   it('refuses an expired intermediate and an expired CA', () => {

@@ -20,7 +20,8 @@ import {karp} from '../helpers/karp.js'
 const VIP = '192.168.1.250'
 const ca = makeCa('cli-ca')
 const caFile = writeTempFile('ca.crt', ca.certPem)
-const cert = (ipSans: string[]) => makeCertificate({commonName: 'kube-apiserver', key: testKey('apiserver'), issuer: ca, ipSans, dnsSans: ['kubernetes']})
+const cert = (ipSans: string[]) =>
+  makeCertificate({commonName: 'kube-apiserver', key: testKey('apiserver'), issuer: ca, ipSans, dnsSans: ['kubernetes']})
 
 describe('karp check-cert --server (binary)', () => {
   let withVip: RunningServer
@@ -40,7 +41,18 @@ describe('karp check-cert --server (binary)', () => {
   })
 
   it('exits 0 with a typed JSON result when every certificate carries the VIP and verifies', async () => {
-    const run = await karp(['check-cert', '--server', withVip.address, '--server', overIpv6.address, '--vip', VIP, '--ca-file', caFile, '--json'])
+    const run = await karp([
+      'check-cert',
+      '--server',
+      withVip.address,
+      '--server',
+      overIpv6.address,
+      '--vip',
+      VIP,
+      '--ca-file',
+      caFile,
+      '--json',
+    ])
     assert.equal(run.exitCode, 0, run.stderr)
     assertMatchesSchema('check-cert', run.json)
     const result = run.json as CheckCertResult
@@ -63,13 +75,28 @@ describe('karp check-cert --server (binary)', () => {
   })
 
   it('exits 4 when a certificate lacks the VIP, with the table, the finding and the fix for the given distribution', async () => {
-    const run = await karp(['check-cert', '--server', withVip.address, '--server', withoutVip.address, '--vip', VIP, '--ca-file', caFile, '--distribution', 'kubeadm'])
+    const run = await karp([
+      'check-cert',
+      '--server',
+      withVip.address,
+      '--server',
+      withoutVip.address,
+      '--vip',
+      VIP,
+      '--ca-file',
+      caFile,
+      '--distribution',
+      'kubeadm',
+    ])
     assert.equal(run.exitCode, 4, run.stderr)
     const lines = run.stdout.split('\n')
     assert.match(lines[0] ?? '', /^ENDPOINT +TARGET +VIP SAN +EXPIRES +CA +STATUS$/)
     assert.match(lines[1] ?? '', new RegExp(`^${withVip.address} +server +yes +\\d{4}-\\d\\d-\\d\\d +trusted +ok$`))
     assert.match(lines[2] ?? '', new RegExp(`^${withoutVip.address} +server +NO +\\d{4}-\\d\\d-\\d\\d +trusted +FAILED$`))
-    assert.match(run.stdout, new RegExp(`^${withoutVip.address} \\(server\\): VIP 192\\.168\\.1\\.250 is not an IP SAN \\(IP SANs: 10\\.0\\.0\\.12\\)$`, 'm'))
+    assert.match(
+      run.stdout,
+      new RegExp(`^${withoutVip.address} \\(server\\): VIP 192\\.168\\.1\\.250 is not an IP SAN \\(IP SANs: 10\\.0\\.0\\.12\\)$`, 'm'),
+    )
     assert.match(run.stdout, /^To add the VIP on kubeadm: add 192\.168\.1\.250 to apiServer\.certSANs/m)
     assert.match(run.stdout, /^ {2}4\. on each control-plane node in turn/m)
     assert.match(run.stdout, /^ {7}sudo kubeadm init phase certs apiserver --config kubeadm\.yaml$/m)
@@ -78,7 +105,18 @@ describe('karp check-cert --server (binary)', () => {
 
   it('reports unreachable endpoints without failing the others: exit 4, or 3 when none answers', async () => {
     const nothing = `127.0.0.1:${await unusedPort()}`
-    const some = await karp(['check-cert', '--server', withVip.address, '--server', closing.address, '--server', nothing, '--vip', VIP, '--json'])
+    const some = await karp([
+      'check-cert',
+      '--server',
+      withVip.address,
+      '--server',
+      closing.address,
+      '--server',
+      nothing,
+      '--vip',
+      VIP,
+      '--json',
+    ])
     assert.equal(some.exitCode, 4, some.stderr)
     assertMatchesSchema('check-cert', some.json)
     const result = some.json as CheckCertResult
@@ -114,13 +152,28 @@ describe('karp check-cert --server (binary)', () => {
   })
 
   const bad: Array<[string[], RegExp]> = [
-    [['--server', '127.0.0.1:6443'], /^error: --server needs --vip: without cluster access there is no karp install to read the VIP from$/m],
-    [['--server', '127.0.0.1:99999', '--vip', VIP], /^error: invalid --server "127\.0\.0\.1:99999": port must be a whole number from 1 to 65535; /m],
-    [['--server', 'fd00::1:6443:x', '--vip', VIP], /^error: invalid --server "fd00::1:6443:x": expected host\[:port\] with an IPv6 address in brackets/m],
+    [
+      ['--server', '127.0.0.1:6443'],
+      /^error: --server needs --vip: without cluster access there is no karp install to read the VIP from$/m,
+    ],
+    [
+      ['--server', '127.0.0.1:99999', '--vip', VIP],
+      /^error: invalid --server "127\.0\.0\.1:99999": port must be a whole number from 1 to 65535; /m,
+    ],
+    [
+      ['--server', 'fd00::1:6443:x', '--vip', VIP],
+      /^error: invalid --server "fd00::1:6443:x": expected host\[:port\] with an IPv6 address in brackets/m,
+    ],
     [['--server', '127.0.0.1', '--vip', '192.168.1.300'], /^error: invalid --vip "192\.168\.1\.300": expected one IPv4 unicast address/m],
-    [['--server', '127.0.0.1', '--vip', VIP, '--timeout', 'soon'], /^error: invalid --timeout "soon": expected a duration from 1s to 24h such as 90s/m],
+    [
+      ['--server', '127.0.0.1', '--vip', VIP, '--timeout', 'soon'],
+      /^error: invalid --timeout "soon": expected a duration from 1s to 24h such as 90s/m,
+    ],
     [['--server', '127.0.0.1', '--vip', VIP, '--port', '0'], /^error: invalid --port "0": expected a whole number from 1 to 65535$/m],
-    [['--server', '127.0.0.1', '--vip', VIP, '--ca-file', '/nonexistent/ca.crt'], /^error: invalid --ca-file "\/nonexistent\/ca\.crt": cannot read it \(ENOENT\)$/m],
+    [
+      ['--server', '127.0.0.1', '--vip', VIP, '--ca-file', '/nonexistent/ca.crt'],
+      /^error: invalid --ca-file "\/nonexistent\/ca\.crt": cannot read it \(ENOENT\)$/m,
+    ],
   ]
   for (const [args, message] of bad) {
     it(`exits 2 with one clear line for ${JSON.stringify(args.slice(-2))}`, async () => {
@@ -136,7 +189,9 @@ describe('karp check-cert --server (binary)', () => {
     const run = await karp(['check-cert', '--server', withVip.address, '--vip', VIP, '--ca-file', notPem, '--json'])
     assert.equal(run.exitCode, 2)
     assertMatchesSchema('error', run.json)
-    assert.deepEqual(run.json, {error: {message: `invalid --ca-file ${JSON.stringify(notPem)}: no PEM certificate in it; expected PEM CA certificates`, exitCode: 2}})
+    assert.deepEqual(run.json, {
+      error: {message: `invalid --ca-file ${JSON.stringify(notPem)}: no PEM certificate in it; expected PEM CA certificates`, exitCode: 2},
+    })
   })
 
   it('refuses cluster flags beside --server: it asks no cluster', async () => {

@@ -9,10 +9,19 @@ import {detectDistribution, DISTRIBUTIONS, type DistributionId} from '../../src/
 // Nodes as each distribution registers them (labels, annotations and nodeInfo trimmed to what tells them apart).
 function node(
   name: string,
-  {labels = {}, annotations = {}, kubeletVersion = 'v1.31.4', osImage = 'Ubuntu 24.04.1 LTS'}: {labels?: Record<string, string>; annotations?: Record<string, string>; kubeletVersion?: string; osImage?: string},
+  {
+    labels = {},
+    annotations = {},
+    kubeletVersion = 'v1.31.4',
+    osImage = 'Ubuntu 24.04.1 LTS',
+  }: {labels?: Record<string, string>; annotations?: Record<string, string>; kubeletVersion?: string; osImage?: string},
 ): V1Node {
   return {
-    metadata: {name, labels: {'kubernetes.io/hostname': name, ...labels}, annotations: {'node.alpha.kubernetes.io/ttl': '0', ...annotations}},
+    metadata: {
+      name,
+      labels: {'kubernetes.io/hostname': name, ...labels},
+      annotations: {'node.alpha.kubernetes.io/ttl': '0', ...annotations},
+    },
     status: {nodeInfo: {kubeletVersion, osImage} as V1NodeSystemInfo},
   }
 }
@@ -22,7 +31,13 @@ const CP = {'node-role.kubernetes.io/control-plane': 'true'}
 const clusters: Array<[DistributionId, V1Node[], string]> = [
   [
     'k3s',
-    [node('k3s-1', {labels: {...CP, 'node-role.kubernetes.io/master': 'true', 'node.kubernetes.io/instance-type': 'k3s'}, annotations: {'k3s.io/node-args': '["server"]'}, kubeletVersion: 'v1.31.4+k3s1'})],
+    [
+      node('k3s-1', {
+        labels: {...CP, 'node-role.kubernetes.io/master': 'true', 'node.kubernetes.io/instance-type': 'k3s'},
+        annotations: {'k3s.io/node-args': '["server"]'},
+        kubeletVersion: 'v1.31.4+k3s1',
+      }),
+    ],
     'node k3s-1: kubeletVersion v1.31.4+k3s1',
   ],
   [
@@ -39,7 +54,10 @@ const clusters: Array<[DistributionId, V1Node[], string]> = [
   [
     'rke',
     [
-      node('rke-1', {labels: {'node-role.kubernetes.io/controlplane': 'true', 'node-role.kubernetes.io/etcd': 'true'}, annotations: {'rke.cattle.io/internal-ip': '10.0.0.11', 'rke.cattle.io/external-ip': '10.0.0.11'}}),
+      node('rke-1', {
+        labels: {'node-role.kubernetes.io/controlplane': 'true', 'node-role.kubernetes.io/etcd': 'true'},
+        annotations: {'rke.cattle.io/internal-ip': '10.0.0.11', 'rke.cattle.io/external-ip': '10.0.0.11'},
+      }),
     ],
     'node rke-1: annotation rke.cattle.io/internal-ip',
   ],
@@ -47,17 +65,28 @@ const clusters: Array<[DistributionId, V1Node[], string]> = [
     'kubeadm',
     [
       node('w1', {}),
-      node('cp1', {labels: {...CP, 'node.kubernetes.io/exclude-from-external-load-balancers': ''}, annotations: {'kubeadm.alpha.kubernetes.io/cri-socket': 'unix:///run/containerd/containerd.sock'}}),
+      node('cp1', {
+        labels: {...CP, 'node.kubernetes.io/exclude-from-external-load-balancers': ''},
+        annotations: {'kubeadm.alpha.kubernetes.io/cri-socket': 'unix:///run/containerd/containerd.sock'},
+      }),
     ],
     'node cp1: annotation kubeadm.alpha.kubernetes.io/cri-socket',
   ],
-  ['kubeadm', [node('cp1', {labels: {...CP, 'node.kubernetes.io/exclude-from-external-load-balancers': ''}})], 'node cp1: label node.kubernetes.io/exclude-from-external-load-balancers='],
+  [
+    'kubeadm',
+    [node('cp1', {labels: {...CP, 'node.kubernetes.io/exclude-from-external-load-balancers': ''}})],
+    'node cp1: label node.kubernetes.io/exclude-from-external-load-balancers=',
+  ],
   [
     'talos',
     [node('talos-cp-1', {labels: {...CP, 'node.kubernetes.io/exclude-from-external-load-balancers': ''}, osImage: 'Talos (v1.8.3)'})],
     'node talos-cp-1: osImage "Talos (v1.8.3)"',
   ],
-  ['k0s', [node('k0s-worker-1', {labels: {'node.k0sproject.io/role': 'worker'}, kubeletVersion: 'v1.31.3+k0s'})], 'node k0s-worker-1: kubeletVersion v1.31.3+k0s'],
+  [
+    'k0s',
+    [node('k0s-worker-1', {labels: {'node.k0sproject.io/role': 'worker'}, kubeletVersion: 'v1.31.3+k0s'})],
+    'node k0s-worker-1: kubeletVersion v1.31.3+k0s',
+  ],
   ['unknown', [node('n1', {labels: CP})], ''],
   ['unknown', [], ''],
 ]
@@ -84,7 +113,10 @@ describe('sanAdvice', () => {
       assert.equal(advice.distribution, id)
       assert.ok(advice.summary.includes(vip), `${id}: ${advice.summary}`)
       assert.ok(advice.steps.length >= 2, id)
-      assert.ok(advice.steps.some((s) => s.includes(vip)), id)
+      assert.ok(
+        advice.steps.some((s) => s.includes(vip)),
+        id,
+      )
     }
   })
 
@@ -96,7 +128,10 @@ describe('sanAdvice', () => {
 
   it('RKE2 and k3s: tls-san in their own config.yaml, and a restart of their own service', () => {
     const rke2 = sanAdvice('rke2', vip)
-    assert.equal(rke2.summary, 'add 192.168.1.250 to tls-san in /etc/rancher/rke2/config.yaml on every server node, then restart rke2-server')
+    assert.equal(
+      rke2.summary,
+      'add 192.168.1.250 to tls-san in /etc/rancher/rke2/config.yaml on every server node, then restart rke2-server',
+    )
     assert.match(rke2.steps.join('\n'), /tls-san:\n {4}- "192\.168\.1\.250"[\s\S]*sudo systemctl restart rke2-server/)
     const k3s = sanAdvice('k3s', vip)
     assert.match(k3s.steps.join('\n'), /\/etc\/rancher\/k3s\/config\.yaml[\s\S]*sudo systemctl restart k3s\n/)
@@ -113,7 +148,10 @@ describe('sanAdvice', () => {
 
   it('Talos: cluster.apiServer.certSANs, patched on the control-plane nodes given', () => {
     const advice = sanAdvice('talos', vip, {controlPlaneAddresses: ['10.0.0.11', '10.0.0.12']})
-    assert.match(advice.steps[0] ?? '', /^talosctl -n 10\.0\.0\.11,10\.0\.0\.12 patch machineconfig --patch '\{"cluster": \{"apiServer": \{"certSANs": \["192\.168\.1\.250"\]\}\}\}'/)
+    assert.match(
+      advice.steps[0] ?? '',
+      /^talosctl -n 10\.0\.0\.11,10\.0\.0\.12 patch machineconfig --patch '\{"cluster": \{"apiServer": \{"certSANs": \["192\.168\.1\.250"\]\}\}\}'/,
+    )
     assert.match(sanAdvice('talos', vip).steps[0] ?? '', /-n <control-plane node IPs>/)
   })
 

@@ -68,8 +68,14 @@ describe('clusterTargets', () => {
 
   it('lists the VIP, then each control-plane node by name on its InternalIP, IPv4 first, workers left out', () => {
     const nodes = [
-      node('cp2', cp, [['InternalIP', 'fd00::12'], ['InternalIP', '10.0.0.12']]),
-      node('cp1', cp, [['ExternalIP', '203.0.113.1'], ['InternalIP', '10.0.0.11']]),
+      node('cp2', cp, [
+        ['InternalIP', 'fd00::12'],
+        ['InternalIP', '10.0.0.12'],
+      ]),
+      node('cp1', cp, [
+        ['ExternalIP', '203.0.113.1'],
+        ['InternalIP', '10.0.0.11'],
+      ]),
       node('w1', {}, [['InternalIP', '10.0.0.21']]),
       node('cp3', {'node-role.kubernetes.io/master': ''}, [['InternalIP', 'fd00::13']]),
     ]
@@ -88,7 +94,10 @@ describe('clusterTargets', () => {
     const {targets, warnings} = clusterTargets('10.0.0.250', [node('cp1', cp, [['Hostname', 'cp1']])], 443)
     assert.deepEqual(targets, [{role: 'vip', host: '10.0.0.250', port: 443}])
     assert.deepEqual(warnings, ['control-plane node cp1 has no InternalIP; its certificate was not checked'])
-    assert.match(clusterTargets('10.0.0.250', [node('w1', {}, [['InternalIP', '10.0.0.21']])], 6443).warnings[0] ?? '', /^no control-plane node found \(label node-role\.kubernetes\.io\/control-plane, /)
+    assert.match(
+      clusterTargets('10.0.0.250', [node('w1', {}, [['InternalIP', '10.0.0.21']])], 6443).warnings[0] ?? '',
+      /^no control-plane node found \(label node-role\.kubernetes\.io\/control-plane, /,
+    )
   })
 })
 
@@ -102,7 +111,11 @@ describe('chooseInstall', () => {
   })
 
   it('picks one of several by --name and --namespace, and refuses to guess', () => {
-    const installs = [install('karp-system', 'karp', '10.0.0.250'), install('infra', 'karp', '10.0.1.250'), install('infra', 'second', '10.0.1.251')]
+    const installs = [
+      install('karp-system', 'karp', '10.0.0.250'),
+      install('infra', 'karp', '10.0.1.250'),
+      install('infra', 'second', '10.0.1.251'),
+    ]
     assert.equal(chooseInstall(installs, {namespace: 'infra', name: 'second'}).vip, '10.0.1.251')
     assert.equal(chooseInstall(installs, {namespace: 'karp-system'}).vip, '10.0.0.250')
     assert.throws(
@@ -112,12 +125,21 @@ describe('chooseInstall', () => {
         e.message === '2 karp installs found for --name karp: karp-system/karp (VIP 10.0.0.250), infra/karp (VIP 10.0.1.250)' &&
         e.hint === 'choose one with --name and -n/--namespace, or pass --vip',
     )
-    assert.throws(() => chooseInstall(installs, {name: 'nope'}), /^UsageError: no karp install matches --name nope; installed: karp-system\/karp \(VIP 10\.0\.0\.250\), /)
+    assert.throws(
+      () => chooseInstall(installs, {name: 'nope'}),
+      /^UsageError: no karp install matches --name nope; installed: karp-system\/karp \(VIP 10\.0\.0\.250\), /,
+    )
   })
 
   it('says what to do with no install, or one without a VIP', () => {
-    assert.throws(() => chooseInstall([], {}), (e: UsageError) => e.exitCode === 2 && /^no karp install found in the cluster/.test(e.message) && /pass --vip/.test(e.hint ?? ''))
-    assert.throws(() => chooseInstall([install('karp-system', 'karp')], {}), /karp install karp-system\/karp has no karp\.io\/vip annotation/)
+    assert.throws(
+      () => chooseInstall([], {}),
+      (e: UsageError) => e.exitCode === 2 && /^no karp install found in the cluster/.test(e.message) && /pass --vip/.test(e.hint ?? ''),
+    )
+    assert.throws(
+      () => chooseInstall([install('karp-system', 'karp')], {}),
+      /karp install karp-system\/karp has no karp\.io\/vip annotation/,
+    )
   })
 })
 

@@ -15,7 +15,18 @@ describe('karp render (binary)', () => {
     assert.equal(first.exitCode, 0, first.stderr)
     assert.equal(first.stdout, second.stdout)
     const kinds = parseAllDocuments(first.stdout).map((d) => (d.toJS() as {kind: string}).kind)
-    assert.deepEqual(kinds, ['Namespace', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Secret', 'DaemonSet'])
+    assert.deepEqual(kinds, [
+      'Namespace',
+      'ServiceAccount',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
+      'Role',
+      'RoleBinding',
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'Secret',
+      'DaemonSet',
+    ])
   })
 
   it('prints a List for -o json, and the same List with its exit code for --json', async () => {
@@ -45,8 +56,14 @@ describe('karp render (binary)', () => {
     [['--vip', '10.0.0.5', '--vhid', '0'], /^error: invalid --vhid "0": expected a whole number from 1 to 255$/m],
     [['--vip', '10.0.0.5', '--vhid', '256'], /^error: invalid --vhid "256"/m],
     [['--vip', '10.0.0.5', '--vhid', 'ten'], /^error: invalid --vhid "ten"/m],
-    [['--vip', '10.0.0.5', '--password', 'x'.repeat(20)], /^error: invalid --password \(value not shown\): 20 bytes is too long; ucarp accepts at most 19$/m],
-    [['--vip', '10.0.0.5', '--password', 'a\nb'], /^error: invalid --password \(value not shown\): character 2 is not printable ASCII; expected 1 to 19 printable ASCII/m],
+    [
+      ['--vip', '10.0.0.5', '--password', 'x'.repeat(20)],
+      /^error: invalid --password \(value not shown\): 20 bytes is too long; ucarp accepts at most 19$/m,
+    ],
+    [
+      ['--vip', '10.0.0.5', '--password', 'a\nb'],
+      /^error: invalid --password \(value not shown\): character 2 is not printable ASCII; expected 1 to 19 printable ASCII/m,
+    ],
     [['--vip', '10.0.0.5', '--node-selector', 'karp'], /^error: invalid --node-selector "karp": expected key=value/m],
     [['--vip', '10.0.0.5', '--namespace', 'Karp_System'], /^error: invalid --namespace "Karp_System": expected a DNS label/m],
     [[], /^error: missing required flag --vip$/m],
@@ -64,15 +81,20 @@ describe('karp render (binary)', () => {
     const run = await karp(['render', '--vip', 'nope', '--json'])
     assert.equal(run.exitCode, 2)
     assertMatchesSchema('error', run.json)
-    assert.deepEqual(run.json, {error: {message: 'invalid --vip "nope": expected one IPv4 unicast address such as 192.168.1.250 (no prefix length, not IPv6)', exitCode: 2}})
+    assert.deepEqual(run.json, {
+      error: {
+        message: 'invalid --vip "nope": expected one IPv4 unicast address such as 192.168.1.250 (no prefix length, not IPv6)',
+        exitCode: 2,
+      },
+    })
   })
 })
 
-describe('karp render: the namespace is karp\'s only when karp creates it', () => {
-  const kindsOf = (stdout: string) => parseAllDocuments(stdout).map((d) => (d.toJS() as {kind: string; metadata: {namespace?: string}}))
+describe("karp render: the namespace is karp's only when karp creates it", () => {
+  const kindsOf = (stdout: string) => parseAllDocuments(stdout).map((d) => d.toJS() as {kind: string; metadata: {namespace?: string}})
   const base = ['render', '--vip', '192.168.1.250', '--password', 's3cret']
 
-  it('prints the Namespace for karp-system, karp\'s own, but not for a namespace that may exist', async () => {
+  it("prints the Namespace for karp-system, karp's own, but not for a namespace that may exist", async () => {
     const own = await karp(base)
     assert.equal(own.exitCode, 0, own.stderr)
     assert.equal(kindsOf(own.stdout)[0]?.kind, 'Namespace')
@@ -91,13 +113,22 @@ describe('karp render: the namespace is karp\'s only when karp creates it', () =
       const refused = await karp([...base, '-n', ns])
       assert.equal(refused.exitCode, 2)
       assert.equal(refused.stdout, '')
-      assert.match(refused.stderr, new RegExp(`^error: invalid --namespace "${ns}": a system namespace, .*; pass --allow-system-namespace to install there anyway$`, 'm'))
+      assert.match(
+        refused.stderr,
+        new RegExp(
+          `^error: invalid --namespace "${ns}": a system namespace, .*; pass --allow-system-namespace to install there anyway$`,
+          'm',
+        ),
+      )
       const allowed = await karp([...base, '-n', ns, '--allow-system-namespace'])
       assert.equal(allowed.exitCode, 0, allowed.stderr)
       assert.ok(!kindsOf(allowed.stdout).some((o) => o.kind === 'Namespace'))
       const create = await karp([...base, '-n', ns, '--allow-system-namespace', '--create-namespace'])
       assert.equal(create.exitCode, 2)
-      assert.match(create.stderr, new RegExp(`^error: invalid --create-namespace with --namespace "${ns}": a system namespace exists in every cluster`, 'm'))
+      assert.match(
+        create.stderr,
+        new RegExp(`^error: invalid --create-namespace with --namespace "${ns}": a system namespace exists in every cluster`, 'm'),
+      )
     })
   }
 })

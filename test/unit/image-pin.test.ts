@@ -27,14 +27,25 @@ describe('release pin check', () => {
   })
 
   it('refuses a release tag that is not v + the package version', () => {
-    assert.deepEqual(pinProblems(facts({releaseTag: 'v0.3.2'})), ["the release tag is v0.3.2, but package.json's version makes the image tag v0.3.1"])
+    assert.deepEqual(pinProblems(facts({releaseTag: 'v0.3.2'})), [
+      "the release tag is v0.3.2, but package.json's version makes the image tag v0.3.1",
+    ])
     assert.equal(pinProblems(facts({releaseTag: '0.3.1'})).length, 1)
   })
 
   it('refuses a default image without a digest, with another tag or in another repository', () => {
-    assert.match(pinProblems(facts({pinned: 'ghcr.io/karp-vip/karp-agent:v0.3.1'})).join('\n'), /not pinned by digest; the built index is sha256:1{64}/)
-    assert.match(pinProblems(facts({pinned: `ghcr.io/karp-vip/karp-agent:v0.3.0@${BUILT}`})).join('\n'), /has tag v0\.3\.0, the image is tagged v0\.3\.1/)
-    assert.match(pinProblems(facts({pinned: `ghcr.io/someone/karp-agent:v0.3.1@${BUILT}`})).join('\n'), /names ghcr\.io\/someone\/karp-agent, the image is published as ghcr\.io\/karp-vip\/karp-agent/)
+    assert.match(
+      pinProblems(facts({pinned: 'ghcr.io/karp-vip/karp-agent:v0.3.1'})).join('\n'),
+      /not pinned by digest; the built index is sha256:1{64}/,
+    )
+    assert.match(
+      pinProblems(facts({pinned: `ghcr.io/karp-vip/karp-agent:v0.3.0@${BUILT}`})).join('\n'),
+      /has tag v0\.3\.0, the image is tagged v0\.3\.1/,
+    )
+    assert.match(
+      pinProblems(facts({pinned: `ghcr.io/someone/karp-agent:v0.3.1@${BUILT}`})).join('\n'),
+      /names ghcr\.io\/someone\/karp-agent, the image is published as ghcr\.io\/karp-vip\/karp-agent/,
+    )
     assert.match(pinProblems(facts({pinned: 'not a reference'})).join('\n'), /is not an image reference/)
   })
 

@@ -25,7 +25,8 @@ describe('parseImageReference (the distribution reference grammar)', () => {
     ['localhost:5000', {path: 'localhost', tag: '5000'}],
   ]
   for (const [text, parts] of valid) {
-    it(`accepts ${text.length > 70 ? `${text.slice(0, 70)}...` : text}`, () => assert.deepEqual(parseImageReference(text), {ok: true, value: parts}))
+    it(`accepts ${text.length > 70 ? `${text.slice(0, 70)}...` : text}`, () =>
+      assert.deepEqual(parseImageReference(text), {ok: true, value: parts}))
   }
 
   const invalid: Array<[string, RegExp]> = [

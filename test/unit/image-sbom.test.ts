@@ -81,11 +81,13 @@ describe('image SBOM (SPDX 2.3)', () => {
           assert.deepEqual(entry?.checksums, [{algorithm: 'SHA256', checksumValue: pkg.sha256}])
           assert.equal(entry?.licenseDeclared, 'NOASSERTION')
           assert.equal(entry?.downloadLocation, `https://snapshot.debian.org/archive/${pkg.archive}/${lock.snapshot}/${pkg.filename}`)
-          assert.deepEqual(entry?.externalRefs, [{
-            referenceCategory: 'PACKAGE-MANAGER',
-            referenceType: 'purl',
-            referenceLocator: `pkg:deb/debian/${pkg.name}@${pkg.version}?arch=${arch}&distro=debian-12`,
-          }])
+          assert.deepEqual(entry?.externalRefs, [
+            {
+              referenceCategory: 'PACKAGE-MANAGER',
+              referenceType: 'purl',
+              referenceLocator: `pkg:deb/debian/${pkg.name}@${pkg.version}?arch=${arch}&distro=debian-12`,
+            },
+          ])
           assert.ok(contained.includes(entry?.SPDXID ?? ''), `image CONTAINS ${pkg.name}`)
         }
       })
@@ -97,8 +99,14 @@ describe('image SBOM (SPDX 2.3)', () => {
           assert.deepEqual([purl.type, purl.namespace, purl.name, purl.version], ['deb', 'debian', pkg.name, pkg.version], ref)
           assert.deepEqual({...purl.qualifiers}, {arch, distro: 'debian-12'})
         }
-        assert.ok(locked.some((p) => p.version.includes(':')), 'the lock has an epoch version to check')
-        assert.ok(locked.some((p) => p.suite.endsWith('-security')), 'the lock has a security-suite package to check')
+        assert.ok(
+          locked.some((p) => p.version.includes(':')),
+          'the lock has an epoch version to check',
+        )
+        assert.ok(
+          locked.some((p) => p.suite.endsWith('-security')),
+          'the lock has a security-suite package to check',
+        )
       })
 
       it('build-only packages are build dependencies of karp, not contents of the image', () => {
@@ -134,7 +142,13 @@ describe('image SBOM (SPDX 2.3)', () => {
         const karp = doc.packages.find((p) => p.SPDXID === 'SPDXRef-Package-karp')
         assert.equal(karp?.licenseDeclared, 'Apache-2.0')
         assert.equal(karp?.filesAnalyzed, true)
-        const expected = sha('sha1', files.map((f) => sha('sha1', f.data)).sort().join(''))
+        const expected = sha(
+          'sha1',
+          files
+            .map((f) => sha('sha1', f.data))
+            .sort()
+            .join(''),
+        )
         assert.equal(karp?.packageVerificationCode?.packageVerificationCodeValue, expected)
       })
 
@@ -150,7 +164,10 @@ describe('image SBOM (SPDX 2.3)', () => {
         // SPDX: a package whose files are not analysed may contain no files.
         for (const p of doc.packages.filter((p) => !p.filesAnalyzed)) {
           const fileIds = new Set(doc.files.map((f) => f.SPDXID))
-          assert.ok(related(doc, p.SPDXID, 'CONTAINS').every((id) => !fileIds.has(id)), p.SPDXID)
+          assert.ok(
+            related(doc, p.SPDXID, 'CONTAINS').every((id) => !fileIds.has(id)),
+            p.SPDXID,
+          )
         }
       })
     })
@@ -176,18 +193,30 @@ describe('image SBOM (SPDX 2.3)', () => {
 
   it('refuses packages of the other architecture, a digest that is not sha256, and a fractional epoch', () => {
     const amd64 = lockedPackages(lock, 'amd64', definition.packages)
-    assert.throws(() => buildSbom(input('arm64', {packages: amd64})), /arm64 SBOM was given packages of another architecture: base-files \(amd64\)/)
-    assert.throws(() => buildSbom(input('amd64', {image: {name: definition.name, tag: 'v0.1.0', arch: 'amd64', manifestDigest: 'sha256:abc'}})), /sha256:<64 hex>/)
+    assert.throws(
+      () => buildSbom(input('arm64', {packages: amd64})),
+      /arm64 SBOM was given packages of another architecture: base-files \(amd64\)/,
+    )
+    assert.throws(
+      () => buildSbom(input('amd64', {image: {name: definition.name, tag: 'v0.1.0', arch: 'amd64', manifestDigest: 'sha256:abc'}})),
+      /sha256:<64 hex>/,
+    )
     assert.throws(() => buildSbom(input('amd64', {sourceDateEpoch: 1.5})), /whole number of seconds/)
   })
 
   it('refuses static links of a file or package it does not list', () => {
-    assert.throws(() => buildSbom(input('amd64', {staticLinks: {'/usr/bin/other': tlsLinks}})), /\/usr\/bin\/other, which is not among karp's files/)
-    assert.throws(() => buildSbom(input('amd64', {staticLinks: {[tlsPath]: ['libssl3']}})), /libssl3, which is not among the build packages/)
+    assert.throws(
+      () => buildSbom(input('amd64', {staticLinks: {'/usr/bin/other': tlsLinks}})),
+      /\/usr\/bin\/other, which is not among karp's files/,
+    )
+    assert.throws(
+      () => buildSbom(input('amd64', {staticLinks: {[tlsPath]: ['libssl3']}})),
+      /libssl3, which is not among the build packages/,
+    )
   })
 
   it('spells characters SPDX ids do not allow without making two ids equal', () => {
-    const pkg = (name: string): LockedPackage => ({...lockedPackages(lock, 'amd64', ['libc6'])[0] as LockedPackage, name})
+    const pkg = (name: string): LockedPackage => ({...(lockedPackages(lock, 'amd64', ['libc6'])[0] as LockedPackage), name})
     const doc = buildSbom(input('amd64', {packages: [pkg('libstdc++6'), pkg('libstdc--6')], buildPackages: [], staticLinks: {}}))
     const ids = doc.packages.map((p) => p.SPDXID)
     assert.ok(ids.includes('SPDXRef-Package-deb-libstdc-2b--2b-6'), ids.join(' '))

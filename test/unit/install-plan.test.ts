@@ -10,11 +10,24 @@ import type {NodeFacts} from '../../src/lib/install/preflight.js'
 import {CheckFailedError} from '../../src/lib/errors.js'
 import {CREATED_BY_ANNOTATION, DEFAULT_SUBNET_PREFIX, MANAGED_BY, MANAGED_BY_LABEL} from '../../src/lib/constants.js'
 
-const node = (name: string, ip: string): NodeFacts => ({name, labels: {'node-role.kubernetes.io/control-plane': ''}, internalIPv4: [ip], addresses: [ip]})
+const node = (name: string, ip: string): NodeFacts => ({
+  name,
+  labels: {'node-role.kubernetes.io/control-plane': ''},
+  internalIPv4: [ip],
+  addresses: [ip],
+})
 const nodes = [node('cp1', '192.168.1.11'), node('cp2', '192.168.1.12'), node('cp3', '192.168.1.13')]
 const config = (namespace = 'karp-system') => ({...validateVipInput({namespace}).settings, vip: '192.168.1.250', password: 's3cret'})
-const facts = (overrides: Partial<ClusterFacts> = {}): ClusterFacts => ({nodes, installs: [], namespace: null, admissionPolicies: true, ...overrides})
-const namespace = (name: string, labels: Record<string, string> = {}, annotations: Record<string, string> = {}): V1Namespace => ({metadata: {name, labels, annotations}})
+const facts = (overrides: Partial<ClusterFacts> = {}): ClusterFacts => ({
+  nodes,
+  installs: [],
+  namespace: null,
+  admissionPolicies: true,
+  ...overrides,
+})
+const namespace = (name: string, labels: Record<string, string> = {}, annotations: Record<string, string> = {}): V1Namespace => ({
+  metadata: {name, labels, annotations},
+})
 
 describe('planInstall: the namespace', () => {
   it('creates a namespace that does not exist, and leaves out one that does, whatever its labels', () => {
@@ -34,7 +47,13 @@ describe('planInstall: the namespace', () => {
   it('refuses an existing namespace whose Pod Security level rejects the agent, with the kubectl command', () => {
     for (const level of ['baseline', 'restricted']) {
       assert.throws(
-        () => planInstall(config('team'), 'flag', facts({namespace: namespace('team', {'pod-security.kubernetes.io/enforce': level})}), DEFAULT_SUBNET_PREFIX),
+        () =>
+          planInstall(
+            config('team'),
+            'flag',
+            facts({namespace: namespace('team', {'pod-security.kubernetes.io/enforce': level})}),
+            DEFAULT_SUBNET_PREFIX,
+          ),
         (error: Error) =>
           error instanceof CheckFailedError &&
           error.message ===
@@ -48,7 +67,7 @@ describe('planInstall: the namespace', () => {
     assert.equal(podSecurityProblem(namespace('team', {'pod-security.kubernetes.io/warn': 'restricted'})), undefined)
   })
 
-  it('deletes on uninstall only what it created: the annotation, not karp\'s labels', () => {
+  it("deletes on uninstall only what it created: the annotation, not karp's labels", () => {
     assert.equal(isCreatedByKarp(namespace('x', {}, {[CREATED_BY_ANNOTATION]: MANAGED_BY})), true)
     assert.equal(isCreatedByKarp(namespace('x', {[MANAGED_BY_LABEL]: MANAGED_BY})), false)
     assert.equal(isCreatedByKarp(null), false)
@@ -72,30 +91,49 @@ describe('planInstall: the namespace', () => {
 describe('planInstall: clusters without ValidatingAdmissionPolicy (before 1.30)', () => {
   it('leaves the policy out, says what the token can still do, and asks for no permission on it', () => {
     const plan = planInstall(config(), 'flag', facts({admissionPolicies: false}), DEFAULT_SUBNET_PREFIX)
-    assert.deepEqual(plan.objects.map((o) => o.kind), ['Namespace', 'ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Secret', 'DaemonSet'])
-    assert.match(plan.warnings.join('\n'), /no ValidatingAdmissionPolicy \(Kubernetes before 1\.30\): the agent's token still cannot change any pod's spec or read anything, but it can patch the status, labels and annotations of any pod in namespace karp-system, not only its own; upgrade to 1\.30 or newer/)
+    assert.deepEqual(
+      plan.objects.map((o) => o.kind),
+      ['Namespace', 'ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Secret', 'DaemonSet'],
+    )
+    assert.match(
+      plan.warnings.join('\n'),
+      /no ValidatingAdmissionPolicy \(Kubernetes before 1\.30\): the agent's token still cannot change any pod's spec or read anything, but it can patch the status, labels and annotations of any pod in namespace karp-system, not only its own; upgrade to 1\.30 or newer/,
+    )
     assert.ok(!installPermissionNeeds('karp-system', false).some((n) => n.group === 'admissionregistration.k8s.io'))
   })
 
   it('asks permission for the cluster-wide ClusterRole and its binding, on every cluster', () => {
     for (const admissionPolicies of [false, true]) {
       const needs = installPermissionNeeds('karp-system', admissionPolicies).filter((n) => n.resource.startsWith('clusterrole'))
-      assert.deepEqual(needs.map((n) => [n.verb, n.group, n.resource, n.namespace]), [
-        ['create', 'rbac.authorization.k8s.io', 'clusterroles', undefined], ['patch', 'rbac.authorization.k8s.io', 'clusterroles', undefined],
-        ['create', 'rbac.authorization.k8s.io', 'clusterrolebindings', undefined], ['patch', 'rbac.authorization.k8s.io', 'clusterrolebindings', undefined],
-      ])
+      assert.deepEqual(
+        needs.map((n) => [n.verb, n.group, n.resource, n.namespace]),
+        [
+          ['create', 'rbac.authorization.k8s.io', 'clusterroles', undefined],
+          ['patch', 'rbac.authorization.k8s.io', 'clusterroles', undefined],
+          ['create', 'rbac.authorization.k8s.io', 'clusterrolebindings', undefined],
+          ['patch', 'rbac.authorization.k8s.io', 'clusterrolebindings', undefined],
+        ],
+      )
     }
   })
 
   it('ships and asks permission for the policy where the API server has it', () => {
     const plan = planInstall(config(), 'flag', facts(), DEFAULT_SUBNET_PREFIX)
-    assert.deepEqual(plan.objects.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy')).map((o) => o.metadata.name), ['karp-agent.karp-system.karp', 'karp-agent.karp-system.karp'])
+    assert.deepEqual(
+      plan.objects.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy')).map((o) => o.metadata.name),
+      ['karp-agent.karp-system.karp', 'karp-agent.karp-system.karp'],
+    )
     assert.deepEqual(plan.warnings, [])
     const needs = installPermissionNeeds('karp-system', true).filter((n) => n.group === 'admissionregistration.k8s.io')
-    assert.deepEqual(needs.map((n) => [n.verb, n.resource, n.namespace]), [
-      ['create', 'validatingadmissionpolicies', undefined], ['patch', 'validatingadmissionpolicies', undefined],
-      ['create', 'validatingadmissionpolicybindings', undefined], ['patch', 'validatingadmissionpolicybindings', undefined],
-    ])
+    assert.deepEqual(
+      needs.map((n) => [n.verb, n.resource, n.namespace]),
+      [
+        ['create', 'validatingadmissionpolicies', undefined],
+        ['patch', 'validatingadmissionpolicies', undefined],
+        ['create', 'validatingadmissionpolicybindings', undefined],
+        ['patch', 'validatingadmissionpolicybindings', undefined],
+      ],
+    )
   })
 })
 
@@ -103,9 +141,23 @@ describe('install: what it asks and in which order it applies', () => {
   it('asks for every read it makes and a create and a patch of each kind, nothing it does not do', () => {
     const needs = installPermissionNeeds('team', true).map((n) => `${n.verb} ${n.resource}${n.namespace ? ` in ${n.namespace}` : ''}`)
     const writes = ['create', 'patch'].flatMap((verb) =>
-      ['namespaces', 'serviceaccounts in team', 'roles in team', 'rolebindings in team', 'clusterroles', 'clusterrolebindings', 'secrets in team', 'daemonsets in team', 'validatingadmissionpolicies', 'validatingadmissionpolicybindings'].map((r) => `${verb} ${r}`),
+      [
+        'namespaces',
+        'serviceaccounts in team',
+        'roles in team',
+        'rolebindings in team',
+        'clusterroles',
+        'clusterrolebindings',
+        'secrets in team',
+        'daemonsets in team',
+        'validatingadmissionpolicies',
+        'validatingadmissionpolicybindings',
+      ].map((r) => `${verb} ${r}`),
     )
-    assert.deepEqual([...needs].sort(), [...writes, 'list nodes', 'list daemonsets', 'get namespaces', 'get secrets in team', 'get daemonsets in team'].sort())
+    assert.deepEqual(
+      [...needs].sort(),
+      [...writes, 'list nodes', 'list daemonsets', 'get namespaces', 'get secrets in team', 'get daemonsets in team'].sort(),
+    )
   })
 
   it('applies the admission policy before any permission it confines, and the DaemonSet after everything', () => {
@@ -115,7 +167,8 @@ describe('install: what it asks and in which order it applies', () => {
       assert.ok((wave[rbac] as number) > (wave.ValidatingAdmissionPolicy as number), rbac)
       assert.ok((wave[rbac] as number) > (wave.ValidatingAdmissionPolicyBinding as number), rbac)
     }
-    for (const kind of plan.objects.map((o) => o.kind).filter((k) => k !== 'DaemonSet')) assert.ok((wave.DaemonSet as number) > (wave[kind] as number), kind)
+    for (const kind of plan.objects.map((o) => o.kind).filter((k) => k !== 'DaemonSet'))
+      assert.ok((wave.DaemonSet as number) > (wave[kind] as number), kind)
     assert.equal(wave.Secret, wave.ServiceAccount)
   })
 })

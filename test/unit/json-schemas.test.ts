@@ -12,7 +12,9 @@ import {statusFromSnapshot} from '../../src/lib/status/status.js'
 import {unusedPort} from '../helpers/certs.js'
 import {SCHEMA_DIR, type SchemaName, schemaFile, schemaProblems} from '../helpers/json-schema.js'
 
-const manifest = JSON.parse(readFileSync(new URL('../../oclif.manifest.json', import.meta.url), 'utf8')) as {commands: Record<string, {flags: Record<string, unknown>}>}
+const manifest = JSON.parse(readFileSync(new URL('../../oclif.manifest.json', import.meta.url), 'utf8')) as {
+  commands: Record<string, {flags: Record<string, unknown>}>
+}
 
 type Json = Record<string, unknown>
 /** Each object schema of a schema document, with where it is. */
@@ -26,7 +28,9 @@ describe('schemas/', () => {
   const files = readdirSync(SCHEMA_DIR).sort()
 
   it('has a schema for every command with --json, the error shape, and nothing else', () => {
-    const commands = Object.entries(manifest.commands).filter(([, command]) => 'json' in command.flags).map(([id]) => id.replaceAll(':', ' '))
+    const commands = Object.entries(manifest.commands)
+      .filter(([, command]) => 'json' in command.flags)
+      .map(([id]) => id.replaceAll(':', ' '))
     assert.ok(commands.length >= 6, `commands with --json: ${commands.join(', ')}`)
     assert.deepEqual(files, [...commands, 'error'].map(schemaFile).sort())
   })
@@ -48,8 +52,15 @@ describe('schemas/', () => {
 
 describe('the schemas refuse a changed output', () => {
   // Real results to change: an endpoint nothing listens on (exit 3), and a cluster without karp (exit 4).
-  const checkCert = async () => runCertCheck(planServerCheck({vip: '192.0.2.10', servers: [{host: '127.0.0.1', port: await unusedPort()}]}), {timeoutMs: 2000})
-  const status = () => statusFromSnapshot({daemonSets: [], pods: [], nodes: [], events: []}, {contextName: 'c', server: 'https://127.0.0.1:6443'}, {probe: false, timeoutMs: 1000}, new Date())
+  const checkCert = async () =>
+    runCertCheck(planServerCheck({vip: '192.0.2.10', servers: [{host: '127.0.0.1', port: await unusedPort()}]}), {timeoutMs: 2000})
+  const status = () =>
+    statusFromSnapshot(
+      {daemonSets: [], pods: [], nodes: [], events: []},
+      {contextName: 'c', server: 'https://127.0.0.1:6443'},
+      {probe: false, timeoutMs: 1000},
+      new Date(),
+    )
 
   const changes: Array<[string, (r: Json) => void]> = [
     ['a property no schema names', (r) => (r.extra = true)],
@@ -81,7 +92,15 @@ describe('the schemas refuse a changed output', () => {
       ['error kind', (r) => ((endpoint(r).error as Json).kind = 'ECONNREFUSED')],
       ['missing port', (r) => delete endpoint(r).port],
       ['extra in error', (r) => ((endpoint(r).error as Json).code = 'ECONNREFUSED')],
-      ['check state', (r) => (endpoint(r).checks = {vipSan: {status: 'fail', state: 'EXPIRED', message: ''}, validity: {status: 'pass', state: 'valid', message: ''}, trust: {status: 'skip', state: 'no-ca', message: ''}})],
+      [
+        'check state',
+        (r) =>
+          (endpoint(r).checks = {
+            vipSan: {status: 'fail', state: 'EXPIRED', message: ''},
+            validity: {status: 'pass', state: 'valid', message: ''},
+            trust: {status: 'skip', state: 'no-ca', message: ''},
+          }),
+      ],
     ]
     const result = await checkCert()
     for (const [what, change] of deep) {

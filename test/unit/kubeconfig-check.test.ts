@@ -59,23 +59,37 @@ describe('rewrite: certificate check before writing (real TLS server on loopback
   it('refuses (exit 4) when the VIP is not an IP SAN, with the advice for the distribution its nodes show; nothing written', async () => {
     const server = await serve([withoutVip, ca])
     // The nodes are listed through the context: its server is an API server on loopback with one k3s node.
-    const nodes = {kind: 'NodeList', apiVersion: 'v1', metadata: {}, items: [{metadata: {name: 'cp1'}, status: {nodeInfo: {kubeletVersion: 'v1.33.1+k3s1'}}}]}
-    const api = await startApiServer({certPem: withVip.certPem + ca.certPem, keyPem: withVip.key.privatePem, routes: {'/api/v1/nodes': nodes}})
+    const nodes = {
+      kind: 'NodeList',
+      apiVersion: 'v1',
+      metadata: {},
+      items: [{metadata: {name: 'cp1'}, status: {nodeInfo: {kubeletVersion: 'v1.33.1+k3s1'}}}],
+    }
+    const api = await startApiServer({
+      certPem: withVip.certPem + ca.certPem,
+      keyPem: withVip.key.privatePem,
+      routes: {'/api/v1/nodes': nodes},
+    })
     apis.push(api)
-    const {dir, file} = kubeconfigFile(loopbackKubeconfig({server: `https://127.0.0.1:${api.port}`, caPem: ca.certPem, token: 'nodes-token'}))
+    const {dir, file} = kubeconfigFile(
+      loopbackKubeconfig({server: `https://127.0.0.1:${api.port}`, caPem: ca.certPem, token: 'nodes-token'}),
+    )
     const original = readFileSync(file, 'utf8')
     const error = await rejects(
       run(file, server),
       ExitCode.checkFailed,
       /^the certificate served at 127\.0\.0\.1:(\d+) would be refused by kubectl for https:\/\/127\.0\.0\.1:\1: VIP 127\.0\.0\.1 is only a DNS SAN; .*\(IP SANs: 10\.0\.0\.11\); nothing was changed$/,
     )
-    assert.match(error.hint ?? '', /^add 127\.0\.0\.1 to tls-san in \/etc\/rancher\/k3s\/config\.yaml on every server node, then restart k3s; then run karp check-cert \(--force writes the kubeconfig anyway\)$/)
-    assert.deepEqual(api.authorizations, ['Bearer nodes-token'], 'the nodes were listed with the context\'s credentials')
+    assert.match(
+      error.hint ?? '',
+      /^add 127\.0\.0\.1 to tls-san in \/etc\/rancher\/k3s\/config\.yaml on every server node, then restart k3s; then run karp check-cert \(--force writes the kubeconfig anyway\)$/,
+    )
+    assert.deepEqual(api.authorizations, ['Bearer nodes-token'], "the nodes were listed with the context's credentials")
     assert.equal(readFileSync(file, 'utf8'), original)
     assert.deepEqual(strayFiles(dir, ['config']), [])
   })
 
-  it('goes ahead when the VIP is an IP SAN and the chain verifies against the kubeconfig\'s CA', async () => {
+  it("goes ahead when the VIP is an IP SAN and the chain verifies against the kubeconfig's CA", async () => {
     const server = await serve([withVip, ca])
     const {file} = kubeconfigFile(loopbackKubeconfig({server: elsewhere(server), caPem: ca.certPem}))
     const result = await run(file, server)
@@ -96,7 +110,7 @@ describe('rewrite: certificate check before writing (real TLS server on loopback
     assert.equal((await run(file, server)).changed, true)
   })
 
-  it('refuses a chain that does not lead to the kubeconfig\'s CA', async () => {
+  it("refuses a chain that does not lead to the kubeconfig's CA", async () => {
     const server = await serve([withVip, ca])
     const {file} = kubeconfigFile(loopbackKubeconfig({server: elsewhere(server), caPem: otherCa.certPem}))
     const error = await rejects(run(file, server), ExitCode.checkFailed, /would be refused by kubectl .*: not trusted: /)
@@ -105,12 +119,16 @@ describe('rewrite: certificate check before writing (real TLS server on loopback
 
   it('only warns when the cluster verifies against tls-server-name or skips verification', async () => {
     const server = await serve([withoutVip, ca])
-    const named = kubeconfigFile(loopbackKubeconfig({server: elsewhere(server), caPem: ca.certPem, extra: '\n    tls-server-name: kubernetes'}))
+    const named = kubeconfigFile(
+      loopbackKubeconfig({server: elsewhere(server), caPem: ca.certPem, extra: '\n    tls-server-name: kubernetes'}),
+    )
     const result = await run(named.file, server)
     assertMatchesSchema('kubeconfig rewrite', result)
     assert.match(result.warnings.join('\n'), /is not an IP SAN|only a DNS SAN/)
     assert.match(result.warnings.join('\n'), /accepted: cluster "test" verifies the certificate against tls-server-name kubernetes/)
-    const insecure = kubeconfigFile(loopbackKubeconfig({server: elsewhere(server), caPem: otherCa.certPem, extra: '\n    insecure-skip-tls-verify: true'}))
+    const insecure = kubeconfigFile(
+      loopbackKubeconfig({server: elsewhere(server), caPem: otherCa.certPem, extra: '\n    insecure-skip-tls-verify: true'}),
+    )
     const second = await run(insecure.file, server)
     assert.equal(second.changed, true)
     assert.match(second.warnings.join('\n'), /accepted: cluster "test" sets insecure-skip-tls-verify/)
@@ -156,7 +174,7 @@ describe('rewrite: verify through the new URL, restore when it does not answer',
   // The file points at localhost:1 (never dialled); the "VIP" is 127.0.0.1 on the test server's port.
   const kubeconfig = () => kubeconfigFile(loopbackKubeconfig({server: 'https://localhost:1', caPem: ca.certPem, token: 'verify-token'}))
 
-  it('checks the certificate, writes, and GET /version answers with the context\'s token', async () => {
+  it("checks the certificate, writes, and GET /version answers with the context's token", async () => {
     const server = await api()
     const {dir, file} = kubeconfig()
     const original = readFileSync(file, 'utf8')
@@ -195,7 +213,7 @@ describe('rewrite: verify through the new URL, restore when it does not answer',
     assert.deepEqual(readFileSync(file), original)
   })
 
-  it('refuses to restore over someone else\'s later write, and says where the original is', async () => {
+  it("refuses to restore over someone else's later write, and says where the original is", async () => {
     const {file} = kubeconfig()
     const theirs = 'apiVersion: v1\n# someone else wrote this after karp\n'
     // While the API server is asked through the new URL, another program writes the file; then it refuses.
@@ -222,9 +240,14 @@ describe('rewrite without --vip: the karp install found through the context', ()
   const apis: ApiServer[] = []
   after(async () => Promise.all(apis.map((s) => s.close())))
 
-  it('takes the VIP and api port of the one karp install the context\'s API server lists; --port wins over the install\'s port', async () => {
+  it("takes the VIP and api port of the one karp install the context's API server lists; --port wins over the install's port", async () => {
     const karpDaemonSet = {
-      metadata: {name: 'karp', namespace: 'karp-system', labels: {'app.kubernetes.io/name': 'karp'}, annotations: {'karp.io/vip': '10.30.0.250', 'karp.io/vhid': '10', 'karp.io/api-port': '8443'}},
+      metadata: {
+        name: 'karp',
+        namespace: 'karp-system',
+        labels: {'app.kubernetes.io/name': 'karp'},
+        annotations: {'karp.io/vip': '10.30.0.250', 'karp.io/vhid': '10', 'karp.io/api-port': '8443'},
+      },
     }
     const api = await startApiServer({
       certPem: withVip.certPem + ca.certPem,
@@ -237,11 +260,14 @@ describe('rewrite without --vip: the karp install found through the context', ()
     // --force and --no-verify: the VIP found is a private address nothing here may dial.
     const options = {kubeconfig: file, force: true, verify: false, env: {}, timeoutMs: 5000, progress: (m: string) => progress.push(m)}
     const result = await rewriteKubeconfig({...options, dryRun: true})
-    assert.deepEqual(api.authorizations, ['Bearer install-token'], 'asked with the context\'s credentials')
+    assert.deepEqual(api.authorizations, ['Bearer install-token'], "asked with the context's credentials")
     assert.equal(result.newServer, 'https://10.30.0.250:8443')
     assert.match(result.warnings.join('\n'), new RegExp(`the port changes from ${api.port} to 8443`))
-    assert.deepEqual(progress.slice(0, 2), [`finding the VIP of the karp install through https://127.0.0.1:${api.port}`, 'VIP 10.30.0.250 from karp install karp-system/karp'])
+    assert.deepEqual(progress.slice(0, 2), [
+      `finding the VIP of the karp install through https://127.0.0.1:${api.port}`,
+      'VIP 10.30.0.250 from karp install karp-system/karp',
+    ])
     const explicit = await rewriteKubeconfig({...options, port: 6443, dryRun: true})
-    assert.equal(explicit.newServer, 'https://10.30.0.250:6443', '--port wins over the install\'s port')
+    assert.equal(explicit.newServer, 'https://10.30.0.250:6443', "--port wins over the install's port")
   })
 })

@@ -43,7 +43,16 @@ describe('karp kubeconfig rewrite (binary)', () => {
 
   it('--dry-run prints the unified diff on stdout and writes nothing', async () => {
     const t = tempCopies('hand-written.yaml')
-    const run = await karp(['kubeconfig', 'rewrite', '--kubeconfig', t.path('hand-written.yaml'), '--context', 'edge', ...OFFLINE, '--dry-run'])
+    const run = await karp([
+      'kubeconfig',
+      'rewrite',
+      '--kubeconfig',
+      t.path('hand-written.yaml'),
+      '--context',
+      'edge',
+      ...OFFLINE,
+      '--dry-run',
+    ])
     assert.equal(run.exitCode, 0, run.stderr)
     assert.match(run.stdout, /^- {6}server: "https:\/\/\[fd00:10::11\]:6443"$/m)
     assert.match(run.stdout, /^\+ {6}server: "https:\/\/192\.168\.1\.250:6443"$/m)
@@ -56,7 +65,10 @@ describe('karp kubeconfig rewrite (binary)', () => {
     const t = tempCopies('k3s.yaml')
     const first = await karp(['kubeconfig', 'rewrite', '--kubeconfig', t.path('k3s.yaml'), ...OFFLINE])
     assert.equal(first.exitCode, 0, first.stderr)
-    assert.match(first.stderr, /changed the server of cluster default \(context default\) from https:\/\/127\.0\.0\.1:6443 to https:\/\/192\.168\.1\.250:6443/)
+    assert.match(
+      first.stderr,
+      /changed the server of cluster default \(context default\) from https:\/\/127\.0\.0\.1:6443 to https:\/\/192\.168\.1\.250:6443/,
+    )
     assert.match(first.stderr, /^to undo: cp \S+k3s\.yaml\.karp-backup-\d{8}T\d{6}Z \S+k3s\.yaml$/m)
     const second = await karp(['kubeconfig', 'rewrite', '--kubeconfig', t.path('k3s.yaml'), ...OFFLINE])
     assert.equal(second.exitCode, 0)
@@ -66,21 +78,46 @@ describe('karp kubeconfig rewrite (binary)', () => {
   it('--new-context through KUBECONFIG with several files', async () => {
     const t = tempCopies('k3s.yaml', 'kubeadm-admin.conf')
     const KUBECONFIG = [t.path('kubeadm-admin.conf'), t.path('k3s.yaml')].join(':')
-    const run = await karp(['kubeconfig', 'rewrite', '--context', 'default', '--new-context', 'k3s-vip', ...OFFLINE, '--json'], {env: {KUBECONFIG}})
+    const run = await karp(['kubeconfig', 'rewrite', '--context', 'default', '--new-context', 'k3s-vip', ...OFFLINE, '--json'], {
+      env: {KUBECONFIG},
+    })
     assert.equal(run.exitCode, 0, run.stderr)
     assertMatchesSchema('kubeconfig rewrite', run.json)
     const result = run.json as KubeconfigRewriteResult
-    assert.deepEqual([result.file, result.context, result.basedOn], [t.path('k3s.yaml'), 'k3s-vip', {context: 'default', cluster: 'default'}])
+    assert.deepEqual(
+      [result.file, result.context, result.basedOn],
+      [t.path('k3s.yaml'), 'k3s-vip', {context: 'default', cluster: 'default'}],
+    )
     assert.equal(readFileSync(t.path('kubeadm-admin.conf'), 'utf8'), fixtureText('kubeadm-admin.conf'))
     assert.deepEqual(changedLines(fixtureText('k3s.yaml'), readFileSync(t.path('k3s.yaml'), 'utf8')).removed, [])
   })
 
   const failures: Array<[string, (dir: string) => string[], RegExp]> = [
-    ['an unknown context', (d) => ['--kubeconfig', join(d, 'hand-written.yaml'), '--context', 'stage', ...OFFLINE], /^error: invalid --context "stage": no such context in \S+; contexts: "lab", "lab-readonly", "edge", "prod"$/m],
-    ['a loopback --vip', (d) => ['--kubeconfig', join(d, 'hand-written.yaml'), '--vip', '127.0.0.1'], /^error: invalid --vip "127\.0\.0\.1": loopback addresses cannot be a VIP/m],
-    ['a bad --port', (d) => ['--kubeconfig', join(d, 'hand-written.yaml'), '--vip', VIP, '--port', '70000'], /^error: invalid --port "70000": expected a whole number from 1 to 65535$/m],
-    ['a malformed file', (d) => (writeFileSync(join(d, 'bad'), 'clusters:\n  - name: a\n - name: b\n'), ['--kubeconfig', join(d, 'bad'), ...OFFLINE]), /^error: kubeconfig \S+bad is not valid YAML: /m],
-    ['a read-only file', (d) => (chmodSync(join(d, 'hand-written.yaml'), 0o444), ['--kubeconfig', join(d, 'hand-written.yaml'), ...OFFLINE]), /^error: kubeconfig \S+ is read-only \(mode 0444\); nothing was changed$/m],
+    [
+      'an unknown context',
+      (d) => ['--kubeconfig', join(d, 'hand-written.yaml'), '--context', 'stage', ...OFFLINE],
+      /^error: invalid --context "stage": no such context in \S+; contexts: "lab", "lab-readonly", "edge", "prod"$/m,
+    ],
+    [
+      'a loopback --vip',
+      (d) => ['--kubeconfig', join(d, 'hand-written.yaml'), '--vip', '127.0.0.1'],
+      /^error: invalid --vip "127\.0\.0\.1": loopback addresses cannot be a VIP/m,
+    ],
+    [
+      'a bad --port',
+      (d) => ['--kubeconfig', join(d, 'hand-written.yaml'), '--vip', VIP, '--port', '70000'],
+      /^error: invalid --port "70000": expected a whole number from 1 to 65535$/m,
+    ],
+    [
+      'a malformed file',
+      (d) => (writeFileSync(join(d, 'bad'), 'clusters:\n  - name: a\n - name: b\n'), ['--kubeconfig', join(d, 'bad'), ...OFFLINE]),
+      /^error: kubeconfig \S+bad is not valid YAML: /m,
+    ],
+    [
+      'a read-only file',
+      (d) => (chmodSync(join(d, 'hand-written.yaml'), 0o444), ['--kubeconfig', join(d, 'hand-written.yaml'), ...OFFLINE]),
+      /^error: kubeconfig \S+ is read-only \(mode 0444\); nothing was changed$/m,
+    ],
   ]
   for (const [what, args, message] of failures) {
     it(`exits 2 with one clear line for ${what}, changing nothing`, async () => {
@@ -94,7 +131,16 @@ describe('karp kubeconfig rewrite (binary)', () => {
 
   it('puts the error and its exit code in the JSON result under --json', async () => {
     const t = tempCopies('hand-written.yaml')
-    const run = await karp(['kubeconfig', 'rewrite', '--kubeconfig', t.path('hand-written.yaml'), '--context', 'nope', ...OFFLINE, '--json'])
+    const run = await karp([
+      'kubeconfig',
+      'rewrite',
+      '--kubeconfig',
+      t.path('hand-written.yaml'),
+      '--context',
+      'nope',
+      ...OFFLINE,
+      '--json',
+    ])
     assert.equal(run.exitCode, 2)
     assertMatchesSchema('error', run.json)
     const {error} = run.json as {error: {message: string; exitCode: number}}
@@ -117,11 +163,29 @@ describe('karp kubeconfig rewrite on a read-only mount (binary, unshare -m)', {s
   it('refuses with a clear error and changes nothing', async () => {
     const t = tempCopies('k3s.yaml')
     const script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" "$1" && shift && exec "$@"'
-    const run = await execa('unshare', ['-m', 'sh', '-c', script, 'sh', t.dir, process.execPath, RUN, 'kubeconfig', 'rewrite', '--kubeconfig', t.path('k3s.yaml'), ...OFFLINE], {
-      reject: false,
-      stdin: 'ignore',
-      env: {NO_COLOR: '1'},
-    })
+    const run = await execa(
+      'unshare',
+      [
+        '-m',
+        'sh',
+        '-c',
+        script,
+        'sh',
+        t.dir,
+        process.execPath,
+        RUN,
+        'kubeconfig',
+        'rewrite',
+        '--kubeconfig',
+        t.path('k3s.yaml'),
+        ...OFFLINE,
+      ],
+      {
+        reject: false,
+        stdin: 'ignore',
+        env: {NO_COLOR: '1'},
+      },
+    )
     assert.equal(run.exitCode, 2, run.stderr)
     assert.match(run.stderr, /^error: kubeconfig \S+k3s\.yaml is not writable \(EROFS\); nothing was changed$/m)
     assert.equal(readFileSync(t.path('k3s.yaml'), 'utf8'), fixtureText('k3s.yaml'))
@@ -164,12 +228,33 @@ createServer({cert: readFileSync(dir + '/tls.crt'), key: readFileSync(dir + '/tl
       'for i in $(seq 100); do [ -e "$1/ready" ] && break; sleep 0.05; done',
       'shift 4; "$@"; code=$?; kill $server; exit $code',
     ].join('\n')
-    const run = await execa('unshare', ['-n', 'sh', '-c', script, 'sh', dir, NETNS_VIP, process.execPath, String(status), process.execPath, RUN, 'kubeconfig', 'rewrite', '--kubeconfig', file, ...args], {
-      reject: false,
-      stdin: 'ignore',
-      env: {NO_COLOR: '1'},
-      timeout: 60_000,
-    })
+    const run = await execa(
+      'unshare',
+      [
+        '-n',
+        'sh',
+        '-c',
+        script,
+        'sh',
+        dir,
+        NETNS_VIP,
+        process.execPath,
+        String(status),
+        process.execPath,
+        RUN,
+        'kubeconfig',
+        'rewrite',
+        '--kubeconfig',
+        file,
+        ...args,
+      ],
+      {
+        reject: false,
+        stdin: 'ignore',
+        env: {NO_COLOR: '1'},
+        timeout: 60_000,
+      },
+    )
     return {run, file}
   }
 
@@ -177,8 +262,14 @@ createServer({cert: readFileSync(dir + '/tls.crt'), key: readFileSync(dir + '/tl
     const cert = makeCertificate({commonName: 'kube-apiserver', key: testKey('netns', 'ec'), issuer: ca, ipSans: ['10.0.0.11']})
     const {run, file} = await inNetns(cert, 200, ['--vip', NETNS_VIP, '--port', '6443', '--timeout', '5s'])
     assert.equal(run.exitCode, 4, run.stderr)
-    assert.match(run.stderr, /^error: the certificate served at 10\.254\.254\.10:6443 would be refused by kubectl for https:\/\/10\.254\.254\.10:6443: VIP 10\.254\.254\.10 is not an IP SAN \(IP SANs: 10\.0\.0\.11\); nothing was changed$/m)
-    assert.match(run.stderr, /^hint: add 10\.254\.254\.10 as an IP Subject Alternative Name to the serving certificate of every API server; then run karp check-cert/m)
+    assert.match(
+      run.stderr,
+      /^error: the certificate served at 10\.254\.254\.10:6443 would be refused by kubectl for https:\/\/10\.254\.254\.10:6443: VIP 10\.254\.254\.10 is not an IP SAN \(IP SANs: 10\.0\.0\.11\); nothing was changed$/m,
+    )
+    assert.match(
+      run.stderr,
+      /^hint: add 10\.254\.254\.10 as an IP Subject Alternative Name to the serving certificate of every API server; then run karp check-cert/m,
+    )
     assert.match(readFileSync(file, 'utf8'), /server: https:\/\/127\.0\.0\.1:1$/m)
   })
 
@@ -196,7 +287,10 @@ createServer({cert: readFileSync(dir + '/tls.crt'), key: readFileSync(dir + '/tl
     const cert = makeCertificate({commonName: 'kube-apiserver', key: testKey('netns', 'ec'), issuer: ca, ipSans: [NETNS_VIP]})
     const {run, file} = await inNetns(cert, 503, ['--vip', NETNS_VIP, '--port', '6443'])
     assert.equal(run.exitCode, 3, run.stderr)
-    assert.match(run.stderr, /^error: the API server did not answer through https:\/\/10\.254\.254\.10:6443 \(GET https:\/\/10\.254\.254\.10:6443\/version answered HTTP 503: unavailable\); \S+ was restored to its original content$/m)
+    assert.match(
+      run.stderr,
+      /^error: the API server did not answer through https:\/\/10\.254\.254\.10:6443 \(GET https:\/\/10\.254\.254\.10:6443\/version answered HTTP 503: unavailable\); \S+ was restored to its original content$/m,
+    )
     assert.match(readFileSync(file, 'utf8'), /server: https:\/\/127\.0\.0\.1:1$/m)
     assert.deepEqual(
       strayFiles(dir, []).filter((f) => f.startsWith(basename(file)) && f !== basename(file)),

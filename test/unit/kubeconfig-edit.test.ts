@@ -4,7 +4,13 @@ import {describe, it} from 'node:test'
 import {parse} from 'yaml'
 
 import {ExitCode, UsageError} from '../../src/lib/errors.js'
-import {addClusterAndContext, assertOnlyChange, EditBugError, renderScalar, setClusterServer} from '../../src/lib/kubeconfig/document-edit.js'
+import {
+  addClusterAndContext,
+  assertOnlyChange,
+  EditBugError,
+  renderScalar,
+  setClusterServer,
+} from '../../src/lib/kubeconfig/document-edit.js'
 import {entries, type KubeconfigFile, parseKubeconfig} from '../../src/lib/kubeconfig/parse.js'
 import {parseServer, pointsAt, vipServer} from '../../src/lib/kubeconfig/server-url.js'
 import {changedLines, fixtureText, REAL_WORLD} from '../fixtures/kubeconfig/harness.js'
@@ -27,8 +33,18 @@ describe('setClusterServer: one server value changes, every other byte stays', (
     ['k3s.yaml', 'default', '    server: https://127.0.0.1:6443', `    server: ${VIP_SERVER}`],
     ['rke-kube_config_cluster.yml', 'lab-rke', '    server: "https://10.20.0.11:6443"', `    server: "${VIP_SERVER}"`],
     ['kubeadm-admin.conf', 'kubernetes', '    server: https://10.30.0.11:6443', `    server: ${VIP_SERVER}`],
-    ['cloud-exec.yaml', 'arn:aws:eks:eu-west-1:123456789012:cluster/prod', '    server: https://api.prod.example.com:6443', `    server: ${VIP_SERVER}`],
-    ['hand-written.yaml', 'lab', "      server: 'https://10.10.0.11:6443'   # cp1 for now", `      server: '${VIP_SERVER}'   # cp1 for now`],
+    [
+      'cloud-exec.yaml',
+      'arn:aws:eks:eu-west-1:123456789012:cluster/prod',
+      '    server: https://api.prod.example.com:6443',
+      `    server: ${VIP_SERVER}`,
+    ],
+    [
+      'hand-written.yaml',
+      'lab',
+      "      server: 'https://10.10.0.11:6443'   # cp1 for now",
+      `      server: '${VIP_SERVER}'   # cp1 for now`,
+    ],
     ['hand-written.yaml', 'edge', '      server: "https://[fd00:10::11]:6443"', `      server: "${VIP_SERVER}"`],
     [
       'hand-written.yaml',
@@ -56,7 +72,11 @@ describe('setClusterServer: one server value changes, every other byte stays', (
   }
 
   it('covers every real-world fixture', () => {
-    for (const name of REAL_WORLD) assert.ok(cases.some(([f]) => f === name), name)
+    for (const name of REAL_WORLD)
+      assert.ok(
+        cases.some(([f]) => f === name),
+        name,
+      )
   })
 
   it('keeps a file without a final newline, CRLF line ends and a byte order mark as they are', () => {
@@ -81,7 +101,10 @@ describe('setClusterServer: one server value changes, every other byte stays', (
       [aliasServer, 'a', /takes its server from the YAML alias \*s/],
       [block, 'a', /literal block scalar/],
     ] as const) {
-      assert.throws(() => setClusterServer(file(text), cluster, VIP_SERVER), (e: unknown) => e instanceof UsageError && message.test(e.message))
+      assert.throws(
+        () => setClusterServer(file(text), cluster, VIP_SERVER),
+        (e: unknown) => e instanceof UsageError && message.test(e.message),
+      )
     }
   })
 
@@ -92,7 +115,10 @@ describe('setClusterServer: one server value changes, every other byte stays', (
   })
 
   it('refuses a cluster without a server string', () => {
-    assert.throws(() => setClusterServer(file('clusters:\n- name: a\n  cluster:\n    server: 6443\n'), 'a', VIP_SERVER), /has no server string/)
+    assert.throws(
+      () => setClusterServer(file('clusters:\n- name: a\n  cluster:\n    server: 6443\n'), 'a', VIP_SERVER),
+      /has no server string/,
+    )
   })
 })
 
@@ -102,15 +128,27 @@ describe('assertOnlyChange: the guard against surprises', () => {
   it('accepts exactly the intended change', () => {
     const edited = original.text.replace('10.0.0.1', '192.168.1.250')
     assert.doesNotThrow(() =>
-      assertOnlyChange(original, edited, (d) => ((d.clusters as Config['clusters'])[0]!.cluster.server = 'https://192.168.1.250:6443'), 'test'),
+      assertOnlyChange(
+        original,
+        edited,
+        (d) => ((d.clusters as Config['clusters'])[0]!.cluster.server = 'https://192.168.1.250:6443'),
+        'test',
+      ),
     )
   })
 
   it('refuses (exit 1, a bug) when anything else would change, or the text no longer parses', () => {
     const intended = (d: Record<string, unknown>) => ((d.clusters as Config['clusters'])[0]!.cluster.server = 'https://192.168.1.250:6443')
     const isBug = (e: unknown) => e instanceof EditBugError && e.exitCode === ExitCode.bug && /refusing to write test\.yaml/.test(e.message)
-    assert.throws(() => assertOnlyChange(original, original.text.replace('10.0.0.1', '192.168.1.250').replace('users: []', 'users: [x]'), intended, 'test'), isBug)
-    assert.throws(() => assertOnlyChange(original, original.text.replace('10.0.0.1', '192.168.1.250').replace('name: a', 'name: [a'), intended, 'test'), isBug)
+    assert.throws(
+      () =>
+        assertOnlyChange(original, original.text.replace('10.0.0.1', '192.168.1.250').replace('users: []', 'users: [x]'), intended, 'test'),
+      isBug,
+    )
+    assert.throws(
+      () => assertOnlyChange(original, original.text.replace('10.0.0.1', '192.168.1.250').replace('name: a', 'name: [a'), intended, 'test'),
+      isBug,
+    )
   })
 })
 
@@ -134,12 +172,24 @@ describe('addClusterAndContext: new entries appended as text', () => {
   it('block lists at column 0 (kubectl, k3s, kubeadm): items in the same layout, nothing removed', () => {
     const original = fixture('k3s.yaml')
     const result = addClusterAndContext(original, {
-      cluster: {...(parse(original.text) as {clusters: Array<Record<string, unknown>>}).clusters[0], name: 'vip', cluster: {server: VIP_SERVER}},
+      cluster: {
+        ...(parse(original.text) as {clusters: Array<Record<string, unknown>>}).clusters[0],
+        name: 'vip',
+        cluster: {server: VIP_SERVER},
+      },
       context: {context: {cluster: 'vip', user: 'default'}, name: 'vip'},
     })
     const {removed, added} = changedLines(original.text, result.text)
     assert.deepEqual(removed, [])
-    assert.deepEqual(added, ['- cluster:', `    server: ${VIP_SERVER}`, '  name: vip', '- context:', '    cluster: vip', '    user: default', '  name: vip'])
+    assert.deepEqual(added, [
+      '- cluster:',
+      `    server: ${VIP_SERVER}`,
+      '  name: vip',
+      '- context:',
+      '    cluster: vip',
+      '    user: default',
+      '  name: vip',
+    ])
   })
 
   it('indented block lists with comments and blank lines (hand-written): the same indentation, comments untouched', () => {
@@ -181,7 +231,11 @@ describe('addClusterAndContext: new entries appended as text', () => {
     const items = ['- context:', '    cluster: vip', '    user: u', '  name: vip']
     const clusterItem = ['- cluster:', `    server: ${VIP_SERVER}`, '  name: vip']
     check(`${clusters}users: []\n`, [...clusterItem, 'contexts:', ...items])
-    check(`${clusters}contexts: [] # none yet\nusers: []\n`, [...clusterItem, 'contexts: # none yet', ...items], ['contexts: [] # none yet'])
+    check(
+      `${clusters}contexts: [] # none yet\nusers: []\n`,
+      [...clusterItem, 'contexts: # none yet', ...items],
+      ['contexts: [] # none yet'],
+    )
     check(`${clusters}contexts:\nusers: []\n`, [...clusterItem, ...items])
     check(`${clusters}contexts: null\n`, [...clusterItem, 'contexts:', ...items], ['contexts: null'])
     // No final newline: one is added before the new lines.
@@ -196,7 +250,7 @@ describe('addClusterAndContext: new entries appended as text', () => {
   })
 })
 
-describe('parseKubeconfig: malformed files are the user\'s to fix (exit 2, file named)', () => {
+describe("parseKubeconfig: malformed files are the user's to fix (exit 2, file named)", () => {
   const bad: Array<[string, RegExp]> = [
     ['clusters: [\n', /^kubeconfig bad\.yaml is not valid YAML: /],
     ['a: 1\na: 2\n', /is not valid YAML: Map keys must be unique at line 2, column 1$/],
@@ -235,7 +289,10 @@ describe('server URLs', () => {
   })
 
   it('refuses a server behind a proxy path and what is not a URL', () => {
-    assert.throws(() => parseServer('https://rancher.example.com/k8s/clusters/c-m-abc', 'cluster "r"'), /path \/k8s\/clusters\/c-m-abc: it reaches the API server through a proxy/)
+    assert.throws(
+      () => parseServer('https://rancher.example.com/k8s/clusters/c-m-abc', 'cluster "r"'),
+      /path \/k8s\/clusters\/c-m-abc: it reaches the API server through a proxy/,
+    )
     assert.throws(() => parseServer('https://exa mple:1', 'x'), /not a URL/)
     assert.throws(() => parseServer('ftp://x:1', 'x'), /expected an https:\/\/ URL/)
   })

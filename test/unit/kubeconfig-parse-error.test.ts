@@ -40,7 +40,7 @@ describe('parse errors quote nothing of the file', () => {
     })
   }
 
-  it('keeps the parsers\' own words where they quote nothing', () => {
+  it("keeps the parsers' own words where they quote nothing", () => {
     assert.equal(safeReason('Map keys must be unique at line 2, column 1:\n\nsource'), 'Map keys must be unique')
     assert.equal(safeReason('bad indentation of a mapping entry (3:5)\n\n 1 | token: x'), 'bad indentation of a mapping entry')
     assert.equal(safeReason("expected ':' after a mapping key"), "expected ':' after a mapping key")
@@ -52,6 +52,9 @@ describe('parse errors quote nothing of the file', () => {
   })
 
   it('escapes control characters in the path, so the message stays one line', () => {
-    assert.equal(parseErrorMessage('/k/a\nb', {reason: 'x', line: 1, column: 2}), 'kubeconfig /k/a\\nb is not valid YAML: x at line 1, column 2')
+    assert.equal(
+      parseErrorMessage('/k/a\nb', {reason: 'x', line: 1, column: 2}),
+      'kubeconfig /k/a\\nb is not valid YAML: x at line 1, column 2',
+    )
   })
 })

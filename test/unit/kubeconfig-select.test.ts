@@ -42,7 +42,11 @@ describe('locateKubeconfig: which files', () => {
   it('~/.kube/config when neither is given', () => {
     const dir = home()
     assert.deepEqual(locateKubeconfig(undefined, {HOME: dir}), [join(dir, '.kube', 'config')])
-    assert.deepEqual(locateKubeconfig(undefined, {KUBECONFIG: '', HOME: dir}), [join(dir, '.kube', 'config')], 'an empty KUBECONFIG is unset')
+    assert.deepEqual(
+      locateKubeconfig(undefined, {KUBECONFIG: '', HOME: dir}),
+      [join(dir, '.kube', 'config')],
+      'an empty KUBECONFIG is unset',
+    )
   })
 
   it('nothing to read: one error for each way, with what to do', () => {
@@ -57,13 +61,20 @@ describe('locateKubeconfig: which files', () => {
   })
 })
 
-describe('chooseContext: which context, which cluster (kubectl\'s merge rule)', () => {
+describe("chooseContext: which context, which cluster (kubectl's merge rule)", () => {
   const file = (path: string, names: Partial<KubeconfigNames>): KubeconfigNames => ({path, contexts: [], clusters: [], ...names})
   // a sets no current-context and defines ctx (on c1); b sets one, redefines ctx (on c2) and defines c1;
   // c defines c1 again and sets another current-context.
   const files = [
     file('a', {currentContext: '', contexts: [{name: 'ctx', cluster: 'c1'}, {name: 'lost', cluster: 'nowhere'}, {name: 'bare'}]}),
-    file('b', {currentContext: 'ctx', contexts: [{name: 'ctx', cluster: 'c2'}, {name: 'other', cluster: 'c2'}], clusters: [{name: 'c1'}, {name: 'c2'}]}),
+    file('b', {
+      currentContext: 'ctx',
+      contexts: [
+        {name: 'ctx', cluster: 'c2'},
+        {name: 'other', cluster: 'c2'},
+      ],
+      clusters: [{name: 'c1'}, {name: 'c2'}],
+    }),
     file('c', {currentContext: 'other', clusters: [{name: 'c1'}]}),
   ]
 
@@ -80,13 +91,19 @@ describe('chooseContext: which context, which cluster (kubectl\'s merge rule)', 
     assert.equal(noCurrent.message, 'kubeconfig a sets no current-context')
     assert.equal(noCurrent.hint, 'pass --context, one of: "ctx", "lost", "bare"')
     assert.equal(usageError(() => chooseContext([file('empty', {})])).hint, 'pass --context, one of: (none defined)')
-    assert.equal(usageError(() => chooseContext(files, 'nope')).message, 'invalid --context "nope": no such context in a, b, c; contexts: "ctx", "lost", "bare", "other"')
+    assert.equal(
+      usageError(() => chooseContext(files, 'nope')).message,
+      'invalid --context "nope": no such context in a, b, c; contexts: "ctx", "lost", "bare", "other"',
+    )
     assert.equal(
       usageError(() => chooseContext([file('d', {currentContext: 'gone', contexts: [{name: 'ctx', cluster: 'c1'}]})])).message,
       'invalid current-context "gone": no such context in d; contexts: "ctx"',
     )
     assert.equal(usageError(() => chooseContext(files, 'bare')).message, 'context "bare" in a names no cluster')
-    assert.equal(usageError(() => chooseContext(files, 'lost')).message, 'context "lost" names cluster "nowhere", which no file defines (a, b, c); clusters: "c1", "c2"')
+    assert.equal(
+      usageError(() => chooseContext(files, 'lost')).message,
+      'context "lost" names cluster "nowhere", which no file defines (a, b, c); clusters: "c1", "c2"',
+    )
   })
 
   it('shows names from the files escaped and quoted', () => {
@@ -98,7 +115,8 @@ describe('both readers of a kubeconfig choose the same way', () => {
   // a sets the current-context and defines it, not its cluster; b defines the cluster (and a current-context
   // of its own, which a's wins over); c defines the same cluster again, shadowed by b.
   const a = 'current-context: ctx-a\ncontexts:\n- context: {cluster: c1, user: u1}\n  name: ctx-a\nusers:\n- name: u1\n  user: {token: t}\n'
-  const b = 'current-context: ctx-b\nclusters:\n- cluster: {server: "https://10.0.0.1:6443"}\n  name: c1\ncontexts:\n- context: {cluster: c1, user: u1}\n  name: ctx-b\n- context: {cluster: nowhere, user: u1}\n  name: ctx-lost\n'
+  const b =
+    'current-context: ctx-b\nclusters:\n- cluster: {server: "https://10.0.0.1:6443"}\n  name: c1\ncontexts:\n- context: {cluster: c1, user: u1}\n  name: ctx-b\n- context: {cluster: nowhere, user: u1}\n  name: ctx-lost\n'
   const c = 'clusters:\n- cluster: {server: "https://10.9.9.9:6443"}\n  name: c1\n'
 
   function write(): string[] {
@@ -112,9 +130,18 @@ describe('both readers of a kubeconfig choose the same way', () => {
   it('the API client and the rewrite pick the same context, cluster and server', () => {
     const paths = write()
     const kc = loadContextConfig(paths)
-    const selection = selectRewrite(paths.map((p) => readKubeconfig(p)), {})
-    assert.deepEqual([kc.getCurrentContext(), kc.getCurrentCluster()?.name, kc.getCurrentCluster()?.server], ['ctx-a', 'c1', 'https://10.0.0.1:6443'])
-    assert.deepEqual([selection.contextName, selection.clusterName, selection.server, selection.clusterFile.path], ['ctx-a', 'c1', 'https://10.0.0.1:6443', paths[1]])
+    const selection = selectRewrite(
+      paths.map((p) => readKubeconfig(p)),
+      {},
+    )
+    assert.deepEqual(
+      [kc.getCurrentContext(), kc.getCurrentCluster()?.name, kc.getCurrentCluster()?.server],
+      ['ctx-a', 'c1', 'https://10.0.0.1:6443'],
+    )
+    assert.deepEqual(
+      [selection.contextName, selection.clusterName, selection.server, selection.clusterFile.path],
+      ['ctx-a', 'c1', 'https://10.0.0.1:6443', paths[1]],
+    )
     assert.equal(loadContextConfig(paths, 'ctx-b').getCurrentContext(), 'ctx-b')
   })
 
@@ -122,8 +149,19 @@ describe('both readers of a kubeconfig choose the same way', () => {
     const paths = write()
     for (const context of ['ctx-lost', 'nope']) {
       const client = usageError(() => loadContextConfig(paths, context))
-      assert.equal(usageError(() => selectRewrite(paths.map((p) => readKubeconfig(p)), {context})).message, client.message)
+      assert.equal(
+        usageError(() =>
+          selectRewrite(
+            paths.map((p) => readKubeconfig(p)),
+            {context},
+          ),
+        ).message,
+        client.message,
+      )
     }
-    assert.match(usageError(() => loadKubeConfig({kubeconfig: paths[2], context: 'nope'})).message, /^invalid --context "nope": no such context in .*\/c; contexts: \(none defined\)$/)
+    assert.match(
+      usageError(() => loadKubeConfig({kubeconfig: paths[2], context: 'nope'})).message,
+      /^invalid --context "nope": no such context in .*\/c; contexts: \(none defined\)$/,
+    )
   })
 })

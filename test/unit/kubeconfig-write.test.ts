@@ -1,7 +1,22 @@
 import assert from 'node:assert/strict'
 import {execFileSync, spawn, spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync} from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs'
 import {hostname} from 'node:os'
 import {basename, dirname, join} from 'node:path'
 import {describe, it} from 'node:test'
@@ -24,7 +39,8 @@ const isRoot = process.getuid?.() === 0
 
 // The certificate check and the verify step have their own suite (kubeconfig-check); here they are off, so
 // nothing leaves this machine's filesystem.
-const rejects = (promise: Promise<unknown>, exitCode: number, message: RegExp) => rejectsWithKarpError(promise, exitCode, message, {oneLine: true})
+const rejects = (promise: Promise<unknown>, exitCode: number, message: RegExp) =>
+  rejectsWithKarpError(promise, exitCode, message, {oneLine: true})
 
 function rewrite(options: RewriteOptions) {
   return rewriteKubeconfig({vip: VIP, force: true, verify: false, env: {}, ...options})
@@ -44,7 +60,10 @@ const commitAt = (file: string, at: Date, vip = VIP) => commitRewrite(planFor(fi
 /** The planned write through safe-write, which runs `beforeRename` between writing the temporary file and renaming it. */
 function writeWith(file: string, beforeRename: BeforeRename, options: {vip?: string; backupAt?: Date} = {}) {
   const {edit} = planFor(file, options.vip)
-  return commitKubeconfig(resolveWriteTarget(file), Buffer.from(edit.text, 'utf8'), edit.file.bytes, {backupAt: options.backupAt, beforeRename})
+  return commitKubeconfig(resolveWriteTarget(file), Buffer.from(edit.text, 'utf8'), edit.file.bytes, {
+    backupAt: options.backupAt,
+    beforeRename,
+  })
 }
 
 /** Every backup name a write that ran between these times may have chosen (named to the second). */
@@ -68,7 +87,10 @@ describe('rewrite: safe write', () => {
       removed: ['    server: https://127.0.0.1:6443'],
       added: [`    server: https://${VIP}:6443`],
     })
-    assert.ok(result.backup && backupNamesBetween(file, started, ended).includes(result.backup), `${result.backup} is named for the time of the write`)
+    assert.ok(
+      result.backup && backupNamesBetween(file, started, ended).includes(result.backup),
+      `${result.backup} is named for the time of the write`,
+    )
     assert.deepEqual(readFileSync(result.backup), original)
     for (const path of [file, result.backup]) {
       const stat = statSync(path)
@@ -96,7 +118,22 @@ describe('rewrite: safe write', () => {
       },
     )
     assert.deepEqual(result.warnings, ['certificate check skipped (--force)'])
-    const keys = ['file', 'target', 'context', 'cluster', 'oldServer', 'newServer', 'backup', 'verified', 'changed', 'dryRun', 'diff', 'basedOn', 'warnings', 'exitCode']
+    const keys = [
+      'file',
+      'target',
+      'context',
+      'cluster',
+      'oldServer',
+      'newServer',
+      'backup',
+      'verified',
+      'changed',
+      'dryRun',
+      'diff',
+      'basedOn',
+      'warnings',
+      'exitCode',
+    ]
     assert.deepEqual(Object.keys(result), keys, 'the order --json prints')
   })
 
@@ -145,7 +182,11 @@ describe('rewrite: safe write', () => {
     const t = tempCopies('k3s.yaml')
     chmodSync(t.dir, 0o555)
     try {
-      await rejects(rewrite({kubeconfig: t.path('k3s.yaml')}), ExitCode.usage, /^directory .* of kubeconfig .*k3s\.yaml is read-only \(mode 0555\)/)
+      await rejects(
+        rewrite({kubeconfig: t.path('k3s.yaml')}),
+        ExitCode.usage,
+        /^directory .* of kubeconfig .*k3s\.yaml is read-only \(mode 0555\)/,
+      )
       assert.equal(readFileSync(t.path('k3s.yaml'), 'utf8'), fixtureText('k3s.yaml'))
       assert.deepEqual(strayFiles(t.dir, ['k3s.yaml']), [])
     } finally {
@@ -175,7 +216,11 @@ describe('rewrite: safe write', () => {
     const plan = planFor(file)
     const theirs = fixtureText('k3s.yaml').replace('current-context: default', 'current-context: theirs')
     writeFileSync(file, theirs)
-    await rejects(commitRewrite(plan, resolveWriteTarget(file), {backupAt: NOW}), ExitCode.checkFailed, /k3s\.yaml changed on disk after karp read it \(another program wrote it\); nothing was written$/)
+    await rejects(
+      commitRewrite(plan, resolveWriteTarget(file), {backupAt: NOW}),
+      ExitCode.checkFailed,
+      /k3s\.yaml changed on disk after karp read it \(another program wrote it\); nothing was written$/,
+    )
     assert.equal(readFileSync(file, 'utf8'), theirs)
     assert.deepEqual(strayFiles(t.dir, ['k3s.yaml']), [], 'no backup, temporary or lock file')
   })
@@ -183,7 +228,11 @@ describe('rewrite: safe write', () => {
   it('stops when the file disappears between read and rename', async () => {
     const t = tempCopies('k3s.yaml')
     const file = t.path('k3s.yaml')
-    await rejects(writeWith(file, (path) => rmSync(path), {backupAt: NOW}), ExitCode.checkFailed, /disappeared on disk/)
+    await rejects(
+      writeWith(file, (path) => rmSync(path), {backupAt: NOW}),
+      ExitCode.checkFailed,
+      /disappeared on disk/,
+    )
     assert.ok(!existsSync(file))
     assert.deepEqual(strayFiles(t.dir, []), [])
   })
@@ -192,7 +241,11 @@ describe('rewrite: safe write', () => {
     const t = tempCopies('k3s.yaml')
     const file = t.path('k3s.yaml')
     writeFileSync(`${file}.lock`, '')
-    const error = await rejects(rewrite({kubeconfig: file}), ExitCode.checkFailed, /k3s\.yaml\.lock exists: kubectl or another program is writing .*k3s\.yaml right now \(the lock is \d+ s old\); nothing was changed$/)
+    const error = await rejects(
+      rewrite({kubeconfig: file}),
+      ExitCode.checkFailed,
+      /k3s\.yaml\.lock exists: kubectl or another program is writing .*k3s\.yaml right now \(the lock is \d+ s old\); nothing was changed$/,
+    )
     assert.match(error.hint ?? '', /run the command again in a moment; a lock older than 60 s is stale: rm -- '.*k3s\.yaml\.lock'$/)
     assert.equal(readFileSync(file, 'utf8'), fixtureText('k3s.yaml'))
     assert.deepEqual(strayFiles(t.dir, ['k3s.yaml', 'k3s.yaml.lock']), [])
@@ -213,7 +266,7 @@ function runAsTold(message: string): void {
   execFileSync('sh', ['-c', command])
 }
 
-describe('rewrite: kubectl\'s lock (<file>.lock)', () => {
+describe("rewrite: kubectl's lock (<file>.lock)", () => {
   it('holds the lock with its pid and host while writing, and removes it after', async () => {
     const t = tempCopies('k3s.yaml')
     const file = t.path('k3s.yaml')
@@ -232,7 +285,9 @@ describe('rewrite: kubectl\'s lock (<file>.lock)', () => {
     const error = await rejects(
       rewrite({kubeconfig: file}),
       ExitCode.checkFailed,
-      new RegExp(`k3s\\.yaml\\.lock is stale: process ${pid}, which created it \\d+ s ago, is no longer running, so nothing is writing .*k3s\\.yaml; remove the lock: rm -- '.*k3s\\.yaml\\.lock'$`),
+      new RegExp(
+        `k3s\\.yaml\\.lock is stale: process ${pid}, which created it \\d+ s ago, is no longer running, so nothing is writing .*k3s\\.yaml; remove the lock: rm -- '.*k3s\\.yaml\\.lock'$`,
+      ),
     )
     assert.match(error.hint ?? '', /nothing was changed/)
     assert.equal(readFileSync(file, 'utf8'), fixtureText('k3s.yaml'))
@@ -253,9 +308,16 @@ describe('rewrite: kubectl\'s lock (<file>.lock)', () => {
       const error = await rejects(
         rewrite({kubeconfig: file}),
         ExitCode.checkFailed,
-        new RegExp(`k3s\\.yaml is being written by process ${writer.pid}, which holds .*k3s\\.yaml\\.lock \\(for 3600 s\\) and is still running; nothing was changed$`),
+        new RegExp(
+          `k3s\\.yaml is being written by process ${writer.pid}, which holds .*k3s\\.yaml\\.lock \\(for 3600 s\\) and is still running; nothing was changed$`,
+        ),
       )
-      assert.match(error.hint ?? '', new RegExp(`^run the command again when it has finished; if process ${writer.pid} is not kubectl or karp, the lock is stale: rm -- `))
+      assert.match(
+        error.hint ?? '',
+        new RegExp(
+          `^run the command again when it has finished; if process ${writer.pid} is not kubectl or karp, the lock is stale: rm -- `,
+        ),
+      )
       assert.doesNotMatch(error.message, /stale/)
     } finally {
       writer.kill()
@@ -282,7 +344,11 @@ describe('rewrite: kubectl\'s lock (<file>.lock)', () => {
     const t = tempCopies('k3s.yaml')
     const file = t.path('k3s.yaml')
     writeFileSync(`${file}.lock`, '12345 some-other-host\n')
-    await rejects(rewrite({kubeconfig: file}), ExitCode.checkFailed, /exists: process 12345 on host some-other-host is writing .* right now/)
+    await rejects(
+      rewrite({kubeconfig: file}),
+      ExitCode.checkFailed,
+      /exists: process 12345 on host some-other-host is writing .* right now/,
+    )
   })
 })
 
@@ -290,8 +356,16 @@ describe('rewrite: kubectl\'s lock (<file>.lock)', () => {
 function writeFileAtomicNames(realPath: string, calls: number): string[] {
   // Its own __filename, as Node resolved it (node_modules may be a symlink); karp no longer depends on it.
   const library = join(realpathSync(fileURLToPath(new URL('../../node_modules', import.meta.url))), 'write-file-atomic', 'lib', 'index.js')
-  return Array.from({length: calls}, (_, i) =>
-    `${realPath}.${createHash('sha1').update(library).update(String(process.pid)).update('0').update(String(i + 1)).digest().readUInt32BE(0)}`,
+  return Array.from(
+    {length: calls},
+    (_, i) =>
+      `${realPath}.${createHash('sha1')
+        .update(library)
+        .update(String(process.pid))
+        .update('0')
+        .update(String(i + 1))
+        .digest()
+        .readUInt32BE(0)}`,
   )
 }
 
@@ -331,7 +405,7 @@ describe('rewrite: the temporary file', () => {
     for (const name of planted) assert.ok(lstatSync(name).isSymbolicLink())
   })
 
-  it('backups are 0600 whatever the kubeconfig\'s mode, with its owner', async () => {
+  it("backups are 0600 whatever the kubeconfig's mode, with its owner", async () => {
     const t = tempCopies('k3s.yaml')
     const file = t.path('k3s.yaml')
     chmodSync(file, 0o644)
@@ -393,7 +467,10 @@ describe('rewrite: what it changes', () => {
   it('warns when other contexts use the same cluster entry', async () => {
     const t = tempCopies('hand-written.yaml')
     const result = await rewrite({kubeconfig: t.path('hand-written.yaml'), context: 'lab'})
-    assert.match(result.warnings.join('\n'), /cluster "lab" is also used by context "lab-readonly": it moves to the VIP too \(--new-context NAME leaves them alone\)/)
+    assert.match(
+      result.warnings.join('\n'),
+      /cluster "lab" is also used by context "lab-readonly": it moves to the VIP too \(--new-context NAME leaves them alone\)/,
+    )
   })
 
   it('--new-context adds a context and a cluster for the VIP and leaves the existing ones alone', async () => {
@@ -412,13 +489,21 @@ describe('rewrite: what it changes', () => {
     const lab = config.clusters.find((c) => c.name === 'lab')
     assert.deepEqual(config.clusters.find((c) => c.name === 'lab-vip')?.cluster, {...lab?.cluster, server: `https://${VIP}:6443`})
     assert.equal(lab?.cluster.server, 'https://10.10.0.11:6443')
-    assert.deepEqual(config.contexts.find((c) => c.name === 'lab-vip')?.context, {cluster: 'lab-vip', user: 'admin', namespace: 'kube-system'})
+    assert.deepEqual(config.contexts.find((c) => c.name === 'lab-vip')?.context, {
+      cluster: 'lab-vip',
+      user: 'admin',
+      namespace: 'kube-system',
+    })
     assert.doesNotMatch(result.warnings.join('\n'), /also used by/)
 
     const again = await rewrite({kubeconfig: file, context: 'lab', newContext: 'lab-vip'})
     assertMatchesSchema('kubeconfig rewrite', again)
     assert.equal(again.changed, false, 'the same --new-context again is a no-op')
-    await rejects(rewrite({kubeconfig: file, context: 'lab', newContext: 'edge'}), ExitCode.usage, /^invalid --new-context "edge": a context named "edge" exists in .*; choose another name$/)
+    await rejects(
+      rewrite({kubeconfig: file, context: 'lab', newContext: 'edge'}),
+      ExitCode.usage,
+      /^invalid --new-context "edge": a context named "edge" exists in .*; choose another name$/,
+    )
     await rejects(rewrite({kubeconfig: file, newContext: ' x'}), ExitCode.usage, /^invalid --new-context " x": expected a non-empty name/)
   })
 
@@ -426,17 +511,23 @@ describe('rewrite: what it changes', () => {
     const dir = tempDir()
     const file = join(dir, 'config')
     writeFileSync(file, fixtureText('k3s.yaml').replace('https://127.0.0.1:6443', 'https://rancher.example.com/k8s/clusters/c-m-x1'))
-    await rejects(rewrite({kubeconfig: file}), ExitCode.usage, /with path \/k8s\/clusters\/c-m-x1: it reaches the API server through a proxy/)
+    await rejects(
+      rewrite({kubeconfig: file}),
+      ExitCode.usage,
+      /with path \/k8s\/clusters\/c-m-x1: it reaches the API server through a proxy/,
+    )
   })
 })
 
 describe('rewrite: which file, which context (kubectl precedence)', () => {
   // a: sets current-context and defines the context, not its cluster; b: defines the cluster (and its own
   // current-context, which a's wins over); c: defines the same cluster again, shadowed by b.
-  const a = 'apiVersion: v1\nkind: Config\ncurrent-context: ctx-a\ncontexts:\n- context:\n    cluster: c1\n    user: u1\n  name: ctx-a\nusers:\n- name: u1\n  user:\n    token: t\n'
+  const a =
+    'apiVersion: v1\nkind: Config\ncurrent-context: ctx-a\ncontexts:\n- context:\n    cluster: c1\n    user: u1\n  name: ctx-a\nusers:\n- name: u1\n  user:\n    token: t\n'
   const b =
     '# b: the clusters\napiVersion: v1\nkind: Config\ncurrent-context: ctx-b\nclusters:\n- cluster:\n    server: https://10.0.0.1:6443\n  name: c1\n- cluster:\n    server: https://10.0.0.2:6443\n  name: c2\ncontexts:\n- context:\n    cluster: c2\n    user: u1\n  name: ctx-b\n'
-  const c = 'clusters:\n- cluster:\n    server: https://10.9.9.9:6443\n  name: c1\ncontexts:\n- context:\n    cluster: nowhere\n    user: u1\n  name: ctx-lost\n'
+  const c =
+    'clusters:\n- cluster:\n    server: https://10.9.9.9:6443\n  name: c1\ncontexts:\n- context:\n    cluster: nowhere\n    user: u1\n  name: ctx-lost\n'
 
   function files() {
     const dir = tempDir()
@@ -451,7 +542,10 @@ describe('rewrite: which file, which context (kubectl precedence)', () => {
     const f = files()
     const result = await rewrite({env: {KUBECONFIG: f.KUBECONFIG}})
     assert.deepEqual([result.file, result.context, result.cluster, result.oldServer], [f.path('b'), 'ctx-a', 'c1', 'https://10.0.0.1:6443'])
-    assert.deepEqual(changedLines(b, readFileSync(f.path('b'), 'utf8')), {removed: ['    server: https://10.0.0.1:6443'], added: [`    server: https://${VIP}:6443`]})
+    assert.deepEqual(changedLines(b, readFileSync(f.path('b'), 'utf8')), {
+      removed: ['    server: https://10.0.0.1:6443'],
+      added: [`    server: https://${VIP}:6443`],
+    })
     assert.equal(readFileSync(f.path('a'), 'utf8'), a)
     assert.equal(readFileSync(f.path('c'), 'utf8'), c)
   })
@@ -460,8 +554,13 @@ describe('rewrite: which file, which context (kubectl precedence)', () => {
     const f = files()
     const result = await rewrite({env: {KUBECONFIG: f.KUBECONFIG}, context: 'ctx-b'})
     assert.deepEqual([result.file, result.cluster, result.oldServer], [f.path('b'), 'c2', 'https://10.0.0.2:6443'])
-    const only = await rewrite({env: {KUBECONFIG: f.KUBECONFIG}, kubeconfig: f.path('c'), context: 'ctx-lost', dryRun: true}).catch((e: Error) => e)
-    assert.match(String((only as Error).message), /context "ctx-lost" names cluster "nowhere", which no file defines \(.*\/c\); clusters: "c1"$/)
+    const only = await rewrite({env: {KUBECONFIG: f.KUBECONFIG}, kubeconfig: f.path('c'), context: 'ctx-lost', dryRun: true}).catch(
+      (e: Error) => e,
+    )
+    assert.match(
+      String((only as Error).message),
+      /context "ctx-lost" names cluster "nowhere", which no file defines \(.*\/c\); clusters: "c1"$/,
+    )
   })
 
   it('falls back to ~/.kube/config', async () => {
@@ -479,7 +578,11 @@ describe('rewrite: which file, which context (kubectl precedence)', () => {
       ExitCode.usage,
       /^invalid --context "nope": no such context in .*\/a, .*\/b, .*\/c; contexts: "ctx-a", "ctx-b", "ctx-lost"$/,
     )
-    await rejects(rewrite({env: {KUBECONFIG: f.KUBECONFIG}, context: 'ctx-lost'}), ExitCode.usage, /names cluster "nowhere", which no file defines .*; clusters: "c1", "c2"$/)
+    await rejects(
+      rewrite({env: {KUBECONFIG: f.KUBECONFIG}, context: 'ctx-lost'}),
+      ExitCode.usage,
+      /names cluster "nowhere", which no file defines .*; clusters: "c1", "c2"$/,
+    )
     const error = await rejects(rewrite({kubeconfig: f.path('c')}), ExitCode.usage, /sets no current-context$/)
     assert.match(error.hint ?? '', /pass --context, one of: "ctx-lost"/)
     await rejects(rewrite({env: {KUBECONFIG: join(f.dir, 'none')}}), ExitCode.usage, /none of the files in KUBECONFIG exists/)

@@ -5,7 +5,7 @@ import {holdersSeen} from '../../lab/holders.js'
 const at = (...sets: string[][]) => sets.map((holders, i) => ({t: i * 100, holders}))
 
 describe('holdersSeen', () => {
-  it('counts a handover\'s overlap as two holders but not as two promotions, and counts the move', () => {
+  it("counts a handover's overlap as two holders but not as two promotions, and counts the move", () => {
     const seen = holdersSeen(at(['a'], ['a'], ['a', 'b'], ['a', 'b'], ['b'], ['b']))
     assert.equal(seen.doubleMs, 200)
     assert.equal(seen.doubleSamples, 2)

@@ -28,10 +28,24 @@ describe('splitByRoot', () => {
   it('keeps the root and its descendants, at any depth, apart from processes another parent started', () => {
     // A container: the entrypoint (10) with ucarp and a hook's ip; an exec probe (runc init 30 -> healthcheck.sh
     // 31 -> its child 32) whose runc init the shim (5, outside the cgroup) started.
-    const parts = [part(10, 5, 'entrypoint.sh'), part(11, 10, 'ucarp'), part(12, 11, 'up.sh'), part(13, 12, 'ip'), part(30, 5, 'runc:[2:INIT]'), part(31, 30, 'healthcheck.sh'), part(32, 31, 'cat')]
+    const parts = [
+      part(10, 5, 'entrypoint.sh'),
+      part(11, 10, 'ucarp'),
+      part(12, 11, 'up.sh'),
+      part(13, 12, 'ip'),
+      part(30, 5, 'runc:[2:INIT]'),
+      part(31, 30, 'healthcheck.sh'),
+      part(32, 31, 'cat'),
+    ]
     const {tree, others} = splitByRoot(parts, 10)
-    assert.deepEqual(tree.map((p) => p.pid), [10, 11, 12, 13])
-    assert.deepEqual(others.map((p) => p.pid), [30, 31, 32])
+    assert.deepEqual(
+      tree.map((p) => p.pid),
+      [10, 11, 12, 13],
+    )
+    assert.deepEqual(
+      others.map((p) => p.pid),
+      [30, 31, 32],
+    )
   })
 
   it('ends on a parent loop or an unknown parent instead of walking forever', () => {

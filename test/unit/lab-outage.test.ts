@@ -10,7 +10,14 @@ describe('outages from probe lines', () => {
 
   it('orders overlapping probes by their start and reads node names as answers', () => {
     const probes = parseProbes(['1100 node2', '1000 node1', '1050 -', 'garbage', ''].join('\n'))
-    assert.deepEqual(probes.map((p) => [p.t, p.ok]), [[1000, true], [1050, false], [1100, true]])
+    assert.deepEqual(
+      probes.map((p) => [p.t, p.ok]),
+      [
+        [1000, true],
+        [1050, false],
+        [1100, true],
+      ],
+    )
     assert.equal(longestOutage(probes), 100)
   })
 

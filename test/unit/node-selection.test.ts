@@ -10,7 +10,13 @@ import {renderManifests} from '../../src/lib/manifests/render.js'
 const CONTROL_PLANE = 'node-role.kubernetes.io/control-plane'
 
 /** The node-selection part of install's flags, as validateVipInput turns --node-selector into settings. */
-const SETTINGS_BY_FLAG: Array<string | undefined> = [undefined, 'karp=enabled', `${CONTROL_PLANE}=`, 'example.com/vip-pool=a', 'node-role.kubernetes.io/controlplane=true']
+const SETTINGS_BY_FLAG: Array<string | undefined> = [
+  undefined,
+  'karp=enabled',
+  `${CONTROL_PLANE}=`,
+  'example.com/vip-pool=a',
+  'node-role.kubernetes.io/controlplane=true',
+]
 
 /** Nodes of every distribution's control-plane labels, workers, and nodes carrying the selector labels or near misses. */
 const NODE_LABELS: Array<Record<string, string>> = [
@@ -30,7 +36,9 @@ const NODE_LABELS: Array<Record<string, string>> = [
 
 function renderedPodSpec(nodeSelector: string | undefined) {
   const {settings} = validateVipInput({nodeSelector})
-  const ds = renderManifests({...settings, vip: '192.168.1.250', password: 's3cret'}).find((o) => o.kind === 'DaemonSet') as unknown as V1DaemonSet
+  const ds = renderManifests({...settings, vip: '192.168.1.250', password: 's3cret'}).find(
+    (o) => o.kind === 'DaemonSet',
+  ) as unknown as V1DaemonSet
   return {settings, spec: ds.spec?.template.spec ?? {containers: []}}
 }
 

@@ -57,8 +57,16 @@ describe('readPasswordFile', () => {
   const refusals: Array<[string, () => string, RegExp]> = [
     ['an empty file', () => file('empty', ''), /: its first line is empty; expected the password, 1 to 19 printable ASCII characters$/],
     ['an empty first line', () => file('blank', '\nQw3rtyZ\n'), /: its first line is empty/],
-    ['a line of 20 bytes', () => file('long', `Qw3rtyZ${'y'.repeat(13)}\n`), /: its first line is 20 bytes long; ucarp accepts at most 19$/],
-    ['a control character', () => file('tab', 'Qw3rtyZ\tx\n'), /: its first line holds a control or non-ASCII character; expected 1 to 19 printable ASCII characters$/],
+    [
+      'a line of 20 bytes',
+      () => file('long', `Qw3rtyZ${'y'.repeat(13)}\n`),
+      /: its first line is 20 bytes long; ucarp accepts at most 19$/,
+    ],
+    [
+      'a control character',
+      () => file('tab', 'Qw3rtyZ\tx\n'),
+      /: its first line holds a control or non-ASCII character; expected 1 to 19 printable ASCII characters$/,
+    ],
     ['non-ASCII', () => file('utf8', 'Qw3rtyZä\n'), /holds a control or non-ASCII character/],
     ['a missing file', () => join(dir, 'nope'), /: cannot read it: no such file$/],
     ['a directory', () => (mkdirSync(join(dir, 'sub'), {recursive: true}), join(dir, 'sub')), /: cannot read it: is a directory$/],
@@ -78,7 +86,10 @@ describe('readPasswordFile', () => {
 
   it('is one way of giving the password: with --password it is refused, unread', async () => {
     assert.deepEqual(await passwordFromFile(undefined, 'x'), {ok: true, value: undefined})
-    assert.deepEqual(await passwordFromFile('/nonexistent', 'x'), {ok: false, problem: 'invalid --password-file "/nonexistent": cannot be combined with --password; give the password one way'})
+    assert.deepEqual(await passwordFromFile('/nonexistent', 'x'), {
+      ok: false,
+      problem: 'invalid --password-file "/nonexistent": cannot be combined with --password; give the password one way',
+    })
   })
 
   it('shows a long path capped with its length, as every message shows a value', async () => {
@@ -95,9 +106,16 @@ describe('karp render --password-file (binary)', () => {
   after(() => rmSync(dir, {recursive: true, force: true}))
 
   const render = (args: string[], input?: string) =>
-    execa(process.execPath, [karpBin, 'render', '--vip', '192.168.1.250', ...args], {reject: false, env: {NO_COLOR: '1'}, timeout: 60_000, ...(input === undefined ? {stdin: 'ignore'} : {input})})
+    execa(process.execPath, [karpBin, 'render', '--vip', '192.168.1.250', ...args], {
+      reject: false,
+      env: {NO_COLOR: '1'},
+      timeout: 60_000,
+      ...(input === undefined ? {stdin: 'ignore'} : {input}),
+    })
   const secretOf = (stdout: string) => {
-    const secret = parseAllDocuments(stdout).map((d) => d.toJS() as {kind: string; data?: {password: string}}).find((o) => o.kind === 'Secret')
+    const secret = parseAllDocuments(stdout)
+      .map((d) => d.toJS() as {kind: string; data?: {password: string}})
+      .find((o) => o.kind === 'Secret')
     return Buffer.from(secret?.data?.password ?? '', 'base64').toString()
   }
 
@@ -121,7 +139,10 @@ describe('karp render --password-file (binary)', () => {
     const run = await render(['--password-file', path])
     assert.equal(run.exitCode, 2)
     assert.equal(run.stdout, '')
-    assert.equal(run.stderr, `error: invalid --password-file ${JSON.stringify(path)}: its first line is 29 bytes long; ucarp accepts at most 19\n`.trimEnd())
+    assert.equal(
+      run.stderr,
+      `error: invalid --password-file ${JSON.stringify(path)}: its first line is 29 bytes long; ucarp accepts at most 19\n`.trimEnd(),
+    )
     const both = await render(['--password', 'x', '--password-file', path])
     assert.equal(both.exitCode, 2)
     assert.match(both.stderr, /^error: invalid --password-file ".*": cannot be combined with --password; give the password one way$/m)

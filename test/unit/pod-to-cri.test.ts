@@ -85,7 +85,10 @@ describe('podToCri on the rendered DaemonSet', () => {
     assert.deepEqual(secret.items, [{key: 'password', path: 'password', mode: 0o400}])
     assert.equal(at('/etc/karp')?.host_path, secret.hostPath)
     const state = plan.volumes.find((v) => v.kind === 'emptyDir')
-    assert.deepEqual(state && {medium: state.kind === 'emptyDir' && state.medium, size: state.kind === 'emptyDir' && state.sizeLimitBytes}, {medium: 'Memory', size: 1024 * 1024})
+    assert.deepEqual(
+      state && {medium: state.kind === 'emptyDir' && state.medium, size: state.kind === 'emptyDir' && state.sizeLimitBytes},
+      {medium: 'Memory', size: 1024 * 1024},
+    )
   })
 
   it('turns requests and limits into the kubelet cgroup values, and the priority class into its OOM score', () => {
@@ -99,10 +102,13 @@ describe('podToCri on the rendered DaemonSet', () => {
   })
 
   it('hands over the probes and the grace period', () => {
-    assert.deepEqual(agent?.probes.map((p) => [p.kind, p.command]), [
-      ['liveness', ['/usr/local/lib/karp/healthcheck.sh']],
-      ['readiness', ['/usr/local/lib/karp/healthcheck.sh', 'ready']],
-    ])
+    assert.deepEqual(
+      agent?.probes.map((p) => [p.kind, p.command]),
+      [
+        ['liveness', ['/usr/local/lib/karp/healthcheck.sh']],
+        ['readiness', ['/usr/local/lib/karp/healthcheck.sh', 'ready']],
+      ],
+    )
     assert.equal(plan.terminationGracePeriodSeconds, 15)
   })
 })
@@ -118,12 +124,24 @@ describe('podToCri refuses what it cannot translate', () => {
 
   refuses('an unknown container field', (t) => (container(t).ports = [{containerPort: 80}]), /spec\.containers\[0\]\.ports/)
   refuses('an unknown securityContext field', (t) => (securityContext(t).procMount = 'Unmasked'), /securityContext\.procMount/)
-  refuses('an unknown capabilities field', (t) => ((securityContext(t).capabilities as Obj).ambient = ['NET_ADMIN']), /capabilities\.ambient/)
-  refuses('a Localhost seccomp profile', (t) => (securityContext(t).seccompProfile = {type: 'Localhost', localhostProfile: 'x'}), /seccompProfile\.type/)
+  refuses(
+    'an unknown capabilities field',
+    (t) => ((securityContext(t).capabilities as Obj).ambient = ['NET_ADMIN']),
+    /capabilities\.ambient/,
+  )
+  refuses(
+    'a Localhost seccomp profile',
+    (t) => (securityContext(t).seccompProfile = {type: 'Localhost', localhostProfile: 'x'}),
+    /seccompProfile\.type/,
+  )
   refuses('a privileged container', (t) => (securityContext(t).privileged = true), /privileged/)
   refuses('an env value from a Secret', (t) => env(t).push({name: 'X', valueFrom: {secretKeyRef: {name: 's', key: 'k'}}}), /only fieldRef/)
   refuses('an unknown fieldRef', (t) => env(t).push({name: 'X', valueFrom: {fieldRef: {fieldPath: 'status.podIP'}}}), /status\.podIP/)
-  refuses('a volumeMount subPath', (t) => ((container(t).volumeMounts as Obj[])[0] as Obj).subPath = 'password', /volumeMounts\[0\]\.subPath/)
+  refuses(
+    'a volumeMount subPath',
+    (t) => (((container(t).volumeMounts as Obj[])[0] as Obj).subPath = 'password'),
+    /volumeMounts\[0\]\.subPath/,
+  )
   refuses('a hostPath volume', (t) => (spec(t).volumes as Obj[]).push({name: 'h', hostPath: {path: '/'}}), /only secret and emptyDir/)
   refuses('an unknown pod field', (t) => (spec(t).hostPID = true), /spec\.hostPID/)
   refuses('a pod securityContext', (t) => (spec(t).securityContext = {runAsNonRoot: true}), /spec\.securityContext/)
@@ -131,7 +149,7 @@ describe('podToCri refuses what it cannot translate', () => {
   refuses('an HTTP probe', (t) => (container(t).livenessProbe = {httpGet: {path: '/', port: 1}}), /only exec probes/)
   refuses('a lifecycle hook', (t) => (container(t).lifecycle = {preStop: {exec: {command: ['true']}}}), /lifecycle/)
   refuses('an image pulled on every start', (t) => (container(t).imagePullPolicy = 'Always'), /imagePullPolicy/)
-  refuses('a file mode out of range', (t) => (((spec(t).volumes as Obj[])[0] as Obj).secret as Obj).defaultMode = 0o1000, /file mode/)
+  refuses('a file mode out of range', (t) => ((((spec(t).volumes as Obj[])[0] as Obj).secret as Obj).defaultMode = 0o1000), /file mode/)
   refuses('another priority class', (t) => (spec(t).priorityClassName = 'high'), /priorityClassName/)
 })
 

@@ -39,26 +39,41 @@ function config(overrides: Partial<VipConfig> = {}): VipConfig {
 }
 
 const daemonSet = (objects: ReturnType<typeof renderManifests>) => objects.find((o) => o.kind === 'DaemonSet') as unknown as V1DaemonSet
-const envOf = (ds: V1DaemonSet) => Object.fromEntries((ds.spec?.template.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]))
+const envOf = (ds: V1DaemonSet) =>
+  Object.fromEntries((ds.spec?.template.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]))
 
 describe('renderManifests', () => {
   it('renders the objects in dependency order', () => {
     assert.deepEqual(
       renderManifests(config()).map((o) => o.kind),
-      ['Namespace', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Secret', 'DaemonSet'],
+      [
+        'Namespace',
+        'ServiceAccount',
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
+        'Role',
+        'RoleBinding',
+        'ClusterRole',
+        'ClusterRoleBinding',
+        'Secret',
+        'DaemonSet',
+      ],
     )
-    assert.deepEqual(manifestKinds().map((k) => [k.kind, k.namespaced]), [
-      ['Namespace', false],
-      ['ServiceAccount', true],
-      ['ValidatingAdmissionPolicy', false],
-      ['ValidatingAdmissionPolicyBinding', false],
-      ['Role', true],
-      ['RoleBinding', true],
-      ['ClusterRole', false],
-      ['ClusterRoleBinding', false],
-      ['Secret', true],
-      ['DaemonSet', true],
-    ])
+    assert.deepEqual(
+      manifestKinds().map((k) => [k.kind, k.namespaced]),
+      [
+        ['Namespace', false],
+        ['ServiceAccount', true],
+        ['ValidatingAdmissionPolicy', false],
+        ['ValidatingAdmissionPolicyBinding', false],
+        ['Role', true],
+        ['RoleBinding', true],
+        ['ClusterRole', false],
+        ['ClusterRoleBinding', false],
+        ['Secret', true],
+        ['DaemonSet', true],
+      ],
+    )
   })
 
   it('is deterministic for the same input', () => {
@@ -76,12 +91,15 @@ describe('renderManifests', () => {
       // Cluster-scoped, so the name carries the namespace: one policy per install, dots keep them apart.
       else if (o.kind.startsWith('ValidatingAdmissionPolicy') || o.kind.startsWith('Cluster')) {
         assert.deepEqual([o.metadata.name, o.metadata.namespace], ['karp-agent.infra.vip2', undefined])
-      }
-      else assert.deepEqual([o.metadata.name, o.metadata.namespace], ['vip2', 'infra'])
+      } else assert.deepEqual([o.metadata.name, o.metadata.namespace], ['vip2', 'infra'])
     }
     assert.deepEqual(
       manifestHeaders({namespace: 'infra', name: 'vip2'}),
-      objects.map((o) => ({apiVersion: o.apiVersion, kind: o.kind, metadata: {name: o.metadata.name, ...(o.metadata.namespace ? {namespace: o.metadata.namespace} : {})}})),
+      objects.map((o) => ({
+        apiVersion: o.apiVersion,
+        kind: o.kind,
+        metadata: {name: o.metadata.name, ...(o.metadata.namespace ? {namespace: o.metadata.namespace} : {})},
+      })),
     )
   })
 
@@ -110,7 +128,7 @@ describe('renderManifests', () => {
     assert.equal(env.KARP_INTERFACE, 'bond0')
   })
 
-  it('speaks the agent\'s env contract and gives a stopping agent its handover time', () => {
+  it("speaks the agent's env contract and gives a stopping agent its handover time", () => {
     const ds = daemonSet(renderManifests(config({interface: 'eth0'})))
     const known = new Set([...AGENT_ENV.map((v) => v.name), ...KUBERNETES_ENV])
     const names = (ds.spec?.template.spec?.containers[0]?.env ?? []).map((e) => e.name)
@@ -167,20 +185,29 @@ describe('renderManifests', () => {
   it('selects control-plane nodes of every distribution by default, and only them', () => {
     const spec: V1PodSpec = daemonSet(renderManifests(config())).spec?.template.spec ?? {containers: []}
     assert.ok(podSpecSelectsNode(spec, {'node-role.kubernetes.io/control-plane': ''}), 'kubeadm')
-    assert.ok(podSpecSelectsNode(spec, {'node-role.kubernetes.io/control-plane': 'true', 'node-role.kubernetes.io/master': 'true'}), 'k3s/RKE2')
+    assert.ok(
+      podSpecSelectsNode(spec, {'node-role.kubernetes.io/control-plane': 'true', 'node-role.kubernetes.io/master': 'true'}),
+      'k3s/RKE2',
+    )
     assert.ok(podSpecSelectsNode(spec, {'node-role.kubernetes.io/master': ''}), 'older kubeadm')
     assert.ok(podSpecSelectsNode(spec, {'node-role.kubernetes.io/controlplane': 'true'}), 'RKE')
     assert.ok(!podSpecSelectsNode(spec, {'node-role.kubernetes.io/worker': 'true'}))
     assert.ok(!podSpecSelectsNode(spec, {}))
     const samples: Array<Record<string, string>> = [
-      {'node-role.kubernetes.io/control-plane': ''}, {'node-role.kubernetes.io/master': 'true'}, {'node-role.kubernetes.io/controlplane': 'true'},
-      {'node-role.kubernetes.io/controlplane': 'false'}, {'node-role.kubernetes.io/worker': 'true'}, {},
+      {'node-role.kubernetes.io/control-plane': ''},
+      {'node-role.kubernetes.io/master': 'true'},
+      {'node-role.kubernetes.io/controlplane': 'true'},
+      {'node-role.kubernetes.io/controlplane': 'false'},
+      {'node-role.kubernetes.io/worker': 'true'},
+      {},
     ]
     for (const labels of samples) assert.equal(isControlPlaneLabels(labels), podSpecSelectsNode(spec, labels), JSON.stringify(labels))
   })
 
   it('replaces the control-plane affinity with --node-selector', () => {
-    const spec: V1PodSpec = daemonSet(renderManifests(config({nodeSelector: {key: 'karp', value: 'on'}}))).spec?.template.spec ?? {containers: []}
+    const spec: V1PodSpec = daemonSet(renderManifests(config({nodeSelector: {key: 'karp', value: 'on'}}))).spec?.template.spec ?? {
+      containers: [],
+    }
     assert.deepEqual(spec.nodeSelector, {karp: 'on'})
     assert.equal(spec.affinity, undefined)
     assert.ok(podSpecSelectsNode(spec, {karp: 'on'}))
@@ -193,11 +220,14 @@ describe('renderManifests', () => {
     const objects = renderManifests(config({name: 'vip2', namespace: 'infra'}))
     const role = objects.find((o) => o.kind === 'Role') as unknown as Rules
     // In its namespace: a list of the pods (its peers, to rank itself), its own pod's status, Events.
-    assert.deepEqual(role.rules.map((r) => [r.resources, r.verbs]), [
-      [['pods'], ['list']],
-      [['pods/status'], ['patch']],
-      [['events'], ['create']],
-    ])
+    assert.deepEqual(
+      role.rules.map((r) => [r.resources, r.verbs]),
+      [
+        [['pods'], ['list']],
+        [['pods/status'], ['patch']],
+        [['events'], ['create']],
+      ],
+    )
     // Cluster-wide, the agent reads Nodes one by one (its own, to notice a cordon): get, not list or watch.
     const clusterRole = objects.find((o) => o.kind === 'ClusterRole') as unknown as Rules
     assert.deepEqual(clusterRole.rules, [{apiGroups: [''], resources: ['nodes'], verbs: ['get']}])
@@ -215,23 +245,40 @@ describe('renderManifests', () => {
     assert.match(agent, /api_get_start "\/api\/v1\/nodes\/\$NODE_NAME" node;/)
   })
 
-  it('confines the agent to its own pod with a policy bound to exactly this install\'s ServiceAccount', () => {
+  it("confines the agent to its own pod with a policy bound to exactly this install's ServiceAccount", () => {
     const objects = renderManifests(config({name: 'vip2', namespace: 'infra'}))
-    type Policy = {spec: {failurePolicy: string; matchConditions: Array<{expression: string}>; variables: Array<{name: string; expression: string}>}}
+    type Policy = {
+      spec: {failurePolicy: string; matchConditions: Array<{expression: string}>; variables: Array<{name: string; expression: string}>}
+    }
     const policy = objects.find((o) => o.kind === 'ValidatingAdmissionPolicy') as unknown as Policy
-    const binding = objects.find((o) => o.kind === 'ValidatingAdmissionPolicyBinding') as unknown as {spec: {policyName: string; validationActions: string[]}}
+    const binding = objects.find((o) => o.kind === 'ValidatingAdmissionPolicyBinding') as unknown as {
+      spec: {policyName: string; validationActions: string[]}
+    }
     assert.equal(policy.spec.failurePolicy, 'Fail')
-    assert.deepEqual(policy.spec.matchConditions.map((c) => c.expression), ["request.userInfo.username == 'system:serviceaccount:infra:vip2'"])
+    assert.deepEqual(
+      policy.spec.matchConditions.map((c) => c.expression),
+      ["request.userInfo.username == 'system:serviceaccount:infra:vip2'"],
+    )
     assert.deepEqual(binding.spec, {policyName: 'karp-agent.infra.vip2', validationActions: ['Deny']})
     // The conditions the policy lets through: the role, which karp status reads, and the eligibility the
     // agents rank themselves by.
-    assert.equal(policy.spec.variables.find((v) => v.name === 'agentConditions')?.expression, `['${ROLE_CONDITION}', '${ELIGIBLE_CONDITION}']`)
+    assert.equal(
+      policy.spec.variables.find((v) => v.name === 'agentConditions')?.expression,
+      `['${ROLE_CONDITION}', '${ELIGIBLE_CONDITION}']`,
+    )
     const agent = readFileSync(new URL('../../agent/lib.sh', import.meta.url), 'utf8')
-    assert.match(agent, new RegExp(`PATCH "\\$api/pods/\\$POD_NAME/status" application/strategic-merge-patch\\+json[^\\n]*\\n[^\\n]*\\\\"type\\\\":\\\\"${ROLE_CONDITION}\\\\"`))
+    assert.match(
+      agent,
+      new RegExp(
+        `PATCH "\\$api/pods/\\$POD_NAME/status" application/strategic-merge-patch\\+json[^\\n]*\\n[^\\n]*\\\\"type\\\\":\\\\"${ROLE_CONDITION}\\\\"`,
+      ),
+    )
   })
 
   it('marks the Namespace as created by karp, which uninstall requires before deleting one', () => {
-    const ns = renderManifests(config()).find((o) => o.kind === 'Namespace') as unknown as {metadata: {annotations: Record<string, string>; labels: Record<string, string>}}
+    const ns = renderManifests(config()).find((o) => o.kind === 'Namespace') as unknown as {
+      metadata: {annotations: Record<string, string>; labels: Record<string, string>}
+    }
     assert.equal(ns.metadata.annotations[CREATED_BY_ANNOTATION], MANAGED_BY)
     assert.equal(ns.metadata.labels['pod-security.kubernetes.io/enforce'], 'privileged')
   })
@@ -251,7 +298,9 @@ describe('renderManifests', () => {
     }
     collect(objects)
     // Every key constant but the Events' reporting component, which only the agent writes.
-    const declared = Object.entries(constants).filter(([name, value]) => typeof value === 'string' && /(?:LABEL|ANNOTATION|CONDITION)$/.test(name)).map(([, value]) => value)
+    const declared = Object.entries(constants)
+      .filter(([name, value]) => typeof value === 'string' && /(?:LABEL|ANNOTATION|CONDITION)$/.test(name))
+      .map(([, value]) => value)
     assert.deepEqual([...keys].sort(), [...declared].sort())
   })
 
@@ -271,7 +320,11 @@ describe('renderManifests', () => {
     const found = describeInstall(ds)
     assert.deepEqual([found.namespace, found.name, found.vip, found.vhid, found.apiPort], ['infra', 'vip2', '192.168.1.250', 42, 7443])
     assert.deepEqual(ds.spec?.selector.matchLabels, {[NAME_LABEL]: APP_NAME, [INSTANCE_LABEL]: 'vip2'})
-    assert.deepEqual(ds.spec?.template.metadata?.labels, {[NAME_LABEL]: APP_NAME, [INSTANCE_LABEL]: 'vip2', [COMPONENT_LABEL]: AGENT_COMPONENT})
+    assert.deepEqual(ds.spec?.template.metadata?.labels, {
+      [NAME_LABEL]: APP_NAME,
+      [INSTANCE_LABEL]: 'vip2',
+      [COMPONENT_LABEL]: AGENT_COMPONENT,
+    })
     assert.equal(envOf(ds).KARP_PEER_SELECTOR, instanceSelector('vip2'))
     assert.deepEqual(Object.keys(ds.spec?.template.metadata?.annotations ?? {}), [PASSWORD_FINGERPRINT_ANNOTATION])
     const ns = objects.find((o) => o.kind === 'Namespace') as unknown as V1Namespace
@@ -282,7 +335,13 @@ describe('renderManifests', () => {
 
 describe('podSpecSelectsNode operators', () => {
   const term = (operator: string, values?: string[]) => ({
-    affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: 'k', operator, ...(values ? {values} : {})}]}]}}},
+    affinity: {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{matchExpressions: [{key: 'k', operator, ...(values ? {values} : {})}]}],
+        },
+      },
+    },
   })
   it('evaluates In, NotIn, Exists, DoesNotExist, Gt and Lt as the scheduler does', () => {
     assert.ok(podSpecSelectsNode(term('In', ['a', 'b']), {k: 'b'}))

@@ -17,7 +17,11 @@ function markdownReferences(text: string): string[] {
 
 describe('references inside the repository', () => {
   it('reads markdown names out of text, and not identifiers', () => {
-    assert.deepEqual(markdownReferences('see docs/architecture.md, the README.md and ../lab/README.md.'), ['docs/architecture.md', 'README.md', '../lab/README.md'])
+    assert.deepEqual(markdownReferences('see docs/architecture.md, the README.md and ../lab/README.md.'), [
+      'docs/architecture.md',
+      'README.md',
+      '../lab/README.md',
+    ])
     assert.deepEqual(markdownReferences('cert.sign(key, forge.md.sha256.create())'), [])
   })
 
@@ -27,7 +31,11 @@ describe('references inside the repository', () => {
     for (const file of tracked.filter((f) => TEXT.test(f) && !f.endsWith('repo-references.test.ts'))) {
       let text = readFileSync(join(ROOT, file), 'utf8')
       // In C, `ch.md` is a struct member: only the comments name files.
-      if (file.endsWith('.c')) text = text.split('\n').filter((line) => /^\s*(\/\*|\*|\/\/)/.test(line)).join('\n')
+      if (file.endsWith('.c'))
+        text = text
+          .split('\n')
+          .filter((line) => /^\s*(\/\*|\*|\/\/)/.test(line))
+          .join('\n')
       for (const ref of markdownReferences(text)) {
         if (!inRepo.has(normalize(ref)) && !inRepo.has(join(dirname(file), ref))) missing.push(`${file}: ${ref}`)
       }

@@ -6,7 +6,15 @@ import type {CoreV1Event, V1DaemonSet, V1Node, V1Pod} from '@kubernetes/client-n
 import {formatStatus} from '../../src/lib/status/display.js'
 import {statusFromSnapshot} from '../../src/lib/status/status.js'
 import {installsIn, installStatus} from '../../src/lib/status/verdict.js'
-import {API_PORT_ANNOTATION, APP_NAME, INSTANCE_LABEL, NAME_LABEL, ROLE_CONDITION, VHID_ANNOTATION, VIP_ANNOTATION} from '../../src/lib/constants.js'
+import {
+  API_PORT_ANNOTATION,
+  APP_NAME,
+  INSTANCE_LABEL,
+  NAME_LABEL,
+  ROLE_CONDITION,
+  VHID_ANNOTATION,
+  VIP_ANNOTATION,
+} from '../../src/lib/constants.js'
 import {makeCa, makeCertificate, startTlsServer, testKey, unusedPort} from '../helpers/certs.js'
 import {assertMatchesSchema} from '../helpers/json-schema.js'
 
@@ -14,12 +22,25 @@ const NOW = new Date('2026-11-26T12:00:00Z')
 const ago = (s: number) => new Date(NOW.getTime() - s * 1000)
 
 const daemonSet: V1DaemonSet = {
-  metadata: {name: 'karp', namespace: 'karp-system', generation: 1, annotations: {[VIP_ANNOTATION]: '192.168.1.250', [VHID_ANNOTATION]: '10', [API_PORT_ANNOTATION]: '6443'}},
+  metadata: {
+    name: 'karp',
+    namespace: 'karp-system',
+    generation: 1,
+    annotations: {[VIP_ANNOTATION]: '192.168.1.250', [VHID_ANNOTATION]: '10', [API_PORT_ANNOTATION]: '6443'},
+  },
   spec: {
     selector: {},
     template: {spec: {containers: [], nodeSelector: {'node-role.kubernetes.io/control-plane': ''}}},
   },
-  status: {desiredNumberScheduled: 3, currentNumberScheduled: 3, numberReady: 3, updatedNumberScheduled: 3, numberAvailable: 3, numberMisscheduled: 0, observedGeneration: 1},
+  status: {
+    desiredNumberScheduled: 3,
+    currentNumberScheduled: 3,
+    numberReady: 3,
+    updatedNumberScheduled: 3,
+    numberAvailable: 3,
+    numberMisscheduled: 0,
+    observedGeneration: 1,
+  },
 }
 
 function node(name: string, ready = true, controlPlane = true, cordoned = false): V1Node {
@@ -30,7 +51,11 @@ function node(name: string, ready = true, controlPlane = true, cordoned = false)
   }
 }
 
-function pod(nodeName: string, role?: string, opts: {changedAt?: Date; startedAt?: Date; crash?: boolean; ready?: boolean; created?: Date; name?: string} = {}): V1Pod {
+function pod(
+  nodeName: string,
+  role?: string,
+  opts: {changedAt?: Date; startedAt?: Date; crash?: boolean; ready?: boolean; created?: Date; name?: string} = {},
+): V1Pod {
   const startedAt = opts.startedAt ?? ago(600)
   return {
     metadata: {
@@ -45,11 +70,24 @@ function pod(nodeName: string, role?: string, opts: {changedAt?: Date; startedAt
       conditions: [
         {type: 'Ready', status: opts.ready === false || opts.crash ? 'False' : 'True'},
         // As agent/lib.sh reports it; without changedAt the condition has no time (karp status then looks at Events).
-        ...(role ? [{type: ROLE_CONDITION, status: 'True', reason: role === 'master' ? 'Master' : 'Backup', ...(opts.changedAt ? {lastTransitionTime: opts.changedAt} : {})}] : []),
+        ...(role
+          ? [
+              {
+                type: ROLE_CONDITION,
+                status: 'True',
+                reason: role === 'master' ? 'Master' : 'Backup',
+                ...(opts.changedAt ? {lastTransitionTime: opts.changedAt} : {}),
+              },
+            ]
+          : []),
       ],
       containerStatuses: [
         {
-          name: 'agent', image: '', imageID: '', ready: !opts.crash, restartCount: opts.crash ? 7 : 0,
+          name: 'agent',
+          image: '',
+          imageID: '',
+          ready: !opts.crash,
+          restartCount: opts.crash ? 7 : 0,
           state: opts.crash ? {waiting: {reason: 'CrashLoopBackOff'}} : {running: {startedAt}},
         },
       ],
@@ -58,9 +96,14 @@ function pod(nodeName: string, role?: string, opts: {changedAt?: Date; startedAt
 }
 
 const nodes = [node('cp1'), node('cp2'), node('cp3'), node('w1', true, false)]
-const judge = (pods: V1Pod[], extra: {nodes?: V1Node[]; events?: CoreV1Event[]; ds?: V1DaemonSet | null; heartbeats?: Record<string, string>} = {}) =>
+const judge = (
+  pods: V1Pod[],
+  extra: {nodes?: V1Node[]; events?: CoreV1Event[]; ds?: V1DaemonSet | null; heartbeats?: Record<string, string>} = {},
+) =>
   installStatus(
-    extra.ds === null ? {namespace: 'karp-system', name: 'karp'} : {namespace: 'karp-system', name: 'karp', daemonSet: extra.ds ?? daemonSet},
+    extra.ds === null
+      ? {namespace: 'karp-system', name: 'karp'}
+      : {namespace: 'karp-system', name: 'karp', daemonSet: extra.ds ?? daemonSet},
     {pods, nodes: extra.nodes ?? nodes, events: extra.events ?? [], ...(extra.heartbeats ? {heartbeats: extra.heartbeats} : {})},
     NOW,
   )
@@ -72,7 +115,10 @@ describe('installStatus', () => {
     assert.equal(status.holder, 'one')
     assert.deepEqual(status.holders, ['cp1'])
     assert.deepEqual(status.problems, [])
-    assert.deepEqual(status.agents.map((a) => a.node), ['cp1', 'cp2', 'cp3'])
+    assert.deepEqual(
+      status.agents.map((a) => a.node),
+      ['cp1', 'cp2', 'cp3'],
+    )
     assert.equal(status.agents[0]?.pod?.roleChangedAt, ago(300).toISOString())
     assert.equal(status.vip, '192.168.1.250')
   })
@@ -92,7 +138,7 @@ describe('installStatus', () => {
     assert.match(status.problems[0] as string, /split brain: cp1 and cp2/)
   })
 
-  it('believes the newer of two masters when the older one\'s kubelet fell silent before it took over', () => {
+  it("believes the newer of two masters when the older one's kubelet fell silent before it took over", () => {
     // cp1 lost power 20 s ago: its pod still shows Running and its last report until the node controller notices.
     const pods = [pod('cp1', 'master', {changedAt: ago(300)}), pod('cp2', 'backup'), pod('cp3', 'master', {changedAt: ago(17)})]
     const status = judge(pods, {heartbeats: {cp1: ago(21).toISOString(), cp3: ago(4).toISOString()}})
@@ -137,26 +183,47 @@ describe('installStatus', () => {
   it('shows cordoned nodes as kubectl does, and a cordoned holder as a problem', () => {
     const sgr = new RegExp(`${String.fromCharCode(0x1b)}\\[[0-9;]*m`, 'g')
     const table = (status: ReturnType<typeof judge>) =>
-      formatStatus({context: 'c', server: 'https://127.0.0.1:6443', installs: [status], verdict: 'healthy', summary: 'ok', exitCode: 0}, NOW).map((l) => l.replaceAll(sgr, ''))
+      formatStatus(
+        {context: 'c', server: 'https://127.0.0.1:6443', installs: [status], verdict: 'healthy', summary: 'ok', exitCode: 0},
+        NOW,
+      ).map((l) => l.replaceAll(sgr, ''))
     // Drained for maintenance, the VIP already elsewhere: nothing wrong, the node is shown cordoned.
-    const handedOver = judge([pod('cp1', 'backup'), pod('cp2', 'master'), pod('cp3', 'backup')], {nodes: [node('cp1', true, true, true), node('cp2'), node('cp3')]})
-    assert.deepEqual(handedOver.agents.map((a) => [a.node, a.cordoned]), [['cp1', true], ['cp2', false], ['cp3', false]])
+    const handedOver = judge([pod('cp1', 'backup'), pod('cp2', 'master'), pod('cp3', 'backup')], {
+      nodes: [node('cp1', true, true, true), node('cp2'), node('cp3')],
+    })
+    assert.deepEqual(
+      handedOver.agents.map((a) => [a.node, a.cordoned]),
+      [
+        ['cp1', true],
+        ['cp2', false],
+        ['cp3', false],
+      ],
+    )
     assert.deepEqual(handedOver.problems, [])
     assert.equal(handedOver.state, 'healthy')
     assert.match(table(handedOver).find((l) => /^\s+cp1 /.test(l)) ?? '', /^\s+cp1\s+Ready,SchedulingDisabled\s+karp-cp1\s/)
     assert.match(table(handedOver).find((l) => /^\s+cp2 /.test(l)) ?? '', /^\s+cp2\s+Ready\s+karp-cp2\s/)
     // Still holding it (the handover under way, or no other node could take it): not done yet.
-    const holding = judge([pod('cp1', 'master'), pod('cp2', 'backup'), pod('cp3', 'backup')], {nodes: [node('cp1', true, true, true), node('cp2'), node('cp3')]})
+    const holding = judge([pod('cp1', 'master'), pod('cp2', 'backup'), pod('cp3', 'backup')], {
+      nodes: [node('cp1', true, true, true), node('cp2'), node('cp3')],
+    })
     assert.equal(holding.holder, 'one')
     assert.equal(holding.state, 'degraded')
-    assert.deepEqual(holding.problems, ['node cp1 is cordoned but holds the VIP: its agent hands it over once another node can take it (an uncordoned node with a healthy API server)'])
-    const notReady = judge([pod('cp1', 'backup'), pod('cp2', 'master'), pod('cp3', 'backup')], {nodes: [node('cp1', false, true, true), node('cp2'), node('cp3')]})
+    assert.deepEqual(holding.problems, [
+      'node cp1 is cordoned but holds the VIP: its agent hands it over once another node can take it (an uncordoned node with a healthy API server)',
+    ])
+    const notReady = judge([pod('cp1', 'backup'), pod('cp2', 'master'), pod('cp3', 'backup')], {
+      nodes: [node('cp1', false, true, true), node('cp2'), node('cp3')],
+    })
     assert.match(table(notReady).find((l) => /^\s+cp1 /.test(l)) ?? '', /^\s+cp1\s+NotReady,SchedulingDisabled\s/)
   })
 
   it('reports agents whose DaemonSet is gone', () => {
     const snapshot = {daemonSets: [], pods: [pod('cp1', 'master'), pod('cp2', 'backup')]}
-    assert.deepEqual(installsIn(snapshot).map((i) => [i.namespace, i.name, i.daemonSet]), [['karp-system', 'karp', undefined]])
+    assert.deepEqual(
+      installsIn(snapshot).map((i) => [i.namespace, i.name, i.daemonSet]),
+      [['karp-system', 'karp', undefined]],
+    )
     const status = judge(snapshot.pods, {ds: null})
     assert.equal(status.daemonSet, null)
     assert.match(status.problems[0] as string, /DaemonSet karp-system\/karp is missing: 2 agent pods left without it/)
@@ -176,29 +243,49 @@ describe('installStatus', () => {
     const odd = pod('cp2')
     odd.status!.conditions!.push({type: ROLE_CONDITION, status: 'True', reason: 'Overlord'})
     const status = judge([labelled, odd, pod('cp3', 'master', {changedAt: ago(30)})])
-    assert.deepEqual(status.agents.map((a) => a.pod?.role), ['unknown', 'unknown', 'master'])
+    assert.deepEqual(
+      status.agents.map((a) => a.pod?.role),
+      ['unknown', 'unknown', 'master'],
+    )
     assert.deepEqual(status.holders, ['cp3'])
     assert.equal(status.agents[2]?.pod?.roleChangedAt, ago(30).toISOString())
   })
 
   it('lists the agent events newest first, and takes a role time from them when the condition has none', () => {
     const event = (name: string, reason: string, at: Date): CoreV1Event => ({
-      metadata: {name: `${name}.${reason}`}, involvedObject: {kind: 'Pod', namespace: 'karp-system', name}, reason, message: `${name} ${reason}`, lastTimestamp: at,
+      metadata: {name: `${name}.${reason}`},
+      involvedObject: {kind: 'Pod', namespace: 'karp-system', name},
+      reason,
+      message: `${name} ${reason}`,
+      lastTimestamp: at,
     })
-    const events = [event('karp-cp1', 'BecameBackup', ago(500)), event('karp-cp1', 'BecameMaster', ago(120)), event('other-x', 'BecameMaster', ago(1))]
+    const events = [
+      event('karp-cp1', 'BecameBackup', ago(500)),
+      event('karp-cp1', 'BecameMaster', ago(120)),
+      event('other-x', 'BecameMaster', ago(1)),
+    ]
     const status = judge([pod('cp1', 'master'), pod('cp2', 'backup'), pod('cp3', 'backup')], {events})
-    assert.deepEqual(status.events.map((e) => e.reason), ['BecameMaster', 'BecameBackup'])
+    assert.deepEqual(
+      status.events.map((e) => e.reason),
+      ['BecameMaster', 'BecameBackup'],
+    )
     assert.equal(status.agents[0]?.pod?.roleChangedAt, ago(120).toISOString())
   })
 
   it('shows what agents wrote in Events with control characters escaped, never raw on the terminal', () => {
     // An agent's token may create Events about its own pod: their text is not to be trusted with a terminal.
     const hostile: CoreV1Event = {
-      metadata: {name: 'karp-cp1.x'}, involvedObject: {kind: 'Pod', namespace: 'karp-system', name: 'karp-cp1'},
-      reason: 'BecameMaster\u001b[2J', message: 'cp1 is master\u001b]0;pwned\u0007\nfake line', lastTimestamp: ago(5),
+      metadata: {name: 'karp-cp1.x'},
+      involvedObject: {kind: 'Pod', namespace: 'karp-system', name: 'karp-cp1'},
+      reason: 'BecameMaster\u001b[2J',
+      message: 'cp1 is master\u001b]0;pwned\u0007\nfake line',
+      lastTimestamp: ago(5),
     }
     const status = judge([pod('cp1', 'master'), pod('cp2', 'backup'), pod('cp3', 'backup')], {events: [hostile]})
-    const lines = formatStatus({context: 'c', server: 'https://127.0.0.1:6443', installs: [status], verdict: 'healthy', summary: 'ok', exitCode: 0}, NOW)
+    const lines = formatStatus(
+      {context: 'c', server: 'https://127.0.0.1:6443', installs: [status], verdict: 'healthy', summary: 'ok', exitCode: 0},
+      NOW,
+    )
     // karp's own colours (on a terminal) aside, no control character reaches the screen.
     const sgr = new RegExp(`${String.fromCharCode(0x1b)}\\[[0-9;]*m`, 'g')
     const text = lines.map((l) => l.replaceAll(sgr, '')).join('\n')
@@ -213,21 +300,53 @@ describe('statusFromSnapshot: the status result', () => {
   /** The install's DaemonSet with its VIP and port where a loopback server (or nothing) stands for the VIP. */
   const installAt = (port: number, name = 'karp'): V1DaemonSet => ({
     ...daemonSet,
-    metadata: {...daemonSet.metadata, name, annotations: {'karp.io/vip': '127.0.0.1', 'karp.io/vhid': '10', 'karp.io/api-port': String(port)}},
+    metadata: {
+      ...daemonSet.metadata,
+      name,
+      annotations: {'karp.io/vip': '127.0.0.1', 'karp.io/vhid': '10', 'karp.io/api-port': String(port)},
+    },
   })
 
   it('matches schemas/status.schema.json in every state, probed or not, and declares its exit code', async () => {
     const ca = makeCa('status-ca')
-    const server = await startTlsServer([makeCertificate({commonName: 'kube-apiserver', key: testKey('apiserver'), issuer: ca, ipSans: ['10.0.0.11']})])
+    const server = await startTlsServer([
+      makeCertificate({commonName: 'kube-apiserver', key: testKey('apiserver'), issuer: ca, ipSans: ['10.0.0.11']}),
+    ])
     try {
-      const becameMaster: CoreV1Event = {metadata: {name: 'e'}, involvedObject: {kind: 'Pod', namespace: 'karp-system', name: 'karp-cp1'}, reason: 'BecameMaster', message: 'cp1 is master', lastTimestamp: ago(5)}
+      const becameMaster: CoreV1Event = {
+        metadata: {name: 'e'},
+        involvedObject: {kind: 'Pod', namespace: 'karp-system', name: 'karp-cp1'},
+        reason: 'BecameMaster',
+        message: 'cp1 is master',
+        lastTimestamp: ago(5),
+      }
       const snapshots = {
-        healthy: {daemonSets: [daemonSet], pods: [pod('cp1', 'master', {changedAt: ago(30)}), pod('cp2', 'backup'), pod('cp3', 'backup')], nodes, events: [becameMaster]},
-        down: {daemonSets: [daemonSet], pods: [pod('cp1', 'master', {crash: true}), pod('cp2', 'backup')], nodes: [...nodes, node('cp4', false)], events: []},
+        healthy: {
+          daemonSets: [daemonSet],
+          pods: [pod('cp1', 'master', {changedAt: ago(30)}), pod('cp2', 'backup'), pod('cp3', 'backup')],
+          nodes,
+          events: [becameMaster],
+        },
+        down: {
+          daemonSets: [daemonSet],
+          pods: [pod('cp1', 'master', {crash: true}), pod('cp2', 'backup')],
+          nodes: [...nodes, node('cp4', false)],
+          events: [],
+        },
         splitBrain: {daemonSets: [], pods: [pod('cp1', 'master'), pod('cp2', 'master')], nodes, events: [], heartbeats: {}},
         none: {daemonSets: [], pods: [], nodes: [], events: []},
-        probedLacksVip: {daemonSets: [installAt(server.port)], pods: [pod('cp1', 'master'), pod('cp2', 'backup'), pod('cp3', 'backup')], nodes, events: []},
-        probedSilent: {daemonSets: [installAt(await unusedPort())], pods: [pod('cp1', 'master'), pod('cp2', 'backup'), pod('cp3', 'backup')], nodes, events: []},
+        probedLacksVip: {
+          daemonSets: [installAt(server.port)],
+          pods: [pod('cp1', 'master'), pod('cp2', 'backup'), pod('cp3', 'backup')],
+          nodes,
+          events: [],
+        },
+        probedSilent: {
+          daemonSets: [installAt(await unusedPort())],
+          pods: [pod('cp1', 'master'), pod('cp2', 'backup'), pod('cp3', 'backup')],
+          nodes,
+          events: [],
+        },
       }
       const verdicts: Record<string, [string, number]> = {}
       for (const [name, snapshot] of Object.entries(snapshots)) {

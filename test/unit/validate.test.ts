@@ -35,7 +35,13 @@ describe('checkVip', () => {
       assert.match(problem, /IPv4 unicast address/)
     })
   }
-  for (const [value, range] of [['0.0.0.0', 'unspecified'], ['127.0.0.1', 'loopback'], ['224.0.0.18', 'multicast'], ['255.255.255.255', 'broadcast'], ['169.254.1.1', 'linkLocal']]) {
+  for (const [value, range] of [
+    ['0.0.0.0', 'unspecified'],
+    ['127.0.0.1', 'loopback'],
+    ['224.0.0.18', 'multicast'],
+    ['255.255.255.255', 'broadcast'],
+    ['169.254.1.1', 'linkLocal'],
+  ]) {
     it(`rejects the ${range} address ${value}`, () => {
       assert.match(problemOf(checkVip(value as string)), new RegExp(`${range} addresses cannot be a VIP`))
     })
@@ -67,7 +73,10 @@ describe('numbers', () => {
   it('refuses a duration under a second instead of rounding it to nothing', () => {
     for (const v of ['0.4ms', '500ms', '0.4', '0.5s', '0.999s', '0s', '0m', '0.01m']) {
       const problem = problemOf(checkDuration('timeout', v))
-      assert.equal(problem, `invalid --timeout ${JSON.stringify(v)}: expected a duration from 1s to 24h such as 90s, 1.5m, 5m or 1h30m (units h, m, s; a bare number is seconds)`)
+      assert.equal(
+        problem,
+        `invalid --timeout ${JSON.stringify(v)}: expected a duration from 1s to 24h such as 90s, 1.5m, 5m or 1h30m (units h, m, s; a bare number is seconds)`,
+      )
     }
     assert.deepEqual(checkDuration('timeout', '1s'), {ok: true, value: 1000})
     assert.deepEqual(checkDuration('timeout', '1'), {ok: true, value: 1000})
@@ -78,7 +87,11 @@ describe('numbers', () => {
     assert.deepEqual(checkRequestTimeout('1m'), {ok: true, value: 60_000})
     for (const zero of ['0', '0s', '0m']) assert.deepEqual(checkRequestTimeout(zero), {ok: true, value: 0})
     for (const v of ['0.4ms', '0.5s', '-1', 'never', '25h']) {
-      assert.match(problemOf(checkRequestTimeout(v)), /^invalid --request-timeout .*: expected a duration from 1s to 24h .*, or 0 for none$/, v)
+      assert.match(
+        problemOf(checkRequestTimeout(v)),
+        /^invalid --request-timeout .*: expected a duration from 1s to 24h .*, or 0 for none$/,
+        v,
+      )
     }
   })
   it('a value of any length is echoed capped, with its length, and escaped', () => {
@@ -124,8 +137,12 @@ describe('names and selectors', () => {
   })
   it('node selector is key=value with label syntax; empty value allowed', () => {
     assert.deepEqual(checkNodeSelector('karp=enabled'), {ok: true, value: {key: 'karp', value: 'enabled'}})
-    assert.deepEqual(checkNodeSelector('node-role.kubernetes.io/control-plane='), {ok: true, value: {key: 'node-role.kubernetes.io/control-plane', value: ''}})
-    for (const v of ['karp', '=x', 'a/b/c=x', 'Bad Key=x', 'k=has space']) assert.match(problemOf(checkNodeSelector(v)), /^invalid --node-selector .*key=value/)
+    assert.deepEqual(checkNodeSelector('node-role.kubernetes.io/control-plane='), {
+      ok: true,
+      value: {key: 'node-role.kubernetes.io/control-plane', value: ''},
+    })
+    for (const v of ['karp', '=x', 'a/b/c=x', 'Bad Key=x', 'k=has space'])
+      assert.match(problemOf(checkNodeSelector(v)), /^invalid --node-selector .*key=value/)
   })
   it('interface names follow Linux rules', () => {
     assert.equal(checkInterface('eth0').ok, true)
@@ -144,7 +161,11 @@ describe('names and selectors', () => {
   it('the image is an OCI reference: no shell metacharacters, spaces or non-ASCII', () => {
     assert.deepEqual(checkImage('ghcr.io/karp-vip/karp-agent:v0.1.0'), {ok: true, value: 'ghcr.io/karp-vip/karp-agent:v0.1.0'})
     for (const v of ['ghcr.io/é/agent', 'a$(reboot)', 'a;rm -rf /', 'agent`id`', 'a b', 'agent:v1\n', 'Agent', 'agent:', 'x'.repeat(600)]) {
-      assert.match(problemOf(checkImage(v)), /^invalid --image .*: expected an image reference \[registry\[:port\]\/\]repository\[:tag\]\[@sha256:<64 hex digits>\]/, JSON.stringify(v))
+      assert.match(
+        problemOf(checkImage(v)),
+        /^invalid --image .*: expected an image reference \[registry\[:port\]\/\]repository\[:tag\]\[@sha256:<64 hex digits>\]/,
+        JSON.stringify(v),
+      )
     }
   })
 })
@@ -156,7 +177,18 @@ describe('validateVipInput', () => {
     assert.equal(password, undefined)
     assert.deepEqual(
       {...settings},
-      {name: 'karp', namespace: 'karp-system', vhid: 10, advbase: 1, preempt: false, healthCheck: true, apiPort: DEFAULT_API_PORT, interface: undefined, nodeSelector: undefined, image: settings.image},
+      {
+        name: 'karp',
+        namespace: 'karp-system',
+        vhid: 10,
+        advbase: 1,
+        preempt: false,
+        healthCheck: true,
+        apiPort: DEFAULT_API_PORT,
+        interface: undefined,
+        nodeSelector: undefined,
+        image: settings.image,
+      },
     )
   })
   it('reports every bad value at once', () => {

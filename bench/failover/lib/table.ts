@@ -22,7 +22,10 @@ export class SideBySide<C extends string> {
   /** Row label -> column -> cell, rows in the order first put. */
   private readonly cells = new Map<string, Map<C, string>>()
 
-  constructor(private readonly columns: readonly C[], private readonly titles: Record<C, string>) {}
+  constructor(
+    private readonly columns: readonly C[],
+    private readonly titles: Record<C, string>,
+  ) {}
 
   put(label: string, column: C, text: string): void {
     const row = this.cells.get(label) ?? new Map<C, string>()

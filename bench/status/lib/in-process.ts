@@ -6,7 +6,7 @@ import {Kube} from '../../../src/lib/kube/client.js'
 import {gatherStatus} from '../../../src/lib/status/status.js'
 
 const kubeconfig = process.argv[2]
-if (!kubeconfig) throw new Error('give the kubeconfig of the benchmark\'s control plane')
+if (!kubeconfig) throw new Error("give the kubeconfig of the benchmark's control plane")
 const kube = Kube.fromOptions({kubeconfig})
 const rssBefore = process.memoryUsage().rss
 const start = performance.now()

@@ -12,7 +12,7 @@ export default class KubeconfigRewrite extends BaseCommand {
   static override summary = 'point a kubeconfig context at the VIP, changing nothing else in the file'
 
   static override description =
-    'Finds the file the way kubectl does (--kubeconfig, else every file in KUBECONFIG, else ~/.kube/config) and rewrites the server of the context\'s cluster to https://VIP:PORT in the file that defines it, keeping comments, quoting, order and every other byte. First checks that the certificate served on the VIP carries it as an IP SAN (--force skips), keeps a backup beside the file, writes atomically, and afterwards asks the API server for /version through the new URL, restoring the file if it does not answer. Already pointing at the VIP: nothing to do, exit 0.'
+    "Finds the file the way kubectl does (--kubeconfig, else every file in KUBECONFIG, else ~/.kube/config) and rewrites the server of the context's cluster to https://VIP:PORT in the file that defines it, keeping comments, quoting, order and every other byte. First checks that the certificate served on the VIP carries it as an IP SAN (--force skips), keeps a backup beside the file, writes atomically, and afterwards asks the API server for /version through the new URL, restoring the file if it does not answer. Already pointing at the VIP: nothing to do, exit 0."
 
   static override examples = [
     '<%= config.bin %> kubeconfig rewrite --vip 192.168.1.250',
@@ -24,12 +24,24 @@ export default class KubeconfigRewrite extends BaseCommand {
   static override flags = {
     ...clusterFlags,
     vip: Flags.string({description: 'the VIP to point at (default: the VIP of the karp install found through the context)'}),
-    port: Flags.string({description: 'API server port on the VIP (default: the install\'s api port with its VIP, else the port the server has now)'}),
-    'new-context': Flags.string({description: 'add a context and a cluster of this name for the VIP instead of changing the existing cluster'}),
-    force: Flags.boolean({description: 'skip the certificate check (the VIP may be missing from the certificate\'s SANs)', default: false}),
+    port: Flags.string({
+      description: "API server port on the VIP (default: the install's api port with its VIP, else the port the server has now)",
+    }),
+    'new-context': Flags.string({
+      description: 'add a context and a cluster of this name for the VIP instead of changing the existing cluster',
+    }),
+    force: Flags.boolean({description: "skip the certificate check (the VIP may be missing from the certificate's SANs)", default: false}),
     'dry-run': Flags.boolean({description: 'print the change as a unified diff and write nothing', default: false}),
-    backup: Flags.boolean({description: 'keep a copy of the original beside the file (<file>.karp-backup-<UTC time>)', default: true, allowNo: true}),
-    verify: Flags.boolean({description: 'after writing, check that the API server answers through the new URL, and restore the file if not', default: true, allowNo: true}),
+    backup: Flags.boolean({
+      description: 'keep a copy of the original beside the file (<file>.karp-backup-<UTC time>)',
+      default: true,
+      allowNo: true,
+    }),
+    verify: Flags.boolean({
+      description: 'after writing, check that the API server answers through the new URL, and restore the file if not',
+      default: true,
+      allowNo: true,
+    }),
     timeout: Flags.string({description: 'how long to wait for each network step (certificate check, verify)', default: '10s'}),
   }
 

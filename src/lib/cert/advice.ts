@@ -54,7 +54,7 @@ export function sanAdvice(distribution: DistributionId, vip: string, context: Ad
           'on each control-plane node in turn, with kubeadm.yaml copied there (kubeadm keeps an existing certificate, so move it away first):\n' +
             '  sudo mkdir -p /root/apiserver-cert-old && sudo mv /etc/kubernetes/pki/apiserver.crt /etc/kubernetes/pki/apiserver.key /root/apiserver-cert-old/\n' +
             '  sudo kubeadm init phase certs apiserver --config kubeadm.yaml',
-          'then restart that node\'s kube-apiserver static pod (the kubelet stops it when its manifest leaves the directory):\n' +
+          "then restart that node's kube-apiserver static pod (the kubelet stops it when its manifest leaves the directory):\n" +
             '  sudo mv /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/ && sleep 20 && sudo mv /etc/kubernetes/kube-apiserver.yaml /etc/kubernetes/manifests/',
         ],
       }

@@ -36,7 +36,9 @@ export function caFromFile(path: string, flag = 'ca-file'): CaCertificate {
   try {
     pem = readPem(path)
   } catch (error) {
-    throw new UsageError(`invalid --${flag} ${echo(path)}: cannot read it (${(error as NodeJS.ErrnoException).code ?? escapeControl((error as Error).message)})`)
+    throw new UsageError(
+      `invalid --${flag} ${echo(path)}: cannot read it (${(error as NodeJS.ErrnoException).code ?? escapeControl((error as Error).message)})`,
+    )
   }
   const problem = holdsCertificates(pem)
   if (problem) throw new UsageError(`invalid --${flag} ${echo(path)}: ${problem}; expected PEM CA certificates`)

@@ -102,7 +102,12 @@ export async function planClusterCheck(kube: Kube, options: ClusterCheckOptions)
 }
 
 /** Targets given explicitly (--server), without any cluster access. */
-export function planServerCheck(options: {vip: string; servers: Array<{host: string; port: number}>; ca?: CaCertificate; distribution?: DistributionId}): CertCheckPlan {
+export function planServerCheck(options: {
+  vip: string
+  servers: Array<{host: string; port: number}>
+  ca?: CaCertificate
+  distribution?: DistributionId
+}): CertCheckPlan {
   const warnings = options.ca ? [] : ['no --ca-file given: the chains were not verified against a CA']
   return {
     vip: options.vip,

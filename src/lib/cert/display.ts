@@ -67,7 +67,11 @@ export function formatCertReport(result: CheckCertResult): string[] {
     lines.push('Then run karp check-cert again.')
   }
   const {ok, warning, failed, unreachable} = result.summary
-  const counts = [`${ok + warning} of ${result.endpoints.length} endpoints fine`, failed && `${failed} failed`, unreachable && `${unreachable} unreachable`]
+  const counts = [
+    `${ok + warning} of ${result.endpoints.length} endpoints fine`,
+    failed && `${failed} failed`,
+    unreachable && `${unreachable} unreachable`,
+  ]
   lines.push('', `VIP ${result.vip}: ${counts.filter(Boolean).join(', ')}; CA: ${result.ca.description}`)
   return lines
 }

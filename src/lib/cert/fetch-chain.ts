@@ -16,8 +16,7 @@ export interface HandshakeTiming {
 
 export type FetchedChain =
   /** chain: DER certificates, the server's own first, then the issuers it sent. */
-  | {ok: true; chain: Buffer[]; protocol: string | null; timing: HandshakeTiming}
-  | {ok: false; kind: FetchFailureKind; message: string}
+  {ok: true; chain: Buffer[]; protocol: string | null; timing: HandshakeTiming} | {ok: false; kind: FetchFailureKind; message: string}
 
 /** host:port, with an IPv6 address in brackets. */
 export function formatEndpoint(endpoint: Endpoint): string {
@@ -100,7 +99,11 @@ export function fetchServedChain(endpoint: Endpoint, options: {timeoutMs: number
     })
     socket.once('error', (error: NodeJS.ErrnoException) => finish({ok: false, ...describeFailure(error)}))
     socket.once('close', () =>
-      finish({ok: false, kind: 'closed', message: 'the server closed the connection before the TLS handshake completed (not a TLS server?)'}),
+      finish({
+        ok: false,
+        kind: 'closed',
+        message: 'the server closed the connection before the TLS handshake completed (not a TLS server?)',
+      }),
     )
   })
 }

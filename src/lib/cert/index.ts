@@ -14,7 +14,14 @@ export {
   type TargetReport,
 } from './check-cert.js'
 export {type DetectedDistribution, detectDistribution, DISTRIBUTION_NAMES, DISTRIBUTIONS, type DistributionId} from './distribution.js'
-export {type Endpoint, type FetchedChain, type FetchFailureKind, fetchServedChain, formatEndpoint, type HandshakeTiming} from './fetch-chain.js'
+export {
+  type Endpoint,
+  type FetchedChain,
+  type FetchFailureKind,
+  fetchServedChain,
+  formatEndpoint,
+  type HandshakeTiming,
+} from './fetch-chain.js'
 export {type CertificateFacts, parseCertificate, pemCertificates} from './parse.js'
 export {type CertTarget, chooseInstall, clusterTargets, isControlPlaneNode, parseServerAddress} from './targets.js'
 export {

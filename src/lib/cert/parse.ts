@@ -97,7 +97,11 @@ export function parseCertificate(der: Uint8Array): CertificateFacts {
     ipSans: altNames.filter((n) => n.type === GENERAL_NAME_IP && n.ip).map((n) => normalizeIp(n.ip as string)),
     dnsSans: altNames.filter((n) => n.type === GENERAL_NAME_DNS).map((n) => n.value),
     isCa: extensions.find((e) => e.name === 'basicConstraints')?.cA === true,
-    sha256Fingerprint: createHash('sha256').update(bytes).digest('hex').toUpperCase().replace(/(..)(?!$)/g, '$1:'),
+    sha256Fingerprint: createHash('sha256')
+      .update(bytes)
+      .digest('hex')
+      .toUpperCase()
+      .replace(/(..)(?!$)/g, '$1:'),
   }
 }
 

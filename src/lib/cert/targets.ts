@@ -51,10 +51,15 @@ function describeInstall(install: KarpInstall): string {
 
 /** The karp install whose VIP to check: the only one, or the one --name and --namespace pick. */
 export function chooseInstall(installs: KarpInstall[], want: {namespace?: string; name?: string}): KarpInstall & {vip: string} {
-  const matching = installs.filter((i) => (want.namespace === undefined || i.namespace === want.namespace) && (want.name === undefined || i.name === want.name))
+  const matching = installs.filter(
+    (i) => (want.namespace === undefined || i.namespace === want.namespace) && (want.name === undefined || i.name === want.name),
+  )
   const picked = [want.namespace && `--namespace ${want.namespace}`, want.name && `--name ${want.name}`].filter(Boolean).join(' ')
   if (installs.length === 0) {
-    throw new UsageError(`no karp install found in the cluster (no DaemonSet labelled ${KARP_SELECTOR})`, 'pass --vip to check the certificates for a VIP before installing')
+    throw new UsageError(
+      `no karp install found in the cluster (no DaemonSet labelled ${KARP_SELECTOR})`,
+      'pass --vip to check the certificates for a VIP before installing',
+    )
   }
   if (matching.length === 0) {
     throw new UsageError(`no karp install matches ${picked}; installed: ${installs.map(describeInstall).join(', ')}`)
@@ -67,7 +72,10 @@ export function chooseInstall(installs: KarpInstall[], want: {namespace?: string
   }
   const install = matching[0] as KarpInstall
   if (install.vip === undefined) {
-    throw new UsageError(`karp install ${install.namespace}/${install.name} has no ${VIP_ANNOTATION} annotation on its DaemonSet`, 'pass --vip')
+    throw new UsageError(
+      `karp install ${install.namespace}/${install.name} has no ${VIP_ANNOTATION} annotation on its DaemonSet`,
+      'pass --vip',
+    )
   }
   return {...install, vip: install.vip}
 }

@@ -77,7 +77,8 @@ function canonicalIp(text: string): string | undefined {
 
 export function checkVipSan(certificate: CertificateFacts, vip: string): VipSanCheck {
   const wanted = canonicalIp(vip) ?? vip
-  if (certificate.ipSans.some((san) => canonicalIp(san) === wanted)) return {status: 'pass', state: 'ip-san', message: `VIP ${vip} is an IP SAN`}
+  if (certificate.ipSans.some((san) => canonicalIp(san) === wanted))
+    return {status: 'pass', state: 'ip-san', message: `VIP ${vip} is an IP SAN`}
   const ipList = certificate.ipSans.length > 0 ? `IP SANs: ${certificate.ipSans.join(', ')}` : 'the certificate has no IP SAN'
   if (certificate.dnsSans.some((san) => san.toLowerCase() === vip.toLowerCase())) {
     return {
@@ -97,7 +98,11 @@ export function checkValidity(certificate: CertificateFacts, now: Date): Validit
   if (now > notAfter) return {status: 'fail', state: 'expired', message: `expired on ${certificate.notAfter}`}
   const daysLeft = Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS)
   if (daysLeft < EXPIRY_WARNING_DAYS) {
-    return {status: 'warn', state: 'expiring-soon', message: `expires in ${daysLeft} day${daysLeft === 1 ? '' : 's'}, on ${certificate.notAfter}`}
+    return {
+      status: 'warn',
+      state: 'expiring-soon',
+      message: `expires in ${daysLeft} day${daysLeft === 1 ? '' : 's'}, on ${certificate.notAfter}`,
+    }
   }
   return {status: 'pass', state: 'valid', message: `valid until ${day(notAfter)} (${daysLeft} days)`}
 }
@@ -150,7 +155,11 @@ export function judgeServedChain(
   try {
     parsed = chain.map(parseCertificate)
   } catch (error) {
-    const unreadable = {status: 'fail' as const, state: 'unparsable' as const, message: `cannot parse the served certificate: ${(error as Error).message}`}
+    const unreadable = {
+      status: 'fail' as const,
+      state: 'unparsable' as const,
+      message: `cannot parse the served certificate: ${(error as Error).message}`,
+    }
     return {status: 'failed', checks: {vipSan: unreadable, validity: unreadable, trust: unreadable}}
   }
   const [certificate, ...issuers] = parsed

@@ -4,8 +4,7 @@ import {parseCertificate} from './parse.js'
 
 export type ChainTrust =
   /** path: subjects from the served certificate up to the CA that anchors it. */
-  | {trusted: true; path: string[]}
-  | {trusted: false; reason: string}
+  {trusted: true; path: string[]} | {trusted: false; reason: string}
 
 const MAX_DEPTH = 8
 
@@ -41,8 +40,11 @@ export function verifyChain(served: Uint8Array[], caCertificates: Uint8Array[], 
   const anchors = caCertificates.map((der) => new X509Certificate(der))
   const [leaf, ...intermediates] = served.map((der) => new X509Certificate(der))
   const path = [leaf as X509Certificate]
-  const caNames = anchors.map(subjectOf).map((s) => JSON.stringify(s)).join(', ')
-  for (let current = leaf as X509Certificate; path.length <= MAX_DEPTH; ) {
+  const caNames = anchors
+    .map(subjectOf)
+    .map((s) => JSON.stringify(s))
+    .join(', ')
+  for (let current = leaf as X509Certificate; path.length <= MAX_DEPTH;) {
     const names = path.map(subjectOf)
     if (anchors.some((a) => a.raw.equals(current.raw))) return {trusted: true, path: names}
     const anchor = anchors.find((a) => signs(a, current))

@@ -38,7 +38,8 @@ export function parseImageReference(text: string): {ok: true; value: ImageRefere
   const at = text.indexOf('@')
   const digest = at >= 0 ? text.slice(at + 1) : undefined
   let rest = at >= 0 ? text.slice(0, at) : text
-  if (digest !== undefined && !DIGEST.test(digest)) return {ok: false, why: 'the digest must be sha256:<64 lowercase hex digits> or sha512:<128>'}
+  if (digest !== undefined && !DIGEST.test(digest))
+    return {ok: false, why: 'the digest must be sha256:<64 lowercase hex digits> or sha512:<128>'}
 
   let tag: string | undefined
   const colon = rest.lastIndexOf(':')
@@ -51,9 +52,11 @@ export function parseImageReference(text: string): {ok: true; value: ImageRefere
 
   const components = rest.split('/')
   const first = components[0] as string
-  const hasDomain = components.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase())
+  const hasDomain =
+    components.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase())
   const domain = hasDomain ? first : undefined
-  if (domain !== undefined && !DOMAIN.test(domain)) return {ok: false, why: 'the registry must be a host name or [IPv6 address], with an optional :port'}
+  if (domain !== undefined && !DOMAIN.test(domain))
+    return {ok: false, why: 'the registry must be a host name or [IPv6 address], with an optional :port'}
   const path = (hasDomain ? components.slice(1) : components).join('/')
   if (!path.split('/').every((c) => PATH_COMPONENT.test(c))) {
     return {ok: false, why: 'the repository must be lowercase letters and digits, separated by "/", ".", "_", "__" or "-"'}

@@ -9,7 +9,6 @@ const READ_LIMIT = 4096
 
 const FLAG = 'password-file'
 
-
 const bad = (path: string, why: string): Checked<string> => ({ok: false, problem: `invalid --${FLAG} ${echo(path)}: ${why}`})
 
 /** Bytes up to the first newline (or READ_LIMIT), from a file descriptor's reads. */
@@ -57,9 +56,15 @@ function firstLineOfStream(stream: Readable): Promise<Buffer> {
 }
 
 const describeError = (error: NodeJS.ErrnoException) =>
-  ({ENOENT: 'no such file', EACCES: 'permission denied', EISDIR: 'is a directory', ELOOP: 'too many symbolic links', ENOTDIR: 'a path component is not a directory'})[
-    error.code ?? ''
-  ] ?? error.code ?? error.message
+  ({
+    ENOENT: 'no such file',
+    EACCES: 'permission denied',
+    EISDIR: 'is a directory',
+    ELOOP: 'too many symbolic links',
+    ENOTDIR: 'a path component is not a directory',
+  })[error.code ?? ''] ??
+  error.code ??
+  error.message
 
 /**
  * The CARP password from the first line of a file, or of stdin for "-", so it need not be on the command
@@ -78,7 +83,11 @@ export async function readPasswordFile(path: string, stdin: Readable = process.s
   if (line.at(-1) === 0x0d) line = line.subarray(0, -1)
   const where = path === '-' ? 'the first line of stdin' : 'its first line'
   if (line.length === 0) return bad(path, `${where} is empty; expected the password, 1 to ${MAX_PASSWORD_BYTES} printable ASCII characters`)
-  if (line.length > MAX_PASSWORD_BYTES) return bad(path, `${where} is ${end === -1 && line.length >= READ_LIMIT ? 'over ' : ''}${line.length} bytes long; ucarp accepts at most ${MAX_PASSWORD_BYTES}`)
+  if (line.length > MAX_PASSWORD_BYTES)
+    return bad(
+      path,
+      `${where} is ${end === -1 && line.length >= READ_LIMIT ? 'over ' : ''}${line.length} bytes long; ucarp accepts at most ${MAX_PASSWORD_BYTES}`,
+    )
   if (!line.every((b) => b >= 0x20 && b <= 0x7e)) {
     return bad(path, `${where} holds a control or non-ASCII character; expected 1 to ${MAX_PASSWORD_BYTES} printable ASCII characters`)
   }
@@ -86,7 +95,11 @@ export async function readPasswordFile(path: string, stdin: Readable = process.s
 }
 
 /** --password-file, when given: the password it holds. It and --password are two ways to say one thing. */
-export async function passwordFromFile(passwordFile: string | undefined, password: string | undefined, stdin?: Readable): Promise<Checked<string | undefined>> {
+export async function passwordFromFile(
+  passwordFile: string | undefined,
+  password: string | undefined,
+  stdin?: Readable,
+): Promise<Checked<string | undefined>> {
   if (passwordFile === undefined) return {ok: true, value: undefined}
   if (password !== undefined) return bad(passwordFile, 'cannot be combined with --password; give the password one way')
   return readPasswordFile(passwordFile, stdin)

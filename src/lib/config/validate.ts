@@ -49,9 +49,12 @@ export function checkPassword(value: string): Checked<string> {
   if (value === '') return refuse(`it is empty; expected 1 to ${MAX_PASSWORD_BYTES} printable ASCII characters`)
   const unprintable = [...value].findIndex((c) => !/^[\x20-\x7e]$/.test(c))
   if (unprintable >= 0) {
-    return refuse(`character ${unprintable + 1} is not printable ASCII; expected 1 to ${MAX_PASSWORD_BYTES} printable ASCII characters (no newline or control character)`)
+    return refuse(
+      `character ${unprintable + 1} is not printable ASCII; expected 1 to ${MAX_PASSWORD_BYTES} printable ASCII characters (no newline or control character)`,
+    )
   }
-  if (Buffer.byteLength(value) > MAX_PASSWORD_BYTES) return refuse(`${Buffer.byteLength(value)} bytes is too long; ucarp accepts at most ${MAX_PASSWORD_BYTES}`)
+  if (Buffer.byteLength(value) > MAX_PASSWORD_BYTES)
+    return refuse(`${Buffer.byteLength(value)} bytes is too long; ucarp accepts at most ${MAX_PASSWORD_BYTES}`)
   return ok(value)
 }
 
@@ -101,7 +104,11 @@ export function checkImage(value: string): Checked<string> {
   const parsed = parseImageReference(value)
   return parsed.ok
     ? ok(value)
-    : bad('image', value, `expected an image reference [registry[:port]/]repository[:tag][@sha256:<64 hex digits>] such as ghcr.io/karp-vip/karp-agent:v0.1.0; ${parsed.why}`)
+    : bad(
+        'image',
+        value,
+        `expected an image reference [registry[:port]/]repository[:tag][@sha256:<64 hex digits>] such as ghcr.io/karp-vip/karp-agent:v0.1.0; ${parsed.why}`,
+      )
 }
 
 const DURATION_UNITS_MS: Record<string, number> = {s: 1000, m: 60_000, h: 3_600_000}
@@ -131,5 +138,7 @@ export function checkDuration(flag: string, value: string): Checked<number> {
 export function checkRequestTimeout(value: string): Checked<number> {
   const ms = durationMs(value)
   if (ms === 0) return ok(0)
-  return ms !== undefined && ms >= 1000 && ms <= MAX_DURATION_MS ? ok(Math.round(ms)) : bad('request-timeout', value, `expected ${DURATION_FORMS}, or 0 for none`)
+  return ms !== undefined && ms >= 1000 && ms <= MAX_DURATION_MS
+    ? ok(Math.round(ms))
+    : bad('request-timeout', value, `expected ${DURATION_FORMS}, or 0 for none`)
 }

@@ -37,7 +37,6 @@ export interface VipConfig {
   image: string
 }
 
-
 export {AGENT_IMAGE}
 
 export const DEFAULTS = {

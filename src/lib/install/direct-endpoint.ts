@@ -22,7 +22,9 @@ export async function directEndpoint(kube: Kube, target: {namespace: string; nam
   }
   if (!vip || server.hostname.replace(/^\[|\]$/g, '') !== vip) return undefined
   const discovery = kube.config.makeApiClient(DiscoveryV1Api)
-  const slices = await discovery.listNamespacedEndpointSlice({namespace: 'default', labelSelector: 'kubernetes.io/service-name=kubernetes'}).catch(() => undefined)
+  const slices = await discovery
+    .listNamespacedEndpointSlice({namespace: 'default', labelSelector: 'kubernetes.io/service-name=kubernetes'})
+    .catch(() => undefined)
   for (const slice of slices?.items ?? []) {
     const port = slice.ports?.find((p) => p.name === 'https')?.port ?? slice.ports?.[0]?.port
     for (const endpoint of slice.endpoints ?? []) {

@@ -67,7 +67,8 @@ async function readClusterFacts(kube: Kube, target: {namespace: string; name: st
     kube.nullIfNotFound(`reading namespace ${target.namespace}`, () => kube.core.readNamespace({name: target.namespace})),
     kube.nullIfNotFound(`reading Secret ${target.namespace}/${target.name}`, () => kube.core.readNamespacedSecret(target)),
   ])
-  const stored = namespace && secret?.data?.password !== undefined ? Buffer.from(secret.data.password, 'base64').toString('utf8') : undefined
+  const stored =
+    namespace && secret?.data?.password !== undefined ? Buffer.from(secret.data.password, 'base64').toString('utf8') : undefined
   const existingPassword = stored !== undefined && checkPassword(stored).ok ? stored : undefined
   return {nodes: nodes.items.map(nodeFacts), installs, namespace, ...(existingPassword ? {existingPassword} : {})}
 }
@@ -121,10 +122,7 @@ export function planInstall(config: VipConfig, passwordSource: PasswordSource, f
   if (problems.length > 0) {
     throw new CheckFailedError(`preflight failed, nothing was applied:\n  - ${problems.join('\n  - ')}`)
   }
-  const warnings = [
-    ...verdict.warnings,
-    ...(facts.admissionPolicies ? [] : [noAdmissionPolicyWarning(config.namespace)]),
-  ]
+  const warnings = [...verdict.warnings, ...(facts.admissionPolicies ? [] : [noAdmissionPolicyWarning(config.namespace)])]
   return {config, passwordSource, objects, namespaceExists: facts.namespace !== null, selected, warnings}
 }
 
@@ -226,10 +224,21 @@ export async function executeInstall(
   const created = namespace
     ? await createNamespace(kube, namespace)
     : ({kind: 'Namespace', name: plan.config.namespace, action: 'unchanged'} satisfies AppliedObject)
-  const applied = await applyObjects(kube, plan.objects.filter((o) => o.kind !== 'Namespace'), applyWave, (o) => stored.get(o) ?? null)
+  const applied = await applyObjects(
+    kube,
+    plan.objects.filter((o) => o.kind !== 'Namespace'),
+    applyWave,
+    (o) => stored.get(o) ?? null,
+  )
   const objects = [created, ...applied]
   const rollout = options.wait
-    ? await waitForRollout(kube, {namespace: plan.config.namespace, name: plan.config.name}, options.timeoutMs, options.onProgress, plan.selected.length)
+    ? await waitForRollout(
+        kube,
+        {namespace: plan.config.namespace, name: plan.config.name},
+        options.timeoutMs,
+        options.onProgress,
+        plan.selected.length,
+      )
     : null
   return {
     name: plan.config.name,

@@ -34,7 +34,10 @@ export function checkInstallNamespace(namespace: string, allowSystem: boolean): 
  */
 export function checkRenderNamespace(namespace: string, createNamespace: boolean | undefined): Checked<boolean> {
   if (createNamespace && isSystem(namespace)) {
-    return {ok: false, problem: `invalid --create-namespace with --namespace ${JSON.stringify(namespace)}: a system namespace exists in every cluster and is not karp's to create`}
+    return {
+      ok: false,
+      problem: `invalid --create-namespace with --namespace ${JSON.stringify(namespace)}: a system namespace exists in every cluster and is not karp's to create`,
+    }
   }
   return {ok: true, value: createNamespace ?? namespace === DEFAULTS.namespace}
 }

@@ -84,7 +84,8 @@ export function checkPlacement(input: PlacementInput): PlacementVerdict {
   for (const other of input.installs) {
     if (other.namespace === input.namespace && other.name === input.name) continue
     const where = `karp install ${other.namespace}/${other.name}`
-    if (other.vhid === input.vhid) problems.push(`vhid ${input.vhid} is already used by ${where} (VIP ${other.vip ?? 'unknown'}); pick another --vhid`)
+    if (other.vhid === input.vhid)
+      problems.push(`vhid ${input.vhid} is already used by ${where} (VIP ${other.vip ?? 'unknown'}); pick another --vhid`)
     if (other.vip === input.vip) problems.push(`VIP ${input.vip} is already managed by ${where}`)
   }
   return {problems: [...new Set(problems)], warnings}

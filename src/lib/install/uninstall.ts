@@ -52,14 +52,27 @@ export async function uninstall(
     ...headers.map((h) => ({verb: 'delete', ...resourceOf(h.kind), ...(h.metadata.namespace ? {namespace: target.namespace} : {})})),
     {verb: 'deletecollection', group: '', resource: 'pods', namespace: target.namespace},
   ]
-  await requirePermissions(kube, needs, 'nothing was deleted', 'karp uninstall deletes what install created; use a cluster-admin context or ask for these permissions')
+  await requirePermissions(
+    kube,
+    needs,
+    'nothing was deleted',
+    'karp uninstall deletes what install created; use a cluster-admin context or ask for these permissions',
+  )
   const objects: RemovedObject[] = []
   for (const header of headers) {
-    const entry = {kind: header.kind, name: header.metadata.name, ...(header.metadata.namespace ? {namespace: header.metadata.namespace} : {})}
+    const entry = {
+      kind: header.kind,
+      name: header.metadata.name,
+      ...(header.metadata.namespace ? {namespace: header.metadata.namespace} : {}),
+    }
     if (header.kind === 'Namespace') {
       const ns = await kube.nullIfNotFound(`reading namespace ${target.namespace}`, () => kube.core.readNamespace({name: target.namespace}))
       const others = ns
-        ? (await kube.call(`listing karp DaemonSets in ${target.namespace}`, () => kube.apps.listNamespacedDaemonSet({namespace: target.namespace, labelSelector: KARP_SELECTOR}))).items
+        ? (
+            await kube.call(`listing karp DaemonSets in ${target.namespace}`, () =>
+              kube.apps.listNamespacedDaemonSet({namespace: target.namespace, labelSelector: KARP_SELECTOR}),
+            )
+          ).items
         : []
       if (!ns) objects.push({...entry, action: 'absent'})
       else if (!isCreatedByKarp(ns) || others.length > 0) objects.push({...entry, action: 'kept'})
@@ -83,7 +96,14 @@ export async function uninstall(
     }
   }
   const podsRemaining = options.wait ? await waitForPods(kube, target, options) : await countPods(kube, target)
-  return {name: target.name, namespace: target.namespace, objects, podsRemaining, ...(direct ? {via: direct.server} : {}), exitCode: ExitCode.ok}
+  return {
+    name: target.name,
+    namespace: target.namespace,
+    objects,
+    podsRemaining,
+    ...(direct ? {via: direct.server} : {}),
+    exitCode: ExitCode.ok,
+  }
 }
 
 async function countPods(kube: Kube, target: {namespace: string; name: string}): Promise<number> {

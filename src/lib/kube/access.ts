@@ -50,5 +50,8 @@ export async function requirePermissions(kube: Kube, needs: PermissionNeed[], ou
 /** The refusal naming every permission the current identity lacks; outcome and hint as requirePermissions'. */
 export function forbidden(kube: Kube, missing: PermissionNeed[], outcome: string, hint: string): UnreachableError {
   const user = kube.config.getCurrentUser()?.name ?? 'the current user'
-  return new UnreachableError(`forbidden: ${user} (context ${kube.contextName}) may not ${missing.map(describeNeed).join('; ')}; ${outcome}`, hint)
+  return new UnreachableError(
+    `forbidden: ${user} (context ${kube.contextName}) may not ${missing.map(describeNeed).join('; ')}; ${outcome}`,
+    hint,
+  )
 }

@@ -56,7 +56,12 @@ export async function applyObjects(
       const object = objects[i] as ManifestObject
       const was = before(object)
       const action: ApplyAction = was === null ? 'created' : answers[n]?.metadata?.resourceVersion === was ? 'unchanged' : 'configured'
-      results[i] = {kind: object.kind, name: object.metadata.name, ...(object.metadata.namespace ? {namespace: object.metadata.namespace} : {}), action}
+      results[i] = {
+        kind: object.kind,
+        name: object.metadata.name,
+        ...(object.metadata.namespace ? {namespace: object.metadata.namespace} : {}),
+        action,
+      }
     }
   }
   return results

@@ -55,7 +55,7 @@ function checkServerUrl(cluster: {name: string; server: string; skipTLSVerify: b
   if (url.protocol === 'https:' || (url.protocol === 'http:' && cluster.skipTLSVerify)) return
   throw new UsageError(
     `${where} has server ${echo(cluster.server)}: karp talks to the API server over https only; expected https://HOST:PORT`,
-    url.protocol === 'http:' ? 'point the cluster at the API server\'s https port' : undefined,
+    url.protocol === 'http:' ? "point the cluster at the API server's https port" : undefined,
   )
 }
 
@@ -81,7 +81,8 @@ function isNotFound(error: unknown): boolean {
 type Cause = {code?: string; name?: string; message?: string; reason?: string; cause?: unknown}
 
 function* causes(error: unknown): Generator<Cause> {
-  for (let e = error as Cause | undefined, depth = 0; e && typeof e === 'object' && depth < 6; e = e.cause as Cause | undefined, depth++) yield e
+  for (let e = error as Cause | undefined, depth = 0; e && typeof e === 'object' && depth < 6; e = e.cause as Cause | undefined, depth++)
+    yield e
 }
 
 const CONNECT_CODES: Record<string, string> = {
@@ -114,15 +115,20 @@ function describeTransportFailure(error: unknown): TransportFailure | undefined 
       return {stage: 'tls', words: `no TLS version in common; karp speaks TLS 1.2 and 1.3 (${code})`}
     }
     if (code.startsWith('ERR_SSL_')) return {stage: 'tls', words: `${detail} (${code})`}
-    if (code.startsWith('ERR_TLS') || code.includes('CERT') || code.includes('SIGNATURE')) return {stage: 'certificate', words: `${detail} (${code})`}
-    if (code.startsWith('HPE_') || e.name === 'HTTPParserError') return {stage: 'http', words: `its answer is not HTTP${code ? ` (${code})` : ''}`}
+    if (code.startsWith('ERR_TLS') || code.includes('CERT') || code.includes('SIGNATURE'))
+      return {stage: 'certificate', words: `${detail} (${code})`}
+    if (code.startsWith('HPE_') || e.name === 'HTTPParserError')
+      return {stage: 'http', words: `its answer is not HTTP${code ? ` (${code})` : ''}`}
     const words = CONNECT_CODES[code]
     if (words) return {stage: 'connect', words: `${words} (${code})`}
   }
   // undici's fetch rejects with this TypeError for every network failure, whatever the cause.
   if (error instanceof TypeError && error.message === 'fetch failed') {
     const last = [...causes(error)].at(-1)
-    return {stage: 'connect', words: `the request failed${last && last !== error ? `: ${escapeControl(last.message ?? last.code ?? last.name ?? 'no details')}` : ''}`}
+    return {
+      stage: 'connect',
+      words: `the request failed${last && last !== error ? `: ${escapeControl(last.message ?? last.code ?? last.name ?? 'no details')}` : ''}`,
+    }
   }
   return undefined
 }
@@ -146,16 +152,26 @@ export function toKarpError(error: unknown, doing: string, server?: string): Err
       )
     }
     if (e instanceof NotKubernetesAnswerError) {
-      return new UnreachableError(`${doing}: ${where} does not answer like a Kubernetes API server: ${e.what}`, ADDRESS_HINT, {cause: error})
+      return new UnreachableError(`${doing}: ${where} does not answer like a Kubernetes API server: ${e.what}`, ADDRESS_HINT, {
+        cause: error,
+      })
     }
   }
   if (error instanceof ApiException) {
     const status = statusOf(error)
     const message = escapeControl(status.message ?? error.message)
-    if (error.code === 401) return new UnreachableError(`${doing}: authentication refused by ${where}: ${message}`, 'check the credentials of the kubeconfig context')
-    if (error.code === 403) return new UnreachableError(`${doing}: ${message}`, 'ask a cluster admin for these permissions, or use a context that has them')
+    if (error.code === 401)
+      return new UnreachableError(
+        `${doing}: authentication refused by ${where}: ${message}`,
+        'check the credentials of the kubeconfig context',
+      )
+    if (error.code === 403)
+      return new UnreachableError(`${doing}: ${message}`, 'ask a cluster admin for these permissions, or use a context that has them')
     if (error.code >= 500 || error.code === 429) {
-      return new UnreachableError(`${doing}: the API server ${where} failed: ${message} (HTTP ${error.code})`, "try again; if it persists, check the API server (kubectl get --raw '/readyz?verbose')")
+      return new UnreachableError(
+        `${doing}: the API server ${where} failed: ${message} (HTTP ${error.code})`,
+        "try again; if it persists, check the API server (kubectl get --raw '/readyz?verbose')",
+      )
     }
     return new KarpError(`${doing}: ${message} (HTTP ${error.code})`, 1)
   }
@@ -217,7 +233,17 @@ class GuardedKubeConfig extends KubeConfig {
     const tls: https.RequestOptions = {}
     await this.applyToHTTPSOptions(tls)
     const cluster = this.getCurrentCluster()
-    const key = JSON.stringify([cluster?.server, cluster?.proxyUrl, tls.ca, tls.cert, tls.key, tls.pfx, tls.passphrase, tls.servername, tls.rejectUnauthorized])
+    const key = JSON.stringify([
+      cluster?.server,
+      cluster?.proxyUrl,
+      tls.ca,
+      tls.cert,
+      tls.key,
+      tls.pfx,
+      tls.passphrase,
+      tls.servername,
+      tls.rejectUnauthorized,
+    ])
     const shared = this.dispatchers.get(key)
     if (shared) context.setDispatcher(shared)
     else this.dispatchers.set(key, fresh)

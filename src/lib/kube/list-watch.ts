@@ -155,7 +155,12 @@ export class ListWatch<T extends KubernetesObject> {
         else return
         this.options.changed()
       }
-      const query = {...this.options.query, resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds: this.options.serverTimeoutSeconds}
+      const query = {
+        ...this.options.query,
+        resourceVersion: this.resourceVersion,
+        allowWatchBookmarks: true,
+        timeoutSeconds: this.options.serverTimeoutSeconds,
+      }
       this.watcher.watch(this.options.path, query, event, done).then(
         (controller) => {
           if (ended) return

@@ -32,7 +32,11 @@ export class NotKubernetesAnswerError extends Error {
 
 /** The command's own deadline (Kube.until) cut this request short: its --timeout, not the server, is to blame. */
 export function cutByCommandDeadline(error: unknown): boolean {
-  for (let e = error as {cause?: unknown} | undefined, depth = 0; e && typeof e === 'object' && depth < 6; e = e.cause as typeof e, depth++) {
+  for (
+    let e = error as {cause?: unknown} | undefined, depth = 0;
+    e && typeof e === 'object' && depth < 6;
+    e = e.cause as typeof e, depth++
+  ) {
     if (e instanceof RequestDeadlineError) return e.limit === 'command'
   }
   return false
@@ -94,7 +98,8 @@ export function describeNonKubernetesAnswer(status: number, contentType: string 
   } catch {
     return `${answer} with ${excerpt}, which is not valid JSON`
   }
-  const object = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as {kind?: unknown; items?: unknown}) : undefined
+  const object =
+    typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as {kind?: unknown; items?: unknown}) : undefined
   if (!object || typeof object.kind !== 'string') return `${answer} with JSON that is no Kubernetes object (it has no kind): ${excerpt}`
   const success = status >= 200 && status < 300
   if (!success && object.kind !== 'Status') return `${answer} with a ${echo(object.kind, 40)} where an error Status belongs`

@@ -11,7 +11,11 @@ const RESOURCES: Record<string, {group: string; resource: string; namespaced: bo
   Secret: {group: '', resource: 'secrets', namespaced: true},
   DaemonSet: {group: 'apps', resource: 'daemonsets', namespaced: true},
   ValidatingAdmissionPolicy: {group: 'admissionregistration.k8s.io', resource: 'validatingadmissionpolicies', namespaced: false},
-  ValidatingAdmissionPolicyBinding: {group: 'admissionregistration.k8s.io', resource: 'validatingadmissionpolicybindings', namespaced: false},
+  ValidatingAdmissionPolicyBinding: {
+    group: 'admissionregistration.k8s.io',
+    resource: 'validatingadmissionpolicybindings',
+    namespaced: false,
+  },
 }
 
 export function resourceOf(kind: string): {group: string; resource: string} {

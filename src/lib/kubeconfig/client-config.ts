@@ -23,7 +23,10 @@ export function loadClientConfig(path: string): KubeConfig {
     const yaml = fromJsYamlError(error)
     if (yaml) throw new UsageError(parseErrorMessage(path, yaml))
     // An empty file or a scalar at the top: the library reads fields of undefined.
-    if (error instanceof TypeError) throw new UsageError(`kubeconfig ${escapeControl(path)} is not a kubeconfig: expected a mapping with clusters, contexts and users at the top`)
+    if (error instanceof TypeError)
+      throw new UsageError(
+        `kubeconfig ${escapeControl(path)} is not a kubeconfig: expected a mapping with clusters, contexts and users at the top`,
+      )
     // The library's own shape checks ("clusters[0].name is missing") name fields, never values.
     const first = ((error as Error).message ?? String(error)).split('\n')[0]
     throw new UsageError(`kubeconfig ${escapeControl(path)} is not valid: ${first}`)
@@ -41,7 +44,12 @@ export function loadClientConfig(path: string): KubeConfig {
 export function loadContextConfig(files: string[], wanted?: string): KubeConfig {
   const configs = files.map((file) => loadClientConfig(file))
   const choice = chooseContext(
-    configs.map((config, i) => ({path: files[i] ?? '', currentContext: config.currentContext, contexts: config.contexts, clusters: config.clusters})),
+    configs.map((config, i) => ({
+      path: files[i] ?? '',
+      currentContext: config.currentContext,
+      contexts: config.contexts,
+      clusters: config.clusters,
+    })),
     wanted,
   )
   const merged = new KubeConfig()

@@ -89,17 +89,25 @@ export function locateServer(file: KubeconfigFile, clusterName: string): ServerL
   const server = isMap(inner) ? (inner.get('server', true) as Node | undefined) : undefined
   const byHand = 'edit this entry by hand'
   if (isAlias(inner) || isAlias(server)) {
-    throw new UsageError(`${where} takes its ${isAlias(inner) ? 'cluster' : 'server'} from the YAML alias *${(isAlias(inner) ? inner : (server as {source: string})).source}; changing it would change every use`, byHand)
+    throw new UsageError(
+      `${where} takes its ${isAlias(inner) ? 'cluster' : 'server'} from the YAML alias *${(isAlias(inner) ? inner : (server as {source: string})).source}; changing it would change every use`,
+      byHand,
+    )
   }
   for (const node of [entry.node, inner, server]) {
     const anchor = isAliased(file.doc, node)
-    if (anchor) throw new UsageError(`${where} is shared through the YAML anchor &${anchor}; changing it would change every alias of it`, byHand)
+    if (anchor)
+      throw new UsageError(`${where} is shared through the YAML anchor &${anchor}; changing it would change every alias of it`, byHand)
   }
   if (!isMap(inner) || !isScalar(server) || typeof server.value !== 'string' || !server.range) {
     throw new UsageError(`${where} has no server string to rewrite`)
   }
   const style = styleOf(server)
-  if (!style) throw new UsageError(`${where} writes its server as a ${server.type === 'BLOCK_FOLDED' ? 'folded' : 'literal'} block scalar, which karp does not rewrite`, byHand)
+  if (!style)
+    throw new UsageError(
+      `${where} writes its server as a ${server.type === 'BLOCK_FOLDED' ? 'folded' : 'literal'} block scalar, which karp does not rewrite`,
+      byHand,
+    )
   return {start: server.range[0], end: server.range[1], style, value: server.value, inFlow: Boolean(inner.flow)}
 }
 
@@ -116,7 +124,12 @@ export function renderServer(location: ServerLocation, server: string): string {
  * Re-parses the edited text and checks that, as data, it equals the original with exactly the intended
  * change: a guard against any surprise of the splice. Refuses (exit 1, nothing written) otherwise.
  */
-export function assertOnlyChange(file: KubeconfigFile, edited: string, intended: (data: Record<string, unknown>) => void, what: string): void {
+export function assertOnlyChange(
+  file: KubeconfigFile,
+  edited: string,
+  intended: (data: Record<string, unknown>) => void,
+  what: string,
+): void {
   const after = parseDocument(edited, {uniqueKeys: true})
   const refuse = (why: string) => {
     throw new EditBugError(`refusing to write ${file.path}: ${why} after ${what} (a karp bug)`)
@@ -244,7 +257,11 @@ function planAppend(file: KubeconfigFile, key: ListKey, item: Record<string, unk
     edits.push({start, end: value.range[1], text: ''})
   }
   const itemText = renderListItem(item, `${' '.repeat(keyColumn)}- `)
-  edits.push(lineEnd === text.length ? {start: lineEnd, end: lineEnd, text: `\n${itemText}`} : {start: lineEnd + 1, end: lineEnd + 1, text: itemText})
+  edits.push(
+    lineEnd === text.length
+      ? {start: lineEnd, end: lineEnd, text: `\n${itemText}`}
+      : {start: lineEnd + 1, end: lineEnd + 1, text: itemText},
+  )
   return edits
 }
 

@@ -30,12 +30,16 @@ export function safeReason(reason: string): string {
 }
 
 export function parseErrorMessage(path: string, failure: ParseFailure): string {
-  const where = failure.line === undefined ? '' : ` at line ${failure.line}${failure.column === undefined ? '' : `, column ${failure.column}`}`
+  const where =
+    failure.line === undefined ? '' : ` at line ${failure.line}${failure.column === undefined ? '' : `, column ${failure.column}`}`
   return `kubeconfig ${escapeControl(path)} is not valid YAML: ${safeReason(failure.reason)}${where}`
 }
 
 /** What a yaml (eemeli/yaml) YAMLError says, without its source excerpt. */
-export function fromYamlError(error: {message: string; linePos?: [{line: number; col: number}] | [{line: number; col: number}, unknown]}): ParseFailure {
+export function fromYamlError(error: {
+  message: string
+  linePos?: [{line: number; col: number}] | [{line: number; col: number}, unknown]
+}): ParseFailure {
   const at = error.linePos?.[0]
   return {reason: error.message, line: at?.line, column: at?.col}
 }

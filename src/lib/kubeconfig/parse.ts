@@ -33,13 +33,16 @@ const INNER_KEY: Record<ListKey, string> = {clusters: 'cluster', contexts: 'cont
 export function parseKubeconfig(path: string, bytes: Buffer): KubeconfigFile {
   const text = bytes.toString('utf8')
   // The edit splices text and writes it back as UTF-8: a file that does not round-trip would change elsewhere.
-  if (!Buffer.from(text, 'utf8').equals(bytes)) throw new UsageError(`kubeconfig ${escapeControl(path)} is not valid UTF-8; karp edits UTF-8 text only`)
+  if (!Buffer.from(text, 'utf8').equals(bytes))
+    throw new UsageError(`kubeconfig ${escapeControl(path)} is not valid UTF-8; karp edits UTF-8 text only`)
   const doc = parseDocument(text, {keepSourceTokens: false, prettyErrors: true, uniqueKeys: true})
   const error = doc.errors[0]
   if (error) throw new UsageError(parseErrorMessage(path, fromYamlError(error)))
   const contents = doc.contents
   if (contents !== null && !isMap(contents) && !(isScalar(contents) && contents.value === null)) {
-    throw new UsageError(`kubeconfig ${escapeControl(path)} is not a kubeconfig: expected a mapping with clusters, contexts and users at the top`)
+    throw new UsageError(
+      `kubeconfig ${escapeControl(path)} is not a kubeconfig: expected a mapping with clusters, contexts and users at the top`,
+    )
   }
   const data = (boundedData(path, doc) ?? null) as Record<string, unknown> | null
   const file: KubeconfigFile = {path, bytes, text, doc, data}
@@ -47,7 +50,10 @@ export function parseKubeconfig(path: string, bytes: Buffer): KubeconfigFile {
   for (const key of ['clusters', 'contexts', 'users'] as const) {
     const seen = new Set<string>()
     for (const entry of entries(file, key)) {
-      if (seen.has(entry.name)) throw new UsageError(`kubeconfig ${escapeControl(path)} defines ${INNER_KEY[key]} ${JSON.stringify(entry.name)} twice; kubectl refuses such a file too`)
+      if (seen.has(entry.name))
+        throw new UsageError(
+          `kubeconfig ${escapeControl(path)} defines ${INNER_KEY[key]} ${JSON.stringify(entry.name)} twice; kubectl refuses such a file too`,
+        )
       seen.add(entry.name)
     }
   }

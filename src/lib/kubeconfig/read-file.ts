@@ -29,7 +29,9 @@ function refuseKind(path: string, kind: string): never {
 /** size: what stat said; without it, the file held more than the cap although stat said less (it grew). */
 function refuseSize(path: string, size?: number): never {
   const what = size === undefined ? 'holds more than' : `is ${(size / MIB).toFixed(1)} MiB, more than`
-  throw new UsageError(`kubeconfig ${escapeControl(path)} ${what} the ${MAX_KUBECONFIG_BYTES / MIB} MiB karp reads (a kubeconfig is a few KB): is this the right file?`)
+  throw new UsageError(
+    `kubeconfig ${escapeControl(path)} ${what} the ${MAX_KUBECONFIG_BYTES / MIB} MiB karp reads (a kubeconfig is a few KB): is this the right file?`,
+  )
 }
 
 /**

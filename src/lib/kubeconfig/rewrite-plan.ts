@@ -69,7 +69,9 @@ function namesOf(file: KubeconfigFile): KubeconfigNames {
 function checkNewContextName(name: string): void {
   // Names are free-form in kubeconfig, but a name kubectl users cannot type or see is a mistake.
   if (name.trim() !== name || name === '' || /[\p{Cc}]/u.test(name)) {
-    throw new UsageError(`invalid --new-context ${echo(name)}: expected a non-empty name without control characters or surrounding spaces, e.g. prod-vip`)
+    throw new UsageError(
+      `invalid --new-context ${echo(name)}: expected a non-empty name without control characters or surrounding spaces, e.g. prod-vip`,
+    )
   }
 }
 
@@ -173,7 +175,9 @@ export function planRewrite(files: KubeconfigFile[], selection: RewriteSelection
     if (sameCluster && sameContext?.value.cluster === name && typeof server === 'string' && pointsAt(server, {host: vip, port})) {
       return {...common, result: {...result, file: sameCluster.file.path, context: name, cluster: name, oldServer: server, basedOn}}
     }
-    const taken = sameContext ? `a context named ${echo(name)} exists in ${sameContext.file.path}` : `a cluster named ${echo(name)} exists in ${sameCluster?.file.path}`
+    const taken = sameContext
+      ? `a context named ${echo(name)} exists in ${sameContext.file.path}`
+      : `a cluster named ${echo(name)} exists in ${sameCluster?.file.path}`
     throw new UsageError(`invalid --new-context ${echo(name)}: ${taken}; choose another name`)
   }
   const edit = addClusterAndContext(selection.clusterFile, newEntries(selection, name, newServer))

@@ -55,7 +55,11 @@ async function vipOfInstall(kc: KubeConfig, timeoutMs: number): Promise<{vip: st
     throw error
   }
   const vip = checkVip(install.vip, 'vip')
-  if (!vip.ok) throw new UsageError(`karp install ${install.namespace}/${install.name} has an unusable ${VIP_ANNOTATION} annotation: ${vip.problem}`, 'pass --vip')
+  if (!vip.ok)
+    throw new UsageError(
+      `karp install ${install.namespace}/${install.name} has an unusable ${VIP_ANNOTATION} annotation: ${vip.problem}`,
+      'pass --vip',
+    )
   return {vip: vip.value, port: install.apiPort, from: `karp install ${install.namespace}/${install.name}`}
 }
 
@@ -73,7 +77,11 @@ export interface CommitRewriteOptions {
  * context's credentials, read back from the files as written, and puts the original back if it does not
  * answer: a kubeconfig that does not work is never left behind.
  */
-export async function commitRewrite(plan: RewritePlan & {edit: PlannedEdit}, target: WriteTarget, options: CommitRewriteOptions = {}): Promise<{backup: string | null; verified: boolean}> {
+export async function commitRewrite(
+  plan: RewritePlan & {edit: PlannedEdit},
+  target: WriteTarget,
+  options: CommitRewriteOptions = {},
+): Promise<{backup: string | null; verified: boolean}> {
   const progress = options.progress ?? (() => {})
   const {file} = plan.edit
   const {newServer} = plan.result
@@ -123,7 +131,13 @@ export async function rewriteKubeconfig(options: RewriteOptions): Promise<Kubeco
   let installPort: number | undefined
   if (vip === undefined) {
     progress(`finding the VIP of the karp install through ${selection.server}`)
-    const found = await vipOfInstall(loadContextConfig(files.map((f) => f.path), selection.contextName), timeoutMs)
+    const found = await vipOfInstall(
+      loadContextConfig(
+        files.map((f) => f.path),
+        selection.contextName,
+      ),
+      timeoutMs,
+    )
     vip = found.vip
     installPort = found.port
     progress(`VIP ${vip} from ${found.from}`)
@@ -155,7 +169,10 @@ export async function rewriteKubeconfig(options: RewriteOptions): Promise<Kubeco
     return base
   }
 
-  if (target.stat.nlink > 1) warnings.push(`${target.realPath} has ${target.stat.nlink} hard links: the new file replaces this one, the other names keep the old content`)
+  if (target.stat.nlink > 1)
+    warnings.push(
+      `${target.realPath} has ${target.stat.nlink} hard links: the new file replaces this one, the other names keep the old content`,
+    )
   if (options.dryRun) {
     try {
       checkWritable(target)

@@ -43,7 +43,9 @@ const octal = (m: number) => `0${m.toString(8).padStart(3, '0')}`
 const shellQuote = (s: string) => `'${escapeControl(s).replaceAll("'", `'\\''`)}'`
 
 function describe(target: WriteTarget): string {
-  return target.realPath === target.path ? escapeControl(target.path) : `${escapeControl(target.path)} (a symlink to ${escapeControl(target.realPath)})`
+  return target.realPath === target.path
+    ? escapeControl(target.path)
+    : `${escapeControl(target.path)} (a symlink to ${escapeControl(target.realPath)})`
 }
 
 export function resolveWriteTarget(path: string): WriteTarget {
@@ -51,7 +53,9 @@ export function resolveWriteTarget(path: string): WriteTarget {
   try {
     realPath = realpathSync(path)
   } catch (error) {
-    throw new UsageError(`cannot resolve kubeconfig ${escapeControl(path)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+    throw new UsageError(
+      `cannot resolve kubeconfig ${escapeControl(path)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    )
   }
   const stat = statSync(realPath)
   if (!stat.isFile()) throw new UsageError(`kubeconfig ${escapeControl(path)} is not a regular file`)
@@ -70,7 +74,10 @@ export function checkWritable(target: WriteTarget): void {
   try {
     accessSync(target.realPath, constants.W_OK)
   } catch (error) {
-    throw new UsageError(`kubeconfig ${describe(target)} is not writable (${(error as NodeJS.ErrnoException).code}); nothing was changed`, hint)
+    throw new UsageError(
+      `kubeconfig ${describe(target)} is not writable (${(error as NodeJS.ErrnoException).code}); nothing was changed`,
+      hint,
+    )
   }
   const dirStat = statSync(target.dir)
   const why = (mode(dirStat) & 0o200) === 0 ? `mode ${octal(mode(dirStat))}` : undefined
@@ -90,7 +97,10 @@ export function checkWritable(target: WriteTarget): void {
 
 /** <name>.karp-backup-<UTC timestamp>, e.g. config.karp-backup-20261126T184548Z. */
 export function backupPath(realPath: string, now: Date): string {
-  return `${realPath}.karp-backup-${now.toISOString().replace(/\.\d+Z$/, 'Z').replaceAll(/[-:]/g, '')}`
+  return `${realPath}.karp-backup-${now
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replaceAll(/[-:]/g, '')}`
 }
 
 /** Why a write failed, in words: a full disk and a full quota are said as such. */
@@ -113,7 +123,7 @@ function cannotWrite(what: string, target: WriteTarget, error: unknown): UsageEr
 
 /** Writes every byte (write(2) may write fewer than asked: a short write is continued, never ignored). */
 function writeAll(fd: number, bytes: Buffer): void {
-  for (let done = 0; done < bytes.length; ) {
+  for (let done = 0; done < bytes.length;) {
     const n = writeSync(fd, bytes, done, bytes.length - done, done)
     if (n <= 0) throw new Error(`the file system took ${done} of ${bytes.length} bytes and no more`)
     done += n
@@ -124,7 +134,7 @@ function writeAll(fd: number, bytes: Buffer): void {
 function holdsExactly(fd: number, bytes: Buffer): boolean {
   if (fstatSync(fd).size !== bytes.length) return false
   const back = Buffer.alloc(bytes.length)
-  for (let done = 0; done < back.length; ) {
+  for (let done = 0; done < back.length;) {
     const n = readSync(fd, back, done, back.length - done, done)
     if (n <= 0) return false
     done += n
@@ -235,7 +245,10 @@ function writeBackup(target: WriteTarget, bytes: Buffer, now: Date, guard: Inter
   }
   removeQuietly(temp.path)
   guard.untrack(temp.path)
-  throw new UsageError(`cannot write ${what}: ${escapeControl(base)} and 99 numbered names after it exist; nothing was changed`, 'remove old backups')
+  throw new UsageError(
+    `cannot write ${what}: ${escapeControl(base)} and 99 numbered names after it exist; nothing was changed`,
+    'remove old backups',
+  )
 }
 
 /**
@@ -296,7 +309,11 @@ function lockHeldError(target: WriteTarget, lock: string): CheckFailedError {
   const shown = escapeControl(lock)
   const rm = `rm -- ${shellQuote(lock)}`
   const info = inspectLock(lock)
-  if (!info) return new CheckFailedError(`${shown} existed a moment ago: kubectl or karp was writing ${file}; nothing was changed`, 'run the command again')
+  if (!info)
+    return new CheckFailedError(
+      `${shown} existed a moment ago: kubectl or karp was writing ${file}; nothing was changed`,
+      'run the command again',
+    )
   const age = `${Math.round(info.ageMs / 1000)} s`
   if (info.pid !== undefined && (info.host === undefined || info.host === hostname())) {
     if (!isRunning(info.pid)) {
@@ -353,7 +370,13 @@ function takeLock(target: WriteTarget, guard: InterruptGuard): () => void {
 }
 
 /** Replaces the file's content with a temporary file renamed over it, after checking that it still holds `expected`. */
-async function replaceContent(target: WriteTarget, content: Buffer, expected: Buffer, guard: InterruptGuard, beforeRename?: BeforeRename): Promise<void> {
+async function replaceContent(
+  target: WriteTarget,
+  content: Buffer,
+  expected: Buffer,
+  guard: InterruptGuard,
+  beforeRename?: BeforeRename,
+): Promise<void> {
   const temp = writeTempFile(target, content, guard, `kubeconfig ${describe(target)}`)
   const discard = () => {
     removeQuietly(temp.path)
@@ -410,7 +433,12 @@ export interface CommitOptions {
  * Any failure, and SIGINT/SIGTERM/SIGHUP before the rename, leave the kubeconfig byte for byte as it was
  * and nothing beside it (no lock, no temporary file, no backup). Returns the backup's path.
  */
-export async function commitKubeconfig(target: WriteTarget, content: Buffer, expected: Buffer, options: CommitOptions = {}): Promise<{backup: string | null}> {
+export async function commitKubeconfig(
+  target: WriteTarget,
+  content: Buffer,
+  expected: Buffer,
+  options: CommitOptions = {},
+): Promise<{backup: string | null}> {
   const guard = new InterruptGuard(`kubeconfig ${describe(target)} was not changed`)
   try {
     const release = takeLock(target, guard)
@@ -427,7 +455,9 @@ export async function commitKubeconfig(target: WriteTarget, content: Buffer, exp
         throw error
       }
       if (backup) guard.untrack(backup)
-      guard.setState(`kubeconfig ${describe(target)} was already written${backup ? `; to undo: cp ${shellQuote(backup)} ${shellQuote(target.realPath)}` : ''}`)
+      guard.setState(
+        `kubeconfig ${describe(target)} was already written${backup ? `; to undo: cp ${shellQuote(backup)} ${shellQuote(target.realPath)}` : ''}`,
+      )
       return {backup}
     } finally {
       release()

@@ -62,10 +62,13 @@ export function chooseContext(files: KubeconfigNames[], wanted?: string): Contex
   const paths = files.map((f) => escapeControl(f.path)).join(', ')
   const contextNames = contexts.map((c) => c.item.name)
   const contextName = wanted ?? files.map((f) => f.currentContext).find((c) => c !== undefined && c !== '')
-  if (contextName === undefined) throw new UsageError(`kubeconfig ${paths} sets no current-context`, `pass --context, one of: ${list(contextNames)}`)
+  if (contextName === undefined)
+    throw new UsageError(`kubeconfig ${paths} sets no current-context`, `pass --context, one of: ${list(contextNames)}`)
   const context = contexts.find((c) => c.item.name === contextName)
   if (!context) {
-    throw new UsageError(`invalid ${wanted === undefined ? 'current-context' : '--context'} ${echo(contextName)}: no such context in ${paths}; contexts: ${list(contextNames)}`)
+    throw new UsageError(
+      `invalid ${wanted === undefined ? 'current-context' : '--context'} ${echo(contextName)}: no such context in ${paths}; contexts: ${list(contextNames)}`,
+    )
   }
   const clusterName = context.item.cluster
   if (typeof clusterName !== 'string' || clusterName === '') {
@@ -73,7 +76,9 @@ export function chooseContext(files: KubeconfigNames[], wanted?: string): Contex
   }
   const cluster = clusters.find((c) => c.item.name === clusterName)
   if (!cluster) {
-    throw new UsageError(`context ${echo(contextName)} names cluster ${echo(clusterName)}, which no file defines (${paths}); clusters: ${list(clusters.map((c) => c.item.name))}`)
+    throw new UsageError(
+      `context ${echo(contextName)} names cluster ${echo(clusterName)}, which no file defines (${paths}); clusters: ${list(clusters.map((c) => c.item.name))}`,
+    )
   }
   return {contextName, contextFile: context.file, clusterName, clusterFile: cluster.file}
 }

@@ -1,6 +1,14 @@
 import type {KubeConfig} from '@kubernetes/client-node'
 
-import {caFromKubeConfig, checkEndpoint, checkEntries, detectDistribution, type DistributionId, formatEndpoint, sanAdvice} from '../cert/index.js'
+import {
+  caFromKubeConfig,
+  checkEndpoint,
+  checkEntries,
+  detectDistribution,
+  type DistributionId,
+  formatEndpoint,
+  sanAdvice,
+} from '../cert/index.js'
 import {echo} from '../echo.js'
 import {CheckFailedError, UnreachableError} from '../errors.js'
 import {Kube} from '../kube/client.js'
@@ -60,5 +68,8 @@ export async function checkVipCertificate(check: VipCertificateCheck): Promise<s
     const distribution = await nodesDistribution(kc, check.timeoutMs).catch(() => 'unknown' as const)
     hint = `${sanAdvice(distribution, vip).summary}; then run karp check-cert (--force writes the kubeconfig anyway)`
   }
-  throw new CheckFailedError(`the certificate served at ${at} would be refused by kubectl for ${vipServer(vip, port)}: ${failures.join('; ')}; nothing was changed`, hint)
+  throw new CheckFailedError(
+    `the certificate served at ${at} would be refused by kubectl for ${vipServer(vip, port)}: ${failures.join('; ')}; nothing was changed`,
+    hint,
+  )
 }

@@ -47,7 +47,11 @@ export const CONTROL_PLANE_SELECTION =
  * server nodes: the same rule as the default affinity in templates/daemonset.yaml (a unit test holds them equal).
  */
 export function isControlPlaneLabels(labels: Record<string, string>): boolean {
-  return 'node-role.kubernetes.io/control-plane' in labels || 'node-role.kubernetes.io/master' in labels || labels['node-role.kubernetes.io/controlplane'] === 'true'
+  return (
+    'node-role.kubernetes.io/control-plane' in labels ||
+    'node-role.kubernetes.io/master' in labels ||
+    labels['node-role.kubernetes.io/controlplane'] === 'true'
+  )
 }
 
 /**
@@ -93,9 +97,13 @@ function requirementSelector(req: V1NodeSelectorRequirement): string | undefined
  * [''] means every node.
  */
 export function nodeLabelSelectors(spec: Pick<V1PodSpec, 'nodeSelector' | 'affinity'>): string[] {
-  const base = Object.entries(spec.nodeSelector ?? {}).flatMap(([key, value]) => (LABEL_KEY.test(key) && LABEL_VALUE.test(value) ? [`${key}=${value}`] : []))
+  const base = Object.entries(spec.nodeSelector ?? {}).flatMap(([key, value]) =>
+    LABEL_KEY.test(key) && LABEL_VALUE.test(value) ? [`${key}=${value}`] : [],
+  )
   const terms = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms
   if (!terms) return [base.join(',')]
-  const selectors = terms.map((term) => [...base, ...(term.matchExpressions ?? []).flatMap((req) => requirementSelector(req) ?? [])].join(','))
+  const selectors = terms.map((term) =>
+    [...base, ...(term.matchExpressions ?? []).flatMap((req) => requirementSelector(req) ?? [])].join(','),
+  )
   return selectors.includes('') ? [''] : [...new Set(selectors)]
 }

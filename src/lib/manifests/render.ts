@@ -94,7 +94,9 @@ function loadTemplates(): Array<{file: string; object: unknown}> {
 
 type Container = {env?: Array<{name: string; value?: string | null}>}
 
-function isDaemonSet(object: ManifestObject): object is ManifestObject & {spec: {template: {spec: Record<string, unknown> & {containers: Container[]}}}} {
+function isDaemonSet(
+  object: ManifestObject,
+): object is ManifestObject & {spec: {template: {spec: Record<string, unknown> & {containers: Container[]}}}} {
   return object.kind === 'DaemonSet'
 }
 
@@ -133,7 +135,11 @@ export function manifestHeaders(install: {namespace: string; name: string}): Obj
   const values = identityValues(install)
   return loadTemplates().map(({file, object}) => {
     const o = object as {apiVersion: string; kind: string; metadata: {name: string; namespace?: string}}
-    const metadata = substitute({name: o.metadata.name, ...(o.metadata.namespace === undefined ? {} : {namespace: o.metadata.namespace})}, values, file)
+    const metadata = substitute(
+      {name: o.metadata.name, ...(o.metadata.namespace === undefined ? {} : {namespace: o.metadata.namespace})},
+      values,
+      file,
+    )
     return {apiVersion: o.apiVersion, kind: o.kind, metadata: metadata as ObjectHeader['metadata']}
   })
 }

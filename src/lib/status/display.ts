@@ -26,7 +26,8 @@ function probeLine(probe: VipProbe | undefined): string {
   if (!probe) return 'not probed (--no-probe)'
   if (!probe.reachable) return ux.colorize('red', `unreachable from here: ${probe.error?.message}`)
   const timing = `TCP connect ${probe.connectMs?.toFixed(1)} ms, TLS handshake ${probe.handshakeMs?.toFixed(1)} ms`
-  const san = probe.vipSan?.status === 'pass' ? 'certificate carries the VIP' : ux.colorize('red', probe.vipSan?.message ?? 'certificate not checked')
+  const san =
+    probe.vipSan?.status === 'pass' ? 'certificate carries the VIP' : ux.colorize('red', probe.vipSan?.message ?? 'certificate not checked')
   return `${timing}; ${san}`
 }
 
@@ -47,9 +48,14 @@ function installLines(install: InstallStatus, now: Date, probe: VipProbe | undef
     '',
   ]
   const rows = install.agents.map((a) => {
-    const since = a.pod?.roleChangedAt ? formatAge(Math.max(0, Math.round((now.getTime() - new Date(a.pod.roleChangedAt).getTime()) / 1000))) : '-'
+    const since = a.pod?.roleChangedAt
+      ? formatAge(Math.max(0, Math.round((now.getTime() - new Date(a.pod.roleChangedAt).getTime()) / 1000)))
+      : '-'
     // As kubectl get nodes shows a cordoned node.
-    const nodeReady = a.nodeReady === null ? 'gone' : (a.nodeReady ? 'Ready' : ux.colorize('red', 'NotReady')) + (a.cordoned ? ux.colorize('yellow', ',SchedulingDisabled') : '')
+    const nodeReady =
+      a.nodeReady === null
+        ? 'gone'
+        : (a.nodeReady ? 'Ready' : ux.colorize('red', 'NotReady')) + (a.cordoned ? ux.colorize('yellow', ',SchedulingDisabled') : '')
     return [
       a.selected ? a.node : `${a.node} (not selected)`,
       nodeReady,
@@ -62,12 +68,21 @@ function installLines(install: InstallStatus, now: Date, probe: VipProbe | undef
       since,
     ]
   })
-  lines.push(...formatTable(['NODE', 'STATUS', 'POD', 'PHASE', 'READY', 'RESTARTS', 'AGE', 'ROLE', 'ROLE SINCE'], rows).map((l) => `  ${l}`))
+  lines.push(
+    ...formatTable(['NODE', 'STATUS', 'POD', 'PHASE', 'READY', 'RESTARTS', 'AGE', 'ROLE', 'ROLE SINCE'], rows).map((l) => `  ${l}`),
+  )
   if (install.problems.length > 0) {
     lines.push('', '  Problems:', ...install.problems.map((p) => `  - ${escapeControl(p)}`))
   }
   if (install.events.length > 0) {
-    lines.push('', '  Recent agent events:', ...formatTable(['TIME', 'POD', 'REASON', 'MESSAGE'], install.events.map((e) => [e.time, e.pod, e.reason, e.message].map((cell) => escapeControl(String(cell))))).map((l) => `  ${l}`))
+    lines.push(
+      '',
+      '  Recent agent events:',
+      ...formatTable(
+        ['TIME', 'POD', 'REASON', 'MESSAGE'],
+        install.events.map((e) => [e.time, e.pod, e.reason, e.message].map((cell) => escapeControl(String(cell)))),
+      ).map((l) => `  ${l}`),
+    )
   }
   return lines
 }

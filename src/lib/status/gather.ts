@@ -62,7 +62,12 @@ export async function takeSnapshot(kube: Kube): Promise<ClusterSnapshot> {
     } catch (error) {
       // One refusal seldom comes alone: name every permission status lacks, not just the first one hit.
       if (error instanceof ApiException && error.code === 403) {
-        await requirePermissions(kube, STATUS_PERMISSIONS, 'nothing could be read', 'karp status lists DaemonSets, pods, nodes and events in all namespaces; ask a cluster admin, or use a context that may')
+        await requirePermissions(
+          kube,
+          STATUS_PERMISSIONS,
+          'nothing could be read',
+          'karp status lists DaemonSets, pods, nodes and events in all namespaces; ask a cluster admin, or use a context that may',
+        )
       }
       throw toKarpError(error, doing, kube.server)
     }
@@ -72,9 +77,14 @@ export async function takeSnapshot(kube: Kube): Promise<ClusterSnapshot> {
   const [daemonSets, pods, events] = await Promise.all([
     list('listing karp DaemonSets', () => kube.apps.listDaemonSetForAllNamespaces({labelSelector: KARP_SELECTOR})),
     list('listing karp pods', () => kube.core.listPodForAllNamespaces({labelSelector: KARP_SELECTOR})),
-    list('listing karp agent Events', () => kube.core.listEventForAllNamespaces({fieldSelector: `reportingComponent=${AGENT_REPORTING_COMPONENT}`})),
+    list('listing karp agent Events', () =>
+      kube.core.listEventForAllNamespaces({fieldSelector: `reportingComponent=${AGENT_REPORTING_COMPONENT}`}),
+    ),
   ])
-  const [selected, heartbeats] = await Promise.all([listNodes(selectedNodeQueries(daemonSets.items)), heartbeatsOfMasters(kube, pods.items)])
+  const [selected, heartbeats] = await Promise.all([
+    listNodes(selectedNodeQueries(daemonSets.items)),
+    heartbeatsOfMasters(kube, pods.items),
+  ])
   const byName = new Map(selected.map((n) => [n.metadata?.name, n]))
   for (const n of await listNodes(unlistedNodeQueries(pods.items, selected))) byName.set(n.metadata?.name, n)
   return {daemonSets: daemonSets.items, pods: pods.items, nodes: [...byName.values()], events: events.items, heartbeats}

@@ -42,8 +42,12 @@ export interface StatusOptions {
 export async function probeVip(vip: string, port: number, options: {timeoutMs: number; caPem?: string}): Promise<VipProbe> {
   // Loaded on demand: the TLS and certificate code is only needed when probing.
   const {checkEndpoint} = await import('../cert/verdict.js')
-  const report = await checkEndpoint({host: vip, port}, {vip, timeoutMs: options.timeoutMs, ...(options.caPem ? {caPem: options.caPem} : {})})
-  if (report.status === 'unreachable') return {endpoint: report.endpoint, reachable: false, error: report.error ?? {kind: 'error', message: 'unreachable'}}
+  const report = await checkEndpoint(
+    {host: vip, port},
+    {vip, timeoutMs: options.timeoutMs, ...(options.caPem ? {caPem: options.caPem} : {})},
+  )
+  if (report.status === 'unreachable')
+    return {endpoint: report.endpoint, reachable: false, error: report.error ?? {kind: 'error', message: 'unreachable'}}
   return {
     endpoint: report.endpoint,
     reachable: true,
@@ -53,8 +57,16 @@ export async function probeVip(vip: string, port: number, options: {timeoutMs: n
 }
 
 /** Judges a snapshot, probing each VIP from here; pure apart from the probes. */
-export async function statusFromSnapshot(snapshot: ClusterSnapshot, kube: Pick<Kube, 'contextName' | 'server'>, options: StatusOptions, now: Date): Promise<StatusResult> {
-  const targets = installsIn(snapshot).filter((i) => (options.namespace === undefined || i.namespace === options.namespace) && (options.name === undefined || i.name === options.name))
+export async function statusFromSnapshot(
+  snapshot: ClusterSnapshot,
+  kube: Pick<Kube, 'contextName' | 'server'>,
+  options: StatusOptions,
+  now: Date,
+): Promise<StatusResult> {
+  const targets = installsIn(snapshot).filter(
+    (i) =>
+      (options.namespace === undefined || i.namespace === options.namespace) && (options.name === undefined || i.name === options.name),
+  )
   const installs: InstallReport[] = await Promise.all(
     targets.map(async (target) => {
       const status: InstallReport = installStatus(target, snapshot, now)
@@ -82,7 +94,11 @@ export async function statusFromSnapshot(snapshot: ClusterSnapshot, kube: Pick<K
       exitCode: statusExitCode('not-installed'),
     }
   }
-  const verdict: StatusVerdict = installs.some((i) => i.state === 'down') ? 'down' : installs.some((i) => i.state === 'degraded') ? 'degraded' : 'healthy'
+  const verdict: StatusVerdict = installs.some((i) => i.state === 'down')
+    ? 'down'
+    : installs.some((i) => i.state === 'degraded')
+      ? 'degraded'
+      : 'healthy'
   const count = (state: string) => installs.filter((i) => i.state === state).length
   const summary =
     verdict === 'healthy'

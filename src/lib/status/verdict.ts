@@ -14,7 +14,8 @@ function roleCondition(pod: V1Pod): V1PodCondition | undefined {
   return pod.status?.conditions?.find((c) => c.type === ROLE_CONDITION && c.status === 'True')
 }
 
-const roleIn = (condition: V1PodCondition | undefined): Role => (condition?.reason !== undefined && ROLE_REASONS[condition.reason]) || 'unknown'
+const roleIn = (condition: V1PodCondition | undefined): Role =>
+  (condition?.reason !== undefined && ROLE_REASONS[condition.reason]) || 'unknown'
 
 /** The role the pod's agent last reported in its condition, whatever its age. */
 export function reportedRole(pod: V1Pod): Role {
@@ -118,7 +119,9 @@ function podStatus(pod: V1Pod, latestEvent: CoreV1Event | undefined, now: Date):
 }
 
 /** Every karp install a snapshot shows: each DaemonSet, and each group of agent pods whose DaemonSet is gone. */
-export function installsIn(snapshot: Pick<ClusterSnapshot, 'daemonSets' | 'pods'>): Array<{namespace: string; name: string; daemonSet?: V1DaemonSet}> {
+export function installsIn(
+  snapshot: Pick<ClusterSnapshot, 'daemonSets' | 'pods'>,
+): Array<{namespace: string; name: string; daemonSet?: V1DaemonSet}> {
   const found = new Map<string, {namespace: string; name: string; daemonSet?: V1DaemonSet}>()
   for (const ds of snapshot.daemonSets) {
     const install = describeInstall(ds)
@@ -144,7 +147,9 @@ function supersededMasters(masters: AgentStatus[], heartbeats: Record<string, st
     const heard = heartbeats[old.node]
     const since = old.pod?.roleChangedAt
     if (heard === undefined || since === undefined) continue
-    const newer = masters.find((m) => m !== old && m.pod?.roleChangedAt !== undefined && m.pod.roleChangedAt > since && m.pod.roleChangedAt > heard)
+    const newer = masters.find(
+      (m) => m !== old && m.pod?.roleChangedAt !== undefined && m.pod.roleChangedAt > since && m.pod.roleChangedAt > heard,
+    )
     if (newer) {
       superseded.set(
         old.node,
@@ -162,7 +167,9 @@ export function installStatus(
   now: Date,
 ): InstallStatus {
   const {daemonSet} = target
-  const install = daemonSet ? describeInstall(daemonSet) : {namespace: target.namespace, name: target.name, vip: undefined, vhid: undefined, apiPort: undefined}
+  const install = daemonSet
+    ? describeInstall(daemonSet)
+    : {namespace: target.namespace, name: target.name, vip: undefined, vhid: undefined, apiPort: undefined}
   const podSpec = daemonSet?.spec?.template.spec
   const owned = snapshot.pods
     .filter((p) => p.metadata?.namespace === install.namespace && p.metadata?.labels?.[INSTANCE_LABEL] === install.name)
@@ -170,17 +177,25 @@ export function installStatus(
     .sort((a, b) => new Date(a.metadata?.creationTimestamp ?? 0).getTime() - new Date(b.metadata?.creationTimestamp ?? 0).getTime())
   const podNames = new Set(owned.map((p) => p.metadata?.name))
   const events = snapshot.events
-    .filter((e) => e.involvedObject?.namespace === install.namespace && (podNames.has(e.involvedObject.name) || e.involvedObject.name?.startsWith(`${install.name}-`)))
+    .filter(
+      (e) =>
+        e.involvedObject?.namespace === install.namespace &&
+        (podNames.has(e.involvedObject.name) || e.involvedObject.name?.startsWith(`${install.name}-`)),
+    )
     .sort((a, b) => eventTime(b).localeCompare(eventTime(a)))
   const nodesByName = new Map(snapshot.nodes.map((n) => [n.metadata?.name ?? '', n]))
   const selectedNodes = snapshot.nodes.filter((n) => podSpec && podSpecSelectsNode(podSpec, n.metadata?.labels ?? {}))
   // The newest Event of each pod (events are newest first).
   const latestEvent = new Map<string, CoreV1Event>()
-  for (const e of events) if (e.involvedObject.name !== undefined && !latestEvent.has(e.involvedObject.name)) latestEvent.set(e.involvedObject.name, e)
+  for (const e of events)
+    if (e.involvedObject.name !== undefined && !latestEvent.has(e.involvedObject.name)) latestEvent.set(e.involvedObject.name, e)
 
   // By node name: every step stays linear in the number of nodes.
   const agentsByNode = new Map<string, AgentStatus>(
-    selectedNodes.map((n) => [n.metadata?.name ?? '', {node: n.metadata?.name ?? '', nodeReady: nodeIsReady(n), cordoned: nodeIsCordoned(n), selected: true, pod: null}]),
+    selectedNodes.map((n) => [
+      n.metadata?.name ?? '',
+      {node: n.metadata?.name ?? '', nodeReady: nodeIsReady(n), cordoned: nodeIsCordoned(n), selected: true, pod: null},
+    ]),
   )
   for (const pod of owned) {
     const nodeName = pod.spec?.nodeName ?? '(unscheduled)'
@@ -200,15 +215,24 @@ export function installStatus(
   const holder: HolderVerdict = holders.length === 1 ? 'one' : holders.length === 0 ? 'none' : 'split-brain'
   const problems: string[] = []
   problems.push(...superseded.values())
-  if (!daemonSet) problems.push(`DaemonSet ${install.namespace}/${install.name} is missing: ${owned.length} agent pod${owned.length === 1 ? '' : 's'} left without it; run karp install again, or karp uninstall`)
-  if (holder === 'none') problems.push(`no node holds VIP ${install.vip ?? ''}: the API server is not reachable through it`.replace('  ', ' '))
-  if (holder === 'split-brain') problems.push(`split brain: ${holders.join(' and ')} all report holding VIP ${install.vip}; check that their CARP advertisements reach each other (same L2 segment, vhid, password)`)
+  if (!daemonSet)
+    problems.push(
+      `DaemonSet ${install.namespace}/${install.name} is missing: ${owned.length} agent pod${owned.length === 1 ? '' : 's'} left without it; run karp install again, or karp uninstall`,
+    )
+  if (holder === 'none')
+    problems.push(`no node holds VIP ${install.vip ?? ''}: the API server is not reachable through it`.replace('  ', ' '))
+  if (holder === 'split-brain')
+    problems.push(
+      `split brain: ${holders.join(' and ')} all report holding VIP ${install.vip}; check that their CARP advertisements reach each other (same L2 segment, vhid, password)`,
+    )
   for (const a of agents) {
     if (a.nodeReady === false && a.selected) problems.push(`node ${a.node} is NotReady`)
     // A cordoned node's agent gives the VIP up as soon as another node answers for it; one still holding
     // it found no other node to take it, or is in the middle of the handover.
     if (a.cordoned && holders.includes(a.node)) {
-      problems.push(`node ${a.node} is cordoned but holds the VIP: its agent hands it over once another node can take it (an uncordoned node with a healthy API server)`)
+      problems.push(
+        `node ${a.node} is cordoned but holds the VIP: its agent hands it over once another node can take it (an uncordoned node with a healthy API server)`,
+      )
     }
     if (!a.pod) {
       if (a.selected) problems.push(`node ${a.node} is selected but runs no karp pod`)
@@ -219,7 +243,10 @@ export function installStatus(
     if (a.pod.stale) problems.push(`pod ${a.pod.name} on ${a.node} last reported ${a.pod.role} before its container (re)started: stale`)
   }
   const rollout = daemonSet ? rolloutStatus(daemonSet) : undefined
-  if (rollout && !rollout.done) problems.push(`DaemonSet ${install.namespace}/${install.name}: ${rollout.available}/${rollout.desired} agents available, ${rollout.updated} updated`)
+  if (rollout && !rollout.done)
+    problems.push(
+      `DaemonSet ${install.namespace}/${install.name}: ${rollout.available}/${rollout.desired} agents available, ${rollout.updated} updated`,
+    )
   const state: InstallState = holder === 'none' ? 'down' : problems.length > 0 ? 'degraded' : 'healthy'
   return {
     namespace: install.namespace,
@@ -228,13 +255,21 @@ export function installStatus(
     ...(install.vhid !== undefined ? {vhid: install.vhid} : {}),
     apiPort: install.apiPort ?? DEFAULT_API_PORT,
     daemonSet: rollout
-      ? {desired: rollout.desired, current: daemonSet?.status?.currentNumberScheduled ?? 0, ready: rollout.ready, updated: rollout.updated, available: rollout.available}
+      ? {
+          desired: rollout.desired,
+          current: daemonSet?.status?.currentNumberScheduled ?? 0,
+          ready: rollout.ready,
+          updated: rollout.updated,
+          available: rollout.available,
+        }
       : null,
     agents,
     holders,
     holder,
     state,
     problems,
-    events: events.slice(0, EVENTS_SHOWN).map((e) => ({time: eventTime(e), pod: e.involvedObject.name ?? '', reason: e.reason ?? '', message: e.message ?? ''})),
+    events: events
+      .slice(0, EVENTS_SHOWN)
+      .map((e) => ({time: eventTime(e), pod: e.involvedObject.name ?? '', reason: e.reason ?? '', message: e.message ?? ''})),
   }
 }

@@ -29,7 +29,10 @@ export const WATCHING = 'watching the cluster'
  */
 export const HEARTBEAT_REFRESH_MS = 10_000
 
-const listed = <T>(list: {items: T[]; metadata?: {resourceVersion?: string}}): ListedObjects<T> => ({items: list.items, resourceVersion: list.metadata?.resourceVersion ?? ''})
+const listed = <T>(list: {items: T[]; metadata?: {resourceVersion?: string}}): ListedObjects<T> => ({
+  items: list.items,
+  resourceVersion: list.metadata?.resourceVersion ?? '',
+})
 
 /**
  * Keeps a snapshot current through the watch API (src/lib/kube/list-watch.ts: one list per kind, then
@@ -73,9 +76,13 @@ export async function watchSnapshot(
   const daemonSets = watchOf<V1DaemonSet>('/apis/apps/v1/daemonsets', {labelSelector: KARP_SELECTOR}, async () =>
     listed(await kube.apps.listDaemonSetForAllNamespaces({labelSelector: KARP_SELECTOR})),
   )
-  const pods = watchOf<V1Pod>('/api/v1/pods', {labelSelector: KARP_SELECTOR}, async () => listed(await kube.core.listPodForAllNamespaces({labelSelector: KARP_SELECTOR})))
+  const pods = watchOf<V1Pod>('/api/v1/pods', {labelSelector: KARP_SELECTOR}, async () =>
+    listed(await kube.core.listPodForAllNamespaces({labelSelector: KARP_SELECTOR})),
+  )
   const eventQuery = {fieldSelector: `reportingComponent=${AGENT_REPORTING_COMPONENT}`}
-  const events = watchOf<CoreV1Event>('/api/v1/events', eventQuery, async () => listed(await kube.core.listEventForAllNamespaces(eventQuery)))
+  const events = watchOf<CoreV1Event>('/api/v1/events', eventQuery, async () =>
+    listed(await kube.core.listEventForAllNamespaces(eventQuery)),
+  )
   /** By JSON of the query: the selectors' watches, then those of single nodes. */
   const nodeWatches = new Map<string, ListWatch<V1Node>>()
   const values = <T extends KubernetesObject>(w: ListWatch<T>) => [...w.objects.values()]
@@ -89,17 +96,21 @@ export async function watchSnapshot(
     })
     const wanted = new Map([...selected, ...unlistedNodeQueries(values(pods), selectedNodes)].map((q) => [JSON.stringify(q), q]))
     await Promise.all(
-      [...nodeWatches].filter(([key]) => !wanted.has(key)).map(async ([key, w]) => {
-        nodeWatches.delete(key)
-        await w.stop()
-      }),
+      [...nodeWatches]
+        .filter(([key]) => !wanted.has(key))
+        .map(async ([key, w]) => {
+          nodeWatches.delete(key)
+          await w.stop()
+        }),
     )
     if (signal.aborted) return
-    const started = [...wanted].filter(([key]) => !nodeWatches.has(key)).map(([key, query]) => {
-      const w = watchOf<V1Node>('/api/v1/nodes', query, async () => listed(await kube.core.listNode(query)))
-      nodeWatches.set(key, w)
-      return w.start()
-    })
+    const started = [...wanted]
+      .filter(([key]) => !nodeWatches.has(key))
+      .map(([key, query]) => {
+        const w = watchOf<V1Node>('/api/v1/nodes', query, async () => listed(await kube.core.listNode(query)))
+        nodeWatches.set(key, w)
+        return w.start()
+      })
     await Promise.all(started)
     // A node listed by a selector now may make a watch by name needless, or the other way round.
     if (started.length > 0 && !signal.aborted) changed()
@@ -110,14 +121,16 @@ export async function watchSnapshot(
   // one-shot status does), which tell a node that went down from a split brain.
   let publishing = Promise.resolve()
   const publish = () => {
-    publishing = publishing.then(async () => {
-      if (signal.aborted) return
-      await followNodes()
-      const nodes = new Map([...nodeWatches.values()].flatMap((w) => values(w).map((n) => [n.metadata?.name, n] as const)))
-      const current = {daemonSets: values(daemonSets), pods: values(pods), nodes: [...nodes.values()], events: values(events)}
-      snapshot = {...current, heartbeats: await heartbeatsOfMasters(kube, current.pods)}
-      if (!signal.aborted) onChange(snapshot)
-    }).catch(failed)
+    publishing = publishing
+      .then(async () => {
+        if (signal.aborted) return
+        await followNodes()
+        const nodes = new Map([...nodeWatches.values()].flatMap((w) => values(w).map((n) => [n.metadata?.name, n] as const)))
+        const current = {daemonSets: values(daemonSets), pods: values(pods), nodes: [...nodes.values()], events: values(events)}
+        snapshot = {...current, heartbeats: await heartbeatsOfMasters(kube, current.pods)}
+        if (!signal.aborted) onChange(snapshot)
+      })
+      .catch(failed)
   }
   // A node that lost power changes nothing the watches see; only its Lease, unrenewed, says so.
   const heartbeats = setInterval(() => {
@@ -144,8 +157,10 @@ export async function watchSnapshot(
 
 /** The watch's timer fired (no answer, or silence, for WATCH_SILENCE_MS); anything else reads as any request's failure. */
 function watchError(error: unknown, doing: string, kube: Kube): Error {
-  if ((error as {name?: string}).name === 'TimeoutError') return toKarpError(new RequestDeadlineError(WATCH_SILENCE_MS, 'request'), doing, kube.server)
-  if (error instanceof WatchStatusError) return new UnreachableError(`${doing}: ${escapeControl(kube.server)} ended the watch: ${escapeControl(error.message)}`)
+  if ((error as {name?: string}).name === 'TimeoutError')
+    return toKarpError(new RequestDeadlineError(WATCH_SILENCE_MS, 'request'), doing, kube.server)
+  if (error instanceof WatchStatusError)
+    return new UnreachableError(`${doing}: ${escapeControl(kube.server)} ended the watch: ${escapeControl(error.message)}`)
   const statusCode = (error as {statusCode?: number}).statusCode
   if (statusCode !== undefined) return new UnreachableError(`${doing}: ${escapeControl(kube.server)} answered HTTP ${statusCode}`)
   return toKarpError(error, doing, kube.server)
