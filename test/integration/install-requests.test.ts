@@ -22,24 +22,13 @@ import {type ApiProxy, type HeldRequest, startApiProxy} from '../helpers/api-pro
 import {karp} from '../helpers/karp.js'
 import {clusterOrSkip, uniqueName} from './cluster-env.js'
 import {KARP_SELECTOR} from '../../src/lib/constants.js'
+import {INSTALL_KINDS} from '../helpers/install-kinds.js'
 
 const cluster = clusterOrSkip()
 const LABEL = 'karp-test/install-requests'
 const group = uniqueName('rq')
 const nodes = [1, 2, 3].map((i) => controlPlaneNode(`${group}-cp${i}`, `10.81.0.1${i}`, {[LABEL]: 'yes'}))
-/** Objects of an install, in the order karp reports them. */
-const KINDS = [
-  'Namespace',
-  'ServiceAccount',
-  'ValidatingAdmissionPolicy',
-  'ValidatingAdmissionPolicyBinding',
-  'Role',
-  'RoleBinding',
-  'ClusterRole',
-  'ClusterRoleBinding',
-  'Secret',
-  'DaemonSet',
-]
+const KINDS = INSTALL_KINDS
 /** The policy that makes the API server refuse one object of an install, dry run or not. */
 const DENY = 'karp-test-install-requests-deny'
 /** An install into a namespace that exists, whose DaemonSet the policy refuses. */

@@ -24,6 +24,7 @@ import {
   NAME_LABEL,
   PASSWORD_FINGERPRINT_ANNOTATION,
 } from '../../src/lib/constants.js'
+import {INSTALL_KINDS} from '../helpers/install-kinds.js'
 
 const skip = await clusterSkipReason()
 
@@ -59,19 +60,7 @@ type List<T> = {items: T[]}
 /** The default node selection (kubeadm's control-plane label) picks these; worker1 must get no agent. */
 const CONTROL_PLANE = ['node1', 'node2', 'node3']
 const VIP = '10.78.0.10'
-/** What an install consists of, in the order karp applies it. */
-const KINDS = [
-  'Namespace',
-  'ServiceAccount',
-  'ValidatingAdmissionPolicy',
-  'ValidatingAdmissionPolicyBinding',
-  'Role',
-  'RoleBinding',
-  'ClusterRole',
-  'ClusterRoleBinding',
-  'Secret',
-  'DaemonSet',
-]
+const KINDS = INSTALL_KINDS
 const INSTANCE = `${INSTANCE_LABEL}=karp`
 /** A rolling update replaces one agent at a time, each after a graceful CARP handover. */
 const ROLLOUT_S = 300

@@ -5,6 +5,7 @@ import {parseAllDocuments} from 'yaml'
 
 import {assertMatchesSchema} from '../helpers/json-schema.js'
 import {karp} from '../helpers/karp.js'
+import {INSTALL_KINDS} from '../helpers/install-kinds.js'
 
 // The real binary, end to end, for the command that needs no cluster.
 describe('karp render (binary)', () => {
@@ -15,18 +16,7 @@ describe('karp render (binary)', () => {
     assert.equal(first.exitCode, 0, first.stderr)
     assert.equal(first.stdout, second.stdout)
     const kinds = parseAllDocuments(first.stdout).map((d) => (d.toJS() as {kind: string}).kind)
-    assert.deepEqual(kinds, [
-      'Namespace',
-      'ServiceAccount',
-      'ValidatingAdmissionPolicy',
-      'ValidatingAdmissionPolicyBinding',
-      'Role',
-      'RoleBinding',
-      'ClusterRole',
-      'ClusterRoleBinding',
-      'Secret',
-      'DaemonSet',
-    ])
+    assert.deepEqual(kinds, INSTALL_KINDS)
   })
 
   it('prints a List for -o json, and the same List with its exit code for --json', async () => {

@@ -33,6 +33,7 @@ import {
 import {isCreatedByKarp} from '../../src/lib/install/namespace.js'
 import {describeInstall} from '../../src/lib/kube/karp-installs.js'
 import {KARP_VERSION} from '../../src/lib/version.js'
+import {INSTALL_KINDS} from '../helpers/install-kinds.js'
 
 function config(overrides: Partial<VipConfig> = {}): VipConfig {
   return {...validateVipInput({}).settings, vip: '192.168.1.250', password: 's3cret', ...overrides}
@@ -46,18 +47,7 @@ describe('renderManifests', () => {
   it('renders the objects in dependency order', () => {
     assert.deepEqual(
       renderManifests(config()).map((o) => o.kind),
-      [
-        'Namespace',
-        'ServiceAccount',
-        'ValidatingAdmissionPolicy',
-        'ValidatingAdmissionPolicyBinding',
-        'Role',
-        'RoleBinding',
-        'ClusterRole',
-        'ClusterRoleBinding',
-        'Secret',
-        'DaemonSet',
-      ],
+      INSTALL_KINDS,
     )
     assert.deepEqual(
       manifestKinds().map((k) => [k.kind, k.namespaced]),
