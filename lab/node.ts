@@ -13,7 +13,18 @@
 // What the kubelet changes on the host outside its directories (sysctls, /var/log/containers) is held in
 // a ledger (kubelet-host.ts) and put back when the last node of the last lab process goes.
 import {createHash, randomBytes} from 'node:crypto'
-import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync} from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {stringify} from 'yaml'
@@ -229,6 +240,11 @@ interface NodeObject {
   status?: {conditions?: NodeCondition[]}
 }
 
+/** Where every kubelet of the host listens for device plugins, whatever its root dir. */
+const DEVICE_PLUGIN_SOCKET = '/var/lib/kubelet/device-plugins/kubelet.sock'
+/** The last kubelet start of this process: the next one waits for it (startKubelet). */
+let kubeletStarts: Promise<void> = Promise.resolve()
+
 export class KubeNode {
   readonly name: string
   readonly host: Host
@@ -315,6 +331,22 @@ export class KubeNode {
   }
 
   private async startKubelet(): Promise<void> {
+    // Every kubelet of the host listens for device plugins on one fixed path: it removes the file there, then
+    // binds it. Two kubelets starting together can remove, remove, bind, bind, and the second bind fails
+    // with EADDRINUSE, which stops that kubelet ("Failed to start ContainerManager"; seen in CI). So this
+    // process starts one kubelet at a time, each once the one before has registered and bound its socket.
+    const previous = kubeletStarts
+    let started!: () => void
+    kubeletStarts = new Promise<void>((resolve) => (started = resolve))
+    await previous
+    try {
+      await this.spawnKubelet()
+    } finally {
+      started()
+    }
+  }
+
+  private async spawnKubelet(): Promise<void> {
     const binDir = await resolveBinDir()
     const {host, network} = this.options
     const args = [
@@ -340,6 +372,15 @@ export class KubeNode {
       },
       () => this.kubeletLogTail(),
     )
+    const startedAt = this.kubeletStartedAt
+    await waitFor(`the kubelet of ${this.name} listening for device plugins (${DEVICE_PLUGIN_SOCKET})`, 30_000, () => {
+      if (!kubelet.running) throw new Error(`the kubelet of ${this.name} exited:\n${this.kubeletLogTail()}`)
+      try {
+        return statSync(DEVICE_PLUGIN_SOCKET).mtimeMs >= startedAt
+      } catch {
+        return false
+      }
+    })
     if (this.role === 'control-plane') {
       const label = await this.options.kubectl(['label', 'node', this.name, `${CONTROL_PLANE_LABEL}=`, '--overwrite'])
       if (label.exitCode !== 0) throw new Error(`labelling node ${this.name}: ${label.stderr.trim()}`)
