@@ -3,7 +3,7 @@
 // talks to the real API server through it, until the test holds some requests or all traffic. Held
 // requests get no answer at all, and answers already flowing (watch streams) stop mid-way: to karp, a
 // server that went silent.
-import {mkdtempSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {Agent, createServer, request} from 'node:https'
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import type {Socket} from 'node:net'
@@ -78,7 +78,8 @@ export async function startApiProxy(upstreamKubeconfig: string): Promise<ApiProx
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const url = `https://127.0.0.1:${(server.address() as {port: number}).port}`
 
-  const kubeconfig = join(mkdtempSync(join(tmpdir(), 'karp-api-proxy-')), 'kubeconfig')
+  const dir = mkdtempSync(join(tmpdir(), 'karp-api-proxy-'))
+  const kubeconfig = join(dir, 'kubeconfig')
   writeFileSync(
     kubeconfig,
     `apiVersion: v1
@@ -111,6 +112,7 @@ current-context: proxy
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy()
         agent.destroy()
+        rmSync(dir, {recursive: true, force: true})
         server.close(() => resolve())
       }),
   }
