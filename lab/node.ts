@@ -346,6 +346,11 @@ export class KubeNode {
     }
   }
 
+  /** Throws, with the end of its log, once this node's kubelet has exited. */
+  private assertKubeletRunning(): void {
+    if (this.kubelet && !this.kubelet.running) throw new Error(`the kubelet of ${this.name} exited:\n${this.kubeletLogTail()}`)
+  }
+
   private async spawnKubelet(): Promise<void> {
     const binDir = await resolveBinDir()
     const {host, network} = this.options
@@ -362,19 +367,18 @@ export class KubeNode {
     ]
     this.kubeletStartedAt = Date.now()
     this.kubelet = network.spawnIn(host.ns, args, {logFile: this.kubeletLog})
-    const kubelet = this.kubelet
     await waitFor(
       `node ${this.name} to register`,
       60_000,
       async () => {
-        if (!kubelet.running) throw new Error(`the kubelet of ${this.name} exited:\n${this.kubeletLogTail()}`)
+        this.assertKubeletRunning()
         return (await this.options.kubectl(['get', 'node', this.name, '-o', 'name'])).exitCode === 0
       },
       () => this.kubeletLogTail(),
     )
     const startedAt = this.kubeletStartedAt
     await waitFor(`the kubelet of ${this.name} listening for device plugins (${DEVICE_PLUGIN_SOCKET})`, 30_000, () => {
-      if (!kubelet.running) throw new Error(`the kubelet of ${this.name} exited:\n${this.kubeletLogTail()}`)
+      this.assertKubeletRunning()
       try {
         return statSync(DEVICE_PLUGIN_SOCKET).mtimeMs >= startedAt
       } catch {
@@ -445,7 +449,7 @@ export class KubeNode {
       `node ${this.name} Ready`,
       timeoutMs,
       async () => {
-        if (this.kubelet && !this.kubelet.running) throw new Error(`the kubelet of ${this.name} exited:\n${this.kubeletLogTail()}`)
+        this.assertKubeletRunning()
         const ready = (await this.node())?.status?.conditions?.find((c) => c.type === 'Ready')
         last = ready ? `${ready.status} ${ready.reason ?? ''} ${ready.message ?? ''} at ${ready.lastHeartbeatTime}` : 'no Ready condition'
         return ready?.status === 'True' && Date.parse(ready.lastHeartbeatTime ?? '') >= since

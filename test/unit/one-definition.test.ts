@@ -9,10 +9,13 @@ import {DEFAULT_API_PORT, DEFAULT_SUBNET_PREFIX} from '../../src/lib/constants.j
 const SRC = fileURLToPath(new URL('../../src', import.meta.url))
 const sources = (readdirSync(SRC, {recursive: true}) as string[]).filter((f) => f.endsWith('.ts')).map((f) => join(SRC, f))
 
-/** Lines of src/ (outside src/lib/constants.ts) that match, as file:line: text. */
-function linesMatching(pattern: RegExp, allowed: (line: string) => boolean = () => false): string[] {
+/** A quoted label, annotation or condition key. */
+const KEY_LITERAL = /['"`](app\.kubernetes\.io|karp\.io)\//
+
+/** Lines of src/ (outside src/lib/constants.ts), or of `files`, that match, as file:line: text. */
+function linesMatching(pattern: RegExp, allowed: (line: string) => boolean = () => false, files = sources): string[] {
   const found: string[] = []
-  for (const file of sources) {
+  for (const file of files) {
     if (file.endsWith(join('lib', 'constants.ts'))) continue
     readFileSync(file, 'utf8')
       .split('\n')
@@ -28,7 +31,7 @@ const example = (line: string) => /e\.g\.|such as|config\.bin/.test(line)
 
 describe('one definition of each constant in src/', () => {
   it('spells label, annotation and condition keys only in src/lib/constants.ts', () => {
-    assert.deepEqual(linesMatching(/['"`](app\.kubernetes\.io|karp\.io)\//), [])
+    assert.deepEqual(linesMatching(KEY_LITERAL), [])
   })
 
   it('states the default API port and subnet prefix only there', () => {
@@ -40,11 +43,6 @@ describe('one definition of each constant in src/', () => {
     // This file, read as a source, holds one:
     const copy = "'karp.io/vip'"
     assert.ok(copy)
-    sources.push(fileURLToPath(import.meta.url))
-    try {
-      assert.notDeepEqual(linesMatching(/['"`](app\.kubernetes\.io|karp\.io)\//), [])
-    } finally {
-      sources.pop()
-    }
+    assert.notDeepEqual(linesMatching(KEY_LITERAL, undefined, [fileURLToPath(import.meta.url)]), [])
   })
 })
