@@ -287,7 +287,7 @@ start_ucarp() { # why [hold|listen]
   # than what it announces, all at once; karp-pcap-immediate.so holds it back 40 ms per 1/256 s of skew
   # above 1, and drops it if a backup that held back less advertises meanwhile. Two nodes' automatic skews
   # differ by KARP_SKEW_STEP (4) at least: 160 ms apart, well beyond the time from a takeover to its first
-  # advertisement (up.sh sends it first thing: 15-45 ms in the agent lab, loaded). 25 ms per step (100 ms
+  # advertisement (up.sh sends it first thing: 21-42 ms in the agent lab, loaded). 25 ms per step (100 ms
   # apart) let two backups take over together in CI, where up.sh, which then advertised only once it had
   # put the VIP on, took 150 ms. Rank 0 (skew 1) holds nothing back.
   hold_ms=0
