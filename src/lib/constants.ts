@@ -54,3 +54,16 @@ export const DEFAULT_API_PORT = 6443
 
 /** The prefix length of the subnet the nodes and the VIP share, unless install's --subnet-prefix says otherwise. */
 export const DEFAULT_SUBNET_PREFIX = 24
+
+/**
+ * A static-pod agent (`karp bootstrap`): the label its manifest and its mirror pod carry (value "true"),
+ * and the namespace the manifest names, where the kubelet creates the mirror pods that status and install
+ * read. Static pods live outside any install's namespace: they run before the cluster, and its
+ * namespaces, exist.
+ */
+export const STATIC_POD_LABEL = 'karp.io/static-pod'
+export const STATIC_POD_NAMESPACE = 'kube-system'
+/** On a static-pod agent: the host path of its manifest, so install can say which file to remove. */
+export const STATIC_MANIFEST_ANNOTATION = 'karp.io/static-manifest'
+/** On a static-pod agent: the host path of the password file it mounts (the password itself is never in the API). */
+export const STATIC_PASSWORD_FILE_ANNOTATION = 'karp.io/password-file'
