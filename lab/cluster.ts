@@ -24,7 +24,7 @@ import {KubeNode, nodeSkipReason, type CommandResult} from './node.js'
 import {Network, type Host, type Proc} from './network.js'
 import {parseProbes, type Probe} from './outage.js'
 import {formatLogLines, PodLogKeeper} from './pod-logs.js'
-import {killGroup, killPid, missingTools, processTree, rssKb, sleep} from './process.js'
+import {killGroup, killPid, missingTools, processTree, rssKb, sleep, waitFor} from './process.js'
 import {atTeardown} from './teardown.js'
 import {DEFAULT_API_PORT} from '../src/lib/constants.js'
 
@@ -52,6 +52,13 @@ export interface ClusterOptions {
   workers?: number
   /** Nodes whose API server certificate lacks the VIP. */
   certWithoutVip?: string[]
+  /**
+   * A cluster bootstrapped on the VIP, as `karp bootstrap` sets one up: the VIP is every kubelet's API server
+   * (kubeadm's controlPlaneEndpoint) and the client's. Before each node's kubelet starts, `staticPods` writes
+   * that node's static pod manifests (the agent's); node1's control plane starts only once a node holds the
+   * VIP, then nodes 2.. join it one by one (etcd member added, then their control plane). No workers.
+   */
+  bootstrap?: {staticPods: (cluster: Cluster, node: ClusterNode) => Promise<void>}
   /** Where everything goes; default a new temp dir, removed by stop(). */
   dir?: string
   log?: (line: string) => void
@@ -71,6 +78,16 @@ export interface StartupSeconds {
   controlPlane: number
   nodes: number
   total: number
+}
+
+/** When (ms since the epoch) a bootstrapped cluster (ClusterOptions.bootstrap) reached each step. */
+export interface BootstrapTimes {
+  /** A node first held the VIP. */
+  vipHeld: number
+  /** node1's etcd was started: the first component of any control plane. */
+  controlPlaneStarted: number
+  /** Every node registered through the VIP. */
+  nodesRegistered: number
 }
 
 /** CARP is IP protocol 112. */
@@ -95,6 +112,7 @@ export class Cluster {
   readonly kubeconfig: string
   readonly clientNs: string
   startup: StartupSeconds = {network: 0, controlPlane: 0, nodes: 0, total: 0}
+  bootstrapTimes?: BootstrapTimes
   private cp?: ControlPlane
   private podLogs?: PodLogKeeper
   private stopped = false
@@ -148,6 +166,7 @@ export class Cluster {
   }
 
   private async build(opts: ClusterOptions, began: number): Promise<void> {
+    if (opts.bootstrap) return this.buildOnVip(opts, opts.bootstrap, began)
     const count = opts.nodes ?? 3
     const hosts: Host[] = []
     const workerHosts: Host[] = []
@@ -229,6 +248,91 @@ export class Cluster {
     this.log(`nodes Ready in ${this.startup.nodes.toFixed(1)} s; lab up in ${this.startup.total.toFixed(1)} s`)
   }
 
+  /** ClusterOptions.bootstrap: the VIP first, then node1's control plane behind it, then the others join. */
+  private async buildOnVip(opts: ClusterOptions, bootstrap: NonNullable<ClusterOptions['bootstrap']>, began: number): Promise<void> {
+    if (opts.workers) throw new Error('a bootstrapped lab has no workers')
+    const hosts: Host[] = []
+    for (let i = 1; i <= (opts.nodes ?? 3); i++) {
+      const host = await this.net.addHost(`node${i}`, 10 + i)
+      await this.net.addRoute(host, SERVICE_CIDR)
+      hosts.push(host)
+    }
+    this.startup.network = seconds(began)
+    const endpoint = `https://${this.vip}:${DEFAULT_API_PORT}`
+    const cp = await ControlPlane.create({
+      network: this.net,
+      hosts,
+      vip: this.vip,
+      endpoint,
+      certWithoutVip: opts.certWithoutVip,
+      dir: join(this.dir, 'control-plane'),
+      binDir: this.binDir,
+    })
+    this.cp = cp
+    writeFileSync(this.kubeconfig, readFileSync(cp.adminKubeconfig(endpoint)), {mode: 0o600})
+    const proxyConfig = cp.clientKubeconfig('system:kube-proxy', [], `https://127.0.0.1:${DEFAULT_API_PORT}`)
+    for (const host of hosts) {
+      const kube = new KubeNode({
+        network: this.net,
+        host,
+        kubeconfig: cp.kubeletCredentials(host.name).kubeconfig,
+        caFile: cp.caFile,
+        kubectl: (args) => this.kubectl(args),
+        dir: join(this.dir, host.name),
+      })
+      const proxy = new KubeProxy({
+        net: this.net,
+        host,
+        binDir: this.binDir,
+        dir: join(this.dir, 'kube-proxy', host.name),
+        kubeconfig: proxyConfig,
+      })
+      this.nodes.push({name: host.name, host, kube, proxy, down: false})
+    }
+
+    const phase = performance.now()
+    const [first, ...others] = this.nodes as [ClusterNode, ...ClusterNode[]]
+    await this.writeStaticPods(bootstrap, first)
+    await first.kube.start({register: false})
+    // What makes a bootstrapped cluster: the VIP is there before any API server (its kubelet registers through it).
+    let vipHeld = 0
+    await waitFor('a node to hold the VIP before any API server runs', 60_000, async () => {
+      if ((await this.holders()).length === 0) return false
+      vipHeld = Date.now()
+      return true
+    })
+    const controlPlaneStarted = Date.now()
+    await cp.firstNode(first.name)
+    await first.kube.registered()
+    first.proxy.start()
+    this.log(`${first.name}: VIP, control plane and registration through the VIP in ${seconds(phase).toFixed(1)} s`)
+    for (const node of others) {
+      await this.writeStaticPods(bootstrap, node)
+      await node.kube.start({register: false})
+      await cp.join(node.name)
+      await node.kube.registered()
+      node.proxy.start()
+      this.log(`${node.name} joined through the VIP`)
+    }
+    this.bootstrapTimes = {vipHeld, controlPlaneStarted, nodesRegistered: Date.now()}
+    await waitFor('both leader leases held', 60_000, async () => Object.values(await cp.leaseHolders(first.name)).every(Boolean))
+    this.startup.controlPlane = seconds(phase)
+    await Promise.all(this.nodes.map((n) => n.kube.waitReady(60_000)))
+    this.podLogs = new PodLogKeeper(
+      this.nodes.map((n) => ({node: n.name, dir: n.kube.podLogsDir})),
+      () => true,
+    )
+    await this.markAsKubeadm()
+    this.startup.nodes = seconds(phase)
+    this.startup.total = seconds(began)
+    this.log(`bootstrapped on the VIP: nodes Ready in ${this.startup.nodes.toFixed(1)} s; lab up in ${this.startup.total.toFixed(1)} s`)
+  }
+
+  private async writeStaticPods(bootstrap: NonNullable<ClusterOptions['bootstrap']>, node: ClusterNode): Promise<void> {
+    mkdirSync(node.kube.manifestsDir, {recursive: true, mode: 0o700})
+    await bootstrap.staticPods(this, node)
+  }
+
   /** What kubeadm puts on the control-plane nodes it sets up (and how `karp check-cert` recognises kubeadm). */
   private async markAsKubeadm(): Promise<void> {
     const names = this.nodes.map((n) => n.name)
@@ -251,6 +355,13 @@ export class Cluster {
   /** The CLI under test, as a user runs it, inside the client namespace. */
   karp(args: string[], timeoutMs = 180_000): Promise<CommandResult> {
     return this.inClient([process.execPath, karpBin, ...args], timeoutMs)
+  }
+
+  /** The CLI under test run on a node, as root there runs it (karp bootstrap writes the node's files). */
+  karpOnNode(name: string, args: string[], timeoutMs = 60_000): Promise<CommandResult> {
+    const home = join(this.dir, `${name}-home`)
+    mkdirSync(home, {recursive: true})
+    return this.net.exec(this.node(name).host.ns, [process.execPath, karpBin, ...args], {env: {HOME: home, NO_COLOR: '1'}, timeoutMs})
   }
 
   /**

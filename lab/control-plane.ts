@@ -55,6 +55,11 @@ export interface ControlPlaneOptions {
   binDir?: string
   /** Hang guard for start(); default 240 s. */
   timeoutMs?: number
+  /**
+   * kubeadm's controlPlaneEndpoint, e.g. https://<vip>:6443: the kubelets' kubeconfigs point there instead of
+   * at their own node's API server. Default: their own node's.
+   */
+  endpoint?: string
 }
 
 /** What a kubelet of a control-plane node needs from the control plane. */
@@ -110,6 +115,8 @@ export class ControlPlane {
   startup: StartupTimes = {pki: 0, etcd: 0, apiServers: 0, controllers: 0, total: 0}
 
   private readonly nodes = new Map<string, NodeState>()
+  /** The etcd members a staged control plane (create()) has started, in order. */
+  private readonly members: string[] = []
   private readonly ca: CertificateAuthority
   private readonly admin: KeyPair
   private readonly ownsDir: boolean
@@ -182,6 +189,80 @@ export class ControlPlane {
     }
   }
 
+  /**
+   * Writes the PKI and starts nothing: a cluster that grows node by node, as kubeadm builds one. firstNode()
+   * brings up the first node's control plane on an etcd cluster of one member, join() each further node's,
+   * its member added to the running cluster first. Registers stopSync() with atTeardown.
+   */
+  static async create(opts: ControlPlaneOptions): Promise<ControlPlane> {
+    const cp = new ControlPlane(opts, opts.binDir ?? (await resolveBinDir()))
+    cp.untrack = atTeardown(() => cp.stopSync())
+    return cp
+  }
+
+  /** `kubeadm init`: the node's etcd as a cluster of one, then its API server (ready), controller-manager and scheduler. */
+  async firstNode(name: string, timeoutMs = 120_000): Promise<void> {
+    if (this.members.length > 0) throw new Error(`the control plane has members already: ${this.members.join(', ')}`)
+    await this.bringUp(name, 'new', timeoutMs)
+  }
+
+  /**
+   * `kubeadm join --control-plane`: adds the node's etcd member through a running member (etcd's member API,
+   * from inside that member's namespace), starts it with the cluster's members, then the node's API server
+   * (ready), controller-manager and scheduler.
+   */
+  async join(name: string, timeoutMs = 120_000): Promise<void> {
+    const via = this.members.find((m) => this.node(m).procs.etcd?.running)
+    if (!via) throw new Error(`no running etcd member to join ${name} through (members: ${this.members.join(', ') || 'none'})`)
+    const {host} = this.node(name)
+    const tls = this.etcdClientTls(via)
+    const added = await this.opts.network.exec(
+      this.node(via).host.ns,
+      [
+        'curl',
+        '-sS',
+        '--fail-with-body',
+        '--max-time',
+        '10',
+        '--cacert',
+        tls.caFile,
+        '--cert',
+        tls.certFile,
+        '--key',
+        tls.keyFile,
+        '-X',
+        'POST',
+        `https://127.0.0.1:${ETCD_CLIENT_PORT}/v3/cluster/member/add`,
+        '-d',
+        JSON.stringify({peerURLs: [`https://${host.ip}:${ETCD_PEER_PORT}`]}),
+      ],
+      {timeoutMs: 15_000},
+    )
+    if (added.exitCode !== 0) throw new Error(`etcd member add ${name} via ${via}: ${(added.stdout + added.stderr).trim()}`)
+    await this.bringUp(name, 'existing', timeoutMs)
+  }
+
+  private async bringUp(name: string, clusterState: 'new' | 'existing', timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    const left = () => Math.max(1000, deadline - Date.now())
+    this.members.push(name)
+    const initialCluster = this.members.map((m) => `${m}=https://${this.node(m).host.ip}:${ETCD_PEER_PORT}`).join(',')
+    const node = this.node(name)
+    node.argv.etcd = node.argv.etcd.map((arg) =>
+      arg.startsWith('--initial-cluster=')
+        ? `--initial-cluster=${initialCluster}`
+        : arg.startsWith('--initial-cluster-state=')
+          ? `--initial-cluster-state=${clusterState}`
+          : arg,
+    )
+    this.spawn(name, 'etcd')
+    await this.waitEtcdHealthy(name, left())
+    this.spawn(name, 'kube-apiserver')
+    await this.waitReady(name, left())
+    this.spawn(name, 'kube-controller-manager')
+    this.spawn(name, 'kube-scheduler')
+  }
+
   /** Node names, in the order of `hosts`. */
   get nodeNames(): string[] {
     return [...this.nodes.keys()]
@@ -228,7 +309,7 @@ export class ControlPlane {
       caFile: this.caFile,
       certFile: join(dir, 'pki', 'kubelet-client.crt'),
       keyFile: join(dir, 'pki', 'kubelet-client.key'),
-      server: this.server(name),
+      server: this.opts.endpoint ?? this.server(name),
     }
   }
 
@@ -459,7 +540,7 @@ export class ControlPlane {
       const kubelet = issueClientCert(ca, `system:node:${host.name}`, ['system:nodes'])
       issue('kubelet-client', kubelet)
 
-      writeKubeconfig(join(dir, 'kubelet.conf'), server, ca.certPem, `system:node:${host.name}`, kubelet)
+      writeKubeconfig(join(dir, 'kubelet.conf'), this.opts.endpoint ?? server, ca.certPem, `system:node:${host.name}`, kubelet)
       writeKubeconfig(join(dir, 'admin.conf'), server, ca.certPem, 'kubernetes-admin', admin)
       const cmConf = join(dir, 'controller-manager.conf')
       writeKubeconfig(cmConf, server, ca.certPem, 'system:kube-controller-manager', issueClientCert(ca, 'system:kube-controller-manager'))

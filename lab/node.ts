@@ -282,8 +282,12 @@ export class KubeNode {
     return join(this.dir, 'containerd', 'containerd.sock')
   }
 
-  /** Starts containerd (importing the images), then the kubelet; returns once the Node is registered and labelled. */
-  async start(): Promise<void> {
+  /**
+   * Starts containerd (importing the images), then the kubelet; returns once the Node is registered and
+   * labelled. With `register: false` it returns once the kubelet runs (its static pods start; nothing needs an
+   * API server yet), and registered() waits for the rest: a node whose API server does not exist yet.
+   */
+  async start(opts: {register?: boolean} = {}): Promise<void> {
     if (this.containerd) throw new Error(`node ${this.name} was started already`)
     sweepStaleNodes()
     this.untrack = atTeardown(() => {
@@ -318,6 +322,7 @@ export class KubeNode {
     })
     for (const image of images) await this.containerd.importImage(image.layout, image.name)
     await this.startKubelet()
+    if (opts.register !== false) await this.registered()
   }
 
   /** Boots the node again after kill(): containerd and the kubelet on what they kept; eth0 as it is. */
@@ -328,13 +333,14 @@ export class KubeNode {
     prepareCgroupRoot(this.cgroupRoot)
     await this.containerd.restart()
     await this.startKubelet()
+    await this.registered()
   }
 
   private async startKubelet(): Promise<void> {
     // Every kubelet of the host listens for device plugins on one fixed path: it removes the file there, then
     // binds it. Two kubelets starting together can remove, remove, bind, bind, and the second bind fails
     // with EADDRINUSE, which stops that kubelet ("Failed to start ContainerManager"; seen in CI). So this
-    // process starts one kubelet at a time, each once the one before has registered and bound its socket.
+    // process starts one kubelet at a time, each once the one before has bound its socket.
     const previous = kubeletStarts
     let started!: () => void
     kubeletStarts = new Promise<void>((resolve) => (started = resolve))
@@ -367,15 +373,6 @@ export class KubeNode {
     ]
     this.kubeletStartedAt = Date.now()
     this.kubelet = network.spawnIn(host.ns, args, {logFile: this.kubeletLog})
-    await waitFor(
-      `node ${this.name} to register`,
-      60_000,
-      async () => {
-        this.assertKubeletRunning()
-        return (await this.options.kubectl(['get', 'node', this.name, '-o', 'name'])).exitCode === 0
-      },
-      () => this.kubeletLogTail(),
-    )
     const startedAt = this.kubeletStartedAt
     await waitFor(`the kubelet of ${this.name} listening for device plugins (${DEVICE_PLUGIN_SOCKET})`, 30_000, () => {
       this.assertKubeletRunning()
@@ -385,6 +382,19 @@ export class KubeNode {
         return false
       }
     })
+  }
+
+  /** Waits for the kubelet to register its Node, and labels a control-plane node as kubeadm does. */
+  async registered(timeoutMs = 60_000): Promise<void> {
+    await waitFor(
+      `node ${this.name} to register`,
+      timeoutMs,
+      async () => {
+        this.assertKubeletRunning()
+        return (await this.options.kubectl(['get', 'node', this.name, '-o', 'name'])).exitCode === 0
+      },
+      () => this.kubeletLogTail(),
+    )
     if (this.role === 'control-plane') {
       const label = await this.options.kubectl(['label', 'node', this.name, `${CONTROL_PLANE_LABEL}=`, '--overwrite'])
       if (label.exitCode !== 0) throw new Error(`labelling node ${this.name}: ${label.stderr.trim()}`)
