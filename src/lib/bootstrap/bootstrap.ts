@@ -5,7 +5,14 @@ import {stringify} from 'yaml'
 import {FlagChecks} from '../config/flag-checks.js'
 import {generatePassword, validateVipInput} from '../config/vip-config.js'
 import {echo} from '../echo.js'
-import {checkHostPath, createPasswordFile, inspectManifestFile, inspectPasswordFile, type ManifestState, writeManifestFile} from './host-files.js'
+import {
+  checkHostPath,
+  createPasswordFile,
+  inspectManifestFile,
+  inspectPasswordFile,
+  type ManifestState,
+  writeManifestFile,
+} from './host-files.js'
 import {checkDistribution, DEFAULT_DISTRIBUTION, DISTRIBUTIONS, type Distribution} from './distribution.js'
 import {bootstrapGuidance} from './guidance.js'
 import {renderStaticPod, type StaticPodConfig, type StaticPodManifest} from './static-pod.js'
@@ -63,7 +70,8 @@ export async function planBootstrap(input: BootstrapInput, cwd = process.cwd()):
       image: input.image,
     }),
   ) ?? {vip: undefined, settings: undefined}
-  if (input.vip === undefined) checks.take({ok: false, problem: 'missing required flag --vip: give the virtual IPv4 address, e.g. --vip 192.168.1.250'})
+  if (input.vip === undefined)
+    checks.take({ok: false, problem: 'missing required flag --vip: give the virtual IPv4 address, e.g. --vip 192.168.1.250'})
   const distribution = checks.take(checkDistribution(input.distribution ?? DEFAULT_DISTRIBUTION))
   const defaults = DISTRIBUTIONS[distribution ?? DEFAULT_DISTRIBUTION]
   const passwordFileFlag = input.passwordFile ?? DEFAULT_PASSWORD_FILE
@@ -75,7 +83,8 @@ export async function planBootstrap(input: BootstrapInput, cwd = process.cwd()):
         })
       : checks.take(checkHostPath('password-file', passwordFileFlag, cwd))
   const caFile = checks.take(checkHostPath('ca-file', input.caFile ?? defaults.caFile))
-  const manifestDir = input.manifestDir === undefined ? defaults.manifestDir : checks.take(checkHostPath('manifest-dir', input.manifestDir, cwd))
+  const manifestDir =
+    input.manifestDir === undefined ? defaults.manifestDir : checks.take(checkHostPath('manifest-dir', input.manifestDir, cwd))
   const name = settings?.name
 
   if (passwordFile !== undefined && manifestDir !== undefined && dirname(passwordFile) === manifestDir) {
@@ -92,7 +101,10 @@ export async function planBootstrap(input: BootstrapInput, cwd = process.cwd()):
   const yaml = manifest && manifestYaml(manifest)
   const existingPassword = passwordFile === undefined ? undefined : checks.take(await inspectPasswordFile(passwordFile))
   const manifestFile = input.manifestDir !== undefined && manifestDir !== undefined && name ? join(manifestDir, `${name}.yaml`) : undefined
-  const manifestState = manifestFile === undefined ? undefined : checks.take(await inspectManifestFile(manifestFile, yaml === undefined ? undefined : Buffer.from(yaml)))
+  const manifestState =
+    manifestFile === undefined
+      ? undefined
+      : checks.take(await inspectManifestFile(manifestFile, yaml === undefined ? undefined : Buffer.from(yaml)))
   checks.done()
 
   return {
@@ -127,7 +139,8 @@ const CHANGE: Record<ManifestState, BootstrapOutcome['manifestChange']> = {new: 
  */
 export async function applyBootstrap(plan: BootstrapPlan): Promise<BootstrapOutcome> {
   const {config, manifestTarget} = plan
-  const createdPassword = plan.existingPassword === undefined ? await createPasswordFile(config.passwordFile, generatePassword()) : undefined
+  const createdPassword =
+    plan.existingPassword === undefined ? await createPasswordFile(config.passwordFile, generatePassword()) : undefined
   if (manifestTarget && manifestTarget.state !== 'unchanged') {
     try {
       await writeManifestFile(manifestTarget.file, Buffer.from(plan.manifestYaml))

@@ -27,7 +27,8 @@ export function handoverCommand(config: StaticPodConfig): string {
 function distributionSteps({distribution, config}: GuidanceInput): string[] {
   const endpoint = `${config.vip}:${config.apiPort}`
   const {title, caFile} = DISTRIBUTIONS[distribution]
-  const waitsForCa = config.caFile === caFile ? `the agent starts once ${title} has written ${caFile}` : `the agent starts once ${config.caFile} exists`
+  const waitsForCa =
+    config.caFile === caFile ? `the agent starts once ${title} has written ${caFile}` : `the agent starts once ${config.caFile} exists`
   if (distribution === 'kubeadm') {
     return [
       `2. First node: kubeadm init --control-plane-endpoint ${endpoint} --upload-certs --ignore-preflight-errors=${KUBEADM_MANIFESTS_CHECK}`,

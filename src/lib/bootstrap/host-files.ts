@@ -139,7 +139,9 @@ function createDirectories(dir: string, mode: number, what: string): string[] {
   } catch (error) {
     removeDirectories(created)
     const code = (error as NodeJS.ErrnoException).code
-    throw new UsageError(`cannot create the directory of ${what}: ${code === 'ENOSPC' ? 'the disk is full (ENOSPC)' : code}; nothing was changed`)
+    throw new UsageError(
+      `cannot create the directory of ${what}: ${code === 'ENOSPC' ? 'the disk is full (ENOSPC)' : code}; nothing was changed`,
+    )
   }
   return created
 }

@@ -5,7 +5,10 @@ import {STATIC_MANIFEST_ANNOTATION, STATIC_PASSWORD_FILE_ANNOTATION, STATIC_POD_
 import {renderAgentDaemonSet} from '../manifests/render.js'
 
 /** What a static-pod agent is made of: the install's settings but the password, and three host paths. */
-export interface StaticPodConfig extends Pick<VipConfig, 'name' | 'vip' | 'vhid' | 'advbase' | 'preempt' | 'apiPort' | 'interface' | 'image'> {
+export interface StaticPodConfig extends Pick<
+  VipConfig,
+  'name' | 'vip' | 'vhid' | 'advbase' | 'preempt' | 'apiPort' | 'interface' | 'image'
+> {
   /** Absolute host path the manifest is to be saved as (annotated, so install can name the file to remove). */
   manifestFile: string
   /** Absolute host path of the password file, mounted into the pod. */

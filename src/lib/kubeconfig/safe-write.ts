@@ -509,7 +509,10 @@ export async function placeFile(path: string, content: Buffer, options: {mode: n
     } catch (error) {
       discard()
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-        throw new CheckFailedError(`${what} was created by another program while karp was writing it; nothing was changed`, 'run the command again')
+        throw new CheckFailedError(
+          `${what} was created by another program while karp was writing it; nothing was changed`,
+          'run the command again',
+        )
       }
       throw cannotWrite(what, target, error)
     }
