@@ -108,7 +108,7 @@ export async function planBootstrap(input: BootstrapInput, cwd = process.cwd()):
   checks.done()
 
   return {
-    distribution: distribution as Distribution,
+    distribution,
     config: config as StaticPodConfig,
     manifest: manifest as StaticPodManifest,
     manifestYaml: yaml as string,

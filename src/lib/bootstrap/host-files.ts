@@ -183,10 +183,14 @@ export async function createPasswordFile(path: string, password: string): Promis
   }
 }
 
-/** Writes the manifest, mode 0600 (the kubelet runs as root); a missing manifest directory is created 0700. */
+/**
+ * Writes the manifest, mode 0600 (the kubelet runs as root). A missing manifest directory is created 0755, as
+ * the distributions create it: its parents (/etc/kubernetes) hold files that components running as other
+ * users must reach.
+ */
 export async function writeManifestFile(file: string, content: Buffer): Promise<void> {
   const what = `static pod manifest ${file}`
-  const created = createDirectories(dirname(file), 0o700, what)
+  const created = createDirectories(dirname(file), 0o755, what)
   try {
     await placeFile(file, content, {mode: 0o600, what})
   } catch (error) {
