@@ -24,6 +24,9 @@ function workspace() {
   return {dir, password: join(dir, 'etc', 'karp', 'password'), manifests: join(dir, 'manifests'), ca: join(dir, 'pki', 'ca.crt')}
 }
 
+/** The flags that put the password file, the CA and the manifests into the workspace. */
+const hostPaths = (w: ReturnType<typeof workspace>) => ['--password-file', w.password, '--ca-file', w.ca, '--manifest-dir', w.manifests]
+
 /** Every file and directory under dir, relative, sorted: what a run left on disk. */
 const tree = (dir: string) => (readdirSync(dir, {recursive: true}) as string[]).sort()
 const mode = (path: string) => (statSync(path).mode & 0o777).toString(8)
@@ -36,19 +39,7 @@ type Pod = {
 describe('karp bootstrap (binary) with --manifest-dir', () => {
   it('creates the password file 0600 (its directory 0700) and the manifest 0600, then reuses both unchanged', async () => {
     const w = workspace()
-    const args = [
-      'bootstrap',
-      '--vip',
-      VIP,
-      '--vhid',
-      '42',
-      '--password-file',
-      w.password,
-      '--ca-file',
-      w.ca,
-      '--manifest-dir',
-      w.manifests,
-    ]
+    const args = ['bootstrap', '--vip', VIP, '--vhid', '42', ...hostPaths(w)]
     const first = await karp([...args, '--json'])
     assertJsonOutput('bootstrap', first)
     const result = first.json as {passwordCreated: boolean; manifestFile: string; manifestChange: string; passwordFile: string}
@@ -85,19 +76,7 @@ describe('karp bootstrap (binary) with --manifest-dir', () => {
 
   it('writes a manifest whose hostPath volumes and annotations name the given paths', async () => {
     const w = workspace()
-    const run = await karp([
-      'bootstrap',
-      '--vip',
-      VIP,
-      '--password-file',
-      w.password,
-      '--ca-file',
-      w.ca,
-      '--manifest-dir',
-      w.manifests,
-      '--name',
-      'vip2',
-    ])
+    const run = await karp(['bootstrap', '--vip', VIP, ...hostPaths(w), '--name', 'vip2'])
     assert.equal(run.exitCode, 0, run.stderr)
     const file = join(w.manifests, 'vip2.yaml')
     assert.match(
