@@ -36,7 +36,7 @@ export default class Bootstrap extends BaseCommand {
       description: `kubeadm, k3s or rke2: where the kubelet reads static pods and the cluster CA lies (default: ${DEFAULT_DISTRIBUTION})`,
     }),
     'password-file': Flags.string({
-      description: `CARP password file on this node, mounted into the pod: read when it exists (it must be mode 0600), else created with a random password (default: ${DEFAULT_PASSWORD_FILE})`,
+      description: `CARP password file on this node, mounted into the pod: read when it exists (no access for group or others: chmod 600), else created with a random password (default: ${DEFAULT_PASSWORD_FILE})`,
     }),
     'ca-file': Flags.string({
       description: `absolute path of the cluster CA on the node (default: the distribution's, e.g. ${DISTRIBUTIONS.kubeadm.caFile})`,
