@@ -10,7 +10,7 @@ import Ajv from 'ajv'
 export const SCHEMA_DIR = fileURLToPath(new URL('../../schemas/', import.meta.url))
 
 /** The output a schema describes: a command as oclif names it (`kubeconfig rewrite`), or `error`. */
-export type SchemaName = 'check-cert' | 'install' | 'kubeconfig rewrite' | 'render' | 'status' | 'uninstall' | 'error'
+export type SchemaName = 'bootstrap' | 'check-cert' | 'install' | 'kubeconfig rewrite' | 'render' | 'status' | 'uninstall' | 'error'
 
 export const schemaFile = (name: string) => `${name.replaceAll(' ', '-')}.schema.json`
 

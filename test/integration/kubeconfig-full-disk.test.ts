@@ -4,64 +4,32 @@
 // each run happens in a fresh network namespace with no route anywhere, so a verify step that old code
 // would reach after a bad write cannot send a packet off this machine.
 import assert from 'node:assert/strict'
-import {execFileSync, spawnSync} from 'node:child_process'
-import {mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statfsSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
 import {execa} from 'execa'
 
 import {karpBin} from '../helpers/karp.js'
+import {fillLeaving, onSmallTmpfs, PAGE, smallTmpfsSkipReason} from '../helpers/small-tmpfs.js'
 import {fixtureText} from '../fixtures/kubeconfig/harness.js'
-import {missingTools} from '../../lab/process.js'
 
 const VIP = '10.99.0.10'
-const PAGE = 4096
 
-/** Why this suite cannot run here, or false. Under CI=true a missing prerequisite fails the run instead. */
-function fullDiskSkipReason(): string | false {
-  const missing: string[] = []
-  if (process.getuid?.() !== 0) missing.push('root (to mount a tmpfs)')
-  missing.push(...missingTools(['mount', 'umount', 'unshare']))
-  if (missing.length === 0) {
-    const probe = mkdtempSync(join(tmpdir(), 'karp-full-disk-probe-'))
-    const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'karp-probe', probe], {encoding: 'utf8'})
-    if (mount.status !== 0) missing.push(`permission to mount a tmpfs (${mount.stderr.trim()})`)
-    else spawnSync('umount', [probe])
-    rmdirSync(probe)
-  }
-  if (missing.length === 0) return false
-  const reason = `the full-disk tests need ${missing.join(', ')}`
-  if (process.env.CI === 'true') throw new Error(`CI=true and ${reason}`)
-  return reason
-}
-
-const skip = fullDiskSkipReason()
+const skip = smallTmpfsSkipReason('the full-disk tests')
 
 /** A real kubeconfig padded to about 40 KB (a long comment), so "too little room" can be several pages short. */
 const KUBECONFIG = `${fixtureText('k3s.yaml')}# ${'padding '.repeat(5000)}\n`
 const PAGES = Math.ceil(Buffer.byteLength(KUBECONFIG) / PAGE)
 
-const available = (dir: string) => {
-  const s = statfsSync(dir)
-  return s.bavail * s.bsize
-}
-
 /** A fresh small tmpfs holding the kubeconfig and a filler that leaves exactly `freePages` pages free. */
 async function onNearlyFullDisk(freePages: number, fn: (dir: string, file: string) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'karp-full-disk-'))
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${(PAGES * 4 + 8) * PAGE},mode=0700`, 'karp-full-disk', dir])
-  try {
+  await onSmallTmpfs(PAGES * 4 + 8, async (dir) => {
     const file = join(dir, 'config')
     writeFileSync(file, KUBECONFIG, {mode: 0o600})
-    writeFileSync(join(dir, 'filler'), Buffer.alloc(available(dir) - freePages * PAGE))
-    assert.equal(available(dir), freePages * PAGE, 'the tmpfs has exactly the room the test means')
+    fillLeaving(dir, freePages)
     await fn(dir, file)
-  } finally {
-    execFileSync('umount', [dir])
-    rmdirSync(dir)
-  }
+  })
 }
 
 async function rewrite(file: string, flags: string[]) {

@@ -53,7 +53,7 @@ describe('the packed CLI, without node_modules', () => {
 
   it('holds the bundle, the templates, the manifest and the --json schemas, and no node_modules', async () => {
     const files = await readdir(join(work, 'package'), {recursive: true})
-    const schemas = ['check-cert', 'install', 'kubeconfig rewrite', 'render', 'status', 'uninstall', 'error'].map(
+    const schemas = ['bootstrap', 'check-cert', 'install', 'kubeconfig rewrite', 'render', 'status', 'uninstall', 'error'].map(
       (name) => `schemas/${schemaFile(name)}`,
     )
     for (const file of [

@@ -6,6 +6,7 @@ import {describe, it} from 'node:test'
 import type {V1DaemonSet, V1Namespace, V1PodSpec} from '@kubernetes/client-node'
 
 import {AGENT_ENV, KUBERNETES_ENV, TERMINATION_GRACE_PERIOD_SECONDS} from '../../agent/env.js'
+import {renderStaticPod} from '../../src/lib/bootstrap/static-pod.js'
 import {validateVipInput, type VipConfig} from '../../src/lib/config/vip-config.js'
 import {isControlPlaneLabels, podSpecSelectsNode} from '../../src/lib/manifests/node-selection.js'
 import {manifestHeaders, manifestKinds, renderManifests} from '../../src/lib/manifests/render.js'
@@ -273,8 +274,14 @@ describe('renderManifests', () => {
     assert.equal(ns.metadata.labels['pod-security.kubernetes.io/enforce'], 'privileged')
   })
 
-  it('uses exactly the label and annotation keys of src/lib/constants.ts: the templates spell them out', () => {
-    const objects = renderManifests(config({name: 'vip2', namespace: 'infra', vhid: 42, apiPort: 7443}))
+  it('uses exactly the label and annotation keys of src/lib/constants.ts: the templates and the static pod spell them out', () => {
+    const staticPod = renderStaticPod({
+      ...config({name: 'vip2', vhid: 42, apiPort: 7443}),
+      manifestFile: '/etc/kubernetes/manifests/vip2.yaml',
+      passwordFile: '/etc/karp/password',
+      caFile: '/etc/kubernetes/pki/ca.crt',
+    })
+    const objects = [...renderManifests(config({name: 'vip2', namespace: 'infra', vhid: 42, apiPort: 7443})), staticPod]
     const keys = new Set<string>()
     const collect = (node: unknown): void => {
       if (typeof node === 'string') for (const [key] of node.matchAll(/(?:app\.kubernetes\.io|karp\.io)\/[-A-Za-z0-9]+/g)) keys.add(key)

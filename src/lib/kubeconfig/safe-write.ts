@@ -6,6 +6,7 @@ import {
   fchmodSync,
   fchownSync,
   fstatSync,
+  linkSync,
   fsyncSync,
   lstatSync,
   openSync,
@@ -18,7 +19,7 @@ import {
   writeSync,
 } from 'node:fs'
 import {hostname} from 'node:os'
-import {dirname} from 'node:path'
+import {basename, dirname, join} from 'node:path'
 
 import {escapeControl} from '../echo.js'
 import {CheckFailedError, UsageError} from '../errors.js'
@@ -112,7 +113,7 @@ function writeError(error: unknown): string {
 }
 
 /** A failure while writing beside the kubeconfig: one line naming what and why; the hint says what to do. */
-function cannotWrite(what: string, target: WriteTarget, error: unknown): UsageError {
+function cannotWrite(what: string, target: Pick<WriteTarget, 'dir'>, error: unknown): UsageError {
   if (error instanceof UsageError) return error
   const full = ['ENOSPC', 'EDQUOT'].includes((error as NodeJS.ErrnoException).code ?? '')
   return new UsageError(
@@ -147,7 +148,12 @@ function holdsExactly(fd: number, bytes: Buffer): boolean {
  * through a symlink) with mode 0600 before any byte of it is written, filled, flushed to disk and read back.
  * Returns its path and open descriptor; the caller gives it its final mode and name.
  */
-function writeTempFile(target: WriteTarget, bytes: Buffer, guard: InterruptGuard, what: string): {path: string; fd: number} {
+function writeTempFile(
+  target: Pick<WriteTarget, 'realPath' | 'dir'>,
+  bytes: Buffer,
+  guard: InterruptGuard,
+  what: string,
+): {path: string; fd: number} {
   const path = `${target.realPath}.karp-tmp-${randomBytes(12).toString('base64url')}`
   let fd: number
   try {
@@ -462,6 +468,57 @@ export async function commitKubeconfig(
     } finally {
       release()
     }
+  } finally {
+    await guard.close()
+  }
+}
+
+/**
+ * Puts a file that is not a kubeconfig in place the same way: a temporary file beside it (a hidden random
+ * name, created exclusively, mode 0600 before any byte), written whole, flushed and read back, given `mode`, then
+ * renamed over `path`; with `exclusive`, hard-linked to it instead, which fails rather than replace a file
+ * that appeared there meanwhile. Any failure, and SIGINT/SIGTERM/SIGHUP before that last step, leave
+ * nothing behind and `path` as it was. The file belongs to the user karp runs as.
+ */
+export async function placeFile(path: string, content: Buffer, options: {mode: number; what: string; exclusive?: boolean}): Promise<void> {
+  const {what} = options
+  const dir = dirname(path)
+  // The temporary file's name starts with a dot: a kubelet reads every other file of its static pod directory.
+  const target = {realPath: join(dir, `.${basename(path)}`), dir}
+  const guard = new InterruptGuard(`${what} was not written`)
+  try {
+    const temp = writeTempFile(target, content, guard, what)
+    const discard = () => {
+      removeQuietly(temp.path)
+      guard.untrack(temp.path)
+    }
+    try {
+      fchmodSync(temp.fd, options.mode)
+      fsyncSync(temp.fd)
+    } catch (error) {
+      discard()
+      throw cannotWrite(what, target, error)
+    } finally {
+      closeSync(temp.fd)
+    }
+    // The last moment a signal can still leave nothing behind.
+    await guard.checkpoint()
+    try {
+      if (options.exclusive) linkSync(temp.path, path)
+      else renameSync(temp.path, path)
+    } catch (error) {
+      discard()
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new CheckFailedError(
+          `${what} was created by another program while karp was writing it; nothing was changed`,
+          'run the command again',
+        )
+      }
+      throw cannotWrite(what, target, error)
+    }
+    guard.setState(`${what} was written`)
+    discard()
+    fsyncDirectory(target.dir)
   } finally {
     await guard.close()
   }

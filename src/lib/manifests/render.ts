@@ -42,8 +42,8 @@ function identityValues(install: {namespace: string; name: string}): Record<stri
   }
 }
 
-/** The value of each placeholder; undefined marks an optional setting the user left unset. */
-export function placeholderValues(config: VipConfig): Record<string, string | undefined> {
+/** The placeholders every setting but the password fills in. */
+function settingValues(config: Omit<VipConfig, 'password'>): Record<string, string | undefined> {
   return {
     ...identityValues(config),
     version: KARP_VERSION,
@@ -55,6 +55,13 @@ export function placeholderValues(config: VipConfig): Record<string, string | un
     interface: config.interface,
     healthUrl: config.healthCheck ? `https://127.0.0.1:${config.apiPort}/readyz` : undefined,
     image: config.image,
+  }
+}
+
+/** The value of each placeholder; undefined marks an optional setting the user left unset. */
+export function placeholderValues(config: VipConfig): Record<string, string | undefined> {
+  return {
+    ...settingValues(config),
     passwordBase64: Buffer.from(config.password).toString('base64'),
     passwordHash: passwordFingerprint(config.password, config),
   }
@@ -82,8 +89,8 @@ function substitute(node: unknown, values: Record<string, string | undefined>, w
   return node
 }
 
-function loadTemplates(): Array<{file: string; object: unknown}> {
-  return TEMPLATE_FILES.flatMap((file) => {
+function loadTemplates(files = TEMPLATE_FILES): Array<{file: string; object: unknown}> {
+  return files.flatMap((file) => {
     const text = readFileSync(join(TEMPLATES_DIR, file), 'utf8')
     return parseAllDocuments(text).map((doc) => {
       if (doc.errors.length > 0) throw new Error(`template ${file}: ${doc.errors[0]?.message}`)
@@ -94,10 +101,26 @@ function loadTemplates(): Array<{file: string; object: unknown}> {
 
 type Container = {env?: Array<{name: string; value?: string | null}>}
 
-function isDaemonSet(
-  object: ManifestObject,
-): object is ManifestObject & {spec: {template: {spec: Record<string, unknown> & {containers: Container[]}}}} {
+/** The agent's DaemonSet as rendered: the pod spec a static-pod agent (src/lib/bootstrap) is made from. */
+export type AgentDaemonSet = ManifestObject & {
+  metadata: {labels: Record<string, string>; annotations: Record<string, string>}
+  spec: {template: {metadata: Record<string, unknown>; spec: Record<string, unknown> & {containers: Container[]}}}
+}
+
+function isDaemonSet(object: ManifestObject): object is AgentDaemonSet {
   return object.kind === 'DaemonSet'
+}
+
+function finishDaemonSet(daemonSet: AgentDaemonSet, config: Omit<VipConfig, 'password'>): void {
+  const podSpec = daemonSet.spec.template.spec
+  for (const container of podSpec.containers) {
+    // An optional setting left unset leaves its variable out, so the agent's own default applies.
+    container.env = container.env?.filter((e) => !('value' in e) || e.value !== null)
+  }
+  if (config.nodeSelector) {
+    delete podSpec.affinity
+    podSpec.nodeSelector = {[config.nodeSelector.key]: config.nodeSelector.value}
+  }
 }
 
 /** Renders the objects of one karp install, in apply order. Same config in, same objects out. */
@@ -105,19 +128,23 @@ export function renderManifests(config: VipConfig): ManifestObject[] {
   const values = placeholderValues(config)
   return loadTemplates().map(({file, object}) => {
     const rendered = substitute(object, values, file) as ManifestObject
-    if (isDaemonSet(rendered)) {
-      const podSpec = rendered.spec.template.spec
-      for (const container of podSpec.containers) {
-        // An optional setting left unset leaves its variable out, so the agent's own default applies.
-        container.env = container.env?.filter((e) => !('value' in e) || e.value !== null)
-      }
-      if (config.nodeSelector) {
-        delete podSpec.affinity
-        podSpec.nodeSelector = {[config.nodeSelector.key]: config.nodeSelector.value}
-      }
-    }
+    if (isDaemonSet(rendered)) finishDaemonSet(rendered, config)
     return rendered
   })
+}
+
+/**
+ * The DaemonSet alone, rendered without a password: the placeholders that derive from it (the Secret's
+ * data, the pod template's password digest) are left null. A static-pod agent reads its password from a
+ * host file and carries no digest of it.
+ */
+export function renderAgentDaemonSet(config: Omit<VipConfig, 'password'>): AgentDaemonSet {
+  const values = {...settingValues(config), passwordBase64: undefined, passwordHash: undefined}
+  const [template] = loadTemplates(['daemonset.yaml'])
+  const rendered = substitute(template?.object, values, 'daemonset.yaml') as ManifestObject
+  if (!isDaemonSet(rendered)) throw new Error('template daemonset.yaml: not a DaemonSet')
+  finishDaemonSet(rendered, config)
+  return rendered
 }
 
 /** The kinds an install consists of, in apply order, read from the templates themselves. */
