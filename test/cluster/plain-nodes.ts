@@ -11,15 +11,7 @@
 // (uniqueName) where the suite needs its pods, on a cluster that may outlive the run (test/cluster/cluster.ts
 // up): the node lifecycle controller keeps a name's health record after its Node is deleted, so a plain
 // node made again under that name is Unknown and tainted unreachable within seconds, and gets no pods.
-import {
-  CoordinationV1Api,
-  CoreV1Api,
-  KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-  type V1Node,
-  type V1Taint,
-} from '@kubernetes/client-node'
+import {CoordinationV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Node, type V1Taint} from '@kubernetes/client-node'
 
 const CONTROL_PLANE_LABEL = 'node-role.kubernetes.io/control-plane'
 const NODE_LEASE_NAMESPACE = 'kube-node-lease'
@@ -145,9 +137,7 @@ export async function keepNodesReady(kubeconfig: KubeConfig | string, names: str
           name,
           body: {
             status: {
-              conditions: [
-                {type: 'Ready', status: 'True', reason: 'KubeletReady', lastHeartbeatTime: now(), lastTransitionTime: now()},
-              ],
+              conditions: [{type: 'Ready', status: 'True', reason: 'KubeletReady', lastHeartbeatTime: now(), lastTransitionTime: now()}],
             },
           },
         },
@@ -171,7 +161,12 @@ export async function keepNodesReady(kubeconfig: KubeConfig | string, names: str
   let renewing = Promise.resolve()
   const timer = setInterval(() => {
     // A failed renewal is made up for by the next one, well within the controller's grace period.
-    renewing = renewing.then(() => renew().then(() => undefined, () => undefined))
+    renewing = renewing.then(() =>
+      renew().then(
+        () => undefined,
+        () => undefined,
+      ),
+    )
   }, 5000)
   return async () => {
     clearInterval(timer)

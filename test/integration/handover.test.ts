@@ -158,10 +158,8 @@ describe('karp install and status with static-pod agents (the handover)', {skip:
       },
       merge,
     )
-  const staticPodsReady = (ready: boolean) =>
-    Promise.all(NODES.map((node) => reportRunning(STATIC_POD_NAMESPACE, `karp-${node}`, ready)))
-  const daemonSetExists = async () =>
-    (await kc.makeApiClient(AppsV1Api).listNamespacedDaemonSet({namespace: NS})).items.length > 0
+  const staticPodsReady = (ready: boolean) => Promise.all(NODES.map((node) => reportRunning(STATIC_POD_NAMESPACE, `karp-${node}`, ready)))
+  const daemonSetExists = async () => (await kc.makeApiClient(AppsV1Api).listNamespacedDaemonSet({namespace: NS})).items.length > 0
   const namespaceExists = async () => (await core.listNamespace({fieldSelector: `metadata.name=${NS}`})).items.length > 0
 
   const installArgs = (extra: string[]) => [
@@ -252,7 +250,11 @@ describe('karp install and status with static-pod agents (the handover)', {skip:
     const human = await karp(['status', '--kubeconfig', cluster.kubeconfig, '-n', NS, '--no-probe'])
     assert.equal(human.exitCode, 0, human.stderr)
     assert.match(human.stdout, /Static-pod agents \(karp bootstrap; without API credentials they report no role\):/)
-    for (const node of NODES) assert.match(human.stdout, new RegExp(`${node}\\s+karp-${node}\\s+Running\\s+true\\s+\\S+\\s+${VIP.replaceAll('.', '\\.')} \\(vhid ${VHID}\\)\\s+${MANIFEST}`))
+    for (const node of NODES)
+      assert.match(
+        human.stdout,
+        new RegExp(`${node}\\s+karp-${node}\\s+Running\\s+true\\s+\\S+\\s+${VIP.replaceAll('.', '\\.')} \\(vhid ${VHID}\\)\\s+${MANIFEST}`),
+      )
   })
 
   it('status: a static-pod agent not ready makes the bootstrap degraded (exit 4), naming it', async () => {
@@ -267,7 +269,7 @@ describe('karp install and status with static-pod agents (the handover)', {skip:
     }
   })
 
-  it('install: refuses a --vip or --vhid other than the static-pod agents\', naming both values and the nodes; nothing applied', async () => {
+  it("install: refuses a --vip or --vhid other than the static-pod agents', naming both values and the nodes; nothing applied", async () => {
     const run = await install(['--vip', '10.82.0.101', '--vhid', '72', '--password-file', passwordFile])
     assert.equal(run.exitCode, 2, run.stderr)
     const where = `the static-pod agents on ${NODES.join(', ')}`
@@ -298,7 +300,7 @@ describe('karp install and status with static-pod agents (the handover)', {skip:
     const run = await install(['--vip', VIP, '--password-file', passwordFile])
     assert.equal(run.exitCode, 0, run.stderr)
     const result = run.json as InstallJson
-    assert.equal(result.vhid, VHID, 'the static-pod agents\' vhid, --vhid unset')
+    assert.equal(result.vhid, VHID, "the static-pod agents' vhid, --vhid unset")
     assert.equal(result.passwordSource, 'flag')
     const order = [...NODES.filter((n) => n !== HOLDER), HOLDER]
     assert.deepEqual(result.handover, {order, holder: HOLDER})
@@ -315,7 +317,10 @@ describe('karp install and status with static-pod agents (the handover)', {skip:
     const human = await karp(installArgs(['--vip', VIP, '--password-file', passwordFile]))
     assert.equal(human.exitCode, 0, human.stderr)
     assert.match(human.stdout, /First wait for the rollout \(--no-wait did not\)/)
-    const steps = order.map((node, i) => `  ${i + 1}. on ${node}: rm ${MANIFEST}${node === HOLDER ? ` (it holds the VIP: it lists ${VIP} among its addresses)` : ''}`)
+    const steps = order.map(
+      (node, i) =>
+        `  ${i + 1}. on ${node}: rm ${MANIFEST}${node === HOLDER ? ` (it holds the VIP: it lists ${VIP} among its addresses)` : ''}`,
+    )
     assert.ok(human.stdout.includes(steps.join('\n')), human.stdout)
     assert.ok(human.stdout.includes(`rm ${PASSWORD_FILE} on ${NODES.join(', ')}`), human.stdout)
   })
@@ -324,15 +329,18 @@ describe('karp install and status with static-pod agents (the handover)', {skip:
     // The DaemonSet's agents as their kubelets would report them: running, ready, waiting out of CARP (no role).
     let pods: V1Pod[] = []
     const bound = () => pods.length === NODES.length && pods.every((p) => p.spec?.nodeName)
-    for (const start = Date.now(); !bound(); ) {
+    for (const start = Date.now(); !bound();) {
       assert.ok(Date.now() - start < 30_000, `the DaemonSet's pods created and scheduled within 30 s: ${pods.length}`)
       pods = (await core.listNamespacedPod({namespace: NS})).items
       if (!bound()) await new Promise((resolve) => setTimeout(resolve, 200))
     }
     await Promise.all(pods.map((p) => reportRunning(NS, p.metadata?.name as string, true)))
     let last: StatusJson | undefined
-    for (const start = Date.now(); last?.installs[0]?.state !== 'healthy'; ) {
-      assert.ok(Date.now() - start < 30_000, `the DaemonSet counted its agents available within 30 s: ${JSON.stringify(last?.installs[0]?.problems)}`)
+    for (const start = Date.now(); last?.installs[0]?.state !== 'healthy';) {
+      assert.ok(
+        Date.now() - start < 30_000,
+        `the DaemonSet counted its agents available within 30 s: ${JSON.stringify(last?.installs[0]?.problems)}`,
+      )
       last = (await status()).result
       if (last.installs[0]?.state !== 'healthy') await new Promise((resolve) => setTimeout(resolve, 500))
     }

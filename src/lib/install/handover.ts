@@ -16,7 +16,8 @@ export function staticAgentsVip(agents: StaticAgent[]): {vip: string; vhid: numb
   const problems: string[] = []
   for (const a of agents) {
     const missing = [a.vip === undefined && VIP_ANNOTATION, a.vhid === undefined && VHID_ANNOTATION].filter(Boolean)
-    if (missing.length > 0) problems.push(`static-pod agent ${STATIC_POD_NAMESPACE}/${a.pod} on ${a.node} has no valid ${missing.join(' or ')} annotation`)
+    if (missing.length > 0)
+      problems.push(`static-pod agent ${STATIC_POD_NAMESPACE}/${a.pod} on ${a.node} has no valid ${missing.join(' or ')} annotation`)
   }
   const groups = new Map<string, StaticAgent[]>()
   for (const a of agents.filter((a) => a.vip !== undefined && a.vhid !== undefined)) {
@@ -56,10 +57,14 @@ export function checkHandover(input: HandoverInput): {vhid: number} {
   const where = `the static-pod agents on ${nodesOf(input.agents)}`
   const problems: string[] = []
   if (input.vip !== theirs.vip) {
-    problems.push(`--vip ${input.vip} differs from VIP ${theirs.vip} of ${where}: the DaemonSet takes over their VIP; give --vip ${theirs.vip}`)
+    problems.push(
+      `--vip ${input.vip} differs from VIP ${theirs.vip} of ${where}: the DaemonSet takes over their VIP; give --vip ${theirs.vip}`,
+    )
   }
   if (input.vhidGiven && input.vhid !== theirs.vhid) {
-    problems.push(`--vhid ${input.vhid} differs from vhid ${theirs.vhid} of ${where}: give --vhid ${theirs.vhid}, or leave it out to take theirs`)
+    problems.push(
+      `--vhid ${input.vhid} differs from vhid ${theirs.vhid} of ${where}: give --vhid ${theirs.vhid}, or leave it out to take theirs`,
+    )
   }
   if (!input.passwordGiven) {
     const files = [...new Set(input.agents.map((a) => a.passwordFile ?? '(the password file karp bootstrap wrote)'))].join(', ')
@@ -91,7 +96,12 @@ export interface HandoverPlan {
  * The order to remove the static pod manifests in: by node name, the node known to hold the VIP last.
  * Static agents report no role, so the holder is known only when its node lists the VIP among its addresses.
  */
-export function handoverPlan(agents: StaticAgent[], vip: string, nodes: Array<{name: string; addresses: string[]}>, selected: Set<string>): HandoverPlan {
+export function handoverPlan(
+  agents: StaticAgent[],
+  vip: string,
+  nodes: Array<{name: string; addresses: string[]}>,
+  selected: Set<string>,
+): HandoverPlan {
   const holders = nodes.filter((n) => n.addresses.includes(vip) && agents.some((a) => a.node === n.name)).map((n) => n.name)
   const holder = holders.length === 1 ? holders[0] : undefined
   const order = [...agents]

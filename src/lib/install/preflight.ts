@@ -81,7 +81,8 @@ export function checkPlacement(input: PlacementInput): PlacementVerdict {
     }
   }
   for (const node of input.allNodes) {
-    if (node.addresses.includes(input.vip) && !input.staticAgentNodes?.includes(node.name)) problems.push(`VIP ${input.vip} is already an address of node ${node.name}`)
+    if (node.addresses.includes(input.vip) && !input.staticAgentNodes?.includes(node.name))
+      problems.push(`VIP ${input.vip} is already an address of node ${node.name}`)
   }
   for (const other of input.installs) {
     if (other.namespace === input.namespace && other.name === input.name) continue

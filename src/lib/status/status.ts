@@ -136,9 +136,7 @@ export async function statusFromSnapshot(
       : `karp is ${verdict}: ${['healthy', 'degraded', 'down'].map((s) => `${count(s)} ${s}`).join(', ')}`
   const notes = [
     ...(installs.some((i) => i.warnings) ? ['a handover from static-pod agents is in progress (see the warnings)'] : []),
-    ...(unclaimed.length > 0
-      ? [`static-pod agents on ${nodeList(unclaimed)} serve ${vipList(unclaimed)}, which no karp install has`]
-      : []),
+    ...(unclaimed.length > 0 ? [`static-pod agents on ${nodeList(unclaimed)} serve ${vipList(unclaimed)}, which no karp install has`] : []),
   ]
   const summary = [judged, ...notes].join('; ')
   return {...base, verdict, summary, exitCode: statusExitCode(verdict)}

@@ -223,13 +223,7 @@ export function installStatus(
   const holders = masters.filter((a) => !superseded.has(a.node)).map((a) => a.node)
   const handingOver = install.vip === undefined ? [] : staticAgents.filter((a) => a.vip === install.vip)
   const holder: HolderVerdict =
-    holders.length === 1
-      ? 'one'
-      : holders.length > 1
-        ? 'split-brain'
-        : handingOver.some((a) => a.ready)
-          ? 'static-pod'
-          : 'none'
+    holders.length === 1 ? 'one' : holders.length > 1 ? 'split-brain' : handingOver.some((a) => a.ready) ? 'static-pod' : 'none'
   const problems: string[] = []
   problems.push(...superseded.values())
   if (!daemonSet)
