@@ -13,23 +13,9 @@ import {after, before, describe, it} from 'node:test'
 import {AppsV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod} from '@kubernetes/client-node'
 
 import {AGENT_IMAGE} from '../../src/lib/config/agent-image.js'
-import {
-  API_PORT_ANNOTATION,
-  APP_NAME,
-  COMPONENT_LABEL,
-  INSTANCE_LABEL,
-  MANAGED_BY,
-  MANAGED_BY_LABEL,
-  NAME_LABEL,
-  STATIC_MANIFEST_ANNOTATION,
-  STATIC_PASSWORD_FILE_ANNOTATION,
-  STATIC_POD_LABEL,
-  STATIC_POD_NAMESPACE,
-  VERSION_LABEL,
-  VHID_ANNOTATION,
-  VIP_ANNOTATION,
-} from '../../src/lib/constants.js'
+import {STATIC_POD_NAMESPACE, VHID_ANNOTATION} from '../../src/lib/constants.js'
 import {controlPlaneNode, createNodes, deleteNodes, keepNodesReady} from '../cluster/plain-nodes.js'
+import {staticAgentMirrorPod} from '../helpers/agent-fixtures.js'
 import {assertJsonOutput} from '../helpers/json-schema.js'
 import {karp, type KarpRun} from '../helpers/karp.js'
 import {clusterOrSkip, uniqueName} from './cluster-env.js'
@@ -70,68 +56,6 @@ type StatusJson = {
 }
 
 const errorOf = (run: KarpRun) => (run.json as {error?: {message?: string}} | undefined)?.error?.message ?? ''
-
-/** The mirror pod a kubelet makes of the manifest karp bootstrap writes for `node`. */
-function mirrorPod(node: string, uid: string): V1Pod {
-  return {
-    metadata: {
-      name: `karp-${node}`,
-      namespace: STATIC_POD_NAMESPACE,
-      labels: {
-        [NAME_LABEL]: APP_NAME,
-        [INSTANCE_LABEL]: 'karp',
-        [COMPONENT_LABEL]: 'agent',
-        [MANAGED_BY_LABEL]: MANAGED_BY,
-        [VERSION_LABEL]: '0.1.0',
-        [STATIC_POD_LABEL]: 'true',
-      },
-      annotations: {
-        [VIP_ANNOTATION]: VIP,
-        [VHID_ANNOTATION]: String(VHID),
-        [API_PORT_ANNOTATION]: '6443',
-        [STATIC_MANIFEST_ANNOTATION]: MANIFEST,
-        [STATIC_PASSWORD_FILE_ANNOTATION]: PASSWORD_FILE,
-        'kubernetes.io/config.hash': uid,
-        'kubernetes.io/config.mirror': uid,
-        'kubernetes.io/config.seen': new Date().toISOString(),
-        'kubernetes.io/config.source': 'file',
-      },
-    },
-    spec: {
-      nodeName: node,
-      hostNetwork: true,
-      automountServiceAccountToken: false,
-      tolerations: [{operator: 'Exists', effect: 'NoExecute'}],
-      containers: [
-        {
-          name: 'agent',
-          image: AGENT_IMAGE,
-          command: ['/usr/local/lib/karp/entrypoint.sh'],
-          env: [
-            {name: 'KARP_VIP', value: VIP},
-            {name: 'KARP_VHID', value: String(VHID)},
-            {name: 'KARP_HEALTH_URL', value: 'https://127.0.0.1:6443/readyz'},
-            {name: 'KARP_HEALTH_GATE', value: 'after-first-ready'},
-            {name: 'KARP_CA_FILE', value: '/etc/karp/ca.crt'},
-            {name: 'KARP_PASSWORD_FILE', value: '/etc/karp/password'},
-            {name: 'KUBERNETES_SERVICE_HOST', value: ''},
-            {name: 'NODE_NAME', valueFrom: {fieldRef: {fieldPath: 'spec.nodeName'}}},
-          ],
-          volumeMounts: [
-            {name: 'password', mountPath: '/etc/karp/password', readOnly: true},
-            {name: 'ca', mountPath: '/etc/karp/ca.crt', readOnly: true},
-            {name: 'state', mountPath: '/run/karp'},
-          ],
-        },
-      ],
-      volumes: [
-        {name: 'password', hostPath: {path: PASSWORD_FILE, type: 'File'}},
-        {name: 'ca', hostPath: {path: '/etc/kubernetes/pki/ca.crt', type: 'File'}},
-        {name: 'state', emptyDir: {medium: 'Memory'}},
-      ],
-    },
-  }
-}
 
 describe('karp install and status with static-pod agents (the handover)', {skip: cluster.skip}, () => {
   let kc: KubeConfig
@@ -209,8 +133,11 @@ describe('karp install and status with static-pod agents (the handover)', {skip:
       },
       merge,
     )
-    for (const [i, node] of NODES.entries()) {
-      await core.createNamespacedPod({namespace: STATIC_POD_NAMESPACE, body: mirrorPod(node, `${group}${i}`.replace(/[^a-z0-9]/g, ''))})
+    for (const node of NODES) {
+      await core.createNamespacedPod({
+        namespace: STATIC_POD_NAMESPACE,
+        body: staticAgentMirrorPod(node, {vip: VIP, vhid: String(VHID), manifest: MANIFEST, passwordFile: PASSWORD_FILE}),
+      })
     }
     await staticPodsReady(true)
     dir = await mkdtemp(join(tmpdir(), 'karp-handover-'))

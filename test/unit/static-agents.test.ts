@@ -12,49 +12,33 @@ import {isStaticAgentPod, staticAgentOf, staticAgentsIn} from '../../src/lib/kub
 import {formatStatus} from '../../src/lib/status/display.js'
 import {statusFromSnapshot} from '../../src/lib/status/status.js'
 import {
-  API_PORT_ANNOTATION,
   APP_NAME,
   DEFAULT_SUBNET_PREFIX,
   INSTANCE_LABEL,
-  MANAGED_BY,
-  MANAGED_BY_LABEL,
   NAME_LABEL,
   STATIC_MANIFEST_ANNOTATION,
-  STATIC_PASSWORD_FILE_ANNOTATION,
-  STATIC_POD_LABEL,
   STATIC_POD_NAMESPACE,
   VHID_ANNOTATION,
-  VIP_ANNOTATION,
 } from '../../src/lib/constants.js'
+import {rolledOutDaemonSet, staticAgentMirrorPod} from '../helpers/agent-fixtures.js'
 import {assertMatchesSchema} from '../helpers/json-schema.js'
 
 const NOW = new Date('2026-12-01T12:00:00Z')
 const VIP = '192.168.1.250'
 const MANIFEST = '/etc/kubernetes/manifests/karp.yaml'
 
-function mirrorPod(
+const mirrorPod = (
   node: string,
   opts: {vip?: string; vhid?: string; ready?: boolean; mirror?: boolean; manifest?: string | null; namespace?: string} = {},
-): V1Pod {
-  return {
-    metadata: {
-      name: `karp-${node}`,
-      namespace: opts.namespace ?? STATIC_POD_NAMESPACE,
-      creationTimestamp: new Date(NOW.getTime() - 90_000),
-      labels: {[NAME_LABEL]: APP_NAME, [INSTANCE_LABEL]: 'karp', [MANAGED_BY_LABEL]: MANAGED_BY, [STATIC_POD_LABEL]: 'true'},
-      annotations: {
-        [VIP_ANNOTATION]: opts.vip ?? VIP,
-        [VHID_ANNOTATION]: opts.vhid ?? '10',
-        [API_PORT_ANNOTATION]: '6443',
-        ...(opts.manifest === null ? {} : {[STATIC_MANIFEST_ANNOTATION]: opts.manifest ?? MANIFEST}),
-        [STATIC_PASSWORD_FILE_ANNOTATION]: '/etc/karp/password',
-        ...(opts.mirror === false ? {} : {'kubernetes.io/config.mirror': 'abc'}),
-      },
-    },
-    spec: {nodeName: node, containers: []},
-    status: {phase: 'Running', conditions: [{type: 'Ready', status: opts.ready === false ? 'False' : 'True'}]},
-  }
-}
+): V1Pod =>
+  staticAgentMirrorPod(node, {
+    ...opts,
+    vip: opts.vip ?? VIP,
+    vhid: opts.vhid ?? '10',
+    mirror: opts.mirror === false ? false : 'abc',
+    created: new Date(NOW.getTime() - 90_000),
+  })
+
 const agents = (...pods: V1Pod[]) => staticAgentsIn(pods)
 const three = () => agents(mirrorPod('cp1'), mirrorPod('cp2'), mirrorPod('cp3'))
 
@@ -229,19 +213,8 @@ describe('status with static-pod agents', () => {
     metadata: {name, labels: {'node-role.kubernetes.io/control-plane': ''}},
     status: {conditions: [{type: 'Ready', status: 'True'}]},
   })
-  const daemonSet: V1DaemonSet = {
-    metadata: {name: 'karp', namespace: 'karp-system', generation: 1, annotations: {[VIP_ANNOTATION]: VIP, [VHID_ANNOTATION]: '10'}},
-    spec: {selector: {}, template: {spec: {containers: [], nodeSelector: {'node-role.kubernetes.io/control-plane': ''}}}},
-    status: {
-      desiredNumberScheduled: 3,
-      currentNumberScheduled: 3,
-      numberReady: 3,
-      updatedNumberScheduled: 3,
-      numberAvailable: 3,
-      numberMisscheduled: 0,
-      observedGeneration: 1,
-    },
-  }
+  const daemonSet = rolledOutDaemonSet
+
   /** A DaemonSet agent waiting behind the static pod: running and ready, out of CARP (no role). */
   const waiting = (node: string): V1Pod => ({
     metadata: {name: `karp-${node}-ds`, namespace: 'karp-system', labels: {[NAME_LABEL]: APP_NAME, [INSTANCE_LABEL]: 'karp'}},
