@@ -7,6 +7,7 @@ import {checkDuration, checkRequestTimeout, checkSubnetPrefix, checkVip} from '.
 import {validateVipInput} from '../lib/config/vip-config.js'
 import {DEFAULT_SUBNET_PREFIX} from '../lib/constants.js'
 import {passwordFromFile} from '../lib/config/password-file.js'
+import {escapeControl} from '../lib/echo.js'
 import {UsageError} from '../lib/errors.js'
 import {Kube} from '../lib/kube/client.js'
 import {
@@ -116,7 +117,7 @@ export default class Install extends BaseCommand {
     if (!this.jsonEnabled()) {
       for (const o of result.objects) this.log(`${o.kind.toLowerCase()}/${o.name} ${o.action}`)
       this.log(`VIP ${result.vip} will be held by one of: ${result.nodes.join(', ')}. Next: karp check-cert, then karp kubeconfig rewrite.`)
-      if (plan.handover) this.log(handoverSteps(plan.handover, facts.staticAgents, vip, flags.wait).join('\n'))
+      if (plan.handover) this.log(handoverSteps(plan.handover, facts.staticAgents, vip, flags.wait).map(escapeControl).join('\n'))
     }
     return result
   }

@@ -29,7 +29,15 @@ const MANIFEST = '/etc/kubernetes/manifests/karp.yaml'
 
 const mirrorPod = (
   node: string,
-  opts: {vip?: string; vhid?: string; ready?: boolean; mirror?: boolean; manifest?: string | null; namespace?: string} = {},
+  opts: {
+    vip?: string
+    vhid?: string
+    ready?: boolean
+    mirror?: boolean
+    manifest?: string | null
+    passwordFile?: string
+    namespace?: string
+  } = {},
 ): V1Pod =>
   staticAgentMirrorPod(node, {
     ...opts,
@@ -249,6 +257,13 @@ describe('status with static-pod agents', () => {
       new RegExp(`^ {2}cp1\\s+karp-cp1\\s+Running\\s+true\\s+90s\\s+${VIP} \\(vhid 10\\)\\s+${MANIFEST}\\s+-`),
     )
     assert.equal(lines.at(-1), result.summary)
+  })
+
+  it('shows their annotations escaped: anyone who may create a pod in kube-system writes them', async () => {
+    const result = await judge([mirrorPod('cp1', {manifest: '/etc/\x1b[2Jkarp.yaml', passwordFile: '/etc/\x1b[2Jpassword'})])
+    const shown = formatStatus(result, NOW).join('\n')
+    assert.ok(shown.includes('/etc/\\x1b[2Jkarp.yaml') && shown.includes('/etc/\\x1b[2Jpassword'), shown)
+    assert.ok(!shown.includes('\x1b[2J'), shown)
   })
 
   it('calls them degraded (exit 4) when one is not ready or they disagree', async () => {

@@ -115,6 +115,7 @@ function staticAgentLines(agents: StaticAgentReport[]): string[] {
 export function formatStatus(result: StatusResult, now: Date): string[] {
   const lines = result.installs.flatMap((install) => [...installLines(install, now, install.vipProbe), ''])
   if (result.staticAgents) lines.push(...staticAgentLines(result.staticAgents))
-  lines.push(result.summary)
+  // It may quote the static-pod agents' annotations, which anyone who can create a pod in kube-system writes.
+  lines.push(escapeControl(result.summary))
   return lines
 }
