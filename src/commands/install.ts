@@ -7,6 +7,7 @@ import {checkDuration, checkRequestTimeout, checkSubnetPrefix, checkVip} from '.
 import {validateVipInput} from '../lib/config/vip-config.js'
 import {DEFAULT_SUBNET_PREFIX} from '../lib/constants.js'
 import {passwordFromFile} from '../lib/config/password-file.js'
+import {escapeControl} from '../lib/echo.js'
 import {UsageError} from '../lib/errors.js'
 import {Kube} from '../lib/kube/client.js'
 import {
@@ -19,6 +20,7 @@ import {
   planInstall,
   selectedNodes,
 } from '../lib/install/install.js'
+import {checkHandover, handoverSteps} from '../lib/install/handover.js'
 import {ALLOW_SYSTEM_NAMESPACE_FLAG, checkInstallNamespace} from '../lib/install/namespace.js'
 import type {NodeFacts} from '../lib/install/preflight.js'
 
@@ -74,11 +76,19 @@ export default class Install extends BaseCommand {
     const {settings} = validated
     const kube = Kube.fromOptions({...flags, requestTimeoutMs})
     const facts = await inspectCluster(kube, settings)
-    const {password, source} = choosePassword(validated.password ?? filePassword, facts)
+    const givenPassword = validated.password ?? filePassword
+    const {password, source} = choosePassword(givenPassword, facts)
 
     const vip = validated.vip ?? (await this.promptForVip(selectedNodes(settings, facts.nodes), describeSelection(settings)))
+    const {vhid} = checkHandover({
+      vip,
+      vhid: settings.vhid,
+      vhidGiven: flags.vhid !== undefined,
+      passwordGiven: givenPassword !== undefined,
+      agents: facts.staticAgents,
+    })
 
-    const plan = planInstall({...settings, vip, password}, source, facts, subnetPrefix)
+    const plan = planInstall({...settings, vip, vhid, password}, source, facts, subnetPrefix)
     const stored = await dryRunApply(kube, plan)
     for (const warning of plan.warnings) this.warn(warning)
 
@@ -86,9 +96,10 @@ export default class Install extends BaseCommand {
       this.logToStderr(
         [
           `About to install karp ${settings.namespace}/${settings.name} on context ${kube.contextName} (${kube.server}):`,
-          `  VIP ${vip} (vhid ${settings.vhid}, port ${settings.apiPort}) on ${plan.selected.map((n) => n.name).join(', ')}`,
+          `  VIP ${vip} (vhid ${vhid}, port ${settings.apiPort}) on ${plan.selected.map((n) => n.name).join(', ')}`,
           `  password: ${source === 'cluster' ? 'kept from the installed Secret' : source === 'flag' ? `from ${flags['password-file'] === undefined ? '--password' : '--password-file'}` : 'newly generated'}`,
           `  objects: ${plan.objects.map((o) => `${o.kind}/${o.metadata.name}`).join(', ')}`,
+          ...(plan.handover ? [`  taking over from the static-pod agents on ${plan.handover.order.map((s) => s.node).join(', ')}`] : []),
         ].join('\n'),
       )
       // Loaded only to ask (imported alone it takes about 0.1 s; a run that does not ask need not load it).
@@ -106,6 +117,7 @@ export default class Install extends BaseCommand {
     if (!this.jsonEnabled()) {
       for (const o of result.objects) this.log(`${o.kind.toLowerCase()}/${o.name} ${o.action}`)
       this.log(`VIP ${result.vip} will be held by one of: ${result.nodes.join(', ')}. Next: karp check-cert, then karp kubeconfig rewrite.`)
+      if (plan.handover) this.log(handoverSteps(plan.handover, facts.staticAgents, vip, flags.wait).map(escapeControl).join('\n'))
     }
     return result
   }

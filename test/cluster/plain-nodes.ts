@@ -11,9 +11,10 @@
 // (uniqueName) where the suite needs its pods, on a cluster that may outlive the run (test/cluster/cluster.ts
 // up): the node lifecycle controller keeps a name's health record after its Node is deleted, so a plain
 // node made again under that name is Unknown and tainted unreachable within seconds, and gets no pods.
-import {CoreV1Api, KubeConfig, type V1Node, type V1Taint} from '@kubernetes/client-node'
+import {CoordinationV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Node, type V1Taint} from '@kubernetes/client-node'
 
 const CONTROL_PLANE_LABEL = 'node-role.kubernetes.io/control-plane'
+const NODE_LEASE_NAMESPACE = 'kube-node-lease'
 
 export interface PlainNode {
   name: string
@@ -113,5 +114,63 @@ export async function deleteNodes(kubeconfig: KubeConfig | string, names: string
           }),
       ),
     )
+  }
+}
+
+/**
+ * Makes plain nodes look like nodes with a live kubelet, for a suite that needs pods on them to stay as it set
+ * them: their Ready condition True, and their Lease in kube-node-lease renewed every few seconds, as a kubelet
+ * renews it. Without that the node lifecycle controller, after its grace period, calls them Unknown and marks
+ * every pod on them not ready. Returns what stops the renewals.
+ */
+export async function keepNodesReady(kubeconfig: KubeConfig | string, names: string[]): Promise<() => Promise<void>> {
+  const kc = typeof kubeconfig === 'string' ? new KubeConfig() : kubeconfig
+  if (typeof kubeconfig === 'string') kc.loadFromFile(kubeconfig)
+  const api = coreApi(kc)
+  const leases = kc.makeApiClient(CoordinationV1Api)
+  const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
+  const now = () => new Date()
+  await Promise.all(
+    names.map((name) =>
+      api.patchNodeStatus(
+        {
+          name,
+          body: {
+            status: {
+              conditions: [{type: 'Ready', status: 'True', reason: 'KubeletReady', lastHeartbeatTime: now(), lastTransitionTime: now()}],
+            },
+          },
+        },
+        merge,
+      ),
+    ),
+  )
+  const renew = () =>
+    Promise.all(
+      names.map(async (name) => {
+        // A MicroTime, which the API server parses with six fractional digits only (the client would send three).
+        const renewTime = now().toISOString().replace(/Z$/, '000Z') as unknown as Date
+        const lease = {metadata: {name, namespace: NODE_LEASE_NAMESPACE}, spec: {holderIdentity: name, leaseDurationSeconds: 40, renewTime}}
+        await leases.replaceNamespacedLease({name, namespace: NODE_LEASE_NAMESPACE, body: lease}).catch(async (err: unknown) => {
+          if (!notFound(err)) throw err
+          await leases.createNamespacedLease({namespace: NODE_LEASE_NAMESPACE, body: lease})
+        })
+      }),
+    )
+  await renew()
+  let renewing = Promise.resolve()
+  const timer = setInterval(() => {
+    // A failed renewal is made up for by the next one, well within the controller's grace period.
+    renewing = renewing.then(() =>
+      renew().then(
+        () => undefined,
+        () => undefined,
+      ),
+    )
+  }, 5000)
+  return async () => {
+    clearInterval(timer)
+    await renewing
+    await Promise.all(names.map((name) => leases.deleteNamespacedLease({name, namespace: NODE_LEASE_NAMESPACE}).catch(() => undefined)))
   }
 }

@@ -21,7 +21,8 @@ import {controlPlaneNode, createNodes, deleteNodes} from '../cluster/plain-nodes
 import {type ApiProxy, type HeldRequest, startApiProxy} from '../helpers/api-proxy.js'
 import {karp} from '../helpers/karp.js'
 import {clusterOrSkip, uniqueName} from './cluster-env.js'
-import {KARP_SELECTOR} from '../../src/lib/constants.js'
+import {KARP_SELECTOR, STATIC_POD_NAMESPACE} from '../../src/lib/constants.js'
+import {STATIC_AGENT_SELECTOR} from '../../src/lib/kube/static-agents.js'
 import {INSTALL_KINDS} from '../helpers/install-kinds.js'
 
 const cluster = clusterOrSkip()
@@ -162,12 +163,14 @@ describe('karp install, request by request', {skip: cluster.skip}, () => {
     assert.deepEqual(await versions(FRESH), stored, 'nothing was written')
 
     for (const {requests} of [fresh, again]) {
-      // The only reads: API discovery for the admission policy, and preflight's nodes, installs, namespace and Secret.
+      // The only reads: API discovery for the admission policy, and preflight's nodes, installs, static-pod agents,
+      // namespace and Secret.
       const reads = requests
         .filter((r) => r.method === 'GET')
         .map((r) => r.path)
         .sort()
       assert.deepEqual(reads, [
+        `/api/v1/namespaces/${STATIC_POD_NAMESPACE}/pods?labelSelector=${encodeURIComponent(STATIC_AGENT_SELECTOR)}`,
         `/api/v1/namespaces/${FRESH}`,
         `/api/v1/namespaces/${FRESH}/secrets/karp`,
         '/api/v1/nodes',
@@ -186,8 +189,8 @@ describe('karp install, request by request', {skip: cluster.skip}, () => {
         requests.indexOf(accessReviews.at(-1) as HeldRequest) < requests.indexOf(writes[0] as HeldRequest),
         'every access review before the first dry run',
       )
-      // 25 access reviews, 5 reads, a dry run and an apply per object: a read per object would pass this.
-      assert.ok(requests.length <= 48, `${requests.length} requests: ${requests.map((r) => `${r.method} ${r.path}`).join('\n')}`)
+      // 26 access reviews, 6 reads, a dry run and an apply per object: a read per object would pass this.
+      assert.ok(requests.length <= 50, `${requests.length} requests: ${requests.map((r) => `${r.method} ${r.path}`).join('\n')}`)
     }
     // Fresh, the namespaced objects could not be dry-run before their namespace was created; again, all were.
     assert.equal(again.requests.filter(isDryRun).length, KINDS.length - 1)
@@ -307,6 +310,7 @@ describe('karp install, request by request', {skip: cluster.skip}, () => {
           },
           {apiGroups: ['apps'], resources: ['daemonsets'], verbs: ['get', 'patch']},
           {apiGroups: [''], resources: ['nodes'], verbs: ['list']},
+          {apiGroups: [''], resources: ['pods'], verbs: ['list']},
         ],
       },
     })

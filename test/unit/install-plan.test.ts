@@ -21,6 +21,7 @@ const config = (namespace = 'karp-system') => ({...validateVipInput({namespace})
 const facts = (overrides: Partial<ClusterFacts> = {}): ClusterFacts => ({
   nodes,
   installs: [],
+  staticAgents: [],
   namespace: null,
   admissionPolicies: true,
   ...overrides,
@@ -156,7 +157,15 @@ describe('install: what it asks and in which order it applies', () => {
     )
     assert.deepEqual(
       [...needs].sort(),
-      [...writes, 'list nodes', 'list daemonsets', 'get namespaces', 'get secrets in team', 'get daemonsets in team'].sort(),
+      [
+        ...writes,
+        'list nodes',
+        'list daemonsets',
+        'list pods in kube-system',
+        'get namespaces',
+        'get secrets in team',
+        'get daemonsets in team',
+      ].sort(),
     )
   })
 

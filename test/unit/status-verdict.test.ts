@@ -6,42 +6,15 @@ import type {CoreV1Event, V1DaemonSet, V1Node, V1Pod} from '@kubernetes/client-n
 import {formatStatus} from '../../src/lib/status/display.js'
 import {statusFromSnapshot} from '../../src/lib/status/status.js'
 import {installsIn, installStatus} from '../../src/lib/status/verdict.js'
-import {
-  API_PORT_ANNOTATION,
-  APP_NAME,
-  INSTANCE_LABEL,
-  NAME_LABEL,
-  ROLE_CONDITION,
-  VHID_ANNOTATION,
-  VIP_ANNOTATION,
-} from '../../src/lib/constants.js'
+import {APP_NAME, INSTANCE_LABEL, NAME_LABEL, ROLE_CONDITION} from '../../src/lib/constants.js'
 import {makeCa, makeCertificate, startTlsServer, testKey, unusedPort} from '../helpers/certs.js'
+import {rolledOutDaemonSet} from '../helpers/agent-fixtures.js'
 import {assertMatchesSchema} from '../helpers/json-schema.js'
 
 const NOW = new Date('2026-11-26T12:00:00Z')
 const ago = (s: number) => new Date(NOW.getTime() - s * 1000)
 
-const daemonSet: V1DaemonSet = {
-  metadata: {
-    name: 'karp',
-    namespace: 'karp-system',
-    generation: 1,
-    annotations: {[VIP_ANNOTATION]: '192.168.1.250', [VHID_ANNOTATION]: '10', [API_PORT_ANNOTATION]: '6443'},
-  },
-  spec: {
-    selector: {},
-    template: {spec: {containers: [], nodeSelector: {'node-role.kubernetes.io/control-plane': ''}}},
-  },
-  status: {
-    desiredNumberScheduled: 3,
-    currentNumberScheduled: 3,
-    numberReady: 3,
-    updatedNumberScheduled: 3,
-    numberAvailable: 3,
-    numberMisscheduled: 0,
-    observedGeneration: 1,
-  },
-}
+const daemonSet = rolledOutDaemonSet
 
 function node(name: string, ready = true, controlPlane = true, cordoned = false): V1Node {
   return {

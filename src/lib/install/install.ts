@@ -10,10 +10,12 @@ import {forbidden, missingPermissions, type PermissionNeed} from '../kube/access
 import {type Kube, toKarpError} from '../kube/client.js'
 import {resourceOf} from '../kube/resources.js'
 import {listKarpInstalls, type KarpInstall} from '../kube/karp-installs.js'
+import {listStaticAgents, STATIC_AGENT_PERMISSION, type StaticAgent} from '../kube/static-agents.js'
 import {waitForRollout, type RolloutStatus} from '../kube/rollout.js'
 import {agentSelectsNode, CONTROL_PLANE_SELECTION} from '../manifests/node-selection.js'
 import {manifestKinds, renderManifests, type ManifestObject} from '../manifests/render.js'
 import {ADMISSION_POLICY_GROUP, isAdmissionPolicyKind, noAdmissionPolicyWarning, supportsAdmissionPolicies} from './admission-policy.js'
+import {handoverPlan, type HandoverPlan} from './handover.js'
 import {podSecurityProblem} from './namespace.js'
 import {checkPlacement, nodeFacts, type NodeFacts} from './preflight.js'
 
@@ -23,6 +25,8 @@ export type PasswordSource = 'flag' | 'cluster' | 'generated'
 export interface ClusterFacts {
   nodes: NodeFacts[]
   installs: KarpInstall[]
+  /** Static-pod agents (karp bootstrap) this install takes over from. */
+  staticAgents: StaticAgent[]
   namespace: V1Namespace | null
   /** Whether the API server serves ValidatingAdmissionPolicy (Kubernetes 1.30+). */
   admissionPolicies: boolean
@@ -51,7 +55,7 @@ export async function inspectCluster(kube: Kube, target: {namespace: string; nam
       kube,
       missing,
       'nothing was applied',
-      'karp install needs to read nodes and karp DaemonSets, and to create and patch its objects; use a cluster-admin context or ask for these permissions',
+      `karp install needs to read nodes, karp DaemonSets and the static-pod agents' pods in ${STATIC_AGENT_PERMISSION.namespace}, and to create and patch its objects; use a cluster-admin context or ask for these permissions`,
     )
   }
   if (reads.status === 'rejected') throw reads.reason
@@ -61,16 +65,17 @@ export async function inspectCluster(kube: Kube, target: {namespace: string; nam
 /** The reads preflight and the password choice depend on; needs only read access. */
 async function readClusterFacts(kube: Kube, target: {namespace: string; name: string}): Promise<Omit<ClusterFacts, 'admissionPolicies'>> {
   // The Secret is asked for even when its namespace may not exist: a 404 answers that as well, in the same round.
-  const [nodes, installs, namespace, secret] = await Promise.all([
+  const [nodes, installs, staticAgents, namespace, secret] = await Promise.all([
     kube.call('listing nodes', () => kube.core.listNode()),
     listKarpInstalls(kube),
+    listStaticAgents(kube),
     kube.nullIfNotFound(`reading namespace ${target.namespace}`, () => kube.core.readNamespace({name: target.namespace})),
     kube.nullIfNotFound(`reading Secret ${target.namespace}/${target.name}`, () => kube.core.readNamespacedSecret(target)),
   ])
   const stored =
     namespace && secret?.data?.password !== undefined ? Buffer.from(secret.data.password, 'base64').toString('utf8') : undefined
   const existingPassword = stored !== undefined && checkPassword(stored).ok ? stored : undefined
-  return {nodes: nodes.items.map(nodeFacts), installs, namespace, ...(existingPassword ? {existingPassword} : {})}
+  return {nodes: nodes.items.map(nodeFacts), installs, staticAgents, namespace, ...(existingPassword ? {existingPassword} : {})}
 }
 
 export function choosePassword(given: string | undefined, facts: ClusterFacts): {password: string; source: PasswordSource} {
@@ -98,6 +103,8 @@ export interface InstallPlan {
   namespaceExists: boolean
   selected: NodeFacts[]
   warnings: string[]
+  /** When static-pod agents run: the order to remove their manifests in once the DaemonSet runs. */
+  handover?: HandoverPlan
 }
 
 /** Decides everything install will do, and refuses with every problem at once before any write. */
@@ -116,6 +123,7 @@ export function planInstall(config: VipConfig, passwordSource: PasswordSource, f
     allNodes: facts.nodes,
     installs: facts.installs,
     selection: describeSelection(config),
+    staticAgentNodes: facts.staticAgents.filter((a) => a.vip === config.vip).map((a) => a.node),
   })
   const podSecurity = facts.namespace ? podSecurityProblem(facts.namespace) : undefined
   const problems = [...verdict.problems, ...(podSecurity ? [podSecurity] : [])]
@@ -123,7 +131,11 @@ export function planInstall(config: VipConfig, passwordSource: PasswordSource, f
     throw new CheckFailedError(`preflight failed, nothing was applied:\n  - ${problems.join('\n  - ')}`)
   }
   const warnings = [...verdict.warnings, ...(facts.admissionPolicies ? [] : [noAdmissionPolicyWarning(config.namespace)])]
-  return {config, passwordSource, objects, namespaceExists: facts.namespace !== null, selected, warnings}
+  const handover =
+    facts.staticAgents.length > 0
+      ? handoverPlan(facts.staticAgents, config.vip, facts.nodes, new Set(selected.map((n) => n.name)))
+      : undefined
+  return {config, passwordSource, objects, namespaceExists: facts.namespace !== null, selected, warnings, ...(handover ? {handover} : {})}
 }
 
 /**
@@ -138,6 +150,7 @@ export function installPermissionNeeds(namespace: string, admissionPolicies: boo
     {verb: 'get', group: '', resource: 'namespaces'},
     {verb: 'get', group: '', resource: 'secrets', namespace},
     {verb: 'get', group: 'apps', resource: 'daemonsets', namespace},
+    STATIC_AGENT_PERMISSION,
   ]
   const writes = manifestKinds()
     .filter((k) => admissionPolicies || !isAdmissionPolicyKind(k.kind))
@@ -191,6 +204,10 @@ export interface InstallResult extends CommandResult {
   objects: AppliedObject[]
   rollout: RolloutStatus | null
   warnings: string[]
+  /** The static-pod agents (karp bootstrap) the DaemonSet takes over from; only when there are any. */
+  staticAgents?: Array<{node: string; manifest?: string}>
+  /** The order to remove their manifests in, one node at a time; holder: the node known to hold the VIP (last). */
+  handover?: {order: string[]; holder?: string}
   /** 0: every object applied (and, with --wait, rolled out); what stops short of that is thrown instead. */
   exitCode: typeof ExitCode.ok
 }
@@ -250,6 +267,12 @@ export async function executeInstall(
     objects,
     rollout,
     warnings: plan.warnings,
+    ...(plan.handover
+      ? {
+          staticAgents: plan.handover.order.map((s) => ({node: s.node, ...(s.manifest ? {manifest: s.manifest} : {})})),
+          handover: {order: plan.handover.order.map((s) => s.node), ...(plan.handover.holder ? {holder: plan.handover.holder} : {})},
+        }
+      : {}),
     exitCode: ExitCode.ok,
   }
 }

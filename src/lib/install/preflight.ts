@@ -34,6 +34,8 @@ export interface PlacementInput {
   installs: KarpInstall[]
   /** How the nodes were selected, for the message when none was. */
   selection: string
+  /** Nodes running a static-pod agent of this VIP (karp bootstrap): the VIP among their addresses is that agent's, held for the handover. */
+  staticAgentNodes?: string[]
 }
 
 export interface PlacementVerdict {
@@ -79,7 +81,8 @@ export function checkPlacement(input: PlacementInput): PlacementVerdict {
     }
   }
   for (const node of input.allNodes) {
-    if (node.addresses.includes(input.vip)) problems.push(`VIP ${input.vip} is already an address of node ${node.name}`)
+    if (node.addresses.includes(input.vip) && !input.staticAgentNodes?.includes(node.name))
+      problems.push(`VIP ${input.vip} is already an address of node ${node.name}`)
   }
   for (const other of input.installs) {
     if (other.namespace === input.namespace && other.name === input.name) continue

@@ -12,15 +12,17 @@ export interface KarpInstall {
   daemonSet: V1DaemonSet
 }
 
-export function describeInstall(daemonSet: V1DaemonSet): KarpInstall {
-  const annotations = daemonSet.metadata?.annotations ?? {}
+/** The VIP, vhid and API port karp annotates an agent's DaemonSet (or static pod) with; a malformed number is missing. */
+export function vipAnnotations(annotations: Record<string, string>): {vip?: string; vhid?: number; apiPort?: number} {
   const number = (text: string | undefined) => (text !== undefined && /^\d+$/.test(text) ? Number(text) : undefined)
+  return {vip: annotations[VIP_ANNOTATION], vhid: number(annotations[VHID_ANNOTATION]), apiPort: number(annotations[API_PORT_ANNOTATION])}
+}
+
+export function describeInstall(daemonSet: V1DaemonSet): KarpInstall {
   return {
     namespace: daemonSet.metadata?.namespace ?? '',
     name: daemonSet.metadata?.name ?? '',
-    vip: annotations[VIP_ANNOTATION],
-    vhid: number(annotations[VHID_ANNOTATION]),
-    apiPort: number(annotations[API_PORT_ANNOTATION]),
+    ...vipAnnotations(daemonSet.metadata?.annotations ?? {}),
     daemonSet,
   }
 }

@@ -2,7 +2,7 @@ import {ux} from '@oclif/core'
 
 import {escapeControl} from '../echo.js'
 import {formatTable} from '../table.js'
-import type {StatusResult, VipProbe} from './status.js'
+import type {StaticAgentReport, StatusResult, VipProbe} from './status.js'
 import type {AgentStatus, InstallStatus} from './verdict.js'
 
 /** Ages as kubectl prints them: 45s, 12m, 3h, 5d. */
@@ -38,7 +38,9 @@ function installLines(install: InstallStatus, now: Date, probe: VipProbe | undef
       ? `holder: ${install.holders[0]}`
       : install.holder === 'none'
         ? ux.colorize('red', 'holder: none (outage)')
-        : ux.colorize('red', `holder: SPLIT BRAIN (${install.holders.join(', ')})`)
+        : install.holder === 'static-pod'
+          ? `holder: a static-pod agent (they report no role; \`ip -brief address show to ${escapeControl(install.vip ?? '')}/32\` on a node tells)`
+          : ux.colorize('red', `holder: SPLIT BRAIN (${install.holders.join(', ')})`)
   const ds = install.daemonSet
   const lines = [
     header,
@@ -74,6 +76,9 @@ function installLines(install: InstallStatus, now: Date, probe: VipProbe | undef
   if (install.problems.length > 0) {
     lines.push('', '  Problems:', ...install.problems.map((p) => `  - ${escapeControl(p)}`))
   }
+  if (install.warnings) {
+    lines.push('', '  Warnings:', ...install.warnings.map((w) => ux.colorize('yellow', `  - ${escapeControl(w)}`)))
+  }
   if (install.events.length > 0) {
     lines.push(
       '',
@@ -87,10 +92,30 @@ function installLines(install: InstallStatus, now: Date, probe: VipProbe | undef
   return lines
 }
 
-/** The human report: one block per install, then the overall verdict. */
+/** Static-pod agents have no API credentials: their pods say where they run, not which one holds the VIP. */
+function staticAgentLines(agents: StaticAgentReport[]): string[] {
+  const rows = agents.map((a) => [
+    escapeControl(a.node),
+    escapeControl(a.pod) + (a.mirror ? '' : ux.colorize('yellow', ' (no mirror pod)')),
+    escapeControl(a.phase),
+    a.ready ? 'true' : ux.colorize('yellow', 'false'),
+    formatAge(a.age),
+    a.vip ? `${escapeControl(a.vip)} (vhid ${a.vhid ?? '?'})` : '-',
+    escapeControl(a.manifest ?? '-'),
+    a.install ?? '-',
+  ])
+  return [
+    'Static-pod agents (karp bootstrap; without API credentials they report no role):',
+    ...formatTable(['NODE', 'POD', 'PHASE', 'READY', 'AGE', 'VIP', 'MANIFEST', 'INSTALL'], rows).map((l) => `  ${l}`),
+    '',
+  ]
+}
+
+/** The human report: one block per install, the static-pod agents, then the overall verdict. */
 export function formatStatus(result: StatusResult, now: Date): string[] {
-  if (result.installs.length === 0) return [result.summary]
   const lines = result.installs.flatMap((install) => [...installLines(install, now, install.vipProbe), ''])
-  lines.push(result.summary)
+  if (result.staticAgents) lines.push(...staticAgentLines(result.staticAgents))
+  // It may quote the static-pod agents' annotations, which anyone who can create a pod in kube-system writes.
+  lines.push(escapeControl(result.summary))
   return lines
 }

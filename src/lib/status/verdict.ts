@@ -1,7 +1,9 @@
 import type {CoreV1Event, V1DaemonSet, V1Node, V1Pod, V1PodCondition} from '@kubernetes/client-node'
 
 import {DEFAULT_API_PORT, INSTANCE_LABEL, ROLE_CONDITION} from '../constants.js'
+import {handoverInProgress, handoverPlan} from '../install/handover.js'
 import {describeInstall} from '../kube/karp-installs.js'
+import type {StaticAgent} from '../kube/static-agents.js'
 import {rolloutStatus} from '../kube/rollout.js'
 import {podSpecSelectsNode} from '../manifests/node-selection.js'
 import type {ClusterSnapshot} from './gather.js'
@@ -59,7 +61,8 @@ export interface AgentEvent {
   message: string
 }
 
-export type HolderVerdict = 'one' | 'none' | 'split-brain'
+/** static-pod: no DaemonSet agent reports master, but a static-pod agent of the VIP is ready (they report no role). */
+export type HolderVerdict = 'one' | 'none' | 'split-brain' | 'static-pod'
 export type InstallState = 'healthy' | 'degraded' | 'down'
 
 export interface InstallStatus {
@@ -75,6 +78,8 @@ export interface InstallStatus {
   holder: HolderVerdict
   state: InstallState
   problems: string[]
+  /** What is under way and needs the user but is no failure (a handover from static-pod agents); only when there is any. */
+  warnings?: string[]
   /** Newest first. */
   events: AgentEvent[]
 }
@@ -160,11 +165,15 @@ function supersededMasters(masters: AgentStatus[], heartbeats: Record<string, st
   return superseded
 }
 
-/** Judges one karp install from a snapshot: who holds the VIP, and what is wrong. Pure. */
+/**
+ * Judges one karp install from a snapshot: who holds the VIP, and what is wrong. Pure. staticAgents: the
+ * cluster's static-pod agents; those of the install's VIP are being handed over from.
+ */
 export function installStatus(
   target: {namespace: string; name: string; daemonSet?: V1DaemonSet},
   snapshot: Pick<ClusterSnapshot, 'pods' | 'nodes' | 'events' | 'heartbeats'>,
   now: Date,
+  staticAgents: StaticAgent[] = [],
 ): InstallStatus {
   const {daemonSet} = target
   const install = daemonSet
@@ -212,7 +221,9 @@ export function installStatus(
   const masters = agents.filter((a) => a.pod?.role === 'master' && !a.pod.stale)
   const superseded = supersededMasters(masters, snapshot.heartbeats ?? {})
   const holders = masters.filter((a) => !superseded.has(a.node)).map((a) => a.node)
-  const holder: HolderVerdict = holders.length === 1 ? 'one' : holders.length === 0 ? 'none' : 'split-brain'
+  const handingOver = install.vip === undefined ? [] : staticAgents.filter((a) => a.vip === install.vip)
+  const holder: HolderVerdict =
+    holders.length === 1 ? 'one' : holders.length > 1 ? 'split-brain' : handingOver.some((a) => a.ready) ? 'static-pod' : 'none'
   const problems: string[] = []
   problems.push(...superseded.values())
   if (!daemonSet)
@@ -248,6 +259,21 @@ export function installStatus(
       `DaemonSet ${install.namespace}/${install.name}: ${rollout.available}/${rollout.desired} agents available, ${rollout.updated} updated`,
     )
   const state: InstallState = holder === 'none' ? 'down' : problems.length > 0 ? 'degraded' : 'healthy'
+  const warnings =
+    handingOver.length > 0 && install.vip !== undefined
+      ? [
+          handoverInProgress(
+            handoverPlan(
+              handingOver,
+              install.vip,
+              snapshot.nodes.map((n) => ({name: n.metadata?.name ?? '', addresses: (n.status?.addresses ?? []).map((a) => a.address)})),
+              new Set(agents.filter((a) => a.selected).map((a) => a.node)),
+            ),
+            handingOver,
+            install.vip,
+          ),
+        ]
+      : []
   return {
     namespace: install.namespace,
     name: install.name,
@@ -268,6 +294,7 @@ export function installStatus(
     holder,
     state,
     problems,
+    ...(warnings.length > 0 ? {warnings} : {}),
     events: events
       .slice(0, EVENTS_SHOWN)
       .map((e) => ({time: eventTime(e), pod: e.involvedObject.name ?? '', reason: e.reason ?? '', message: e.message ?? ''})),
