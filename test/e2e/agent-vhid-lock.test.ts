@@ -166,19 +166,15 @@ describe('one agent per vhid per node', {skip}, () => {
     await waitFor(`the second agent on ${a.name} running ucarp`, 10_000, () => lab.statePid(second, 'ucarp.pid') !== undefined)
     const holder = await lab.waitForOneHolder()
     const seen = await watch.stop()
-    assert.ok(seen.samples.length > 0 && seen.samples.every((h) => h.length >= 1), `a sample without a holder: ${JSON.stringify(seen.samples)}`)
+    assert.ok(
+      seen.samples.length > 0 && seen.samples.every((h) => h.length >= 1),
+      `a sample without a holder: ${JSON.stringify(seen.samples)}`,
+    )
     assert.equal(holder, b.name, 'the other node took over while the first agent handed over')
     assert.match(lab.agentLog(a), /role=stopped from=master .*reason="shutdown: handed the VIP over" successor=seen vip_released=now/)
-    let said = ''
-    await waitFor(
-      'the second agent ready as a backup',
-      5_000,
-      async () => {
-        const ready = await lab.probeResult(second, 'ready')
-        said = ready.output
-        return ready.code === 0 && /^ucarp running \(role backup\)$/m.test(ready.output)
-      },
-      () => said,
+    // "ucarp running" is the ready answer (exit 0) of an agent whose ucarp runs.
+    await waitFor('the second agent ready as a backup', 5_000, async () =>
+      /^ucarp running \(role backup\)$/m.test((await lab.probeResult(second, 'ready')).output),
     )
     nodeAgent = second
   })
