@@ -100,6 +100,11 @@ is_positive_seconds "$KARP_HEALTH_TIMEOUT" || refuse KARP_HEALTH_TIMEOUT "$KARP_
 uint_in "$KARP_HEALTH_FAILURES" 1 1000 || refuse KARP_HEALTH_FAILURES "$KARP_HEALTH_FAILURES" "1-1000"
 uint_in "$KARP_HEALTH_SUCCESSES" 1 1000 || refuse KARP_HEALTH_SUCCESSES "$KARP_HEALTH_SUCCESSES" "1-1000"
 is_hostname "$KARP_HEALTH_SERVER_NAME" || refuse KARP_HEALTH_SERVER_NAME "$KARP_HEALTH_SERVER_NAME" "a DNS name"
+# always: no ucarp until the health check passed KARP_HEALTH_SUCCESSES times. after-first-ready (a static pod
+# that bootstraps a cluster: its API server cannot be ready before the VIP it serves on is up): ucarp at
+# once, and failing checks take the node out only once the check has passed that often.
+KARP_HEALTH_GATE=${KARP_HEALTH_GATE:-always}
+case $KARP_HEALTH_GATE in always | after-first-ready) ;; *) refuse KARP_HEALTH_GATE "$KARP_HEALTH_GATE" "always or after-first-ready" ;; esac
 
 # The health URL names where to connect; an https server must then prove, with a certificate the cluster
 # CA (KARP_CA_FILE) signed for KARP_HEALTH_SERVER_NAME, that it is the API server before the token is sent.
@@ -200,41 +205,6 @@ mkdir -p "$KARP_STATE_DIR" || die "cannot create KARP_STATE_DIR=$(shown "$KARP_S
 rm -f "$KARP_STATE_DIR/ucarp.pid" "$KARP_STATE_DIR/gated" "$KARP_STATE_DIR/eligible.sent" "$KARP_STATE_DIR/holding" "$KARP_STATE_DIR/gen" "$KARP_STATE_DIR"/.auth.* "$KARP_STATE_DIR"/.answer.* "$KARP_STATE_DIR"/hook.*
 state_set role init
 state_set agent.pid $$
-
-# --- interface, source address, stale VIP -------------------------------------------------------------
-# A predecessor that crashed (or was SIGKILLed) leaves the VIP where it was until its lease runs out (or for
-# good: an agent before leases, or a hand-made address); nobody advertises for it now.
-for stale in $(vip_interfaces); do
-  vip_del "$stale" && log "stale_vip_removed=$KARP_VIP iface=$stale"
-done
-
-tries=0
-while :; do
-  if [ -n "${KARP_INTERFACE:-}" ]; then
-    iface=$KARP_INTERFACE
-    src=$(ip -4 addr show dev "$iface" 2>/dev/null | awk -v vip="$KARP_VIP" '$1 == "inet" { split($2, a, "/"); if (a[1] != vip) { print a[1]; exit } }')
-    route="interface $iface"
-  else
-    route=$(ip route get "$KARP_VIP" 2>&1 | head -n 1)
-    iface=$(printf '%s\n' "$route" | sed -n 's/.* dev \([^ ]*\).*/\1/p')
-    src=$(printf '%s\n' "$route" | sed -n 's/.* src \([^ ]*\).*/\1/p')
-    case $route in *" via "*) die "KARP_VIP $KARP_VIP is not on a directly connected network ($route); set KARP_INTERFACE" ;; esac
-  fi
-  [ -n "$iface" ] && [ -n "$src" ] && break
-  tries=$((tries + 1))
-  [ "$tries" -ge 10 ] && die "no interface and source address for $KARP_VIP ($route)"
-  sleep 1
-done
-
-if [ "$KARP_ADVSKEW" = auto ]; then
-  # Distinct, small, stable per node: the last octet of the source address picks one of 8 steps. Never 0: a
-  # backup with skew 0 reaches its deadline exactly on its third wake-up and often misses it by microseconds,
-  # which costs a fourth advertisement period (agent/README.md, Why these defaults).
-  last=${src##*.}
-  skew=$((1 + (last % 8) * KARP_SKEW_STEP))
-else
-  skew=$KARP_ADVSKEW
-fi
 
 # --- processes -----------------------------------------------------------------------------------------
 # Running, and not a zombie (a child that died stays one until waited for; kill -0 would say it lives).
@@ -1084,6 +1054,64 @@ gate_opened() { # what opened it
   if [ -e "$KARP_STATE_DIR/holding" ]; then start_ucarp "$1" hold; else start_ucarp "$1"; fi
 }
 
+# --- one agent per vhid per node -----------------------------------------------------------------------
+# ucarp ignores the packets of its own source address, so two agents of one vhid on one node (the static pod
+# and the DaemonSet's pod during a bootstrap handover) would each elect itself, blind to the other, and
+# either could remove the VIP the other holds (a start's stale-VIP removal, a stop that found no successor).
+# So an agent takes the node's lock for its vhid before it touches the VIP or starts ucarp, and holds it
+# for its whole life: karp-node-lock (agent/tls) binds the abstract AF_UNIX name karp-agent/vhid/<vhid>,
+# which belongs to the network namespace (every host-network pod of the node sees it) and which the kernel
+# frees when that process ends; it ends with this shell, even a SIGKILLed one. A second agent waits, out
+# of CARP and ready, and tries again every KARP_HEALTH_INTERVAL.
+lock_name=karp-agent/vhid/$KARP_VHID
+locker=''
+# One attempt: true when held (by the child in locker); else lock_rc is karp-node-lock's exit status
+# (3: another process holds the name) and lock_err its message.
+lock_take() {
+  rm -f "$KARP_STATE_DIR/lock.out"
+  karp-node-lock --name "$lock_name" --parent $$ </dev/null >"$KARP_STATE_DIR/lock.out" 2>"$KARP_STATE_DIR/lock.err" 3>&- &
+  locker=$!
+  # It binds at once, then says "held" and stays, or exits.
+  while proc_alive "$locker"; do
+    state_read lock.out
+    [ "$state_value" = held ] && return 0
+    nap 0.01
+  done
+  wait "$locker"
+  lock_rc=$?
+  locker=''
+  lock_err=$(one_line "$KARP_STATE_DIR/lock.err")
+  [ "$lock_rc" = 3 ] && return 1
+  # No lock to be had (no karp-node-lock, no AF_UNIX socket): running without it could be the double
+  # election this lock prevents, so the agent exits and the kubelet restarts it.
+  log "fatal=\"cannot take the node's lock $lock_name: ${lock_err:-karp-node-lock exited with status $lock_rc}\""
+  rm -f "$KARP_STATE_DIR/agent.pid"
+  exit 1
+}
+
+# A stop before this agent did anything: nothing to hand over.
+stop_unstarted() { # from
+  log "role=stopped from=$1 vip=$KARP_VIP reason=\"shutdown\""
+  rm -f "$KARP_STATE_DIR/agent.pid" "$KARP_STATE_DIR/gated"
+  end_reports
+  exit 0
+}
+
+lock_wait() {
+  lock_take && return 0
+  why="another agent of vhid $KARP_VHID runs on this node (it holds the lock $lock_name): waiting until it exits"
+  log "warning=vhid-taken vhid=$KARP_VHID reason=\"$why\" eligible=false"
+  state_set gated "$why"
+  while :; do
+    eligible_report
+    nap "$KARP_HEALTH_INTERVAL"
+    [ "$stopping" = 1 ] && stop_unstarted waiting
+    lock_take && break
+  done
+  rm -f "$KARP_STATE_DIR/gated"
+  log "node_lock=held vhid=$KARP_VHID reason=\"the other agent of vhid $KARP_VHID on this node has exited\""
+}
+
 # An error file as one log-safe line: newlines and quotes blanked, trailing blanks cut; empty if none.
 one_line() { # file
   tr '\n"' "  " <"$1" 2>/dev/null | sed 's/ *$//'
@@ -1095,15 +1123,70 @@ health_failed() {
   health_why="health check failed $fails times: ${err:-no answer}"
 }
 
-log "starting vip=$KARP_VIP/$KARP_VIP_PREFIX vhid=$KARP_VHID iface=$iface src=$src advbase=$KARP_ADVBASE advskew=$skew deadratio=$KARP_DEADRATIO preempt=$KARP_PREEMPT health=${KARP_HEALTH_URL:-off} node_check=$node_check capture=\"$capture\""
-gated=0 fails=0 oks=0 failing_logged='' health_why=''
-[ -n "$KARP_HEALTH_URL" ] && gated=1 health_why="waiting for the first healthy check"
+lock_wait
+
+# --- interface, source address, stale VIP -------------------------------------------------------------
+# A predecessor that crashed (or was SIGKILLed) leaves the VIP where it was until its lease runs out (or for
+# good: an agent before leases, or a hand-made address); nobody advertises for it now.
+for stale in $(vip_interfaces); do
+  vip_del "$stale" && log "stale_vip_removed=$KARP_VIP iface=$stale"
+done
+
+tries=0
+while :; do
+  if [ -n "${KARP_INTERFACE:-}" ]; then
+    iface=$KARP_INTERFACE
+    src=$(ip -4 addr show dev "$iface" 2>/dev/null | awk -v vip="$KARP_VIP" '$1 == "inet" { split($2, a, "/"); if (a[1] != vip) { print a[1]; exit } }')
+    route="interface $iface"
+  else
+    route=$(ip route get "$KARP_VIP" 2>&1 | head -n 1)
+    iface=$(printf '%s\n' "$route" | sed -n 's/.* dev \([^ ]*\).*/\1/p')
+    src=$(printf '%s\n' "$route" | sed -n 's/.* src \([^ ]*\).*/\1/p')
+    case $route in *" via "*) die "KARP_VIP $KARP_VIP is not on a directly connected network ($route); set KARP_INTERFACE" ;; esac
+  fi
+  [ -n "$iface" ] && [ -n "$src" ] && break
+  tries=$((tries + 1))
+  [ "$tries" -ge 10 ] && die "no interface and source address for $KARP_VIP ($route)"
+  nap 1
+  [ "$stopping" = 1 ] && stop_unstarted init
+done
+
+if [ "$KARP_ADVSKEW" = auto ]; then
+  # Distinct, small, stable per node: the last octet of the source address picks one of 8 steps. Never 0: a
+  # backup with skew 0 reaches its deadline exactly on its third wake-up and often misses it by microseconds,
+  # which costs a fourth advertisement period (agent/README.md, Why these defaults).
+  last=${src##*.}
+  skew=$((1 + (last % 8) * KARP_SKEW_STEP))
+else
+  skew=$KARP_ADVSKEW
+fi
+
+log "starting vip=$KARP_VIP/$KARP_VIP_PREFIX vhid=$KARP_VHID iface=$iface src=$src advbase=$KARP_ADVBASE advskew=$skew deadratio=$KARP_DEADRATIO preempt=$KARP_PREEMPT health=${KARP_HEALTH_URL:-off} health_gate=$KARP_HEALTH_GATE node_check=$node_check capture=\"$capture\""
+gated=0 fails=0 oks=0 failing_logged='' health_why='' health_armed=1
+if [ -n "$KARP_HEALTH_URL" ]; then
+  if [ "$KARP_HEALTH_GATE" = after-first-ready ]; then
+    health_armed=''
+  else
+    gated=1 health_why="waiting for the first healthy check"
+  fi
+fi
 if [ "$gated" = 1 ] || [ -n "$node_gate" ]; then
   gates_file
   state_set role backup
 else
   start_ucarp "agent start"
 fi
+
+# ucarp or the node's lock gone: hand over and exit 1, so the kubelet restarts the agent.
+fail_stop() { # reason
+  trap '' TERM INT
+  stop_clock
+  polls_stop
+  handover stopped "$1"
+  rm -f "$KARP_STATE_DIR/agent.pid"
+  end_reports
+  exit 1
+}
 
 while :; do
   [ "$stopping" = 1 ] && shutdown_agent
@@ -1112,13 +1195,11 @@ while :; do
     status=$?
     ucarp_pid=
     rm -f "$KARP_STATE_DIR/ucarp.pid"
-    trap '' TERM INT
-    stop_clock
-    polls_stop
-    handover stopped "ucarp exited with status $status"
-    rm -f "$KARP_STATE_DIR/agent.pid"
-    end_reports
-    exit 1
+    fail_stop "ucarp exited with status $status"
+  fi
+  if ! proc_alive "$locker"; then
+    wait "$locker" 2>/dev/null
+    fail_stop "karp-node-lock, which held the node's lock $lock_name, exited with status $?"
   fi
   polls_settle
   # Before the health check and the node check start their karp-tls: its ip and those seldom run at once.
@@ -1128,6 +1209,10 @@ while :; do
   if [ -n "$KARP_HEALTH_URL" ] && [ "$stopping" = 0 ]; then
     if health_ok; then
       fails=0 oks=$((oks + 1)) failing_logged=
+      if [ -z "$health_armed" ] && [ "$oks" -ge "$KARP_HEALTH_SUCCESSES" ]; then
+        health_armed=1
+        log "health_gate=armed reason=\"health check passed $oks times: from now on $KARP_HEALTH_FAILURES failed checks take this node out of CARP\""
+      fi
       if [ "$gated" = 1 ] && [ "$oks" -ge "$KARP_HEALTH_SUCCESSES" ]; then
         gated=0 health_why=
         [ -z "$node_gate" ] || log "health=ok eligible=false reason=\"$node_gate\""
@@ -1135,7 +1220,7 @@ while :; do
       fi
     elif [ "$stopping" = 0 ]; then
       oks=0 fails=$((fails + 1))
-      if [ "$gated" = 0 ] && [ "$fails" -ge "$KARP_HEALTH_FAILURES" ]; then
+      if [ "$gated" = 0 ] && [ -n "$health_armed" ] && [ "$fails" -ge "$KARP_HEALTH_FAILURES" ]; then
         gated=1
         health_failed
         failing_logged=${err:-no answer}
@@ -1150,21 +1235,26 @@ while :; do
           log "role=backup from=$from vip=$KARP_VIP iface=$iface reason=\"$health_why\" eligible=false"
           report_role backup "$health_why"
         fi
-      elif [ "$gated" = 1 ]; then
+      elif [ "$gated" = 1 ] || [ -z "$health_armed" ]; then
         # A first wait that failed as often as a running node would fail before it gives up: no longer
         # waiting, but out for a known reason (and so ready: healthcheck.sh).
-        if [ "$fails" -ge "$KARP_HEALTH_FAILURES" ] && [ "$health_why" = "waiting for the first healthy check" ]; then
+        if [ "$gated" = 1 ] && [ "$fails" -ge "$KARP_HEALTH_FAILURES" ] && [ "$health_why" = "waiting for the first healthy check" ]; then
           health_failed
           gates_file
         fi
         # A gated node says why its checks fail, once per reason: one that never passed (e.g. an API
-        # server that refuses TLS 1.2, which karp-tls speaks) would otherwise say nothing at all.
+        # server that refuses TLS 1.2, which karp-tls speaks) would otherwise say nothing at all. So does
+        # a node whose gate is not armed yet, which stays in CARP.
         err=
         { read -r err <"$KARP_STATE_DIR/health.err"; } 2>/dev/null
         if [ "${err:-no answer}" != "$failing_logged" ]; then
           failing_logged=${err:-no answer}
           err=$(one_line "$KARP_STATE_DIR/health.err")
-          log "warning=health-check-failing reason=\"${err:-no answer}\" eligible=false"
+          if [ "$gated" = 1 ]; then
+            log "warning=health-check-failing reason=\"${err:-no answer}\" eligible=false"
+          else
+            log "warning=health-check-failing reason=\"${err:-no answer}\" eligible=true health_gate=unarmed detail=\"KARP_HEALTH_GATE=after-first-ready: failing checks keep this node in CARP until the health check has passed $KARP_HEALTH_SUCCESSES times\""
+          fi
         fi
       fi
     fi

@@ -57,6 +57,12 @@ export const AGENT_ENV: readonly AgentEnvVar[] = [
   {name: 'KARP_HEALTH_FAILURES', default: '2', description: 'consecutive failed checks that make the node give the VIP up'},
   {name: 'KARP_HEALTH_SUCCESSES', default: '2', description: 'consecutive good checks before the node may take the VIP again'},
   {
+    name: 'KARP_HEALTH_GATE',
+    default: 'always',
+    description:
+      'always: no ucarp until the health check passed KARP_HEALTH_SUCCESSES times; after-first-ready (a static pod bootstrapping a cluster): ucarp at once, and failing checks take the node out of CARP only once the check has passed that many times in a row',
+  },
+  {
     name: 'KARP_HANDOVER_TIMEOUT',
     default: 'advbase x (deadratio + 4) + 4',
     description: 'seconds to wait for a successor before letting the VIP go anyway',

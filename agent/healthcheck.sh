@@ -1,7 +1,7 @@
 #!/bin/sh
 # The pod's probes. Liveness (no argument, or "live"): succeeds while ucarp runs, or while the agent
-# deliberately keeps it stopped because the local API server is unhealthy or the node is cordoned
-# (restarting the pod would not help then). Readiness ("ready"): the same, except while the agent still
+# deliberately keeps it stopped because the local API server is unhealthy, the node is cordoned or another
+# agent of the vhid runs on the node (restarting the pod would not help then). Readiness ("ready"): the same, except while the agent still
 # waits for its first checks: a rolling update must not replace the next node's agent before this one
 # runs ucarp (or knows why it must not), or the group could lose its last backup in the middle.
 # shellcheck source-path=SCRIPTDIR

@@ -172,6 +172,19 @@ export class Lab {
     }
   }
 
+  /**
+   * A second agent's place on the node: the same namespace, address and stand-in API server, its own
+   * directory (state dir, log, password and token copies) under the node's, named `instance`. Not in
+   * `nodes`: holders() still counts the node once. startAgent, stopAgent, agentLog, statePid and
+   * probeResult take it as they take a node.
+   */
+  secondAgentPlace(node: LabNode, instance: string): LabNode {
+    const dir = join(node.dir, instance)
+    mkdirSync(join(dir, 'state'), {recursive: true})
+    for (const file of ['password', 'token']) writeFileSync(join(dir, file), readFileSync(join(node.dir, file)), {mode: 0o600})
+    return {...node, dir, agent: undefined, extra: []}
+  }
+
   node(name: string): LabNode {
     const node = this.nodes.find((n) => n.name === name)
     if (!node) throw new Error(`no lab node ${name}`)
