@@ -47,7 +47,8 @@ int main(int argc, char **argv)
 	if (len == 0 || len > sizeof addr.sun_path - 1) fail(2, "NAME must be 1-107 bytes");
 	char *end;
 	long ppid = strtol(parent, &end, 10);
-	if (*parent == '\0' || *end != '\0' || ppid < 2) fail(2, "PID must be a process id above 1");
+	/* 1 too: in a container the agent's shell is the pid namespace's first process. */
+	if (*parent == '\0' || *end != '\0' || ppid < 1) fail(2, "PID must be a process id");
 
 	/* Before anything is held: from here on a parent that dies takes this process with it. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(5, "prctl(PR_SET_PDEATHSIG) failed");
