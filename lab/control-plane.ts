@@ -207,42 +207,62 @@ export class ControlPlane {
   }
 
   /**
-   * `kubeadm join --control-plane`: adds the node's etcd member through a running member (etcd's member API,
-   * from inside that member's namespace), starts it with the cluster's members, then the node's API server
-   * (ready), controller-manager and scheduler.
+   * `kubeadm join --control-plane`: adds the node's etcd member through a running member as a learner (as
+   * kubeadm does: a voting member added to a cluster of one would cost it quorum until the new member has
+   * caught up, and with it every API server's readiness), starts it with the cluster's members, promotes it
+   * once it is in sync, then starts the node's API server (ready), controller-manager and scheduler.
    */
   async join(name: string, timeoutMs = 120_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
     const via = this.members.find((m) => this.node(m).procs.etcd?.running)
     if (!via) throw new Error(`no running etcd member to join ${name} through (members: ${this.members.join(', ') || 'none'})`)
     const {host} = this.node(name)
-    const tls = this.etcdClientTls(via)
-    const added = await this.opts.network.exec(
-      this.node(via).host.ns,
-      [
-        'curl',
-        '-sS',
-        '--fail-with-body',
-        '--max-time',
-        '10',
-        '--cacert',
-        tls.caFile,
-        '--cert',
-        tls.certFile,
-        '--key',
-        tls.keyFile,
-        '-X',
-        'POST',
-        `https://127.0.0.1:${ETCD_CLIENT_PORT}/v3/cluster/member/add`,
-        '-d',
-        JSON.stringify({peerURLs: [`https://${host.ip}:${ETCD_PEER_PORT}`]}),
-      ],
-      {timeoutMs: 15_000},
-    )
-    if (added.exitCode !== 0) throw new Error(`etcd member add ${name} via ${via}: ${(added.stdout + added.stderr).trim()}`)
-    await this.bringUp(name, 'existing', timeoutMs)
+    const added = await this.etcdApi(via, 'member/add', {peerURLs: [`https://${host.ip}:${ETCD_PEER_PORT}`], isLearner: true})
+    const id = (JSON.parse(added) as {member?: {ID?: string}}).member?.ID
+    if (!id) throw new Error(`etcd member add ${name} via ${via}: no member ID in ${added}`)
+    await this.bringUp(name, 'existing', Math.max(1000, deadline - Date.now()), async () => {
+      let last = ''
+      await waitFor(
+        `${name}'s etcd member promoted from learner`,
+        Math.max(1000, deadline - Date.now()),
+        async () => {
+          try {
+            await this.etcdApi(via, 'member/promote', {ID: id})
+            return true
+          } catch (err) {
+            last = (err as Error).message
+            return false
+          }
+        },
+        () => last,
+        500,
+      )
+    })
   }
 
-  private async bringUp(name: string, clusterState: 'new' | 'existing', timeoutMs: number): Promise<void> {
+  /** POSTs to etcd's v3 cluster API (JSON gateway) from inside member `via`'s namespace; the answer's body. */
+  private async etcdApi(via: string, path: string, body: object): Promise<string> {
+    const tls = this.etcdClientTls(via)
+    const command = [
+      'curl',
+      '-sS',
+      '--fail-with-body',
+      '--max-time',
+      '10',
+      '--cacert',
+      tls.caFile,
+      '--cert',
+      tls.certFile,
+      '--key',
+      tls.keyFile,
+    ]
+    command.push('-X', 'POST', `https://127.0.0.1:${ETCD_CLIENT_PORT}/v3/cluster/${path}`, '-d', JSON.stringify(body))
+    const r = await this.opts.network.exec(this.node(via).host.ns, command, {timeoutMs: 15_000})
+    if (r.exitCode !== 0) throw new Error(`etcd ${path} via ${via}: ${(r.stdout + r.stderr).trim()}`)
+    return r.stdout
+  }
+
+  private async bringUp(name: string, clusterState: 'new' | 'existing', timeoutMs: number, promote?: () => Promise<void>): Promise<void> {
     const deadline = Date.now() + timeoutMs
     const left = () => Math.max(1000, deadline - Date.now())
     this.members.push(name)
@@ -257,6 +277,7 @@ export class ControlPlane {
     )
     this.spawn(name, 'etcd')
     await this.waitEtcdHealthy(name, left())
+    await promote?.()
     this.spawn(name, 'kube-apiserver')
     await this.waitReady(name, left())
     this.spawn(name, 'kube-controller-manager')

@@ -116,7 +116,9 @@ export default class Install extends BaseCommand {
     ux.action.stop(result.rollout ? `${result.rollout.available}/${result.rollout.desired} agents available` : 'applied')
     if (!this.jsonEnabled()) {
       for (const o of result.objects) this.log(`${o.kind.toLowerCase()}/${o.name} ${o.action}`)
-      this.log(`VIP ${result.vip} will be held by one of: ${result.nodes.join(', ')}. Next: karp check-cert, then karp kubeconfig rewrite.`)
+      // A cluster bootstrapped on the VIP has it in its certificates and kubeconfigs already.
+      const next = plan.handover ? '' : ' Next: karp check-cert, then karp kubeconfig rewrite.'
+      this.log(`VIP ${result.vip} will be held by one of: ${result.nodes.join(', ')}.${next}`)
       if (plan.handover) this.log(handoverSteps(plan.handover, facts.staticAgents, vip, flags.wait).map(escapeControl).join('\n'))
     }
     return result

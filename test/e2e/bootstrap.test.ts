@@ -176,7 +176,10 @@ describe('a cluster bootstrapped on the VIP with static pods, then handed over t
       'install names every static pod manifest to remove',
     )
     const human = await cluster.karp(['install', '--vip', VIP, '--image', imageRef, '--password-file', password, '--yes'])
-    log(`karp install (again, as a user reads it):\n${human.stdout}${human.stderr}`)
+    log(`karp install (again, as a user reads it):\n${human.stdout}\n${human.stderr}`)
+    for (const [node, f] of files)
+      assert.ok(human.stdout.includes(`on ${node}: rm ${f.manifest}`), `install says to remove ${f.manifest} on ${node}`)
+    assert.doesNotMatch(human.stdout, /kubeconfig rewrite/, 'a cluster bootstrapped on the VIP needs no kubeconfig rewrite')
 
     // Each DaemonSet agent shares its node with a static one of the same vhid: it waits, out of CARP.
     const agents = async () => podsIn(NAMESPACE)
