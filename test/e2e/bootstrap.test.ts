@@ -166,8 +166,16 @@ describe('a cluster bootstrapped on the VIP with static pods, then handed over t
     const password = join(cluster.dir, 'client-home', 'karp-password')
     copyFileSync(files.get('node2')!.password, password)
     chmodSync(password, 0o600)
-    const r = await cluster.karp(['install', '--vip', VIP, '--image', imageRef, '--password-file', password, '--yes', '--json'])
-    assert.equal(r.exitCode, 0, `karp install: ${r.stdout}${r.stderr}`)
+    const install = ['install', '--vip', VIP, '--image', imageRef, '--password-file', password, '--yes']
+    const human = await cluster.karp(install)
+    log(`karp install, as a user reads it:\n${human.stdout}\n${human.stderr}`)
+    assert.equal(human.exitCode, 0, `karp install: ${human.stdout}${human.stderr}`)
+    for (const [node, f] of files)
+      assert.ok(human.stdout.includes(`on ${node}: rm ${f.manifest}`), `install says to remove ${f.manifest} on ${node}`)
+    assert.doesNotMatch(human.stdout, /kubeconfig rewrite/, 'a cluster bootstrapped on the VIP needs no kubeconfig rewrite')
+    // Again, for a script: unchanged, and the same handover as data.
+    const r = await cluster.karp([...install, '--json'])
+    assert.equal(r.exitCode, 0, `karp install --json: ${r.stdout}${r.stderr}`)
     const result = JSON.parse(r.stdout) as {vhid: number; staticAgents?: {node: string; manifest: string}[]}
     assert.equal(String(result.vhid), VHID, 'the vhid comes from the static agents')
     assert.deepEqual(
@@ -175,11 +183,6 @@ describe('a cluster bootstrapped on the VIP with static pods, then handed over t
       [...files.entries()].map(([node, f]) => [node, f.manifest]).sort(),
       'install names every static pod manifest to remove',
     )
-    const human = await cluster.karp(['install', '--vip', VIP, '--image', imageRef, '--password-file', password, '--yes'])
-    log(`karp install (again, as a user reads it):\n${human.stdout}\n${human.stderr}`)
-    for (const [node, f] of files)
-      assert.ok(human.stdout.includes(`on ${node}: rm ${f.manifest}`), `install says to remove ${f.manifest} on ${node}`)
-    assert.doesNotMatch(human.stdout, /kubeconfig rewrite/, 'a cluster bootstrapped on the VIP needs no kubeconfig rewrite')
 
     // Each DaemonSet agent shares its node with a static one of the same vhid: it waits, out of CARP.
     const agents = async () => podsIn(NAMESPACE)
