@@ -197,23 +197,7 @@ export class Cluster {
     phase = performance.now()
     const proxyConfig = this.cp.clientKubeconfig('system:kube-proxy', [], `https://127.0.0.1:${DEFAULT_API_PORT}`)
     for (const host of hosts) {
-      const credentials = this.cp.kubeletCredentials(host.name)
-      const kube = new KubeNode({
-        network: this.net,
-        host,
-        kubeconfig: credentials.kubeconfig,
-        caFile: credentials.caFile,
-        kubectl: (args) => this.kubectl(args),
-        dir: join(this.dir, host.name),
-      })
-      const proxy = new KubeProxy({
-        net: this.net,
-        host,
-        binDir: this.binDir,
-        dir: join(this.dir, 'kube-proxy', host.name),
-        kubeconfig: proxyConfig,
-      })
-      this.nodes.push({name: host.name, host, kube, proxy, down: false})
+      this.addControlPlaneNode(host, proxyConfig)
     }
     // A worker has no API server of its own: its kubelet and kube-proxy use node1's, as after a kubeadm join.
     const joinServer = `https://${first.ip}:${DEFAULT_API_PORT}`
@@ -272,22 +256,7 @@ export class Cluster {
     writeFileSync(this.kubeconfig, readFileSync(cp.adminKubeconfig(endpoint)), {mode: 0o600})
     const proxyConfig = cp.clientKubeconfig('system:kube-proxy', [], `https://127.0.0.1:${DEFAULT_API_PORT}`)
     for (const host of hosts) {
-      const kube = new KubeNode({
-        network: this.net,
-        host,
-        kubeconfig: cp.kubeletCredentials(host.name).kubeconfig,
-        caFile: cp.caFile,
-        kubectl: (args) => this.kubectl(args),
-        dir: join(this.dir, host.name),
-      })
-      const proxy = new KubeProxy({
-        net: this.net,
-        host,
-        binDir: this.binDir,
-        dir: join(this.dir, 'kube-proxy', host.name),
-        kubeconfig: proxyConfig,
-      })
-      this.nodes.push({name: host.name, host, kube, proxy, down: false})
+      this.addControlPlaneNode(host, proxyConfig)
     }
 
     const phase = performance.now()
@@ -326,6 +295,27 @@ export class Cluster {
     this.startup.nodes = seconds(phase)
     this.startup.total = seconds(began)
     this.log(`bootstrapped on the VIP: nodes Ready in ${this.startup.nodes.toFixed(1)} s; lab up in ${this.startup.total.toFixed(1)} s`)
+  }
+
+  /** A control-plane node (not started): its kubelet with the control plane's credentials for it, its kube-proxy. */
+  private addControlPlaneNode(host: Host, proxyConfig: string): void {
+    const credentials = this.controlPlane.kubeletCredentials(host.name)
+    const kube = new KubeNode({
+      network: this.net,
+      host,
+      kubeconfig: credentials.kubeconfig,
+      caFile: credentials.caFile,
+      kubectl: (args) => this.kubectl(args),
+      dir: join(this.dir, host.name),
+    })
+    const proxy = new KubeProxy({
+      net: this.net,
+      host,
+      binDir: this.binDir,
+      dir: join(this.dir, 'kube-proxy', host.name),
+      kubeconfig: proxyConfig,
+    })
+    this.nodes.push({name: host.name, host, kube, proxy, down: false})
   }
 
   private async writeStaticPods(bootstrap: NonNullable<ClusterOptions['bootstrap']>, node: ClusterNode): Promise<void> {

@@ -9,8 +9,9 @@
 import assert from 'node:assert/strict'
 import {chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync, unlinkSync} from 'node:fs'
 import {dirname, join} from 'node:path'
-import {after, before, describe, it} from 'node:test'
+import {after, before, describe} from 'node:test'
 import {Cluster, clusterSkipReason, VIP} from '../../lab/cluster.js'
+import {labSteps} from '../helpers/lab.js'
 import {watchHolders} from '../../lab/holders.js'
 import {agentImage} from '../../lab/image.js'
 import {longestOutage, outages, type Probe} from '../../lab/outage.js'
@@ -40,20 +41,7 @@ describe('a cluster bootstrapped on the VIP with static pods, then handed over t
   let imageRef = ''
   /** Each node's password file and manifest, as karp bootstrap wrote them there. */
   const files = new Map<string, {password: string; manifest: string}>()
-  let failedStep: string | undefined
-  const step = (name: string, fn: () => Promise<void>): void => {
-    it(name, async (t) => {
-      if (failedStep) return t.skip(`step "${failedStep}" failed`)
-      const began = Date.now()
-      try {
-        await fn()
-      } catch (err) {
-        failedStep = name
-        log(`what the pods printed during the failed step:\n${cluster.podLogsSince(began)}`)
-        throw err
-      }
-    })
-  }
+  const step = labSteps(() => cluster, log)
 
   const podsIn = async (namespace: string, selector?: string): Promise<Pod[]> => {
     const r = await cluster.kubectl(['get', 'pods', '-n', namespace, ...(selector ? ['-l', selector] : []), '-o', 'json'])

@@ -7,10 +7,11 @@
 import assert from 'node:assert/strict'
 import {readdirSync, readFileSync} from 'node:fs'
 import {basename, dirname, join} from 'node:path'
-import {after, before, describe, it} from 'node:test'
+import {after, before, describe} from 'node:test'
 import {parse} from 'yaml'
 import {Cluster, clusterSkipReason, VIP} from '../../lab/cluster.js'
 import {agentImage} from '../../lab/image.js'
+import {labSteps} from '../helpers/lab.js'
 import {watchHolders, type HoldersSeen} from '../../lab/holders.js'
 import {longestOutage, outages, type Probe} from '../../lab/outage.js'
 import {sleep, waitFor} from '../../lab/process.js'
@@ -54,22 +55,7 @@ describe('the user journey on a real HA cluster: install, hold, fail over, keep 
   let holder = ''
   let imageRef = ''
   let hostBefore: HostState
-  // Each step builds on the one before: after a failure the rest would only fail for the same reason.
-  let failedStep: string | undefined
-  const step = (name: string, fn: () => Promise<void>): void => {
-    it(name, async (t) => {
-      if (failedStep) return t.skip(`step "${failedStep}" failed`)
-      const began = Date.now()
-      try {
-        await fn()
-      } catch (err) {
-        failedStep = name
-        // What the agents did explains a failed holder assertion; the old pods of a roll-out are gone by now.
-        log(`what the pods printed during the failed step:\n${cluster.podLogsSince(began)}`)
-        throw err
-      }
-    })
-  }
+  const step = labSteps(() => cluster, log)
 
   const karpJson = async <T>(args: string[], expectedExit = 0): Promise<T> => {
     const r = await cluster.karp([...args, '--json'])

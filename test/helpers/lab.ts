@@ -2,6 +2,7 @@
 // and reach it only from its client namespace, as a user on the lab's network would: these run the CLI and
 // kubectl there.
 import assert from 'node:assert/strict'
+import {it} from 'node:test'
 
 import {type Cluster} from '../../lab/cluster.js'
 import {karp, karpOnTerminal, type KarpOptions, type KarpRun} from './karp.js'
@@ -43,4 +44,26 @@ export function labUserKubeconfig(cluster: Cluster, user: string, groups: string
   const first = cluster.nodes[0]
   if (!first) throw new Error('the lab has no control-plane node')
   return cluster.controlPlane.clientKubeconfig(user, groups, `https://${first.host.ip}:${DEFAULT_API_PORT}`)
+}
+
+/**
+ * The steps of a lab scenario (`it`s that each build on the one before): after a failure the rest are
+ * skipped, since they would only fail for the same reason, and what the pods printed during the failed
+ * step is logged (it explains a failed holder assertion; the old pods of a roll-out are gone by then).
+ */
+export function labSteps(cluster: () => Cluster, log: (line: string) => void): (name: string, fn: () => Promise<void>) => void {
+  let failedStep: string | undefined
+  return (name, fn) => {
+    it(name, async (t) => {
+      if (failedStep) return t.skip(`step "${failedStep}" failed`)
+      const began = Date.now()
+      try {
+        await fn()
+      } catch (err) {
+        failedStep = name
+        log(`what the pods printed during the failed step:\n${cluster().podLogsSince(began)}`)
+        throw err
+      }
+    })
+  }
 }
