@@ -42,6 +42,7 @@ export default class Install extends BaseCommand {
     ...requestTimeoutFlag,
     ...instanceFlags,
     ...vipFlags,
+    vhid: Flags.string({description: `${vipFlags.vhid.description?.replace(/\)$/, '')}; with karp bootstrap's static pods: theirs)`}),
     'subnet-prefix': Flags.string({
       description: 'prefix length of the subnet the nodes and the VIP share, for preflight checks',
       default: String(DEFAULT_SUBNET_PREFIX),
@@ -83,6 +84,7 @@ export default class Install extends BaseCommand {
     const {vhid} = checkHandover({
       vip,
       vhid: settings.vhid,
+      apiPort: settings.apiPort,
       vhidGiven: flags.vhid !== undefined,
       passwordGiven: givenPassword !== undefined,
       agents: facts.staticAgents,

@@ -88,6 +88,7 @@ describe('checkHandover: install taking over from static-pod agents', () => {
   const input = (overrides: Partial<HandoverInput> = {}): HandoverInput => ({
     vip: VIP,
     vhid: 10,
+    apiPort: 6443,
     vhidGiven: false,
     passwordGiven: true,
     agents: three(),
@@ -116,6 +117,12 @@ describe('checkHandover: install taking over from static-pod agents', () => {
       `--vhid 11 differs from vhid 10 of ${where}: give --vhid 10, or leave it out to take theirs`,
       `${where} run VIP ${VIP}, and the DaemonSet must use their CARP password, which is not in the API: it is in /etc/karp/password on those nodes; ` +
         'copy it from one and give it with --password-file, e.g. --password-file ./password (or --password-file - to read it from stdin)',
+    ])
+  })
+
+  it('refuses another API server port than theirs', () => {
+    assert.deepEqual(problemsOf(() => checkHandover(input({apiPort: 8443}))), [
+      '--api-port 8443 differs from port 6443 of the static-pod agents on cp1, cp2, cp3: give --api-port 6443',
     ])
   })
 

@@ -38,6 +38,8 @@ export function staticAgentsVip(agents: StaticAgent[]): {vip: string; vhid: numb
 export interface HandoverInput {
   vip: string
   vhid: number
+  /** The API server port the DaemonSet's agents check and status probes: the static agents' must be the same. */
+  apiPort: number
   /** --vhid was given (else the static agents' vhid is taken). */
   vhidGiven: boolean
   /** --password or --password-file was given. */
@@ -65,6 +67,10 @@ export function checkHandover(input: HandoverInput): {vhid: number} {
     problems.push(
       `--vhid ${input.vhid} differs from vhid ${theirs.vhid} of ${where}: give --vhid ${theirs.vhid}, or leave it out to take theirs`,
     )
+  }
+  const ports = [...new Set(input.agents.flatMap((a) => (a.apiPort === undefined ? [] : [a.apiPort])))]
+  if (ports.length > 0 && !ports.includes(input.apiPort)) {
+    problems.push(`--api-port ${input.apiPort} differs from port ${ports.join(', ')} of ${where}: give --api-port ${ports[0]}`)
   }
   if (!input.passwordGiven) {
     const files = [...new Set(input.agents.map((a) => a.passwordFile ?? '(the password file karp bootstrap wrote)'))].join(', ')
