@@ -241,7 +241,7 @@ export class ControlPlane {
   }
 
   /** POSTs to etcd's v3 cluster API (JSON gateway) from inside member `via`'s namespace; the answer's body. */
-  private async etcdApi(via: string, path: string, body: object): Promise<string> {
+  async etcdApi(via: string, path: string, body: object): Promise<string> {
     const tls = this.etcdClientTls(via)
     const command = [
       'curl',

@@ -38,28 +38,8 @@ describe('the lab control plane: three stacked control-plane nodes in network na
   }
 
   /** etcd's own API (its gRPC gateway) over TLS with a client certificate, from inside the node's namespace. */
-  const etcdMembers = async (node: string): Promise<Member[]> => {
-    const tls = cp.etcdClientTls(node)
-    const result = await net.exec(net.host(node).ns, [
-      'curl',
-      '-sS',
-      '--max-time',
-      '5',
-      '--cacert',
-      tls.caFile,
-      '--cert',
-      tls.certFile,
-      '--key',
-      tls.keyFile,
-      '-X',
-      'POST',
-      '-d',
-      '{}',
-      'https://127.0.0.1:2379/v3/cluster/member/list',
-    ])
-    assert.equal(result.exitCode, 0, result.stderr)
-    return (JSON.parse(result.stdout) as {members: Member[]}).members
-  }
+  const etcdMembers = async (node: string): Promise<Member[]> =>
+    (JSON.parse(await cp.etcdApi(node, 'member/list', {})) as {members: Member[]}).members
 
   /** The certificate the node's API server presents on its own address, fetched inside its namespace. */
   const servingCert = async (node: string): Promise<X509Certificate> => {
