@@ -121,9 +121,10 @@ describe('checkHandover: install taking over from static-pod agents', () => {
   })
 
   it('refuses another API server port than theirs', () => {
-    assert.deepEqual(problemsOf(() => checkHandover(input({apiPort: 8443}))), [
-      '--api-port 8443 differs from port 6443 of the static-pod agents on cp1, cp2, cp3: give --api-port 6443',
-    ])
+    assert.deepEqual(
+      problemsOf(() => checkHandover(input({apiPort: 8443}))),
+      ['--api-port 8443 differs from port 6443 of the static-pod agents on cp1, cp2, cp3: give --api-port 6443'],
+    )
   })
 
   it('refuses static-pod agents that disagree among themselves, or lack their annotations', () => {
