@@ -80,16 +80,6 @@ export interface StartupSeconds {
   total: number
 }
 
-/** When (ms since the epoch) a bootstrapped cluster (ClusterOptions.bootstrap) reached each step. */
-export interface BootstrapTimes {
-  /** A node first held the VIP. */
-  vipHeld: number
-  /** node1's etcd was started: the first component of any control plane. */
-  controlPlaneStarted: number
-  /** Every node registered through the VIP. */
-  nodesRegistered: number
-}
-
 /** CARP is IP protocol 112. */
 const CARP_PROTOCOL = 112
 
@@ -112,7 +102,8 @@ export class Cluster {
   readonly kubeconfig: string
   readonly clientNs: string
   startup: StartupSeconds = {network: 0, controlPlane: 0, nodes: 0, total: 0}
-  bootstrapTimes?: BootstrapTimes
+  /** A bootstrapped cluster (ClusterOptions.bootstrap): when node1's etcd, the first component of any control plane, started (ms since the epoch). */
+  controlPlaneStartedAt?: number
   private cp?: ControlPlane
   private podLogs?: PodLogKeeper
   private stopped = false
@@ -264,13 +255,8 @@ export class Cluster {
     await this.writeStaticPods(bootstrap, first)
     await first.kube.start({register: false})
     // What makes a bootstrapped cluster: the VIP is there before any API server (its kubelet registers through it).
-    let vipHeld = 0
-    await waitFor('a node to hold the VIP before any API server runs', 60_000, async () => {
-      if ((await this.holders()).length === 0) return false
-      vipHeld = Date.now()
-      return true
-    })
-    const controlPlaneStarted = Date.now()
+    await waitFor('a node to hold the VIP before any API server runs', 60_000, async () => (await this.holders()).length > 0)
+    this.controlPlaneStartedAt = Date.now()
     await cp.firstNode(first.name)
     await first.kube.registered()
     first.proxy.start()
@@ -283,7 +269,6 @@ export class Cluster {
       node.proxy.start()
       this.log(`${node.name} joined through the VIP`)
     }
-    this.bootstrapTimes = {vipHeld, controlPlaneStarted, nodesRegistered: Date.now()}
     await waitFor('both leader leases held', 60_000, async () => Object.values(await cp.leaseHolders(first.name)).every(Boolean))
     this.startup.controlPlane = seconds(phase)
     await Promise.all(this.nodes.map((n) => n.kube.waitReady(60_000)))
